@@ -1,0 +1,3 @@
+from elubench.cli import main
+
+main()

@@ -1,0 +1,276 @@
+"""The activation registry: lower-case names with parameters to module factories.
+
+    elu                 ELU, alpha = 1 (the paper's)
+    elu(alpha=0.5)      keyword parameter
+    lrelu(0.1)          positional parameter (the first one)
+    prelu(shared)       a boolean flag by name
+
+Parsing and the registry's metadata are pure Python, so the spec loader and `elubench compare`
+never import torch; `create_activation` imports it when a module is actually built.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from elubench.errors import ActivationError
+
+Value = float | bool | str
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Value
+    doc: str
+    check: Callable[[Any], bool] = lambda v: True
+    rule: str = ""  # what `check` demands, in words
+
+    def coerce(self, raw: Value) -> Value:
+        """Convert a parsed value to this parameter's type, or raise ValueError."""
+        if isinstance(self.default, bool):
+            if isinstance(raw, bool):
+                return raw
+            raise ValueError("expected true or false")
+        if isinstance(self.default, float):
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+                raise ValueError("expected a number")
+            return float(raw)
+        return str(raw)
+
+
+@dataclass(frozen=True)
+class ActivationDef:
+    name: str
+    formula: str
+    source: str
+    build: Callable[[dict[str, Value], int], Any]  # (params, channels) -> nn.Module
+    params: tuple[Param, ...] = ()
+    # Slope a of the negative part, for He initialization aware of it:
+    # std = sqrt(2 / ((1 + a^2) fan_in)). None: no such slope, plain He (a = 0) is used.
+    negative_slope: Callable[[dict[str, Value]], float | None] = lambda p: None
+    implemented_by: str = "torch"  # "elubench" when the module is elubench's own code
+    aliases: tuple[str, ...] = ()
+    # Learned parameters the module adds to a layer of `channels` units (PReLU's slopes).
+    param_count: Callable[[dict[str, Value], int], int] = lambda p, channels: 0
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A parsed activation: a registry entry plus every parameter's value."""
+
+    name: str
+    params: tuple[tuple[str, Value], ...] = field(default_factory=tuple)
+
+    @property
+    def definition(self) -> ActivationDef:
+        return REGISTRY[self.name]
+
+    @property
+    def kwargs(self) -> dict[str, Value]:
+        return dict(self.params)
+
+    def __str__(self) -> str:
+        """Canonical text: the name, then only the parameters that differ from their defaults."""
+        changed = [(k, v) for (k, v), p in zip(self.params, self.definition.params) if v != p.default]
+        if not changed:
+            return self.name
+        return f"{self.name}({','.join(f'{k}={_format_value(v)}' for k, v in changed)})"
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe form of the canonical text."""
+        return re.sub(r"[^a-z0-9.=_-]", "_", str(self).replace("(", "_").replace(")", ""))
+
+    @property
+    def negative_slope(self) -> float | None:
+        return self.definition.negative_slope(self.kwargs)
+
+    def param_count(self, channels: int) -> int:
+        return self.definition.param_count(self.kwargs, channels)
+
+    def create(self, channels: int):
+        """Build the torch module for a layer with `channels` units."""
+        return self.definition.build(self.kwargs, channels)
+
+
+def _format_value(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if value != int(value) or abs(value) >= 1e16 else f"{value:.1f}"
+    return value
+
+
+# --- module factories (torch is imported only when a module is built) -------------------------
+
+def _torch_module(name: str, **fixed):
+    def build(params: dict[str, Value], channels: int):
+        from torch import nn
+        return getattr(nn, name)(**fixed, **params)
+    return build
+
+
+def _build_lrelu(p, channels):
+    from torch import nn
+    return nn.LeakyReLU(negative_slope=p["a"])
+
+
+def _build_srelu(p, channels):
+    from elubench.layers import ShiftedReLU
+    return ShiftedReLU(p["floor"])
+
+
+def _build_prelu(p, channels):
+    from torch import nn
+    return nn.PReLU(num_parameters=1 if p["shared"] else channels, init=p["init"])
+
+
+def _positive(v):
+    return v > 0
+
+
+def _slope(v):
+    return 0 <= v < 1
+
+
+_DEFS = [
+    ActivationDef(
+        "elu", "x if x > 0 else alpha * (exp(x) - 1)", "Clevert et al. 2015",
+        _torch_module("ELU"), (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
+    ),
+    ActivationDef("relu", "max(0, x)", "Nair & Hinton 2010", _torch_module("ReLU"),
+                  negative_slope=lambda p: 0.0),
+    ActivationDef(
+        "lrelu", "max(a * x, x)", "Maas et al. 2013 (ELU paper: a = 0.1)", _build_lrelu,
+        (Param("a", 0.1, "slope for negative inputs", _slope, "in [0, 1)"),),
+        negative_slope=lambda p: p["a"], aliases=("leaky_relu", "leakyrelu"),
+    ),
+    ActivationDef(
+        "srelu", "max(floor, x)", "shifted ReLU, Clevert et al. 2015 (not the S-shaped ReLU)",
+        _build_srelu, (Param("floor", -1.0, "the lower bound", lambda v: v <= 0, "<= 0"),),
+        negative_slope=lambda p: 0.0, implemented_by="elubench",
+    ),
+    ActivationDef(
+        "prelu", "x if x > 0 else a * x, a learned (no weight decay)", "He et al. 2015",
+        _build_prelu,
+        (Param("init", 0.25, "initial slope a", _slope, "in [0, 1)"),
+         Param("shared", False, "one slope per layer instead of one per channel")),
+        negative_slope=lambda p: p["init"],
+        param_count=lambda p, channels: 1 if p["shared"] else channels,
+    ),
+    ActivationDef("selu", "scale * (x if x > 0 else alpha * (exp(x) - 1)), fixed scale/alpha",
+                  "Klambauer et al. 2017", _torch_module("SELU")),
+    ActivationDef("celu", "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))", "Barron 2017",
+                  _torch_module("CELU"),
+                  (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),)),
+    ActivationDef("gelu", "x * Phi(x)", "Hendrycks & Gimpel 2016", _torch_module("GELU"),
+                  (Param("approximate", "none", "'none' (exact erf) or 'tanh'",
+                         lambda v: v in ("none", "tanh"), "'none' or 'tanh'"),)),
+    ActivationDef("silu", "x * sigmoid(x)", "Elfwing et al. 2017; Ramachandran et al. 2017",
+                  _torch_module("SiLU"), aliases=("swish",)),
+    ActivationDef("mish", "x * tanh(softplus(x))", "Misra 2019", _torch_module("Mish")),
+    ActivationDef("softplus", "log(1 + exp(beta * x)) / beta", "Dugas et al. 2001",
+                  _torch_module("Softplus"),
+                  (Param("beta", 1.0, "sharpness", _positive, "> 0"),)),
+    ActivationDef("tanh", "tanh(x)", "", _torch_module("Tanh")),
+]
+
+REGISTRY: dict[str, ActivationDef] = {d.name: d for d in _DEFS}
+_ALIASES = {alias: d.name for d in _DEFS for alias in d.aliases}
+
+_NAME = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
+
+
+def known_names() -> str:
+    return ", ".join(REGISTRY)
+
+
+def _parse_value(text: str) -> Value:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_activation(text: str) -> Activation:
+    """Parse `name`, `name(value)`, `name(key=value, ...)` or `name(flag)` into an Activation."""
+    if not isinstance(text, str):
+        raise ActivationError(f"an activation must be a name such as 'elu', got {text!r}")
+    match = _NAME.match(text)
+    if not match:
+        raise ActivationError(f"cannot read activation {text!r}",
+                              hint="write a name with optional parameters: elu, lrelu(0.1), "
+                                   "elu(alpha=0.5), prelu(shared)")
+    name = match.group(1).lower()
+    name = _ALIASES.get(name, name)
+    if name not in REGISTRY:
+        raise ActivationError(f"unknown activation {match.group(1)!r}",
+                              hint=f"known activations: {known_names()} "
+                                   "(`elubench activations` lists them with their parameters)")
+    definition = REGISTRY[name]
+    values: dict[str, Value] = {p.name: p.default for p in definition.params}
+    by_name = {p.name: p for p in definition.params}
+    args = match.group(2)
+    given: set[str] = set()
+    if args is not None and args.strip():
+        for position, arg in enumerate(a.strip() for a in args.split(",")):
+            if "=" in arg:
+                key, raw = (s.strip() for s in arg.split("=", 1))
+                value = _parse_value(raw)
+            elif arg in by_name and isinstance(by_name[arg].default, bool):
+                key, value = arg, True  # a flag by name: prelu(shared)
+            else:
+                if position >= len(definition.params):
+                    raise ActivationError(
+                        f"{text!r}: {name} takes {len(definition.params) or 'no'} parameter(s), "
+                        f"got more", hint=_param_hint(definition))
+                key, value = definition.params[position].name, _parse_value(arg)
+            if key not in by_name:
+                raise ActivationError(f"{text!r}: {name} has no parameter {key!r}",
+                                      hint=_param_hint(definition))
+            if key in given:
+                raise ActivationError(f"{text!r}: parameter {key!r} given twice")
+            given.add(key)
+            param = by_name[key]
+            try:
+                value = param.coerce(value)
+                ok = param.check(value) and not (isinstance(value, float) and not math.isfinite(value))
+            except ValueError as exc:
+                raise ActivationError(f"{text!r}: parameter {key!r}: {exc}", hint=_param_hint(definition))
+            if not ok:
+                raise ActivationError(f"{text!r}: parameter {key!r} must be {param.rule}, got {value!r}",
+                                      hint=_param_hint(definition))
+            values[key] = value
+    return Activation(name, tuple((p.name, values[p.name]) for p in definition.params))
+
+
+def _param_hint(definition: ActivationDef) -> str:
+    if not definition.params:
+        return f"{definition.name} takes no parameters"
+    described = ", ".join(f"{p.name}={_format_value(p.default)} ({p.doc})" for p in definition.params)
+    return f"{definition.name} parameters: {described}"
+
+
+def registry_rows() -> list[dict[str, str]]:
+    """The registry as plain rows, for `elubench activations`."""
+    rows = []
+    for d in _DEFS:
+        slope = d.negative_slope({p.name: p.default for p in d.params})
+        rows.append({
+            "name": d.name,
+            "formula": d.formula,
+            "parameters": ", ".join(f"{p.name}={_format_value(p.default)}"
+                                    + (f" ({p.rule})" if p.rule else "") for p in d.params),
+            "he_aware_slope": "-" if slope is None else _format_value(float(slope)),
+            "aliases": ", ".join(d.aliases),
+            "implemented_by": d.implemented_by,
+            "source": d.source,
+        })
+    return rows

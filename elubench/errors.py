@@ -1,0 +1,62 @@
+"""elubench's own exceptions.
+
+Library code raises these for anything a user can fix (a spec, a flag, a path, a missing
+dataset); the CLI turns them into one clear message and exit code 2. Anything else that escapes
+is a bug in elubench and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ElubenchError(Exception):
+    """A mistake the user can fix.
+
+    ``where`` says where the mistake is (a file and line, a key path, a flag), ``hint`` what
+    would be right. ``str()`` gives the full one-message form the CLI prints.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
+        self.message = message
+        self.where = where
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class SpecError(ElubenchError):
+    """A spec file or an override is malformed or impossible."""
+
+
+class NotationError(SpecError):
+    """Text in the paper's `layers x units x receptive field` notation does not parse."""
+
+
+class ActivationError(SpecError):
+    """An activation name or its parameters are not known."""
+
+
+class DataError(ElubenchError):
+    """A dataset is missing, unreadable, or does not fit the spec."""
+
+
+class StoreError(ElubenchError):
+    """A results directory cannot be used: unwritable, corrupt, or holding another spec's runs."""
+
+
+class DeviceError(ElubenchError):
+    """The requested device is not available."""
+
+
+class StatsError(ElubenchError):
+    """The recorded runs cannot support the requested statistics."""
+
+
+class ExecutorError(ElubenchError):
+    """An executor cannot be started (for example its optional extra is not installed)."""

@@ -1,0 +1,580 @@
+"""The experiment spec: a YAML file validated by pydantic.
+
+Sections: ``data``, ``model``, ``train``, ``compare``, ``reference`` (see docs/spec.md).
+``load_spec`` reads a file, applies command-line overrides (``--set key.path=value``,
+``--width``), validates, checks the network's shapes, and raises :class:`SpecError` naming
+the file, the key path and the line for anything wrong. Pure Python: no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt,
+                      ValidationError, field_validator, model_validator)
+
+from elubench.activations import Activation, parse_activation
+from elubench.errors import ElubenchError, SpecError
+from elubench.notation import Layer, parse_architecture, parse_stack
+
+DatasetName = Literal["digits", "synthetic", "mnist", "cifar10", "cifar100", "imagefolder"]
+PoolName = Literal["max2", "avg2", "none"]
+InitName = Literal["he", "he-aware", "xavier", "torch-default"]
+
+# Image shape (channels, height, width) and class count of the fixed datasets.
+DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
+    "digits": ((1, 8, 8), 10),
+    "mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+class Augment(Strict):
+    pad: NonNegativeInt = 0          # zero padding on each side before the random crop
+    crop: PositiveInt | None = None  # random crop size in training, centre crop at test
+    hflip: bool = False              # random horizontal flip in training
+
+
+class Synthetic(Strict):
+    """A learnable, seeded image set: each class is a smooth random template plus noise."""
+
+    shape: tuple[PositiveInt, PositiveInt, PositiveInt] = (3, 32, 32)
+    classes: int = Field(10, ge=2)
+    train_size: PositiveInt = 5000
+    test_size: PositiveInt = 1000
+    noise: float = Field(1.0, ge=0)
+    seed: NonNegativeInt = 0  # the data's own seed: the same set for every run
+
+
+class ImageFolder(Strict):
+    root: str                        # holds train/ and val/ with one folder per class
+    resize: PositiveInt = 256
+    crop: PositiveInt = 224
+    classes: PositiveInt | None = None  # checked against the folders when given
+    workers: NonNegativeInt = 4
+
+
+class Data(Strict):
+    dataset: DatasetName
+    preprocess: Literal["none", "standardize", "gcn-zca"] = "standardize"
+    augment: Augment = Augment()
+    synthetic: Synthetic | None = None
+    imagefolder: ImageFolder | None = None
+    train_limit: PositiveInt | None = None  # use only the first N training images
+    test_limit: PositiveInt | None = None   # evaluate on only the first N test images
+    gcn_scale: PositiveFloat = 55.0         # gcn-zca: per-image norm after centring (Maxout)
+    zca_bias: PositiveFloat = 0.1           # gcn-zca: added to the eigenvalues (pylearn2 default)
+
+    @model_validator(mode="after")
+    def _sections_match_dataset(self):
+        if self.dataset == "synthetic" and self.synthetic is None:
+            object.__setattr__(self, "synthetic", Synthetic())
+        if self.dataset != "synthetic" and self.synthetic is not None:
+            raise ValueError("the 'synthetic' section only applies to dataset: synthetic")
+        if self.dataset == "imagefolder" and self.imagefolder is None:
+            raise ValueError("dataset: imagefolder needs an 'imagefolder' section with at least 'root'")
+        if self.dataset != "imagefolder" and self.imagefolder is not None:
+            raise ValueError("the 'imagefolder' section only applies to dataset: imagefolder")
+        _, h, w = self.image_shape()
+        crop, pad = self.augment.crop, self.augment.pad
+        if crop is not None and crop > min(h, w) + 2 * pad:
+            raise ValueError(f"augment.crop {crop} is larger than the padded {h + 2 * pad}x"
+                             f"{w + 2 * pad} image")
+        if pad and crop is None:
+            raise ValueError("augment.pad needs augment.crop (pad, then crop back to a size)")
+        return self
+
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of a stored image, before augmentation's crop."""
+        if self.dataset == "synthetic":
+            return tuple(self.synthetic.shape)
+        if self.dataset == "imagefolder":
+            return (3, self.imagefolder.crop, self.imagefolder.crop)
+        return DATASETS[self.dataset][0]
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) the network sees: the crop size when augmenting."""
+        c, h, w = self.image_shape()
+        if self.augment.crop is not None:
+            return (c, self.augment.crop, self.augment.crop)
+        return (c, h, w)
+
+    def classes(self) -> int | None:
+        if self.dataset == "synthetic":
+            return self.synthetic.classes
+        if self.dataset == "imagefolder":
+            return self.imagefolder.classes
+        return DATASETS[self.dataset][1]
+
+
+# --- model ------------------------------------------------------------------------------------
+
+class Model(Strict):
+    stacks: list[str]
+    dropout: float | list[float] = 0.0
+    pool: PoolName | list[PoolName] = "max2"
+    spp: list[PositiveInt] | None = None
+    stride: list[PositiveInt] | None = None  # per stack: the stride of its first layer
+    width: PositiveFloat = 1.0  # scales every layer's units but the output layer's
+
+    @field_validator("stacks", mode="before")
+    @classmethod
+    def _one_string_of_brackets(cls, value):
+        if isinstance(value, str):  # "[1x192x5] [1x192x1, 1x240x3]": split into stacks
+            from elubench.notation import format_stack
+            return [format_stack(layers) for layers in parse_architecture(value)]
+        return value
+
+    @field_validator("stacks")
+    @classmethod
+    def _stacks_parse(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("a model needs at least one stack")
+        for index, text in enumerate(value):
+            try:
+                parse_stack(text)
+            except ElubenchError as exc:
+                raise ValueError(f"stack {index}: {exc.render()}") from None
+        return value
+
+    @field_validator("dropout")
+    @classmethod
+    def _dropout_range(cls, value):
+        for rate in value if isinstance(value, list) else [value]:
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"a dropout rate must be in [0, 1), got {rate}")
+        return value
+
+    def layers(self) -> list[list[Layer]]:
+        return [parse_stack(text) for text in self.stacks]
+
+    def dropout_rates(self) -> list[float]:
+        if isinstance(self.dropout, list):
+            return list(self.dropout)
+        return [self.dropout] * (len(self.stacks) - 1) + [0.0]
+
+
+# --- train ------------------------------------------------------------------------------------
+
+class Optimizer(Strict):
+    name: Literal["sgd"] = "sgd"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0005, ge=0)
+    nesterov: bool = False
+
+
+class StepLR(Strict):
+    """Start at `initial`, divide by `divide_by` every `every` iterations."""
+
+    initial: PositiveFloat
+    divide_by: float = Field(10.0, gt=1)
+    every: PositiveInt
+
+
+class Train(Strict):
+    batch_size: PositiveInt = 100
+    optimizer: Optimizer = Optimizer()
+    lr: Union[PositiveFloat, dict[int, float], StepLR] = Field(0.01, union_mode="left_to_right")
+    iterations: PositiveInt | None = None
+    epochs: PositiveInt | None = None
+    eval_every: PositiveInt | None = None  # iterations; default: ten evaluations per run
+    precision: Literal["fp32", "bf16"] = "fp32"
+    probe_size: PositiveInt = 500  # training images whose activations give the bias shift
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr_shape(cls, value):
+        if isinstance(value, dict) and any(k in value for k in ("initial", "divide_by", "every")):
+            try:
+                return StepLR.model_validate(value)
+            except ValidationError as exc:
+                raise ValueError("a step schedule is {initial: 0.01, divide_by: 10, every: 35000}; "
+                                 + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                             for e in exc.errors())) from None
+        if isinstance(value, dict):
+            table = {}
+            for key, rate in value.items():
+                if isinstance(key, bool) or not isinstance(key, int) and not str(key).isdigit():
+                    raise ValueError(f"a piecewise schedule maps iterations (whole numbers >= 0) "
+                                     f"to rates, got the key {key!r}")
+                if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0 \
+                        or not math.isfinite(rate):
+                    raise ValueError(f"the rate from iteration {key} must be a number > 0, got {rate!r}")
+                table[int(key)] = float(rate)
+            if 0 not in table:
+                raise ValueError("a piecewise schedule must give the rate from iteration 0")
+            return dict(sorted(table.items()))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("lr is a number (constant), a table {iteration: rate, ...} starting "
+                             f"at 0, or {{initial, divide_by, every}}; got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _length(self):
+        if (self.iterations is None) == (self.epochs is None):
+            raise ValueError("give exactly one of train.iterations and train.epochs")
+        return self
+
+    def lr_at(self, iteration: int) -> float:
+        """The learning rate used for the update at `iteration` (0-based)."""
+        if isinstance(self.lr, StepLR):
+            return self.lr.initial / self.lr.divide_by ** (iteration // self.lr.every)
+        if isinstance(self.lr, dict):
+            rate = self.lr[0]
+            for start, value in self.lr.items():
+                if iteration >= start:
+                    rate = value
+            return rate
+        return float(self.lr)
+
+
+# --- compare ----------------------------------------------------------------------------------
+
+def config_label(activation: str, batchnorm: bool, init: str | None = None) -> str:
+    """A configuration's name in tables: `relu`, `relu+bn`, `relu+bn/xavier`."""
+    label = f"{activation}+bn" if batchnorm else activation
+    return f"{label}/{init}" if init else label
+
+
+class Compare(Strict):
+    activations: list[str] = ["elu", "relu", "lrelu", "srelu"]
+    batchnorm: list[bool] = [False, True]
+    seeds: PositiveInt | list[NonNegativeInt] = 10
+    init: InitName | list[InitName] = "he"
+    baseline: str | None = None  # a configuration label; default relu without BN
+    alpha: float = Field(0.05, gt=0, lt=1)
+    alternative: Literal["two-sided", "less", "greater"] = "two-sided"
+
+    @field_validator("activations")
+    @classmethod
+    def _canonical_activations(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("list at least one activation")
+        canonical = []
+        for text in value:
+            try:
+                name = str(parse_activation(text))
+            except ElubenchError as exc:
+                raise ValueError(exc.render()) from None
+            if name in canonical:
+                raise ValueError(f"{text!r} is listed twice (as {name!r})")
+            canonical.append(name)
+        return canonical
+
+    @field_validator("batchnorm")
+    @classmethod
+    def _batchnorm_set(cls, value: list[bool]) -> list[bool]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("batchnorm is a list of distinct booleans: [false], [true] or [false, true]")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value):
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("seeds is a count or a list of distinct seeds")
+        return value
+
+    @field_validator("init")
+    @classmethod
+    def _distinct_inits(cls, value):
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("init is one scheme or a list of distinct schemes")
+        return value
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def init_list(self) -> list[str]:
+        return [self.init] if isinstance(self.init, str) else list(self.init)
+
+    def parsed_activations(self) -> list[Activation]:
+        return [parse_activation(name) for name in self.activations]
+
+    def labels(self) -> list[str]:
+        inits = self.init_list()
+        return [config_label(a, bn, i if len(inits) > 1 else None)
+                for i in inits for a in self.activations for bn in self.batchnorm]
+
+    def baseline_label(self) -> str:
+        if self.baseline is not None:
+            return self.baseline
+        labels = self.labels()
+        return "relu" if "relu" in labels else labels[0]
+
+    @model_validator(mode="after")
+    def _baseline_in_matrix(self):
+        if self.baseline is None:
+            return self
+        name, _, rest = self.baseline.partition("+")
+        try:
+            canonical = str(parse_activation(name.split("/")[0]))
+        except ElubenchError as exc:
+            raise ValueError(f"baseline: {exc.render()}") from None
+        suffix = self.baseline[len(name.split("/")[0]):]
+        object.__setattr__(self, "baseline", canonical + suffix)
+        if self.baseline not in self.labels():
+            raise ValueError(f"baseline {self.baseline!r} is not in the matrix; "
+                             f"choose one of {', '.join(self.labels())}")
+        return self
+
+
+class Reference(Strict):
+    """A source's published numbers, printed beside ours: label -> [mean %, std %]."""
+
+    test_error: dict[str, tuple[float, float]] = {}
+    note: str = ""
+
+
+# --- the spec ---------------------------------------------------------------------------------
+
+class Spec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
+    source: str = ""
+    task: Literal["classification", "autoencoder"] = "classification"
+    data: Data
+    model: Model
+    train: Train
+    compare: Compare = Compare()
+    reference: Reference = Reference()
+
+    def run_defining(self) -> dict[str, Any]:
+        """What determines one run's result: everything but the matrix's extent and the notes."""
+        dumped = self.model_dump(mode="json")
+        return {"task": dumped["task"], "data": dumped["data"], "model": dumped["model"],
+                "train": dumped["train"]}
+
+    @property
+    def hash(self) -> str:
+        """Hash of the run-defining part. Adding seeds or activations keeps it; changing the
+        data, the net or the schedule changes it."""
+        text = json.dumps(self.run_defining(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+# --- loading, with located errors ---------------------------------------------------------------
+
+def _line_index(text: str, source: str) -> dict[tuple[str, ...], int]:
+    """Map every key path in a YAML document to its 1-based line; reject duplicate keys."""
+    index: dict[tuple[str, ...], int] = {}
+
+    def walk(node, path):
+        index[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise SpecError(f"key {'.'.join(path + (key,))!r} appears twice "
+                                    f"(lines {seen[key]} and {line})", where=f"{source}:{line}")
+                seen[key] = line
+                index[path + (key,)] = line
+                walk(value_node, path + (key,))
+                index[path + (key,)] = line
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, path + (str(i),))
+
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if node is not None:
+        walk(node, ())
+    return index
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    path, sep, raw = text.partition("=")
+    parts = path.strip().split(".")
+    if not sep or not path.strip() or any(not p for p in parts):
+        raise SpecError(f"cannot read the override {text!r}", where="--set",
+                        hint="write key.path=value, e.g. --set train.iterations=2000")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw  # not YAML: take it as text and let the schema judge it
+    return parts, value
+
+
+def apply_override(raw: dict, text: str) -> tuple[str, ...]:
+    """Set one `key.path=value` in the raw mapping; return the path it set."""
+    parts, value = _parse_override(text)
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise SpecError(f"{'.'.join(parts[:depth])} is a list of {len(node)}; "
+                                f"{part!r} is not an index in it", where=f"--set {text}")
+            key: Any = int(part)
+        elif isinstance(node, dict):
+            key = int(part) if part.isdigit() and (int(part) in node or any(
+                isinstance(k, int) for k in node)) else part
+        else:
+            raise SpecError(f"{'.'.join(parts[:depth])} is a single value, it has no key {part!r}",
+                            where=f"--set {text}")
+        if last:
+            node[key] = value
+        else:
+            if isinstance(node, dict) and (key not in node or node[key] is None):
+                node[key] = {}
+            node = node[key]
+    return tuple(parts)
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The keys the schema allows at the mapping that holds `loc`'s last part."""
+    model: Any = Spec
+    for part in loc[:-1]:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        candidates = [field.annotation]
+        model = None
+        while candidates:
+            ann = candidates.pop()
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                model = ann
+                break
+            if get_origin(ann) is not None:
+                candidates.extend(get_args(ann))
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _describe(error: dict) -> str:
+    loc = error["loc"]
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        return f"unknown key {loc[-1]!r}" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+    if kind == "missing":
+        return f"missing required key {loc[-1]!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind in ("value_error", "assertion_error"):
+        return message
+    given = error.get("input")
+    return f"{message} (got {given!r})" if not isinstance(given, dict) else message
+
+
+def _clean_loc(loc: tuple) -> tuple[str, ...]:
+    """Drop pydantic's union-branch and validator names from a location."""
+    out = []
+    for part in loc:
+        text = str(part)
+        if "[" in text or text in ("float", "int", "dict[int,float]", "StepLR", "list[str]") \
+                or text.startswith("function-"):
+            continue
+        out.append(text)
+    return tuple(out)
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if part.isdigit() else (f".{part}" if text else part)
+    return text or "(top level)"
+
+
+class _Locator:
+    """Turns a key path into `file:line` or the `--set` flag that provided it."""
+
+    def __init__(self, source: str, lines: dict[tuple[str, ...], int],
+                 overrides: dict[tuple[str, ...], str]):
+        self.source, self.lines, self.overrides = source, lines, overrides
+
+    def __call__(self, path: tuple[str, ...]) -> str:
+        for set_path, text in self.overrides.items():
+            if path[:len(set_path)] == set_path or set_path[:len(path)] == path and path:
+                return f"--set {text}"
+        for cut in range(len(path), -1, -1):
+            if path[:cut] in self.lines:
+                return f"{self.source}:{self.lines[path[:cut]]}"
+        return self.source
+
+
+def validate_spec(raw: Any, *, source: str = "<spec>", lines=None, overrides=None) -> Spec:
+    """Validate a raw mapping into a Spec and check the network's shapes."""
+    locate = _Locator(source, lines or {}, overrides or {})
+    if not isinstance(raw, dict):
+        raise SpecError("a spec is a mapping with the sections name, data, model, train, compare",
+                        where=source)
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as exc:
+        messages = []
+        for error in exc.errors():
+            path = _clean_loc(error["loc"])
+            messages.append(f"{locate(path)}: {_dotted(path)}: {_describe(error)}")
+        head = messages[0] if len(messages) == 1 else \
+            f"{len(messages)} problems in the spec:\n  " + "\n  ".join(messages)
+        raise SpecError(head) from None
+    from elubench.plan import PlanError, plan_network
+    for activation in spec.compare.parsed_activations()[:1]:
+        try:
+            plan_network(spec, activation, batchnorm=False)
+        except PlanError as exc:
+            path = ("model", "stacks", str(exc.stack)) if exc.stack is not None else ("model",)
+            raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path),
+                            hint=exc.hint) from None
+    return spec
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+              width: float | None = None) -> Spec:
+    """Read, override and validate a spec file. Raises SpecError with file, key path and line."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("no such spec file", where=source,
+                        hint="the specs/ folder has one per paper experiment, e.g. specs/quickstart.yaml") \
+            from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read the spec: {exc.__class__.__name__}", where=source) from None
+    try:
+        lines = _line_index(text, source)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"not valid YAML: {problem}", where=where) from None
+    if raw is None:
+        raise SpecError("the spec file is empty", where=source)
+    set_paths: dict[tuple[str, ...], str] = {}
+    if isinstance(raw, dict):
+        for item in overrides:
+            set_paths[apply_override(raw, item)] = item
+        if width is not None:
+            raw.setdefault("model", {})
+            if isinstance(raw["model"], dict):
+                raw["model"]["width"] = width
+                set_paths[("model", "width")] = f"model.width={width} (from --width)"
+    return validate_spec(raw, source=source, lines=lines, overrides=set_paths)
+
+
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def slugify(text: str) -> str:
+    return _SLUG.sub("-", text).strip("-") or "spec"
