@@ -140,15 +140,10 @@ class Model(Strict):
 
     @field_validator("stacks")
     @classmethod
-    def _stacks_parse(cls, value: list[str]) -> list[str]:
+    def _some_stacks(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("a model needs at least one stack")
-        for index, text in enumerate(value):
-            try:
-                parse_stack(text)
-            except ElubenchError as exc:
-                raise ValueError(f"stack {index}: {exc.render()}") from None
-        return value
+        return value  # parsed (with located errors) by validate_spec
 
     @field_validator("dropout")
     @classmethod
@@ -220,7 +215,9 @@ class Train(Strict):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError("lr is a number (constant), a table {iteration: rate, ...} starting "
                              f"at 0, or {{initial, divide_by, every}}; got {value!r}")
-        return value
+        if not value > 0 or not math.isfinite(value):
+            raise ValueError(f"a learning rate must be a number > 0, got {value!r}")
+        return float(value)
 
     @model_validator(mode="after")
     def _length(self):
@@ -527,6 +524,13 @@ def validate_spec(raw: Any, *, source: str = "<spec>", lines=None, overrides=Non
         head = messages[0] if len(messages) == 1 else \
             f"{len(messages)} problems in the spec:\n  " + "\n  ".join(messages)
         raise SpecError(head) from None
+    for index, text in enumerate(spec.model.stacks):
+        try:
+            parse_stack(text)
+        except ElubenchError as exc:
+            path = ("model", "stacks", str(index))
+            raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path), hint=exc.hint) \
+                from None
     from elubench.plan import PlanError, plan_network
     for activation in spec.compare.parsed_activations()[:1]:
         try:

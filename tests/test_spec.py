@@ -1,0 +1,166 @@
+import pytest
+
+from conftest import SPECS, tiny_spec
+from elubench.errors import SpecError
+from elubench.spec import load_spec, validate_spec
+
+PAPER_SPECS = sorted(SPECS.glob("*.yaml"))
+
+
+def test_every_shipped_spec_loads():
+    names = {load_spec(p).name for p in PAPER_SPECS}
+    assert {"quickstart", "elu-cifar100-11", "elu-cifar100-18", "elu-cifar10-18", "elu-imagenet-15",
+            "mnist-mlp-8x128", "mnist-autoencoder", "he-init-30layer"} <= names
+
+
+def test_experiment_c_spec_matches_the_paper():
+    spec = load_spec(SPECS / "elu-cifar100-11.yaml")
+    assert spec.train.lr_at(0) == 0.01 and spec.train.lr_at(34999) == 0.01
+    assert spec.train.lr_at(35000) == 0.005 and spec.train.lr_at(134999) == 0.0005
+    assert spec.train.lr_at(164999) == 0.00005
+    assert spec.model.dropout_rates() == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.0]
+    assert spec.compare.activations == ["elu", "relu", "lrelu", "srelu"]
+    assert spec.reference.test_error["elu"] == (28.75, 0.24)
+    assert spec.task == "classification"
+
+
+def test_autoencoder_spec_validates():
+    spec = load_spec(SPECS / "mnist-autoencoder.yaml")
+    assert spec.task == "autoencoder"
+
+
+def test_step_schedule():
+    spec = load_spec(SPECS / "elu-cifar100-18.yaml")
+    assert spec.train.lr_at(34999) == 0.01
+    assert spec.train.lr_at(35000) == pytest.approx(0.001)
+    assert spec.train.lr_at(70000) == pytest.approx(0.0001)
+
+
+def test_set_overrides_are_typed_by_the_schema(write_spec):
+    path = write_spec(tiny_spec())
+    spec = load_spec(path, ["train.iterations=2000", "compare.activations=[elu, lrelu(0.2)]",
+                            "model.dropout.1=0.3", "compare.batchnorm=[true]"])
+    assert spec.train.iterations == 2000
+    assert spec.compare.activations == ["elu", "lrelu(a=0.2)"]
+    assert spec.model.dropout == [0.0, 0.3, 0.0]
+    assert spec.compare.batchnorm == [True]
+
+
+def test_set_on_a_piecewise_table(write_spec):
+    path = write_spec(tiny_spec(train={"batch_size": 32, "lr": {0: 0.1, 10: 0.01}, "iterations": 20}))
+    spec = load_spec(path, ["train.lr.15=0.001"])
+    assert spec.train.lr == {0: 0.1, 10: 0.01, 15: 0.001}
+
+
+def test_width_scales_all_but_the_output_layer(write_spec):
+    from elubench.activations import parse_activation
+    from elubench.plan import plan_network
+    spec = load_spec(write_spec(tiny_spec()), width=0.5)
+    units = [r.units for r in plan_network(spec, parse_activation("relu"), False).linear_layers]
+    assert units == [4, 8, 10]
+    assert spec.hash != load_spec(write_spec(tiny_spec())).hash
+
+
+def test_hash_ignores_the_matrix_extent(write_spec):
+    base = load_spec(write_spec(tiny_spec()))
+    more = load_spec(write_spec(tiny_spec()), ["compare.seeds=10", "compare.activations=[elu]"])
+    assert base.hash == more.hash
+    longer = load_spec(write_spec(tiny_spec()), ["train.iterations=21"])
+    assert base.hash != longer.hash
+
+
+def _error(write_spec, content, overrides=()):
+    path = write_spec(content)
+    with pytest.raises(SpecError) as info:
+        load_spec(path, list(overrides))
+    return info.value.render()
+
+
+# Each entry: the spec (dict or YAML text), overrides, and words the message must contain.
+BAD = {
+    "unknown top key": (tiny_spec(colour="red"), (), ["spec.yaml:", "unknown key 'colour'"]),
+    "unknown nested key": (tiny_spec(train={"batch_size": 32, "lr": 0.1, "iterations": 5, "itrations": 9}),
+                           (), ["train.itrations", "unknown key", "allowed here:"]),
+    "wrong type": (tiny_spec(train={"batch_size": "big", "lr": 0.1, "iterations": 5}), (),
+                   ["train.batch_size", "integer"]),
+    "negative rate": (tiny_spec(train={"batch_size": 32, "lr": -0.1, "iterations": 5}), (),
+                      ["train.lr", "> 0"]),
+    "negative rate in a table": (tiny_spec(train={"batch_size": 32, "lr": {0: 0.1, 5: -1}, "iterations": 5}),
+                                 (), ["train.lr", "iteration 5", "> 0"]),
+    "table without 0": (tiny_spec(train={"batch_size": 32, "lr": {5: 0.1}, "iterations": 5}), (),
+                        ["from iteration 0"]),
+    "dropout out of range": (tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "dropout": [1.0, 0.0]}), (),
+                             ["model.dropout", "[0, 1)"]),
+    "dropout after output": (tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "dropout": [0.0, 0.5]}), (),
+                             ["model.stacks[1]", "dropout after the output layer"]),
+    "dropout list length": (tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "dropout": [0.0]}), (),
+                            ["dropout lists 1 rates for 2 stacks"]),
+    "wrong output units": (tiny_spec(model={"stacks": ["1x8x3", "1x7x1"]}), (),
+                           ["model.stacks[1]", "7 units", "digits has 10 classes"]),
+    "map shrinks below 1x1": (tiny_spec(model={"stacks": ["1x8x3", "1x8x3", "1x8x3", "1x8x3", "1x10x1"],
+                                               "pool": ["max2", "max2", "max2", "max2", "none"]}), (),
+                              ["model.stacks[3]", "below 1x1"]),
+    "conv after fc": (tiny_spec(model={"stacks": ["1x8xFC", "1x10x1"]}), (),
+                      ["model.stacks[1]", "cannot follow a fully connected"]),
+    "bad notation": (tiny_spec(model={"stacks": ["1x8y3", "1x10x1"]}), (),
+                     ["model.stacks[0]", "expected 'x' or '×'", "^"]),
+    "unknown activation": (tiny_spec(compare={"activations": ["elu", "swishy"]}), (),
+                           ["compare.activations", "unknown activation 'swishy'", "known activations"]),
+    "duplicate activation": (tiny_spec(compare={"activations": ["lrelu", "lrelu(0.1)"]}), (),
+                             ["listed twice"]),
+    "both iterations and epochs": (tiny_spec(train={"batch_size": 8, "lr": 0.1, "iterations": 5, "epochs": 2}),
+                                   (), ["exactly one of train.iterations and train.epochs"]),
+    "baseline not in matrix": (tiny_spec(compare={"activations": ["elu", "relu"], "baseline": "gelu"}), (),
+                               ["baseline 'gelu' is not in the matrix", "relu+bn"]),
+    "unknown dataset": (tiny_spec(data={"dataset": "svhn"}), (), ["data.dataset", "'digits'"]),
+    "crop larger than image": (tiny_spec(data={"dataset": "digits", "augment": {"crop": 12}}), (),
+                               ["crop 12 is larger"]),
+    "missing section": ({"name": "x", "data": {"dataset": "digits"}, "train": {"iterations": 1}}, (),
+                        ["missing required key 'model'"]),
+    "bad name": (tiny_spec(name="a b/c"), (), ["name", "pattern"]),
+    "not yaml": ("name: x\ndata: [1, 2\n", (), ["spec.yaml:", "not valid YAML"]),
+    "not a mapping": ("- 1\n- 2\n", (), ["a spec is a mapping"]),
+    "empty": ("", (), ["empty"]),
+    "duplicate key": ("name: a\nname: b\n", (), ["spec.yaml:2", "appears twice"]),
+    "bad override syntax": (tiny_spec(), ["train.iterations"], ["cannot read the override", "key.path=value"]),
+    "override unknown key": (tiny_spec(), ["train.iteratons=5"], ["--set train.iteratons=5", "unknown key"]),
+    "override wrong type": (tiny_spec(), ["train.iterations=many"], ["--set train.iterations=many",
+                                                                     "integer"]),
+    "override into a value": (tiny_spec(), ["train.batch_size.x=1"], ["single value"]),
+    "autoencoder output size": (tiny_spec(task="autoencoder", model={"stacks": ["1x32xFC", "1x10xFC"]}), (),
+                                ["reconstruct all 64 input values", "1x64xFC"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_specs_give_one_located_message(write_spec, case):
+    content, overrides, words = BAD[case]
+    message = _error(write_spec, content, overrides)
+    for word in words:
+        assert word in message, f"{word!r} not in:\n{message}"
+    assert "Traceback" not in message
+
+
+def test_error_names_the_line(write_spec):
+    text = ("name: t\n"
+            "data: {dataset: digits}\n"
+            "model:\n"
+            "  stacks: [1x8x3, 1x10x1]\n"
+            "train:\n"
+            "  batch_size: 8\n"
+            "  lr: 0.1\n"
+            "  iterations: -3\n")
+    message = _error(write_spec, text)
+    assert "spec.yaml:8" in message and "train.iterations" in message
+
+
+def test_missing_file():
+    with pytest.raises(SpecError, match="no such spec file"):
+        load_spec("does/not/exist.yaml")
+
+
+def test_validate_accepts_a_dict_directly():
+    spec = validate_spec(tiny_spec())
+    assert spec.compare.seed_list() == [0, 1]
+    assert spec.compare.labels() == ["elu", "elu+bn", "relu", "relu+bn"]
+    assert spec.compare.baseline_label() == "relu"
