@@ -82,6 +82,116 @@ def show(
     _console().print(plan_table(plan, title))
 
 
+def _split_names(values: list[str] | None) -> list[str] | None:
+    """`--activations elu,lrelu(0.2)` and repeated flags: split on commas outside parentheses."""
+    if not values:
+        return None
+    names, depth, current = [], 0, ""
+    for char in ",".join(values):
+        depth += (char == "(") - (char == ")")
+        if char == "," and depth == 0:
+            names.append(current.strip())
+            current = ""
+        else:
+            current += char
+    names.append(current.strip())
+    return [n for n in names if n]
+
+
+BATCHNORM = {"on": [True], "off": [False], "both": [False, True]}
+
+
+def _human(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+@app.command()
+def run(
+    spec: SpecArg,
+    activations: Annotated[Optional[list[str]], typer.Option(
+        "--activations", "-a", help="Only these activations (comma-separated or repeated); "
+                                    "default: the spec's.", show_default=False)] = None,
+    batchnorm: Annotated[Optional[str], typer.Option(
+        help="on, off or both; default: the spec's.", show_default=False)] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="Seeds 0..N-1; default: the spec's.",
+                                                 min=1, show_default=False)] = None,
+    set_: SetOpt = None,
+    width: WidthOpt = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    results: Annotated[Path, typer.Option(help="Results folder (one subfolder per spec).")] = Path("results"),
+    data_dir: Annotated[Optional[Path], typer.Option(
+        help="Where datasets live (default: $ELUBENCH_DATA_DIR or ~/.cache/elubench/data).",
+        show_default=False)] = None,
+    download: Annotated[bool, typer.Option(help="Download a missing dataset.")] = False,
+    force: Annotated[bool, typer.Option(
+        help="Train the selected runs again; old records move to superseded/, never deleted.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        help="List the matrix (done / left) and estimate its wall time; train nothing.")] = False,
+    checkpoint_every: Annotated[float, typer.Option(
+        help="Seconds between checkpoints (taken at evaluations).")] = 300.0,
+    precision: Annotated[Optional[str], typer.Option(
+        help="fp32 or bf16 (autocast); sets train.precision.", show_default=False)] = None,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+):
+    """Train every activation × BN × seed of a spec; skips runs already recorded."""
+    from elubench.grid import expand
+    from elubench.runner import Interrupted, Settings, matrix_state, run_matrix
+    from elubench.spec import load_spec
+    from elubench.store import ResultsDir
+
+    overrides = list(set_ or [])
+    if precision:
+        overrides.append(f"train.precision={precision}")
+    loaded = load_spec(spec, overrides, width)
+    if batchnorm is not None and batchnorm not in BATCHNORM:
+        raise ElubenchError(f"unknown value {batchnorm!r}", where="--batchnorm", hint="use on, off or both")
+    configs = expand(loaded, activations=_split_names(activations),
+                     batchnorm=BATCHNORM[batchnorm] if batchnorm else None, seeds=seeds)
+    settings = Settings(results=results, device=device, data_dir=data_dir, download=download,
+                        force=force, checkpoint_seconds=checkpoint_every, compile=compile_)
+    console = _console()
+    if dry_run:
+        from elubench.runner import estimate
+        from elubench.views import matrix_table
+        store = ResultsDir(results, loaded)
+        stored = store.stored_hash()
+        state = matrix_state(store, configs) if stored in (None, loaded.hash) else None
+        if state is None:
+            console.print(f"[yellow]{store.path} holds runs of another version of this spec; "
+                          "`run` will refuse unless given --force or another --results[/yellow]")
+            from elubench.runner import MatrixState
+            state = MatrixState(todo=list(configs))
+        console.print(matrix_table(configs, state, f"{loaded.name} (spec hash {loaded.hash})"))
+        if state.todo:
+            guess = estimate(loaded, state.todo[0], len(state.todo), settings)
+            console.print(
+                f"estimate on {guess.device}: {guess.runs} runs × ({guess.iterations:,} steps × "
+                f"{guess.step_seconds * 1000:.1f} ms + {guess.evaluations} evaluations × "
+                f"{_human(guess.eval_seconds)}) = [bold]{_human(guess.total_seconds)}[/bold] "
+                f"({_human(guess.run_seconds)} per run, timed on {state.todo[0].config})")
+        return
+    from elubench.progress import RichReporter, summary_table
+    reporter = RichReporter(console, loaded.task)
+    try:
+        records = run_matrix(loaded, configs, settings, reporter)
+    except Interrupted as stop:
+        reporter.close()
+        console.print(f"[yellow]{stop}[/yellow]")
+        console.print(f"{len(stop.records)} of {len(configs)} runs are recorded in "
+                      f"{Path(results) / loaded.name}; run the same command to continue.")
+        raise typer.Exit(130)
+    finally:
+        reporter.close()
+    console.print(summary_table(records, f"{loaded.name}: {len(records)} runs in "
+                                          f"{Path(results) / loaded.name}"))
+
+
 @app.command()
 def activations(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -33,6 +32,14 @@ DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
     "mnist": ((1, 28, 28), 10),
     "cifar10": ((3, 32, 32), 10),
     "cifar100": ((3, 32, 32), 100),
+}
+
+# (train, test) images of the fixed datasets; digits: elubench's fixed split (see data.py).
+DATASET_SIZES: dict[str, tuple[int, int]] = {
+    "digits": (1347, 450),
+    "mnist": (60000, 10000),
+    "cifar10": (50000, 10000),
+    "cifar100": (50000, 10000),
 }
 
 
@@ -111,6 +118,16 @@ class Data(Strict):
         if self.augment.crop is not None:
             return (c, self.augment.crop, self.augment.crop)
         return (c, h, w)
+
+    def sizes(self) -> tuple[int, int] | None:
+        """(train, test) image counts after the limits; None when only the files can tell."""
+        if self.dataset == "synthetic":
+            sizes = (self.synthetic.train_size, self.synthetic.test_size)
+        elif self.dataset in DATASET_SIZES:
+            sizes = DATASET_SIZES[self.dataset]
+        else:
+            return None
+        return (min(sizes[0], self.train_limit or sizes[0]), min(sizes[1], self.test_limit or sizes[1]))
 
     def classes(self) -> int | None:
         if self.dataset == "synthetic":
@@ -575,10 +592,3 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
                 raw["model"]["width"] = width
                 set_paths[("model", "width")] = f"model.width={width} (from --width)"
     return validate_spec(raw, source=source, lines=lines, overrides=set_paths)
-
-
-_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def slugify(text: str) -> str:
-    return _SLUG.sub("-", text).strip("-") or "spec"

@@ -17,15 +17,19 @@ def _si(n: float) -> str:
 
 
 def plan_table(plan, title: str) -> Table:
+    # Numbers never wrap or truncate (min_width); the type column wraps on narrow terminals.
+    widest_shape = max(len(_shape(r.out_shape)) for r in plan.rows)
     table = Table(title=title, show_footer=True, header_style="bold")
     table.add_column("stack", justify="right")
     table.add_column("layer", justify="right")
-    table.add_column("type", "total", no_wrap=True)
-    table.add_column("units", justify="right")
-    table.add_column("kernel", justify="right")
-    table.add_column("output", justify="right", footer=_shape(plan.rows[-1].out_shape), no_wrap=True)
-    table.add_column("params", justify="right", footer=f"{plan.total_params:,}")
-    table.add_column("FLOPs", justify="right", footer=_si(plan.forward_flops))
+    table.add_column("type", "total")
+    table.add_column("units", justify="right", min_width=5)
+    table.add_column("kernel", justify="right", min_width=6)
+    table.add_column("output", justify="right", footer=_shape(plan.rows[-1].out_shape),
+                     min_width=max(widest_shape, len(_shape(plan.input_shape))))
+    table.add_column("params", justify="right", footer=f"{plan.total_params:,}",
+                     min_width=len(f"{plan.total_params:,}"))
+    table.add_column("FLOPs", justify="right", footer=_si(plan.forward_flops), min_width=8)
     table.add_row("", "", "input", "", "", _shape(plan.input_shape), "", "")
     for row in plan.rows:
         kernel = ""
@@ -47,4 +51,24 @@ def activations_table(rows: list[dict]) -> Table:
         name = row["name"] + (f"\n[dim]alias {row['aliases']}[/dim]" if row["aliases"] else "")
         table.add_row(name, row["formula"], row["parameters"] or "-", row["he_aware_slope"],
                       row["implemented_by"], row["source"])
+    return table
+
+
+def matrix_table(configs, state, title: str) -> Table:
+    """Per configuration: seeds done, failed (to retry), started (checkpoint) and left."""
+    rows: dict[str, dict[str, int]] = {}
+    for cfg in configs:
+        row = rows.setdefault(cfg.config, {"done": 0, "failed": 0, "started": 0, "left": 0})
+        if cfg.run_id in state.done:
+            row["done"] += 1
+        else:
+            row["left"] += 1
+            row["failed"] += cfg.run_id in state.failed
+            row["started"] += cfg.run_id in state.started
+    table = Table(title=title, header_style="bold")
+    table.add_column("configuration")
+    for column in ("done", "left", "of which failed before", "of which checkpointed"):
+        table.add_column(column, justify="right")
+    for config, row in rows.items():
+        table.add_row(config, str(row["done"]), str(row["left"]), str(row["failed"]), str(row["started"]))
     return table

@@ -1,0 +1,74 @@
+"""Expand a spec into its run matrix: activation × batchnorm × init × seed, with stable ids."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from elubench.activations import parse_activation
+from elubench.errors import SpecError
+from elubench.spec import Spec, config_label
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run of the matrix: plain data, picklable for worker processes."""
+
+    spec_name: str
+    spec_hash: str
+    activation: str   # canonical text, e.g. "lrelu(a=0.2)"
+    batchnorm: bool
+    init: str
+    seed: int
+    config: str       # the configuration's label in tables: "relu+bn", "relu/xavier"
+
+    @property
+    def run_id(self) -> str:
+        """Stable across machines and matrix changes: adding seeds or activations keeps old ids."""
+        slug = parse_activation(self.activation).slug
+        return f"{slug}-{'bn' if self.batchnorm else 'nobn'}-{self.init}-s{self.seed:03d}"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "run_id": self.run_id}
+
+
+def expand(spec: Spec, *, activations: list[str] | None = None, batchnorm: list[bool] | None = None,
+           seeds: int | None = None) -> list[RunConfig]:
+    """The matrix in seed-major order, so a stopped matrix leaves complete, paired seeds.
+
+    `activations`, `batchnorm` and `seeds` narrow or extend the spec's `compare` section.
+    """
+    compare = spec.compare
+    names = compare.activations
+    if activations:
+        names = []
+        for text in activations:
+            canonical = str(parse_activation(text))
+            if canonical not in names:
+                names.append(canonical)
+    bns = compare.batchnorm if batchnorm is None else batchnorm
+    seed_list = compare.seed_list() if seeds is None else list(range(seeds))
+    inits = compare.init_list()
+    return [
+        RunConfig(spec.name, spec.hash, name, bn, init, seed,
+                  config_label(name, bn, init if len(inits) > 1 else None))
+        for seed in seed_list for init in inits for name in names for bn in bns
+    ]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`I/N` (1-based I) -> (I, N)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not match:
+        raise SpecError(f"cannot read shard {text!r}", where="--shard",
+                        hint="write I/N with 1 <= I <= N, e.g. --shard 2/4")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1 or not 1 <= index <= count:
+        raise SpecError(f"shard {index}/{count} is out of range", where="--shard",
+                        hint="write I/N with 1 <= I <= N, e.g. --shard 2/4")
+    return index, count
+
+
+def shard(configs: list[RunConfig], index: int, count: int) -> list[RunConfig]:
+    """The index-th (1-based) of `count` round-robin slices; stable when seeds are appended."""
+    return [c for k, c in enumerate(configs) if k % count == index - 1]

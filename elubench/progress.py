@@ -1,0 +1,108 @@
+"""Rich progress for `elubench run`: a bar for the matrix, a bar for the current run, a line per
+finished run, and a summary table at the end."""
+
+from __future__ import annotations
+
+import statistics
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+from rich.table import Table
+
+from elubench.runner import Reporter
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f} %"
+
+
+def result_line(record: dict) -> str:
+    """One line for a finished run."""
+    head = f"{record['config']} seed {record['seed']}"
+    if record["status"] == "ok":
+        if record.get("test_errors") is not None:
+            score = f"test error {_pct(record['test_error'])} ({record['test_errors']}/{record['test_size']})"
+        else:
+            score = f"test loss {record['test_loss']:.5g}"
+        speed = record.get("images_per_second")
+        return (f"[green]ok[/green] {head}: {score}, {record['wall_seconds']:.1f} s"
+                + (f", {speed:,.0f} img/s" if speed else ""))
+    colour = "yellow" if record["status"] == "diverged" else "red"
+    return f"[{colour}]{record['status']}[/{colour}] {head}: {record.get('reason')}"
+
+
+def summary_table(records: list[dict], title: str) -> Table:
+    """Mean ± std (over seeds) of the final test metric per configuration."""
+    by_config: dict[str, list[dict]] = {}
+    for record in records:
+        by_config.setdefault(record["config"], []).append(record)
+    autoencoder = any(r.get("task") == "autoencoder" for r in records)
+    table = Table(title=title, header_style="bold")
+    table.add_column("configuration")
+    table.add_column("ok", justify="right")
+    table.add_column("diverged / failed", justify="right")
+    table.add_column("test loss (MSE)" if autoencoder else "test error %", justify="right")
+    for config, rows in by_config.items():
+        ok = [r for r in rows if r["status"] == "ok"]
+        values = [r["test_error"] * (1 if autoencoder else 100) for r in ok]
+        if len(values) >= 2:
+            cell = f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
+        else:
+            cell = f"{values[0]:.4g}" if values else "-"
+        bad = sum(r["status"] == "diverged" for r in rows), sum(r["status"] == "failed" for r in rows)
+        table.add_row(config, str(len(ok)), f"{bad[0]} / {bad[1]}", cell)
+    return table
+
+
+class RichReporter(Reporter):
+    def __init__(self, console: Console | None = None, task: str = "classification"):
+        self.console = console or Console(highlight=False)
+        self.task = task
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=self.console, transient=False)
+        self.matrix_task = None
+        self.run_task = None
+
+    def matrix_start(self, total, done, todo):
+        self.console.print(f"{total} runs: {done} done, {todo} to train")
+        if todo:
+            self.progress.start()
+            self.matrix_task = self.progress.add_task("matrix", total=todo, info="")
+
+    def run_start(self, cfg, index, todo):
+        if self.run_task is not None:
+            self.progress.remove_task(self.run_task)
+        self.run_task = self.progress.add_task(f"{cfg.config} s{cfg.seed}", total=None, info="")
+
+    def run_progress(self, cfg, event):
+        if event["event"] == "start":
+            self.progress.update(self.run_task, total=event["total"], completed=event["iteration"])
+            return
+        info = []
+        if event.get("loss") is not None:
+            info.append(f"loss {event['loss']:.4g}")
+        if event.get("test_error") is not None:
+            info.append(f"test mse {event['test_error']:.4g}" if self.task == "autoencoder"
+                        else f"test {event['test_error'] * 100:.2f}%")
+        if event.get("images_per_second"):
+            info.append(f"{event['images_per_second']:,.0f} img/s")
+        self.progress.update(self.run_task, completed=event["iteration"], info="  ".join(info))
+
+    def run_end(self, cfg, record):
+        self.progress.console.print(result_line(record))
+        if self.matrix_task is not None:
+            self.progress.advance(self.matrix_task)
+
+    def run_skipped(self, cfg, reason):
+        self.progress.console.print(f"[dim]skipped {cfg.run_id}: {reason}[/dim]")
+        if self.matrix_task is not None:
+            self.progress.advance(self.matrix_task)
+
+    def note(self, text):
+        self.progress.console.print(text)
+
+    def close(self):
+        self.progress.stop()

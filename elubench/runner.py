@@ -1,0 +1,285 @@
+"""Run a matrix of runs on this machine: skip what is done, claim, train, record.
+
+The reporter (the CLI's rich progress, or nothing) is told what happens; the runner itself
+prints nothing. A run that crashes is recorded as `failed` and the matrix goes on; a user's
+mistake (a missing dataset, an unwritable folder) stops it with an ElubenchError.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elubench.errors import ElubenchError
+from elubench.grid import RunConfig
+from elubench.store import ResultsDir
+
+HEARTBEAT_SECONDS = 30.0
+STALE_SECONDS = 180.0  # a claim with no heartbeat for this long is taken over
+
+
+class Reporter:
+    """What a runner tells its user; the default says nothing."""
+
+    def matrix_start(self, total: int, done: int, todo: int) -> None: ...
+    def run_start(self, cfg: RunConfig, index: int, todo: int) -> None: ...
+    def run_progress(self, cfg: RunConfig, event: dict) -> None: ...
+    def run_end(self, cfg: RunConfig, record: dict) -> None: ...
+    def run_skipped(self, cfg: RunConfig, reason: str) -> None: ...
+    def note(self, text: str) -> None: ...
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the current run's checkpoint is saved; `records` holds what is finished."""
+
+    def __init__(self, message: str, records: list[dict]):
+        super().__init__(message)
+        self.records = records
+
+
+@dataclass
+class Settings:
+    """How to run (not what to run): the same for every run of a matrix."""
+
+    results: Path = Path("results")
+    device: str = "auto"
+    data_dir: Path | None = None
+    download: bool = False
+    force: bool = False
+    checkpoint_seconds: float = 300.0
+    compile: bool = False
+    threads: int | None = None
+    cache_dir: Path | None = None
+
+
+@dataclass
+class MatrixState:
+    """Where each run of a selection stands."""
+
+    done: dict[str, dict] = field(default_factory=dict)      # run_id -> record (ok / diverged)
+    failed: dict[str, dict] = field(default_factory=dict)    # run_id -> record, to retry
+    todo: list[RunConfig] = field(default_factory=list)
+    started: set[str] = field(default_factory=set)           # todo runs with a checkpoint
+
+
+def matrix_state(results: ResultsDir, configs: list[RunConfig]) -> MatrixState:
+    state = MatrixState()
+    for cfg in configs:
+        run = results.run(cfg.run_id)
+        record = run.record()
+        if record is not None and record["status"] != "failed":
+            state.done[cfg.run_id] = record
+            continue
+        if record is not None:
+            state.failed[cfg.run_id] = record
+        if run.checkpoint_path.exists():
+            state.started.add(cfg.run_id)
+        state.todo.append(cfg)
+    return state
+
+
+@contextmanager
+def _heartbeat(run):
+    """Touch the run's claim every HEARTBEAT_SECONDS while it trains."""
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(HEARTBEAT_SECONDS):
+            run.heartbeat()
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
+def _first_ctrl_c_stops_gently():
+    """First Ctrl-C: ask the run to checkpoint and stop. Second: the usual KeyboardInterrupt."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested.is_set
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield requested.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class DataCache:
+    """Loads a spec's data once per process and device, for every run that needs it."""
+
+    def __init__(self):
+        self._cache: dict = {}
+
+    def get(self, spec, device, settings: Settings):
+        key = (spec.hash, str(device))
+        if key not in self._cache:
+            from elubench.data import load_data
+            self._cache.clear()  # one dataset resident at a time
+            self._cache[key] = load_data(spec.data, device=device, data_dir=settings.data_dir,
+                                         download=settings.download, cache_dir=settings.cache_dir)
+        return self._cache[key]
+
+
+_DATA = DataCache()
+
+
+def execute_run(spec, cfg: RunConfig, settings: Settings, *, should_stop=lambda: False,
+                progress=None) -> dict | None:
+    """Claim, train and record one run; the building block of every executor.
+
+    Returns the record, or None when another process holds the run's claim.
+    A crash inside training is recorded as a `failed` run, not raised.
+    """
+    from elubench.runtime import configure, resolve_device
+    from elubench.train import Stopped, RunOptions, train_run
+
+    results = ResultsDir(settings.results, spec)
+    run = results.run(cfg.run_id)
+    if not run.claim(STALE_SECONDS):
+        return None
+    try:
+        existing = run.record()
+        if existing is not None and existing["status"] != "failed":
+            return existing  # finished by another process since we looked
+        if existing is not None:
+            run.archive_attempt()
+        device = resolve_device(settings.device)
+        configure(device, settings.threads)
+        data = _DATA.get(spec, device, settings)
+        options = RunOptions(device=device, checkpoint_seconds=settings.checkpoint_seconds,
+                             compile=settings.compile, should_stop=should_stop,
+                             progress=progress)
+        started = time.time()
+        with _heartbeat(run):
+            try:
+                record = train_run(spec, cfg, data, run, options)
+            except (Stopped, ElubenchError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # a crash is a result to record, not a reason to stop the matrix
+                record = {**cfg.to_dict(), "status": "failed",
+                          "reason": f"{exc.__class__.__name__}: {exc}",
+                          "traceback": traceback.format_exc(), "task": spec.task,
+                          "test_errors": None, "test_size": None, "test_error": None,
+                          "test_loss": None, "train_loss": None, "iterations": None,
+                          "wall_seconds": time.time() - started, "images_per_second": None,
+                          "init_hash": None, "device": str(device), "finished_at": time.time()}
+        run.write_record(record)
+        run.checkpoint_path.unlink(missing_ok=True)
+        return record
+    finally:
+        run.release()
+
+
+def run_matrix(spec, configs: list[RunConfig], settings: Settings,
+               reporter: Reporter | None = None) -> list[dict]:
+    """Train every run of `configs` that is not done yet, one after another on one device."""
+    from elubench.train import Stopped
+
+    reporter = reporter or Reporter()
+    results = ResultsDir(settings.results, spec)
+    results.prepare(force=settings.force)
+    if settings.force:
+        for cfg in configs:
+            if results.run(cfg.run_id).path.exists():
+                results.supersede_run(cfg.run_id)
+    state = matrix_state(results, configs)
+    records = list(state.done.values())
+    reporter.matrix_start(len(configs), len(state.done), len(state.todo))
+    with _first_ctrl_c_stops_gently() as stop_requested:
+        for index, cfg in enumerate(state.todo):
+            reporter.run_start(cfg, index, len(state.todo))
+            try:
+                record = execute_run(spec, cfg, settings, should_stop=stop_requested,
+                                     progress=lambda event, cfg=cfg: reporter.run_progress(cfg, event))
+            except Stopped as exc:
+                raise Interrupted(str(exc), records) from None
+            if record is None:
+                reporter.run_skipped(cfg, "another process is training it")
+                continue
+            records.append(record)
+            reporter.run_end(cfg, record)
+            if stop_requested():
+                raise Interrupted(f"stopped after {cfg.run_id}", records)
+    return records
+
+
+@dataclass
+class Estimate:
+    step_seconds: float       # one training step, measured on this device
+    eval_seconds: float       # one evaluation of the whole test set (estimated from batches)
+    iterations: int           # per run
+    evaluations: int          # per run
+    runs: int                 # runs left to train
+    device: str
+
+    @property
+    def run_seconds(self) -> float:
+        return self.iterations * self.step_seconds + self.evaluations * self.eval_seconds
+
+    @property
+    def total_seconds(self) -> float:
+        return self.runs * self.run_seconds
+
+
+def estimate(spec, cfg: RunConfig, runs: int, settings: Settings, *, steps: int = 8,
+             warmup: int = 3) -> Estimate:
+    """Time a few steps of `cfg`'s net on random data of the spec's shape (no dataset needed),
+    and scale to the matrix: a user learns the cost before starting."""
+    import torch
+
+    from elubench.runtime import configure, resolve_device, synchronize
+    from elubench.train import build_for_training, make_step
+
+    device = resolve_device(settings.device)
+    configure(device, settings.threads)
+    train = spec.train
+    sizes = spec.data.sizes()
+    batch = train.batch_size if sizes is None else min(train.batch_size, sizes[0])
+    model, optimizer, _, memory_format = build_for_training(spec, cfg, device)
+    step = make_step(model, optimizer, spec.task, train.precision, memory_format)
+    classes = spec.data.classes() or 2
+    x = torch.randn(batch, *spec.data.input_shape(), device=device)
+    y = torch.randint(0, classes, (batch,), device=device)
+    for _ in range(warmup):
+        step(x, y)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step(x, y)
+    loss.item()
+    step_seconds = (time.perf_counter() - start) / steps
+
+    eval_batch = min(max(2 * batch, 256), 1000)
+    model.eval()
+    with torch.no_grad():
+        xe = torch.randn(eval_batch, *spec.data.input_shape(), device=device)
+        model(xe.contiguous(memory_format=memory_format))
+        synchronize(device)
+        start = time.perf_counter()
+        model(xe.contiguous(memory_format=memory_format)).sum().item()
+        batch_seconds = time.perf_counter() - start
+    test_size = sizes[1] if sizes else 50_000
+    eval_seconds = batch_seconds * test_size / eval_batch
+
+    steps_per_epoch = max(1, (sizes[0] if sizes else 1_281_167) // batch)
+    iterations = train.iterations or train.epochs * steps_per_epoch
+    evaluations = iterations // (train.eval_every or max(1, iterations // 10)) + 1
+    return Estimate(step_seconds, eval_seconds, iterations, evaluations, runs, str(device))

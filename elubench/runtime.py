@@ -1,0 +1,98 @@
+"""The device a run trains on, backend settings, and the versions a record names."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import torch
+
+from elubench import __version__
+from elubench.errors import DeviceError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA, then MPS, then the CPU; an explicit device must exist."""
+    name = (name or "auto").lower()
+    base = name.split(":")[0]
+    if base not in DEVICES:
+        raise DeviceError(f"unknown device {name!r}", where="--device",
+                          hint="use auto, cpu, cuda, cuda:N or mps")
+    if base == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if base == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError("CUDA is not available on this machine", where="--device",
+                              hint="use --device cpu (or auto)")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"there is no GPU {index} (this machine has "
+                              f"{torch.cuda.device_count()})", where="--device")
+    if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError("MPS (Apple GPU) is not available on this machine", where="--device",
+                          hint="use --device cpu (or auto)")
+    return torch.device(name)
+
+
+def configure(device: torch.device, threads: int | None = None) -> None:
+    """Backend settings for speed that do not change the science.
+
+    CUDA: cudnn.benchmark picks the fastest conv algorithm per shape (fixed shapes here);
+    TF32 stays off so fp32 means fp32. CPU: all cores to the one run.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    if device.type == "cpu":
+        torch.set_num_threads(threads or cpu_count())
+
+
+def cpu_count() -> int:
+    """Cores this process may use (its affinity mask, not the machine's total)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                for line in handle:
+                    if line.startswith("model name"):
+                        return f"{line.split(':', 1)[1].strip()} ({cpu_count()} cores)"
+        except OSError:
+            pass
+        return f"{platform.processor() or platform.machine() or 'cpu'} ({cpu_count()} cores)"
+    return device.type
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    out = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__,
+           "elubench": __version__}
+    try:
+        import scipy
+        out["scipy"] = scipy.__version__
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        pass
+    if torch.version.cuda:
+        out["cuda"] = torch.version.cuda
+    return out
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
