@@ -1,0 +1,143 @@
+"""End-to-end training on the real digits set (seconds each on a 2-core CPU)."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import tiny_spec
+from elubench.grid import expand
+from elubench.runner import Settings, execute_run, run_matrix
+from elubench.spec import validate_spec
+from elubench.store import RECORD_KEYS, ResultsDir, read_record
+
+pytestmark = pytest.mark.slow
+
+
+def _spec(**train):
+    base = {"batch_size": 32, "lr": 0.05, "iterations": 60, "eval_every": 20}
+    base.update(train)
+    return validate_spec(tiny_spec(train=base))
+
+
+def _settings(tmp_path, **kw):
+    return Settings(results=tmp_path, device="cpu", checkpoint_seconds=0, **kw)
+
+
+def test_matrix_records_every_run_with_the_contract_keys(tmp_path):
+    spec = _spec()
+    configs = expand(spec, seeds=1)
+    records = run_matrix(spec, configs, _settings(tmp_path))
+    assert len(records) == 4
+    for cfg in configs:
+        record = read_record(tmp_path / "tiny" / "runs" / cfg.run_id / "run.json")
+        assert set(RECORD_KEYS) <= set(record)
+        assert record["status"] == "ok" and isinstance(record["batchnorm"], bool)
+        assert isinstance(record["test_errors"], int) and record["test_size"] == 445
+        assert record["test_error"] == record["test_errors"] / 445
+        assert record["test_error"] < 0.5  # chance is 0.9
+        assert record["iterations"] == 60 and record["images_per_second"] > 0
+        metrics = [json.loads(line) for line in
+                   (tmp_path / "tiny" / "runs" / cfg.run_id / "metrics.jsonl").read_text().splitlines()]
+        assert [m["iteration"] for m in metrics] == [0, 20, 40, 60]
+        assert set(metrics[-1]["activations"]) == {"s1_conv1", "s2_conv2"}
+        assert metrics[-1]["test_errors"] == record["test_errors"]
+        assert not (tmp_path / "tiny" / "runs" / cfg.run_id / "checkpoint.pt").exists()
+    hashes = {r["init_hash"] for r in records}
+    assert len(hashes) == 1  # one seed: every activation and BN setting started alike
+
+
+def test_rerun_skips_done_runs_and_does_only_the_missing(tmp_path):
+    spec = _spec()
+    configs = expand(spec, seeds=1)
+    run_matrix(spec, configs[:2], _settings(tmp_path))
+    done = {c.run_id: (tmp_path / "tiny" / "runs" / c.run_id / "run.json").stat().st_mtime_ns
+            for c in configs[:2]}
+    records = run_matrix(spec, configs, _settings(tmp_path))
+    assert len(records) == 4
+    for run_id, mtime in done.items():
+        assert (tmp_path / "tiny" / "runs" / run_id / "run.json").stat().st_mtime_ns == mtime
+
+
+def test_same_seed_twice_gives_the_same_result(tmp_path):
+    spec = _spec()
+    cfg = expand(spec, seeds=1)[1]  # elu+bn
+    a = execute_run(spec, cfg, _settings(tmp_path / "a"))
+    b = execute_run(spec, cfg, _settings(tmp_path / "b"))
+    assert a["test_errors"] == b["test_errors"] and a["train_loss"] == b["train_loss"]
+
+
+def test_stopped_run_resumes_to_the_same_record(tmp_path):
+    spec = _spec(iterations=50, eval_every=10)
+    cfg = expand(spec, seeds=1)[2]  # relu, no BN, dropout on
+    whole = execute_run(spec, cfg, _settings(tmp_path / "whole"))
+
+    from elubench.train import Stopped
+    calls = {"n": 0}
+
+    def stop_after_23_steps():
+        calls["n"] += 1
+        return calls["n"] >= 23
+
+    settings = _settings(tmp_path / "parts")
+    ResultsDir(settings.results, spec).prepare()
+    with pytest.raises(Stopped):
+        execute_run(spec, cfg, settings, should_stop=stop_after_23_steps)
+    run_dir = tmp_path / "parts" / "tiny" / "runs" / cfg.run_id
+    assert (run_dir / "checkpoint.pt").exists() and not (run_dir / "run.json").exists()
+    resumed = execute_run(spec, cfg, settings)
+    assert resumed["resumed_at"] == [23]
+    assert resumed["test_errors"] == whole["test_errors"]
+    assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-6)
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["iteration"] for x in lines] == [0, 10, 20, 30, 40, 50]
+
+
+def test_divergence_is_recorded_not_raised(tmp_path):
+    spec = _spec(lr=1e6, iterations=200, eval_every=100)
+    cfg = expand(spec, seeds=1)[2]  # relu without BN blows up at this rate
+    record = execute_run(spec, cfg, _settings(tmp_path))
+    assert record["status"] == "diverged"
+    assert "non-finite training loss" in record["reason"]
+    assert 1 <= record["iterations"] < 200
+    assert record["test_errors"] is None
+
+
+def test_a_crash_is_recorded_as_failed_and_retried(tmp_path, monkeypatch):
+    spec = _spec()
+    cfg = expand(spec, seeds=1)[0]
+    import elubench.train as train
+
+    def boom(*a, **k):
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(train, "train_run", boom)
+    record = execute_run(spec, cfg, _settings(tmp_path))
+    assert record["status"] == "failed" and "simulated" in record["reason"]
+    monkeypatch.undo()
+    record = execute_run(spec, cfg, _settings(tmp_path))
+    assert record["status"] == "ok"
+    assert (tmp_path / "tiny" / "runs" / cfg.run_id / "attempt-1.json").exists()
+
+
+def test_autoencoder_trains_and_its_error_falls(tmp_path):
+    spec = validate_spec(tiny_spec(
+        task="autoencoder", data={"dataset": "digits", "preprocess": "none"},
+        model={"stacks": ["1x32xFC", "1x8xFC", "1x32xFC", "1x64xFC"], "pool": "none"},
+        train={"batch_size": 32, "lr": 0.1, "iterations": 150, "eval_every": 50,
+               "optimizer": {"momentum": 0.9, "weight_decay": 0.0}},
+        compare={"activations": ["elu"], "batchnorm": [False], "seeds": 1}))
+    record = execute_run(spec, expand(spec)[0], _settings(tmp_path))
+    assert record["status"] == "ok" and record["test_errors"] is None
+    lines = [json.loads(x) for x in
+             (tmp_path / spec.name / "runs" / expand(spec)[0].run_id / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["test_error"] < 0.6 * lines[0]["test_error"]
+
+
+def test_prelu_slopes_are_recorded_and_learned(tmp_path):
+    spec = validate_spec(tiny_spec(compare={"activations": ["prelu"], "batchnorm": [False], "seeds": 1},
+                                   train={"batch_size": 32, "lr": 0.05, "iterations": 40}))
+    record = execute_run(spec, expand(spec)[0], _settings(tmp_path))
+    slopes = record["prelu_slopes"]
+    assert set(slopes) == {"s1_conv1", "s2_conv2"}
+    assert any(abs(s["mean"] - 0.25) > 1e-4 for s in slopes.values())
