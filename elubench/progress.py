@@ -46,10 +46,11 @@ def summary_table(records: list[dict], title: str) -> Table:
     for config, rows in by_config.items():
         ok = [r for r in rows if r["status"] == "ok"]
         values = [r["test_error"] * (1 if autoencoder else 100) for r in ok]
+        fmt = "{:.4g}" if autoencoder else "{:.2f}"
         if len(values) >= 2:
-            cell = f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
+            cell = f"{fmt.format(statistics.mean(values))} ± {fmt.format(statistics.stdev(values))}"
         else:
-            cell = f"{values[0]:.4g}" if values else "-"
+            cell = fmt.format(values[0]) if values else "-"
         bad = sum(r["status"] == "diverged" for r in rows), sum(r["status"] == "failed" for r in rows)
         table.add_row(config, str(len(ok)), f"{bad[0]} / {bad[1]}", cell)
     return table

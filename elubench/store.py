@@ -268,3 +268,114 @@ def find_records(root: Path) -> list[Path]:
     if root.is_file() and root.name == RECORD:
         return [root]
     return sorted(p for p in root.rglob(RECORD) if "superseded" not in p.relative_to(root).parts)
+
+
+# --- reading a results tree for compare and report ------------------------------------------
+
+RUN_COLUMNS = ("run_id", "spec_name", "spec_hash", "config", "activation", "batchnorm", "init",
+               "seed", "status", "reason", "task", "test_errors", "test_size", "test_error",
+               "test_loss", "train_loss", "iterations", "wall_seconds", "images_per_second",
+               "init_hash", "device_name")
+
+
+class Results:
+    """Every run of one spec found under a folder, as pandas tables."""
+
+    def __init__(self, runs, metrics, activations, spec: dict | None, skipped: list[str]):
+        self.runs = runs                # one row per run (RUN_COLUMNS)
+        self.metrics = metrics          # one row per evaluation: run_id, config, seed, iteration, ...
+        self.activations = activations  # one row per evaluation and hidden layer (bias shift)
+        self.spec = spec                # the resolved spec (spec.json), when the tree has it
+        self.skipped = skipped          # corrupt files left out with --skip-bad
+
+    @property
+    def name(self) -> str:
+        return str(self.runs["spec_name"].iloc[0])
+
+
+def _config_of(record: dict) -> str:
+    from elubench.spec import config_label
+    return record.get("config") or config_label(record["activation"], bool(record["batchnorm"]))
+
+
+def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
+                 detail: bool = True) -> Results:
+    """Read every run.json (and, with `detail`, metrics.jsonl) under `root` for one spec.
+
+    Raises StoreError for an empty tree, a corrupt record (unless skip_bad), or runs of several
+    specs without `spec` naming one.
+    """
+    import pandas as pd
+
+    root = Path(root)
+    if not root.exists():
+        raise StoreError("no such results folder", where=str(root),
+                         hint="give the folder `elubench run` wrote (default results/)")
+    records, skipped = [], []
+    for path in find_records(root):
+        try:
+            record = read_record(path)
+        except StoreError as exc:
+            if not skip_bad:
+                raise
+            skipped.append(exc.render())
+            continue
+        record["_dir"] = path.parent
+        records.append(record)
+    if not records:
+        raise StoreError("no run records (run.json) here", where=str(root),
+                         hint="train some first: elubench run SPEC --results " + str(root))
+    names = sorted({r["spec_name"] for r in records})
+    if spec is not None:
+        records = [r for r in records if r["spec_name"] == spec]
+        if not records:
+            raise StoreError(f"no runs of spec {spec!r} here", where=str(root),
+                             hint=f"specs found: {', '.join(names)}")
+    elif len(names) > 1:
+        raise StoreError(f"runs of {len(names)} specs are here: {', '.join(names)}", where=str(root),
+                         hint="pick one with --spec NAME, or point at results/<name>")
+    hashes = sorted({r["spec_hash"] for r in records})
+    if len(hashes) > 1:
+        raise StoreError(f"runs of {len(hashes)} versions of spec {records[0]['spec_name']!r} "
+                         f"(hashes {', '.join(hashes)}) are mixed here", where=str(root),
+                         hint="keep one version's runs in this tree (elubench run refuses to mix them)")
+
+    rows = []
+    for r in records:
+        row = {key: r.get(key) for key in RUN_COLUMNS}
+        row["config"] = _config_of(r)
+        row["init"] = r.get("init") or "he"
+        row["batchnorm"] = bool(r["batchnorm"])
+        row["task"] = r.get("task") or "classification"
+        rows.append(row)
+    runs = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+    runs["test_errors"] = runs["test_errors"].astype("Int64")
+    runs["seed"] = runs["seed"].astype(int)
+    for column in ("test_size", "test_error", "test_loss", "train_loss", "iterations",
+                   "wall_seconds", "images_per_second"):
+        runs[column] = pd.to_numeric(runs[column], errors="coerce")
+
+    metric_rows, layer_rows = [], []
+    if detail:
+        for r in records:
+            config = _config_of(r)
+            for line in read_metrics(r["_dir"] / METRICS):
+                base = {"run_id": r["run_id"], "config": config, "seed": r["seed"],
+                        "iteration": line.get("iteration")}
+                metric_rows.append({**base, "test_error": line.get("test_error"),
+                                    "train_loss": line.get("train_loss"), "lr": line.get("lr"),
+                                    "seconds": line.get("seconds")})
+                for layer, stats in (line.get("activations") or {}).items():
+                    layer_rows.append({**base, "layer": layer, "mean": stats.get("mean"),
+                                       "median": stats.get("median")})
+    metrics = pd.DataFrame(metric_rows, columns=["run_id", "config", "seed", "iteration",
+                                                 "test_error", "train_loss", "lr", "seconds"])
+    activations = pd.DataFrame(layer_rows, columns=["run_id", "config", "seed", "iteration",
+                                                    "layer", "mean", "median"])
+    spec_dir = records[0]["_dir"].parent.parent
+    resolved = None
+    try:
+        resolved = json.loads((spec_dir / "spec.json").read_text()).get("spec")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        pass  # a tree without spec.json (records copied alone) still compares
+    return Results(runs, metrics, activations, resolved, skipped)
