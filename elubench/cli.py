@@ -193,6 +193,50 @@ def run(
 
 
 @app.command()
+def bench(
+    spec: SpecArg,
+    activations: Annotated[Optional[list[str]], typer.Option(
+        "--activations", "-a", help="Activations whose step time to compare with relu's "
+                                    "(comma-separated; default: the spec's).", show_default=False)] = None,
+    set_: SetOpt = None,
+    width: WidthOpt = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Default: the spec's.", min=1,
+                                                      show_default=False)] = None,
+    steps: Annotated[int, typer.Option(help="Timed steps per measurement.", min=1)] = 20,
+    warmup: Annotated[int, typer.Option(help="Untimed steps before measuring.", min=1)] = 5,
+    repeats: Annotated[int, typer.Option(help="Interleaved measurements of each loop.", min=1)] = 3,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[Optional[str], typer.Option(help="fp32 or bf16; default: the spec's.",
+                                                     show_default=False)] = None,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the engine's model.")] = False,
+    reference_workers: Annotated[int, typer.Option(
+        help="DataLoader workers of the reference loop.", min=0)] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+):
+    """Measure elubench's training engine against a plain PyTorch loop (images/s, FLOP/s)."""
+    from elubench.bench import run_bench
+    from elubench.runtime import resolve_device
+    from elubench.spec import load_spec
+
+    overrides = list(set_ or []) + ([f"train.precision={precision}"] if precision else [])
+    loaded = load_spec(spec, overrides, width)
+    names = _split_names(activations) or loaded.compare.activations
+    from elubench.activations import parse_activation
+    names = [str(parse_activation(n)) for n in names]
+    console = _console(stderr=as_json)
+    with console.status("measuring") as status:
+        result = run_bench(loaded, device=resolve_device(device), activations=names,
+                           batch_size=batch_size, steps=steps, warmup=warmup, repeats=repeats,
+                           compile=compile_, reference_workers=reference_workers,
+                           progress=lambda text: status.update(text))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    from elubench.views import bench_table
+    console.print(bench_table(result))
+
+
+@app.command()
 def activations(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ):

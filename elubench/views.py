@@ -72,3 +72,33 @@ def matrix_table(configs, state, title: str) -> Table:
     for config, row in rows.items():
         table.add_row(config, str(row["done"]), str(row["left"]), str(row["failed"]), str(row["started"]))
     return table
+
+
+def bench_table(result: dict) -> Table:
+    """`elubench bench`: A vs B, FLOP/s against the measured peak, activation step times."""
+    title = (f"{result['spec_name']} (width {result['model_width']:g}, batch {result['batch_size']}) "
+             f"on {result['device_name']}, {result['threads']} threads, {result['dtype']}, "
+             f"torch {result['torch']}")
+    table = Table(title=title, header_style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("detail")
+
+    def spread(s):
+        return f"median of {s['repeats']}; min {s['min']:,.0f}, max {s['max']:,.0f}"
+
+    table.add_row("A: reference loop (img/s)", f"{result['reference_images_per_second']:,.0f}",
+                  spread(result["reference"]) + f"; {result['reference_workers']} loader workers")
+    table.add_row("B: elubench engine (img/s)", f"{result['elubench_images_per_second']:,.0f}",
+                  spread(result["elubench"]))
+    table.add_row("speed-up B/A", f"{result['speedup']:.2f}×", "")
+    table.add_row("training FLOPs / image", _si(result["flops_per_image"]), "forward + backward, torch counter")
+    table.add_row("achieved FLOP/s (B)", _si(result["achieved_flops"]), "")
+    table.add_row("peak FLOP/s (matmul)", _si(result["peak_flops"]), "measured now, same dtype")
+    table.add_row("fraction of peak", f"{100 * result['peak_fraction']:.0f} %", "")
+    for name, ratio in result["activation_time_ratio"].items():
+        table.add_row(f"step time {name} / relu", f"{ratio:.3f}",
+                      spread(result["activation_images_per_second"][name]))
+    if result.get("compile_seconds"):
+        table.add_row("compile + warm-up (s)", f"{max(result['compile_seconds'].values()):.1f}", "apart from the above")
+    return table
