@@ -192,6 +192,69 @@ def run(
                                           f"{Path(results) / loaded.name}"))
 
 
+ResultsArg = Annotated[Path, typer.Argument(help="A results folder (default results/).")]
+
+
+@app.command()
+def compare(
+    results: ResultsArg = Path("results"),
+    spec: Annotated[Optional[str], typer.Option(
+        help="Which spec's runs, when the folder holds several.", show_default=False)] = None,
+    baseline: Annotated[Optional[str], typer.Option(
+        help="Configuration to compare against, e.g. relu or relu+bn (default: the spec's).",
+        show_default=False)] = None,
+    all_pairs: Annotated[bool, typer.Option("--all-pairs", help="Compare every pair of configurations.")] = False,
+    alternative: Annotated[Optional[str], typer.Option(
+        help="two-sided, less (a has lower error) or greater; default: the spec's (two-sided).",
+        show_default=False)] = None,
+    alpha: Annotated[Optional[float], typer.Option(help="Significance level; default: the spec's (0.05).",
+                                                   show_default=False)] = None,
+    q_values: Annotated[bool, typer.Option("--q-values", help="Also report Benjamini–Hochberg q-values.")] = False,
+    target: Annotated[Optional[float], typer.Option(
+        help="Test error (%) whose iterations-to-reach are compared (default: the worst "
+             "configuration's final mean).", show_default=False)] = None,
+    format_: Annotated[str, typer.Option("--format", help="rich, markdown, csv, json or latex.")] = "rich",
+    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of the terminal.",
+                                                show_default=False)] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip corrupt run records (named in a warning).")] = False,
+):
+    """Paired statistics over recorded runs: tables, tests, effect sizes, a methods paragraph."""
+    from elubench.analysis import analyze
+    from elubench.tables import FORMATS, to_csv, to_json, to_latex, to_markdown, to_rich
+
+    if format_ not in FORMATS:
+        raise ElubenchError(f"unknown format {format_!r}", where="--format", hint=f"use one of {', '.join(FORMATS)}")
+    if alternative is not None and alternative not in ("two-sided", "less", "greater"):
+        raise ElubenchError(f"unknown alternative {alternative!r}", where="--alternative",
+                            hint="use two-sided, less or greater")
+    if alpha is not None and not 0 < alpha < 1:
+        raise ElubenchError(f"alpha must be between 0 and 1, got {alpha}", where="--alpha")
+    result = analyze(results, spec=spec, skip_bad=skip_bad, baseline=baseline, all_pairs=all_pairs,
+                     alternative=alternative, alpha=alpha, q_values=q_values, target_percent=target)
+    c = result.comparison
+    title = f"{c.spec_name}: {len(result.results.runs)} runs, {len(c.configs)} configurations"
+    if format_ == "rich":
+        console = _console(stderr=False) if out is None else None
+        if out is not None:
+            from rich.console import Console
+            with open(out, "w", encoding="utf-8") as handle:
+                Console(file=handle, width=160).print(to_rich(result.sections, c.warnings, c.methods))
+            return
+        console.rule(title)
+        console.print(to_rich(result.sections, c.warnings, c.methods))
+        return
+    text = {"markdown": lambda: f"## {title}\n\n" + to_markdown(result.sections, c.warnings, c.methods),
+            "csv": lambda: to_csv(result.sections), "json": lambda: to_json(c, result.sections),
+            "latex": lambda: to_latex(result.sections, c.methods)}[format_]()
+    if out is None:
+        typer.echo(text)
+    else:
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ElubenchError(f"cannot write ({exc.strerror or exc})", where=str(out)) from None
+
+
 @app.command()
 def bench(
     spec: SpecArg,

@@ -1,0 +1,71 @@
+"""From a results folder to statistics: the one call behind `compare` and `report`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from elubench.errors import StatsError
+from elubench.store import Results, load_results
+
+
+@dataclass
+class Analysis:
+    results: Results
+    comparison: object        # stats.Comparison
+    sections: list            # tables.Section
+    task: str
+
+
+def analyze(root: Path, *, spec: str | None = None, skip_bad: bool = False, baseline: str | None = None,
+            all_pairs: bool = False, alternative: str | None = None, alpha: float | None = None,
+            q_values: bool = False, target_percent: float | None = None) -> Analysis:
+    """Load one spec's runs under `root` and compute every statistic.
+
+    Defaults for the baseline, alpha and side come from the spec's `compare` section (stored
+    with the results), else relu without BN, 0.05 and two-sided.
+    """
+    from elubench.stats import compare
+    from elubench.tables import display_tables
+
+    results = load_results(root, spec=spec, skip_bad=skip_bad)
+    settings = (results.spec or {}).get("compare", {})
+    reference = {k: tuple(v) for k, v in ((results.spec or {}).get("reference", {})
+                                          .get("test_error", {}) or {}).items()}
+    runs = results.runs = _in_spec_order(results.runs, settings)
+    task = str(runs["task"].iloc[0])
+    baseline = baseline or settings.get("baseline")
+    if baseline is None:
+        baseline = "relu" if "relu" in set(runs["config"]) else None
+    if baseline is not None and baseline not in set(runs["config"]):
+        raise StatsError(f"baseline {baseline!r} is not in the data",
+                         hint=f"configurations here: {', '.join(dict.fromkeys(runs['config']))}")
+    target = None
+    if target_percent is not None:
+        target = target_percent if task == "autoencoder" else target_percent / 100
+    comparison = compare(runs, results.metrics if len(results.metrics) else None, baseline=baseline,
+                         all_pairs=all_pairs, alternative=alternative or settings.get("alternative", "two-sided"),
+                         alpha=alpha or settings.get("alpha", 0.05), q_values=q_values, target=target,
+                         reference=reference or None)
+    if results.skipped:
+        comparison.warnings.insert(0, f"{len(results.skipped)} corrupt record(s) skipped (--skip-bad): "
+                                   + "; ".join(results.skipped))
+    return Analysis(results, comparison, display_tables(comparison, task=task), task)
+
+
+def _in_spec_order(runs, settings: dict):
+    """Configurations in the spec's order (activation, then BN off/on), others after them."""
+    from elubench.activations import parse_activation
+    from elubench.spec import config_label
+
+    inits = settings.get("init", "he")
+    inits = [inits] if isinstance(inits, str) else list(inits)
+    order = []
+    for init in inits:
+        for name in settings.get("activations", []):
+            for bn in settings.get("batchnorm", [False, True]):
+                order.append(config_label(str(parse_activation(name)), bn, init if len(inits) > 1 else None))
+    order += sorted(set(runs["config"]) - set(order))
+    rank = {label: i for i, label in enumerate(order)}
+    keyed = runs.assign(_rank=runs["config"].map(rank))
+    return keyed.sort_values(["_rank", "seed"], kind="stable").drop(columns="_rank").reset_index(drop=True)
