@@ -1,0 +1,113 @@
+import json
+import time
+
+import pytest
+
+from conftest import make_results
+
+TEN = {"relu": [60, 62, 58, 61, 65, 59, 63, 60, 64, 62],
+       "elu": [50, 51, 49, 52, 55, 48, 50, 51, 53, 50],
+       "relu+bn": [55, 57, 52, 56, 60, 54, 58, 55, 59, 57],
+       "elu+bn": [51, 50, 50, 52, 54, 49, 51, 50, 52, 51]}
+
+
+def test_compare_tables_and_verdicts(cli, tmp_path):
+    root = make_results(tmp_path, TEN)
+    code, out, err = cli("compare", root, "--format", "json")
+    assert code == 0, err
+    payload = json.loads(out)
+    paired = {(r["a"], r["b"]): r for r in payload["tables"]["paired"]}
+    elu = paired[("elu", "relu")]
+    assert elu["wins"] == 10 and elu["wilcoxon_p"] == pytest.approx(2 / 1024)
+    assert elu["wilcoxon_method"].startswith("exact") and elu["verdict"] == "better"
+    assert payload["alternative"] == "two-sided" and payload["primary_test"] == "Wilcoxon signed-rank"
+    assert "Holm" in payload["methods"]
+
+
+@pytest.mark.parametrize("fmt, needle", [("rich", "paired comparisons"), ("markdown", "| configuration |"),
+                                         ("csv", "# paired:"), ("latex", r"\begin{tabular}")])
+def test_formats(cli, tmp_path, fmt, needle):
+    root = make_results(tmp_path, TEN)
+    code, out, err = cli("compare", root, "--format", fmt)
+    assert code == 0, err
+    assert needle in out
+
+
+def test_out_file_and_options(cli, tmp_path):
+    root = make_results(tmp_path, TEN)
+    target = tmp_path / "stats.md"
+    code, _, err = cli("compare", root, "--format", "markdown", "--out", target, "--all-pairs",
+                       "--alternative", "less", "--q-values", "--baseline", "relu+bn")
+    assert code == 0, err
+    text = target.read_text()
+    assert "every pair" in text and "BH q" in text and "less" in text
+
+
+def test_one_sided_exact_p_can_go_below_0001(cli, tmp_path):
+    root = make_results(tmp_path, TEN)
+    code, out, _ = cli("compare", root, "--format", "json", "--alternative", "less")
+    paired = {(r["a"], r["b"]): r for r in json.loads(out)["tables"]["paired"]}
+    assert paired[("elu", "relu")]["wilcoxon_p"] == pytest.approx(1 / 1024)
+
+
+def test_diverged_runs_are_counted_and_shown(cli, tmp_path):
+    errors = dict(TEN)
+    errors["elu"] = [None] + TEN["elu"][1:]
+    root = make_results(tmp_path, errors)
+    code, out, _ = cli("compare", root, "--format", "json")
+    payload = json.loads(out)
+    row = next(r for r in payload["tables"]["descriptives"] if r["config"] == "elu")
+    assert row["n_ok"] == 9 and row["n_diverged"] == 1
+    assert any("did not finish ok" in w for w in payload["warnings"])
+
+
+@pytest.mark.parametrize("setup, args, words", [
+    ("empty", [], "no run records"),
+    ("missing", [], "no such results folder"),
+    ("corrupt", [], "corrupt run record"),
+    ("two specs", [], "runs of 2 specs"),
+    ("ok", ["--baseline", "gelu"], "baseline 'gelu' is not in the data"),
+    ("one seed", [], "a test needs 2 or more"),
+    ("ok", ["--format", "xml"], "unknown format"),
+    ("ok", ["--alternative", "bigger"], "unknown alternative"),
+    ("ok", ["--spec", "other"], "no runs of spec 'other'"),
+])
+def test_bad_input(cli, tmp_path, setup, args, words):
+    root = tmp_path / "results"
+    root.mkdir()
+    if setup in ("ok", "corrupt", "two specs"):
+        make_results(root, TEN)
+    if setup == "missing":
+        root = tmp_path / "nowhere"
+    if setup == "corrupt":
+        (root / "demo" / "runs" / "elu-nobn-he-s003" / "run.json").write_text('{"run_id": ')
+    if setup == "two specs":
+        make_results(root, TEN, spec_name="other")
+    if setup == "one seed":
+        make_results(root, {"relu": [5], "elu": [4]})
+    code, out, err = cli("compare", root, *args)
+    assert code == 2
+    assert words in err
+    assert "Traceback" not in err + out
+
+
+def test_skip_bad_names_the_file(cli, tmp_path):
+    root = make_results(tmp_path, TEN)
+    bad = root / "demo" / "runs" / "elu-nobn-he-s003" / "run.json"
+    bad.write_text("{")
+    code, out, err = cli("compare", root, "--skip-bad", "--format", "json")
+    assert code == 0, err
+    assert any(str(bad) in w for w in json.loads(out)["warnings"])
+
+
+def test_compare_over_2000_runs_is_fast(cli, tmp_path):
+    import random
+    rng = random.Random(0)
+    configs = ["elu", "relu", "srelu", "lrelu", "elu+bn", "relu+bn", "srelu+bn", "lrelu+bn"]
+    root = make_results(tmp_path, {c: [rng.randint(40, 70) for _ in range(250)] for c in configs})
+    start = time.perf_counter()
+    code, out, err = cli("compare", root, "--format", "json")
+    elapsed = time.perf_counter() - start
+    assert code == 0, err
+    assert len(json.loads(out)["tables"]["descriptives"]) == 8
+    assert elapsed < 5.0, elapsed
