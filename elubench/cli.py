@@ -256,6 +256,35 @@ def compare(
 
 
 @app.command()
+def report(
+    results: ResultsArg = Path("results"),
+    markdown: Annotated[bool, typer.Option("--markdown/--no-markdown", help="Write REPORT.md.")] = True,
+    html: Annotated[bool, typer.Option("--html", help="Also write REPORT.html.")] = False,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Folder for the report (default: the spec's results folder).", show_default=False)] = None,
+    spec: Annotated[Optional[str], typer.Option(
+        help="Which spec's runs, when the folder holds several.", show_default=False)] = None,
+    baseline: Annotated[Optional[str], typer.Option(help="Default: the spec's.", show_default=False)] = None,
+    all_pairs: Annotated[bool, typer.Option("--all-pairs", help="Compare every pair of configurations.")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip corrupt run records.")] = False,
+):
+    """Write REPORT.md with the spec, every table, figures and the methods paragraph."""
+    from elubench.analysis import analyze
+    from elubench.report import write_report
+
+    if not markdown and not html:
+        raise ElubenchError("nothing to write", where="--no-markdown", hint="add --html, or drop --no-markdown")
+    analysis = analyze(results, spec=spec, skip_bad=skip_bad, baseline=baseline, all_pairs=all_pairs)
+    written = write_report(analysis, out_dir=out, html_too=html)
+    if not markdown:
+        written[0].unlink()
+        written = written[1:]
+    console = _console()
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+@app.command()
 def bench(
     spec: SpecArg,
     activations: Annotated[Optional[list[str]], typer.Option(

@@ -20,7 +20,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloa
 
 from elubench.activations import Activation, parse_activation
 from elubench.errors import ElubenchError, SpecError
-from elubench.notation import Layer, parse_architecture, parse_stack
+from elubench.notation import Layer, format_stack, parse_architecture, parse_stack
 
 DatasetName = Literal["digits", "synthetic", "mnist", "cifar10", "cifar100", "imagefolder"]
 PoolName = Literal["max2", "avg2", "none"]
@@ -149,10 +149,20 @@ class Model(Strict):
 
     @field_validator("stacks", mode="before")
     @classmethod
-    def _one_string_of_brackets(cls, value):
+    def _canonical_stacks(cls, value):
+        """One canonical text per stack ("1x192x1, 1x240x3"), so `×` or `x`, spaces and brackets
+        do not change the spec hash. Text that does not parse is kept for validate_spec to
+        report with its location."""
         if isinstance(value, str):  # "[1x192x5] [1x192x1, 1x240x3]": split into stacks
-            from elubench.notation import format_stack
             return [format_stack(layers) for layers in parse_architecture(value)]
+        if isinstance(value, list):
+            out = []
+            for text in value:
+                try:
+                    out.append(format_stack(parse_stack(text)))
+                except ElubenchError:
+                    out.append(text)
+            return out
         return value
 
     @field_validator("stacks")

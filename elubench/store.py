@@ -281,12 +281,14 @@ RUN_COLUMNS = ("run_id", "spec_name", "spec_hash", "config", "activation", "batc
 class Results:
     """Every run of one spec found under a folder, as pandas tables."""
 
-    def __init__(self, runs, metrics, activations, spec: dict | None, skipped: list[str]):
+    def __init__(self, runs, metrics, activations, spec: dict | None, skipped: list[str],
+                 folder: Path | None = None):
         self.runs = runs                # one row per run (RUN_COLUMNS)
         self.metrics = metrics          # one row per evaluation: run_id, config, seed, iteration, ...
         self.activations = activations  # one row per evaluation and hidden layer (bias shift)
         self.spec = spec                # the resolved spec (spec.json), when the tree has it
         self.skipped = skipped          # corrupt files left out with --skip-bad
+        self.folder = folder            # results/<spec name>/ (where REPORT.md goes)
 
     @property
     def name(self) -> str:
@@ -378,4 +380,4 @@ def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
         resolved = json.loads((spec_dir / "spec.json").read_text()).get("spec")
     except (OSError, json.JSONDecodeError, AttributeError):
         pass  # a tree without spec.json (records copied alone) still compares
-    return Results(runs, metrics, activations, resolved, skipped)
+    return Results(runs, metrics, activations, resolved, skipped, spec_dir)

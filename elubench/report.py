@@ -1,0 +1,124 @@
+"""`elubench report`: REPORT.md (and optionally REPORT.html) with the spec, every table, the
+figures and the methods paragraph, written next to the results."""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+from elubench import __version__
+from elubench.analysis import Analysis
+from elubench.errors import StoreError
+
+
+def _spec_summary(spec_dict: dict | None) -> list[str]:
+    """Markdown lines describing the experiment, from the resolved spec stored with the runs."""
+    if not spec_dict:
+        return ["*The results folder has no spec.json: the experiment's description is unavailable.*"]
+    from elubench.activations import parse_activation
+    from elubench.plan import plan_network
+    from elubench.spec import validate_spec
+
+    spec = validate_spec(spec_dict, source="spec.json")
+    first = parse_activation(spec.compare.activations[0])
+    plan = plan_network(spec, first, False)
+    train, data, model = spec.train, spec.data, spec.model
+    if isinstance(train.lr, dict):
+        schedule = ", ".join(f"{rate:g} from {start:,}" for start, rate in train.lr.items())
+    elif hasattr(train.lr, "every"):
+        schedule = f"{train.lr.initial:g}, divided by {train.lr.divide_by:g} every {train.lr.every:,}"
+    else:
+        schedule = f"{train.lr:g}"
+    length = f"{train.iterations:,} iterations" if train.iterations else f"{train.epochs} epochs"
+    augment = data.augment
+    augment_text = ", ".join(part for part in (
+        f"pad {augment.pad}" if augment.pad else "", f"random {augment.crop}×{augment.crop} crop" if augment.crop else "",
+        "horizontal flip" if augment.hflip else "") if part) or "none"
+    lines = [
+        f"- **Task**: {spec.task}; **data**: {data.dataset}, preprocessing {data.preprocess}, "
+        f"augmentation {augment_text}",
+        "- **Network** (`layers × units × receptive field`, one bracket per stack): "
+        + " ".join(f"[{s}]" for s in model.stacks).replace("x", "×")
+        + (f"; width × {model.width:g}" if model.width != 1 else ""),
+        f"  - dropout per stack {model.dropout_rates()}, pooling {model.pool}"
+        + (f", SPP {model.spp}" if model.spp else ""),
+        f"  - {plan.total_params:,} parameters ({first}, no BN), {plan.forward_flops / 1e6:,.1f} M forward "
+        "FLOPs per image",
+        f"- **Training**: SGD, batch {train.batch_size}, momentum {train.optimizer.momentum:g}, weight decay "
+        f"{train.optimizer.weight_decay:g} (none on BN parameters or PReLU slopes), learning rate {schedule}, "
+        f"{length}, {train.precision}",
+        f"- **Matrix**: activations {', '.join(spec.compare.activations)} × batch norm "
+        f"{', '.join('on' if b else 'off' for b in spec.compare.batchnorm)} × init "
+        f"{', '.join(spec.compare.init_list())} × "
+        f"{len(spec.compare.seed_list())} seeds; spec hash `{spec.hash}`",
+    ]
+    if spec.reference.test_error:
+        lines.append(f"- **Reference** numbers: {spec.reference.note or 'from the spec'}")
+    return lines
+
+
+def write_report(analysis: Analysis, *, out_dir: Path | None = None, html_too: bool = False) -> list[Path]:
+    """Write REPORT.md (and REPORT.html) with figures in figures/; return the files written."""
+    from elubench.plots import all_figures
+    from elubench.tables import to_markdown
+
+    results, comparison = analysis.results, analysis.comparison
+    out_dir = Path(out_dir or results.folder)
+    figures_dir = out_dir / "figures"
+    try:
+        figures_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot write the report here ({exc.strerror or exc})", where=str(out_dir),
+                         hint="pass --out DIR") from None
+    figures = all_figures(results, comparison.paired, figures_dir, comparison.baseline)
+
+    runs = results.runs
+    counts = runs["status"].value_counts().to_dict()
+    devices = ", ".join(sorted(set(runs["device_name"].dropna().astype(str)))) or "unknown"
+    spec_dict = results.spec or {}
+    header = [
+        f"# elubench report: {comparison.spec_name}", "",
+        f"{spec_dict.get('source', '')}".strip(), "",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M')} by elubench {__version__} from `{results.folder}`: "
+        f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}) on {devices}; "
+        f"mean wall time per run {runs['wall_seconds'].mean():.1f} s.", "",
+        "## The experiment", "", *_spec_summary(results.spec), "",
+        "## Results", "", "",
+    ]
+    figure_lines = ["## Figures", ""]
+    for figure in figures:
+        relative = figure.path.relative_to(out_dir).as_posix()
+        figure_lines += [f"### {figure.title}", "", f"![{figure.title}]({relative})", "",
+                         f"*{figure.caption}*", ""]
+    text = "\n".join(header) + to_markdown(analysis.sections, comparison.warnings, comparison.methods) \
+        + "\n" + "\n".join(figure_lines)
+    written = [out_dir / "REPORT.md"]
+    written[0].write_text(text, encoding="utf-8")
+    if html_too:
+        written.append(out_dir / "REPORT.html")
+        written[1].write_text(_html(analysis, header, figures, out_dir), encoding="utf-8")
+    return written + [f.path for f in figures]
+
+
+def _html(analysis: Analysis, header: list[str], figures, out_dir: Path) -> str:
+    """The same report as one HTML page (tables via pandas, figures as <img>)."""
+    comparison = analysis.comparison
+    body = [f"<h1>{html.escape(header[0].removeprefix('# '))}</h1>"]
+    body += [f"<p>{html.escape(line)}</p>" for line in header[1:] if line and not line.startswith("#")]
+    body.append("<h2>Results</h2>")
+    for section in analysis.sections:
+        body.append(f"<h3>{html.escape(section.title)}</h3>")
+        body.append(section.frame.to_html(index=False, escape=True, border=0))
+        if section.note:
+            body.append(f"<p><em>{html.escape(section.note)}</em></p>")
+    if comparison.warnings:
+        body.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in comparison.warnings)
+                    + "</ul>")
+    body.append(f"<h3>Methods</h3><p>{html.escape(comparison.methods)}</p><h2>Figures</h2>")
+    for figure in figures:
+        body.append(f"<figure><img src='{figure.path.relative_to(out_dir).as_posix()}' style='max-width:100%'>"
+                    f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
+             "font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}")
+    return f"<!doctype html><meta charset='utf-8'><style>{style}</style>" + "\n".join(body)
