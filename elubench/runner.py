@@ -195,12 +195,18 @@ def run_matrix(spec, configs: list[RunConfig], settings: Settings,
 
     reporter = reporter or Reporter()
     results = ResultsDir(settings.results, spec)
+    results.check(force=settings.force)
+    state = MatrixState(todo=list(configs)) if settings.force else matrix_state(results, configs)
+    if state.todo:  # a missing dataset or device fails here, before anything is written
+        from elubench.runtime import configure, resolve_device
+        device = resolve_device(settings.device)
+        configure(device, settings.threads)
+        _DATA.get(spec, device, settings)
     results.prepare(force=settings.force)
     if settings.force:
         for cfg in configs:
             if results.run(cfg.run_id).path.exists():
                 results.supersede_run(cfg.run_id)
-    state = matrix_state(results, configs)
     records = list(state.done.values())
     reporter.matrix_start(len(configs), len(state.done), len(state.todo))
     with _first_ctrl_c_stops_gently() as stop_requested:

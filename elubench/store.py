@@ -209,8 +209,20 @@ class ResultsDir:
             raise StoreError("corrupt spec.json", where=str(meta),
                              hint="restore it, or move the folder away") from None
 
+    def check(self, *, force: bool = False) -> None:
+        """Refuse (without writing anything) a folder that holds another version's runs."""
+        stored = self.stored_hash()
+        if stored is not None and stored != self.spec.hash and not force:
+            raise StoreError(
+                f"holds runs of a different version of spec {self.spec.name!r} "
+                f"(hash {stored}; this one is {self.spec.hash}): refusing to mix them",
+                where=str(self.path),
+                hint="use another --results DIR or another spec name, or --force to move the "
+                     "old runs aside (to superseded/) and start again")
+
     def prepare(self, *, force: bool = False) -> None:
         """Create the folder, check it is writable and holds this spec's runs (or none)."""
+        self.check(force=force)
         try:
             (self.path / "runs").mkdir(parents=True, exist_ok=True)
             probe = self.path / f".write-test-{os.getpid()}"
@@ -221,14 +233,7 @@ class ResultsDir:
                              hint="choose another folder with --results DIR") from None
         stored = self.stored_hash()
         if stored is not None and stored != self.spec.hash:
-            if not force:
-                raise StoreError(
-                    f"holds runs of a different version of spec {self.spec.name!r} "
-                    f"(hash {stored}; this one is {self.spec.hash}): refusing to mix them",
-                    where=str(self.path),
-                    hint="use another --results DIR or another spec name, or --force to move the "
-                         "old runs aside (to superseded/) and start again")
-            self.supersede_all()
+            self.supersede_all()  # only with force: check() refused otherwise
         if stored != self.spec.hash:
             write_json_atomic(self.path / "spec.json", {
                 "spec_name": self.spec.name, "spec_hash": self.spec.hash,

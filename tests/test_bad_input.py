@@ -1,0 +1,135 @@
+"""The bad-input corpus: every mistake a user can make ends in one clear message naming what
+and where, exit code 2, no traceback, and nothing already recorded is changed."""
+
+import hashlib
+import json
+
+import pytest
+import yaml
+
+from conftest import SPECS, make_results, tiny_spec
+from test_cli_compare import TEN
+
+
+def _snapshot(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A results tree with recorded runs (of spec `tiny` and of `demo`), and a spec file."""
+    results = tmp_path / "results"
+    make_results(results, TEN)  # spec "demo"
+    make_results(results / "only-tiny", {"elu": [3, 4], "relu": [5, 6]}, spec_name="tiny",
+                 spec_hash="not-this-one")
+    (results / "only-tiny" / "tiny" / "spec.json").write_text(json.dumps({"spec_hash": "not-this-one"}))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(), sort_keys=False))
+    return tmp_path, results, spec
+
+
+def _spec_file(tmp_path, content):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+    return path
+
+
+CASES = {
+    # spec files
+    "malformed yaml": (lambda t, r, s: ["show", _spec_file(t, "name: [x\n")], "not valid YAML"),
+    "empty spec": (lambda t, r, s: ["show", _spec_file(t, "")], "empty"),
+    "spec is a directory": (lambda t, r, s: ["show", t], "cannot read the spec"),
+    "no such spec": (lambda t, r, s: ["run", t / "nope.yaml"], "no such spec file"),
+    "duplicate key": (lambda t, r, s: ["show", _spec_file(t, "name: a\nname: b\n")], "appears twice"),
+    "wrong type": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(train={"iterations": "ten"}))],
+                   "train.iterations"),
+    "unknown top key": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(extra=1))], "unknown key 'extra'"),
+    "unknown nested key": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        data={"dataset": "digits", "preproces": "none"}))], "unknown key 'preproces'"),
+    "bad notation": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        model={"stacks": ["1x8z3", "1x10x1"]}))], "expected 'x' or '×'"),
+    "map below 1x1": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        model={"stacks": ["1x8x3"] * 4 + ["1x10x1"], "pool": ["max2"] * 4 + ["none"]}))], "below 1x1"),
+    "output units": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        model={"stacks": ["1x8x3", "1x9x1"]}))], "10 classes"),
+    "dropout range": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        model={"stacks": ["1x8x3", "1x10x1"], "dropout": [1.5, 0.0]}))], "[0, 1)"),
+    "negative lr": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        train={"lr": -1, "iterations": 3}))], "> 0"),
+    "unknown activation in spec": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        compare={"activations": ["relu", "swish2"]}))], "unknown activation 'swish2'"),
+    "bad activation parameter": (lambda t, r, s: ["show", s, "-a", "lrelu(2)"], "must be in [0, 1)"),
+    # command-line overrides and flags
+    "unknown activation flag": (lambda t, r, s: ["run", s, "--results", r, "-a", "relu,nope"],
+                                "unknown activation 'nope'"),
+    "bad override": (lambda t, r, s: ["run", s, "--results", r, "--set", "train.iterations"],
+                     "cannot read the override"),
+    "override unknown key": (lambda t, r, s: ["run", s, "--results", r, "--set", "train.iters=3"],
+                             "unknown key 'iters'"),
+    "override wrong type": (lambda t, r, s: ["run", s, "--results", r, "--set", "train.batch_size=big"],
+                            "--set train.batch_size=big"),
+    "width zero": (lambda t, r, s: ["show", s, "--width", "0"], "greater than 0"),
+    "bad batchnorm flag": (lambda t, r, s: ["run", s, "--results", r, "--batchnorm", "maybe"],
+                           "use on, off or both"),
+    "unknown device": (lambda t, r, s: ["run", s, "--results", r, "--device", "tpu"], "unknown device"),
+    "missing cuda": (lambda t, r, s: ["run", s, "--results", r, "--device", "cuda"], "CUDA is not available"),
+    "bad precision": (lambda t, r, s: ["run", s, "--results", r, "--precision", "fp8"], "train.precision"),
+    # data
+    "missing dataset": (lambda t, r, s: ["run", _spec_file(t, tiny_spec(
+        name="m", data={"dataset": "mnist"}, model={"stacks": ["1x8x3", "1x10x1"]})),
+        "--results", r, "--data-dir", t / "empty", "--device", "cpu"], "--download"),
+    "imagefolder missing root": (lambda t, r, s: ["run", _spec_file(t, tiny_spec(
+        name="i", data={"dataset": "imagefolder", "imagefolder": {"root": str(t / "no-images"), "crop": 8,
+                                                                  "resize": 8, "classes": 10}})),
+        "--results", r, "--device", "cpu"], "no-images"),
+    # results folders
+    "unwritable results": (lambda t, r, s: ["run", s, "--results", r / "demo" / "runs" / "elu-nobn-he-s000" /
+                                            "run.json" / "x", "--device", "cpu"], "cannot write results"),
+    "spec changed under results": (lambda t, r, s: ["run", s, "--results", r / "only-tiny", "--device", "cpu"],
+                                   "refusing to mix"),
+    "compare empty folder": (lambda t, r, s: ["compare", t / "empty-results"], "no run records"),
+    "compare missing folder": (lambda t, r, s: ["compare", t / "missing"], "no such results folder"),
+    "compare mixed specs": (lambda t, r, s: ["compare", r], "runs of 2 specs"),
+    "compare unknown baseline": (lambda t, r, s: ["compare", r, "--spec", "demo", "--baseline", "tanh"],
+                                 "baseline 'tanh'"),
+    "compare one seed": (lambda t, r, s: ["compare", r / "only-tiny", "--spec", "tiny", "-b", "relu"]
+                         if False else ["compare", make_results(t / "one", {"relu": [1], "elu": [2]})],
+                         "a test needs 2 or more"),
+    "compare unknown format": (lambda t, r, s: ["compare", r, "--spec", "demo", "--format", "docx"],
+                               "unknown format"),
+    "compare bad alpha": (lambda t, r, s: ["compare", r, "--spec", "demo", "--alpha", "2"], "alpha"),
+    "report nothing to write": (lambda t, r, s: ["report", r, "--no-markdown"], "nothing to write"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_one_message_and_exit_2(cli, world, case):
+    tmp_path, results, spec = world
+    (tmp_path / "empty").mkdir(exist_ok=True)
+    (tmp_path / "empty-results").mkdir(exist_ok=True)
+    before = _snapshot(results)
+    build, words = CASES[case]
+    code, out, err = cli(*build(tmp_path, results, spec))
+    assert code == 2, (out, err)
+    assert words in err, err
+    assert "Traceback" not in out + err
+    assert _snapshot(results) == before, "a recorded file changed"
+
+
+def test_corpus_is_big_enough():
+    assert len(CASES) >= 30
+
+
+def test_corrupt_checkpoint_is_named(cli, tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(compare={"activations": ["relu"], "batchnorm": [False],
+                                                      "seeds": 1}), sort_keys=False))
+    code, _, err = cli("run", spec, "--results", tmp_path / "r", "--device", "cpu", "--dry-run")
+    assert code == 0, err
+    run_dir = tmp_path / "r" / "tiny" / "runs" / "relu-nobn-he-s000"
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    code, out, err = cli("run", spec, "--results", tmp_path / "r", "--device", "cpu")
+    assert code == 2 and "cannot resume from this checkpoint" in err and "checkpoint.pt" in err
+    assert (run_dir / "checkpoint.pt").read_bytes() == b"not a checkpoint"
