@@ -111,6 +111,30 @@ def _human(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+SCALE = "Scaling out"
+
+
+def _executor(name: str, parallel: int | None, options: dict, device: str):
+    """The executor the flags ask for; only the flags given reach it, so one that does not
+    apply (--workers with --executor ray) is an error, not silently ignored."""
+    from elubench.executors import make_executor, visible_gpus
+
+    given = {k: v for k, v in options.items() if v is not None}
+    if name == "slurm":  # submitit wants whole numbers
+        for key in ("cpus_per_run", "gpus_per_run"):
+            if key in given:
+                given[key] = int(given[key])
+    if parallel is not None:
+        if name not in ("serial", "local") or "workers" in given:
+            raise ElubenchError("--parallel runs K local workers on one device",
+                                where="--parallel", hint="drop --executor/--workers, or use --workers alone")
+        gpus = visible_gpus() if device in ("auto", "cuda") or device.startswith("cuda") else []
+        if device.startswith("cuda:"):
+            gpus = [device.split(":")[1]]
+        return make_executor("local", workers=parallel, gpus=gpus[:1] or None)
+    return make_executor(name, **given)
+
+
 @app.command()
 def run(
     spec: SpecArg,
@@ -138,10 +162,53 @@ def run(
     precision: Annotated[Optional[str], typer.Option(
         help="fp32 or bf16 (autocast); sets train.precision.", show_default=False)] = None,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    shard: Annotated[Optional[str], typer.Option(
+        help="Only the I-th of N equal slices of the matrix (I/N), for schedulers elubench does "
+             "not drive.", show_default=False, rich_help_panel=SCALE)] = None,
+    executor: Annotated[str, typer.Option(
+        help="Where runs train: serial (this process), local (worker processes), ray (Ray "
+             "tasks) or slurm (a Slurm job array).", rich_help_panel=SCALE)] = "serial",
+    parallel: Annotated[Optional[int], typer.Option(
+        help="K runs at once on this device (K local workers sharing one GPU, or the cores).",
+        min=1, show_default=False, rich_help_panel=SCALE)] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        help="local: worker processes (one GPU each when there are GPUs, else an equal share of "
+             "the cores).", min=1, show_default=False, rich_help_panel=SCALE)] = None,
+    gpus: Annotated[Optional[str], typer.Option(
+        help="local: GPUs to spread workers over, e.g. 0,1 (default: all visible).",
+        show_default=False, rich_help_panel=SCALE)] = None,
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="ray: the cluster to use (default: start a local Ray instance).", show_default=False,
+        rich_help_panel=SCALE)] = None,
+    ray_cpus: Annotated[Optional[int], typer.Option(
+        help="ray: CPUs of the local Ray instance (default: all).", show_default=False,
+        rich_help_panel=SCALE)] = None,
+    cpus_per_run: Annotated[Optional[float], typer.Option(
+        help="ray/slurm: CPU cores (and torch threads) per run.", show_default=False,
+        rich_help_panel=SCALE)] = None,
+    gpus_per_run: Annotated[Optional[float], typer.Option(
+        help="ray/slurm: GPUs per run (ray default: 1 when the cluster has GPUs; slurm: 0).",
+        show_default=False, rich_help_panel=SCALE)] = None,
+    slurm_partition: Annotated[Optional[str], typer.Option(
+        help="slurm: partition.", show_default=False, rich_help_panel=SCALE)] = None,
+    slurm_time: Annotated[Optional[int], typer.Option(
+        help="slurm: time limit per job in minutes (a run cut at the limit resumes from its "
+             "checkpoint on the next `run`; default 1440).", show_default=False,
+        rich_help_panel=SCALE)] = None,
+    slurm_parallelism: Annotated[Optional[int], typer.Option(
+        help="slurm: most jobs of the array running at once.", show_default=False,
+        rich_help_panel=SCALE)] = None,
+    sbatch: Annotated[Optional[list[str]], typer.Option(
+        help="slurm: an extra sbatch option KEY=VALUE (repeatable), e.g. account=proj.",
+        show_default=False, rich_help_panel=SCALE)] = None,
+    slurm_cluster: Annotated[Optional[str], typer.Option(
+        help="slurm: slurm, or local/debug to try the job array on this machine.",
+        show_default=False, rich_help_panel=SCALE)] = None,
 ):
     """Train every activation × BN × seed of a spec; skips runs already recorded."""
-    from elubench.grid import expand
-    from elubench.runner import Interrupted, Settings, matrix_state, run_matrix
+    from elubench.grid import expand, parse_shard
+    from elubench.grid import shard as take_shard
+    from elubench.runner import Interrupted, Settings, matrix_state
     from elubench.spec import load_spec
     from elubench.store import ResultsDir
 
@@ -153,6 +220,14 @@ def run(
         raise ElubenchError(f"unknown value {batchnorm!r}", where="--batchnorm", hint="use on, off or both")
     configs = expand(loaded, activations=_split_names(activations),
                      batchnorm=BATCHNORM[batchnorm] if batchnorm else None, seeds=seeds)
+    if shard is not None:
+        configs = take_shard(configs, *parse_shard(shard))
+    runner = _executor(executor, parallel, {
+        "workers": workers, "gpus": gpus.split(",") if gpus else None, "address": ray_address,
+        "local_cpus": ray_cpus, "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run,
+        "partition": slurm_partition, "time_min": slurm_time,
+        "array_parallelism": slurm_parallelism, "sbatch": sbatch or None,
+        "cluster": slurm_cluster}, device)
     settings = Settings(results=results, device=device, data_dir=data_dir, download=download,
                         force=force, checkpoint_seconds=checkpoint_every, compile=compile_)
     console = _console()
@@ -179,7 +254,7 @@ def run(
     from elubench.progress import RichReporter, summary_table
     reporter = RichReporter(console, loaded.task)
     try:
-        records = run_matrix(loaded, configs, settings, reporter)
+        records = runner.run(loaded, configs, settings, reporter)
     except Interrupted as stop:
         reporter.close()
         console.print(f"[yellow]{stop}[/yellow]")

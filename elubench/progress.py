@@ -57,6 +57,8 @@ def summary_table(records: list[dict], title: str) -> Table:
 
 
 class RichReporter(Reporter):
+    """One bar for the matrix and one per run in progress (several with parallel executors)."""
+
     def __init__(self, console: Console | None = None, task: str = "classification"):
         self.console = console or Console(highlight=False)
         self.task = task
@@ -65,7 +67,7 @@ class RichReporter(Reporter):
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=self.console, transient=False)
         self.matrix_task = None
-        self.run_task = None
+        self.run_tasks: dict[str, int] = {}
 
     def matrix_start(self, total, done, todo):
         self.console.print(f"{total} runs: {done} done, {todo} to train")
@@ -74,13 +76,15 @@ class RichReporter(Reporter):
             self.matrix_task = self.progress.add_task("matrix", total=todo, info="")
 
     def run_start(self, cfg, index, todo):
-        if self.run_task is not None:
-            self.progress.remove_task(self.run_task)
-        self.run_task = self.progress.add_task(f"{cfg.config} s{cfg.seed}", total=None, info="")
+        self.run_tasks[cfg.run_id] = self.progress.add_task(f"{cfg.config} s{cfg.seed}", total=None,
+                                                            info="")
 
     def run_progress(self, cfg, event):
+        task = self.run_tasks.get(cfg.run_id)
+        if task is None:
+            return
         if event["event"] == "start":
-            self.progress.update(self.run_task, total=event["total"], completed=event["iteration"])
+            self.progress.update(task, total=event["total"], completed=event["iteration"])
             return
         info = []
         if event.get("loss") is not None:
@@ -90,17 +94,21 @@ class RichReporter(Reporter):
                         else f"test {event['test_error'] * 100:.2f}%")
         if event.get("images_per_second"):
             info.append(f"{event['images_per_second']:,.0f} img/s")
-        self.progress.update(self.run_task, completed=event["iteration"], info="  ".join(info))
+        self.progress.update(task, completed=event["iteration"], info="  ".join(info))
+
+    def _finish(self, cfg, line: str):
+        task = self.run_tasks.pop(cfg.run_id, None)
+        if task is not None:
+            self.progress.remove_task(task)
+        self.progress.console.print(line)
+        if self.matrix_task is not None:
+            self.progress.advance(self.matrix_task)
 
     def run_end(self, cfg, record):
-        self.progress.console.print(result_line(record))
-        if self.matrix_task is not None:
-            self.progress.advance(self.matrix_task)
+        self._finish(cfg, result_line(record))
 
     def run_skipped(self, cfg, reason):
-        self.progress.console.print(f"[dim]skipped {cfg.run_id}: {reason}[/dim]")
-        if self.matrix_task is not None:
-            self.progress.advance(self.matrix_task)
+        self._finish(cfg, f"[dim]skipped {cfg.run_id}: {reason}[/dim]")
 
     def note(self, text):
         self.progress.console.print(text)

@@ -102,7 +102,7 @@ def _heartbeat(run):
 
 
 @contextmanager
-def _first_ctrl_c_stops_gently():
+def stop_on_first_ctrl_c():
     """First Ctrl-C: ask the run to checkpoint and stop. Second: the usual KeyboardInterrupt."""
     requested = threading.Event()
     if threading.current_thread() is not threading.main_thread():
@@ -188,16 +188,16 @@ def execute_run(spec, cfg: RunConfig, settings: Settings, *, should_stop=lambda:
         run.release()
 
 
-def run_matrix(spec, configs: list[RunConfig], settings: Settings,
-               reporter: Reporter | None = None) -> list[dict]:
-    """Train every run of `configs` that is not done yet, one after another on one device."""
-    from elubench.train import Stopped
-
-    reporter = reporter or Reporter()
+def prepare_matrix(spec, configs: list[RunConfig], settings: Settings, *,
+                   load_data: bool = True) -> tuple[ResultsDir, MatrixState]:
+    """Find where each run stands and ready the results folder (--force: every selected run
+    again, old records moved to superseded/). With `load_data`, a missing dataset or device
+    fails before anything is written; a cluster's driver skips it (it may not see the data,
+    and loading it would pull torch into the driver)."""
     results = ResultsDir(settings.results, spec)
     results.check(force=settings.force)
     state = MatrixState(todo=list(configs)) if settings.force else matrix_state(results, configs)
-    if state.todo:  # a missing dataset or device fails here, before anything is written
+    if state.todo and load_data:
         from elubench.runtime import configure, resolve_device
         device = resolve_device(settings.device)
         configure(device, settings.threads)
@@ -207,9 +207,19 @@ def run_matrix(spec, configs: list[RunConfig], settings: Settings,
         for cfg in configs:
             if results.run(cfg.run_id).path.exists():
                 results.supersede_run(cfg.run_id)
+    return results, state
+
+
+def run_matrix(spec, configs: list[RunConfig], settings: Settings,
+               reporter: Reporter | None = None) -> list[dict]:
+    """Train every run of `configs` that is not done yet, one after another on one device."""
+    from elubench.train import Stopped
+
+    reporter = reporter or Reporter()
+    _, state = prepare_matrix(spec, configs, settings)
     records = list(state.done.values())
     reporter.matrix_start(len(configs), len(state.done), len(state.todo))
-    with _first_ctrl_c_stops_gently() as stop_requested:
+    with stop_on_first_ctrl_c() as stop_requested:
         for index, cfg in enumerate(state.todo):
             reporter.run_start(cfg, index, len(state.todo))
             try:

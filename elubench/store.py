@@ -225,9 +225,9 @@ class ResultsDir:
         self.check(force=force)
         try:
             (self.path / "runs").mkdir(parents=True, exist_ok=True)
-            probe = self.path / f".write-test-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
+            fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=self.path)
+            os.close(fd)
+            os.unlink(probe)
         except OSError as exc:
             raise StoreError(f"cannot write results here ({exc.strerror or exc})", where=str(self.path),
                              hint="choose another folder with --results DIR") from None

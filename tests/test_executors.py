@@ -10,19 +10,18 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
-import textwrap
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import tiny_spec
-from elubench.errors import ExecutorError
-from elubench.executors import (Work, StopFlag, assign_gpus, make_executor, sbatch_options,
+from elubench.errors import DataError, ExecutorError
+from elubench.executors import (StopFlag, Work, assign_gpus, make_executor, sbatch_options,
                                 visible_gpus)
 from elubench.grid import expand
 from elubench.runner import Reporter, Settings, execute_run, run_matrix
@@ -68,7 +67,8 @@ def serial(tmp_path_factory):
 
 
 def _stored(root: Path, spec, configs) -> dict[str, dict]:
-    return {c.run_id: read_record(root / spec.name / "runs" / c.run_id / "run.json") for c in configs}
+    runs = root / spec.name / "runs"
+    return {c.run_id: read_record(runs / c.run_id / "run.json") for c in configs}
 
 
 def _assert_same_as_serial(records: dict, serial: dict) -> None:
@@ -95,13 +95,9 @@ def test_unknown_executor_and_option_are_clear_errors():
                                                     ("slurm", "submitit", "elubench[slurm]")])
 def test_a_missing_extra_says_what_to_install(monkeypatch, name, module, install):
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
-    with pytest.raises(ExecutorError, match=rf"the {name} executor needs .*pip install '{re_escape(install)}'"):
+    expected = rf"the {name} executor needs .*: pip install '{re.escape(install)}'"
+    with pytest.raises(ExecutorError, match=expected):
         make_executor(name)
-
-
-def re_escape(text):
-    import re
-    return re.escape(text)
 
 
 def test_slurm_without_sbatch_points_to_the_local_cluster(monkeypatch):
@@ -142,56 +138,41 @@ def test_what_travels_to_workers_pickles(tmp_path):
 def test_local_workers_record_every_run_once_as_the_serial_path_does(tmp_path, serial):
     spec = _spec()
     configs = expand(spec)
+    broken = configs[5]
+    # metrics.jsonl as a folder: training this one run raises IsADirectoryError in its worker
+    (tmp_path / spec.name / "runs" / broken.run_id / "metrics.jsonl").mkdir(parents=True)
     reporter = Recorder()
     records = make_executor("local", workers=2).run(spec, configs, _settings(tmp_path), reporter)
     assert sorted(r["run_id"] for r in records) == sorted(c.run_id for c in configs)
     assert sorted(reporter.started) == sorted(reporter.ended) == sorted(c.run_id for c in configs)
     stored = _stored(tmp_path, spec, configs)
-    _assert_same_as_serial(stored, serial)
+    failed = stored.pop(broken.run_id)
+    assert failed["status"] == "failed" and "IsADirectoryError" in failed["reason"]
+    _assert_same_as_serial(stored, serial)  # the crash stopped no other run
     assert not list((tmp_path / spec.name).rglob("attempt-*.json"))
     assert not (tmp_path / spec.name / ".stop").exists()
-    again = Recorder()  # a second invocation finds everything done and starts no worker
-    assert len(make_executor("local", workers=2).run(spec, configs, _settings(tmp_path), again)) == 8
-    assert again.started == []
+    again = Recorder()  # a second invocation retries only the failed run
+    (tmp_path / spec.name / "runs" / broken.run_id / "metrics.jsonl").rmdir()
+    records = make_executor("local", workers=2).run(spec, configs, _settings(tmp_path), again)
+    assert again.started == [broken.run_id] and len(records) == 8
+    assert (tmp_path / spec.name / "runs" / broken.run_id / "attempt-1.json").exists()
+    _assert_same_as_serial(_stored(tmp_path, spec, configs), serial)
 
 
-def test_two_drivers_on_one_results_folder_train_each_run_once(tmp_path, serial):
-    spec = _spec(iterations=60, eval_every=20)
-    configs = expand(spec)
-    results, reporters = {}, {}
-
-    def drive(name, order):
-        reporters[name] = Recorder()
-        results[name] = make_executor("local", workers=1).run(spec, order, _settings(tmp_path),
-                                                              reporters[name])
-
-    threads = [threading.Thread(target=drive, args=("a", configs)),
-               threading.Thread(target=drive, args=("b", configs[::-1]))]  # they meet midway
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    stored = _stored(tmp_path, spec, configs)
-    for name in "ab":
-        assert len(results[name]) + len(reporters[name].skipped) == len(configs)
-        for record in results[name]:
-            # a run trained twice would leave two different finish times behind
-            assert record["finished_at"] == stored[record["run_id"]]["finished_at"]
+def test_two_drivers_on_one_results_folder_train_each_run_once(tmp_path):
+    raw = tiny_spec(train=SPEC["train"])
+    spec = validate_spec(raw)
+    drivers = [_driver(raw, tmp_path, seeds=2, order=order, workers=1) for order in (1, -1)]
+    outputs = [driver.communicate(timeout=120)[0] for driver in drivers]  # they meet midway
+    assert [driver.returncode for driver in drivers] == [0, 0], outputs
+    stored = _stored(tmp_path, spec, expand(spec))
     assert all(r["status"] == "ok" for r in stored.values())
+    finished = [json.loads(out.splitlines()[-1]) for out in outputs]
+    assert set(finished[0]) | set(finished[1]) == set(stored)
+    for run_id, at in [*finished[0].items(), *finished[1].items()]:
+        # a run trained twice would leave two different finish times behind
+        assert at == stored[run_id]["finished_at"], run_id
     assert not list((tmp_path / spec.name).rglob("attempt-*.json"))
-
-
-def test_a_crashing_run_is_recorded_failed_and_the_others_finish(tmp_path):
-    spec = _spec()
-    configs = expand(spec, seeds=1)
-    broken = configs[1]
-    # metrics.jsonl as a folder: training this one run raises IsADirectoryError in its worker
-    (tmp_path / spec.name / "runs" / broken.run_id / "metrics.jsonl").mkdir(parents=True)
-    records = make_executor("local", workers=2).run(spec, configs, _settings(tmp_path))
-    by_id = {r["run_id"]: r for r in records}
-    assert by_id[broken.run_id]["status"] == "failed"
-    assert "IsADirectoryError" in by_id[broken.run_id]["reason"]
-    assert [by_id[c.run_id]["status"] for c in configs if c != broken] == ["ok"] * 3
 
 
 def test_a_killed_worker_is_reported_lost_and_its_run_retried_next_time(tmp_path):
@@ -203,9 +184,8 @@ def test_a_killed_worker_is_reported_lost_and_its_run_retried_next_time(tmp_path
         def run_start(self, cfg, index, todo):
             super().run_start(cfg, index, todo)
             if cfg == configs[0]:
-                _wait_for(victim.exists)  # the worker has claimed the run: kill it mid-run
-                pid = json.loads(victim.read_text())["pid"]
-                os.kill(pid, signal.SIGKILL)
+                _wait_for(lambda: _owner(victim))  # the worker has claimed the run: kill it
+                os.kill(_owner(victim), signal.SIGKILL)
 
     reporter = Killer()
     records = make_executor("local", workers=1).run(spec, configs, _settings(tmp_path), reporter)
@@ -217,6 +197,14 @@ def test_a_killed_worker_is_reported_lost_and_its_run_retried_next_time(tmp_path
     assert record["status"] == "ok" and not victim.exists()
 
 
+def _owner(claim: Path) -> int | None:
+    """The pid in a claim file, once it is there and written."""
+    try:
+        return json.loads(claim.read_text())["pid"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
 def _wait_for(condition, timeout=60.0):
     deadline = time.monotonic() + timeout
     while not condition():
@@ -225,7 +213,7 @@ def _wait_for(condition, timeout=60.0):
 
 
 DRIVER = """
-import sys
+import json, sys
 from elubench.executors import make_executor
 from elubench.grid import expand
 from elubench.runner import Interrupted, Settings
@@ -233,19 +221,25 @@ from elubench.spec import validate_spec
 spec = validate_spec({spec!r})
 settings = Settings(results={root!r}, device="cpu", checkpoint_seconds=0, threads=1)
 try:
-    make_executor("local", workers=2).run(spec, expand(spec, seeds=1), settings)
+    records = make_executor("local", workers={workers}).run(
+        spec, expand(spec, seeds={seeds})[::{order}], settings)
 except Interrupted as stop:
     print("interrupted", len(stop.records))
     sys.exit(130)
+print(json.dumps({{r["run_id"]: r["finished_at"] for r in records}}))
 """
 
 
+def _driver(raw: dict, root: Path, *, seeds: int, order: int, workers: int) -> subprocess.Popen:
+    """`run` of the local executor in a process of its own (a second user, a Ctrl-C target)."""
+    script = DRIVER.format(spec=raw, root=str(root), seeds=seeds, order=order, workers=workers)
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+
+
 def test_ctrl_c_checkpoints_the_runs_in_progress_and_a_rerun_resumes_them(tmp_path):
-    raw = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 3000, "eval_every": 1000})
+    raw = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 2000, "eval_every": 500})
     spec = validate_spec(raw)
-    script = textwrap.dedent(DRIVER).format(spec=raw, root=str(tmp_path))
-    driver = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).parent)
+    driver = _driver(raw, tmp_path, seeds=1, order=1, workers=2)
     runs = tmp_path / spec.name / "runs"
     _wait_for(lambda: len(list(runs.glob("*/metrics.jsonl"))) >= 2)  # both workers are training
     driver.send_signal(signal.SIGINT)
@@ -283,14 +277,26 @@ def test_ray_runs_the_matrix_on_a_local_instance(tmp_path, serial):
 def test_slurm_job_array_on_submitits_local_cluster(tmp_path, serial):
     pytest.importorskip("submitit")
     spec = _spec()
-    configs = expand(spec, seeds=1)
+    configs = expand(spec, seeds=1)[:2]
     executor = make_executor("slurm", cluster="local", cpus_per_run=1, time_min=10,
                              poll_seconds=0.2, sbatch=["account=ignored-here"])
     reporter = Recorder()
     records = executor.run(spec, configs, _settings(tmp_path), reporter)
-    assert sorted(reporter.ended) == sorted(c.run_id for c in configs) and len(records) == 4
+    assert sorted(reporter.ended) == sorted(c.run_id for c in configs) and len(records) == 2
     _assert_same_as_serial(_stored(tmp_path, spec, configs), serial)
     assert list((tmp_path / spec.name / "slurm").rglob("*.out"))  # logs sit beside the runs
+
+
+def test_a_users_mistake_in_a_worker_stops_the_matrix_with_its_message(tmp_path):
+    pytest.importorskip("submitit")
+    spec = validate_spec(tiny_spec(data={"dataset": "mnist", "preprocess": "standardize"}))
+    settings = _settings(tmp_path, data_dir=tmp_path / "no-data")
+    with pytest.raises(DataError, match="mnist was not found") as info:
+        make_executor("slurm", cluster="debug", poll_seconds=0).run(spec, expand(spec), settings)
+    assert "--download" in str(info.value)
+    back = pickle.loads(pickle.dumps(info.value))  # as it travels back from a worker process
+    assert isinstance(back, DataError) and back.render() == info.value.render()
+    assert not list((tmp_path / spec.name / "runs").rglob("run.json"))
 
 
 def test_slurm_debug_cluster_records_a_crash_and_finishes_the_rest(tmp_path, monkeypatch):
