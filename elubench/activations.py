@@ -114,9 +114,18 @@ def _torch_module(name: str, **fixed):
     return build
 
 
+# In place: an activation always follows a conv, an FC layer or BN, none of which needs its
+# output for the backward pass. Writing into that output saves allocating (and, on the CPU,
+# page-faulting) a new tensor, and torch's in-place ELU computes its gradient from the result,
+# alpha + ELU(x), with no second exp. Only for activations whose gradient torch computes from
+# the result (relu, elu, lrelu, selu, celu); silu or mish in place would need a copy of x.
+def _in_place(name: str):
+    return _torch_module(name, inplace=True)
+
+
 def _build_lrelu(p, channels):
     from torch import nn
-    return nn.LeakyReLU(negative_slope=p["a"])
+    return nn.LeakyReLU(negative_slope=p["a"], inplace=True)
 
 
 def _build_srelu(p, channels):
@@ -140,9 +149,9 @@ def _slope(v):
 _DEFS = [
     ActivationDef(
         "elu", "x if x > 0 else alpha * (exp(x) - 1)", "Clevert et al. 2015",
-        _torch_module("ELU"), (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
+        _in_place("ELU"), (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
     ),
-    ActivationDef("relu", "max(0, x)", "Nair & Hinton 2010", _torch_module("ReLU"),
+    ActivationDef("relu", "max(0, x)", "Nair & Hinton 2010", _in_place("ReLU"),
                   negative_slope=lambda p: 0.0),
     ActivationDef(
         "lrelu", "max(a * x, x)", "Maas et al. 2013 (ELU paper: a = 0.1)", _build_lrelu,
@@ -163,9 +172,9 @@ _DEFS = [
         param_count=lambda p, channels: 1 if p["shared"] else channels,
     ),
     ActivationDef("selu", "scale * (x if x > 0 else alpha * (exp(x) - 1)), fixed scale/alpha",
-                  "Klambauer et al. 2017", _torch_module("SELU")),
+                  "Klambauer et al. 2017", _in_place("SELU")),
     ActivationDef("celu", "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))", "Barron 2017",
-                  _torch_module("CELU"),
+                  _in_place("CELU"),
                   (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),)),
     ActivationDef("gelu", "x * Phi(x)", "Hendrycks & Gimpel 2016", _torch_module("GELU"),
                   (Param("approximate", "none", "'none' (exact erf) or 'tanh'",
