@@ -332,7 +332,18 @@ def _fast_sgd(device: torch.device) -> dict:
 
 
 def _compiled(model):
+    """torch.compile with settings that keep the science: dropout draws from torch's own
+    generator as in eager mode (so a seed gives the same masks compiled or not), a recompile
+    limit above the number of variants in a matrix, and a persistent cache under the user's
+    cache folder so later runs and later sessions reuse compiled graphs."""
+    import os
+
     import torch._dynamo
-    # every (activation, BN) variant is its own graph; let all of them stay compiled
+    import torch._inductor.config
+
+    from elubench.data import default_cache_dir
+
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(default_cache_dir() / "inductor"))
+    torch._inductor.config.fallback_random = True
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     return torch.compile(model)

@@ -78,3 +78,26 @@ def test_engine_matches_a_plain_loop(activation, bn):
     torch.testing.assert_close(torch.tensor(engine_losses), torch.tensor(plain_losses), rtol=1e-4, atol=1e-5)
     for (name, a), b in zip(model.state_dict().items(), plain.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_bf16_autocast_trains(tmp_path):
+    from elubench.runner import Settings, execute_run
+    spec = validate_spec(tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 60,
+                                          "precision": "bf16"},
+                                   compare={"activations": ["elu"], "batchnorm": [True], "seeds": 1}))
+    record = execute_run(spec, expand(spec)[0], Settings(results=tmp_path, device="cpu"))
+    assert record["status"] == "ok" and record["precision"] == "bf16"
+    assert record["test_error"] < 0.5  # chance is 0.9
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_eager():
+    spec = _spec("elu", True)
+    cfg = expand(spec)[0]
+    data = load_data(spec.data, device="cpu")
+    losses = {}
+    for compiled in (False, True):
+        model, optimizer, _, memory_format = build_for_training(spec, cfg, torch.device("cpu"))
+        step = make_step(model, optimizer, spec.task, "fp32", memory_format, compile=compiled)
+        losses[compiled] = [step(x, y).item() for x, y in data.epoch_batches(0, cfg.seed, 16)]
+    torch.testing.assert_close(torch.tensor(losses[True]), torch.tensor(losses[False]), rtol=1e-3, atol=1e-4)
