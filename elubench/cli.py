@@ -102,6 +102,8 @@ BATCHNORM = {"on": [True], "off": [False], "both": [False, True]}
 
 
 def _human(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 120:
         return f"{seconds:.1f} s"
     if seconds < 7200:

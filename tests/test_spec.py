@@ -164,3 +164,46 @@ def test_validate_accepts_a_dict_directly():
     assert spec.compare.seed_list() == [0, 1]
     assert spec.compare.labels() == ["elu", "elu+bn", "relu", "relu+bn"]
     assert spec.compare.baseline_label() == "relu"
+
+
+# Property: whatever mapping a user writes, the loader answers with a spec or a SpecError.
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True),
+                     st.text(max_size=12), st.sampled_from(["1x8x3", "1×10×FC", "elu", "relu(", "max2"]))
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12)
+_keys = st.sampled_from(["name", "data", "model", "train", "compare", "reference", "task", "source",
+                         "dataset", "stacks", "dropout", "pool", "lr", "iterations", "epochs",
+                         "activations", "seeds", "batchnorm", "augment", "crop", "x"])
+
+
+@st.composite
+def _mappings(draw):
+    """Near-valid specs with random damage: a valid base with some keys replaced or added."""
+    spec = tiny_spec()
+    for _ in range(draw(st.integers(1, 4))):
+        section = draw(st.sampled_from(["top", "data", "model", "train", "compare"]))
+        target = spec if section == "top" else spec.setdefault(section, {})
+        if not isinstance(target, dict):
+            continue
+        target[draw(_keys)] = draw(_values)
+    return spec
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mappings())
+def test_only_spec_errors_come_out_of_the_loader(raw):
+    try:
+        validate_spec(raw)
+    except SpecError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=10), _values, max_size=6))
+def test_arbitrary_mappings_give_spec_errors(raw):
+    try:
+        validate_spec(raw)
+    except SpecError:
+        pass

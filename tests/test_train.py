@@ -141,3 +141,26 @@ def test_prelu_slopes_are_recorded_and_learned(tmp_path):
     slopes = record["prelu_slopes"]
     assert set(slopes) == {"s1_conv1", "s2_conv2"}
     assert any(abs(s["mean"] - 0.25) > 1e-4 for s in slopes.values())
+
+
+def test_shards_from_two_machines_merge_by_copying(cli, tmp_path):
+    import shutil
+
+    import yaml
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 20}),
+                                   sort_keys=False))
+    for index, machine in ((1, "a"), (2, "b")):
+        code, _, err = cli("run", spec, "--results", tmp_path / machine, "--shard", f"{index}/2",
+                           "--device", "cpu")
+        assert code == 0, err
+    a_runs = {p.name for p in (tmp_path / "a" / "tiny" / "runs").iterdir()}
+    b_runs = {p.name for p in (tmp_path / "b" / "tiny" / "runs").iterdir()}
+    assert len(a_runs) == len(b_runs) == 4 and not a_runs & b_runs
+    shutil.copytree(tmp_path / "b", tmp_path / "a", dirs_exist_ok=True)
+    code, out, err = cli("compare", tmp_path / "a", "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)["tables"]["descriptives"]
+    assert {r["config"]: r["n_ok"] for r in rows} == {"elu": 2, "elu+bn": 2, "relu": 2, "relu+bn": 2}
+    code, out, _ = cli("run", spec, "--results", tmp_path / "a", "--device", "cpu")
+    assert code == 0 and "8 runs: 8 done, 0 to train" in out
