@@ -67,7 +67,7 @@ def show(
     """Show the network a spec builds: layers, shapes, parameters and FLOPs."""
     from elubench.activations import parse_activation
     from elubench.plan import plan_network
-    from elubench.spec import load_spec
+    from elubench.specfile import load_spec
 
     loaded = load_spec(spec, set_ or [], width)
     act = parse_activation(activation) if activation else loaded.compare.parsed_activations()[0]
@@ -211,7 +211,7 @@ def run(
     from elubench.grid import expand, parse_shard
     from elubench.grid import shard as take_shard
     from elubench.runner import Interrupted, Settings, matrix_state
-    from elubench.spec import load_spec
+    from elubench.specfile import load_spec
     from elubench.store import ResultsDir
 
     overrides = list(set_ or [])
@@ -385,7 +385,7 @@ def bench(
     """Measure elubench's training engine against a plain PyTorch loop (images/s, FLOP/s)."""
     from elubench.bench import run_bench
     from elubench.runtime import resolve_device
-    from elubench.spec import load_spec
+    from elubench.specfile import load_spec
 
     overrides = list(set_ or []) + ([f"train.precision={precision}"] if precision else [])
     loaded = load_spec(spec, overrides, width)

@@ -126,7 +126,7 @@ class Work:
     stop: StopFlag
 
     def spec(self):
-        from elubench.spec import validate_spec
+        from elubench.specfile import validate_spec
         spec = validate_spec(self.spec_data, source=f"spec {self.spec_data.get('name')!r}")
         if spec.hash != self.spec_hash:
             raise ExecutorError(f"the spec's hash changed on the way to a worker "

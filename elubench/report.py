@@ -18,7 +18,7 @@ def _spec_summary(spec_dict: dict | None) -> list[str]:
         return ["*The results folder has no spec.json: the experiment's description is unavailable.*"]
     from elubench.activations import parse_activation
     from elubench.plan import plan_network
-    from elubench.spec import validate_spec
+    from elubench.specfile import validate_spec
 
     spec = validate_spec(spec_dict, source="spec.json")
     first = parse_activation(spec.compare.activations[0])

@@ -1,9 +1,8 @@
 """The experiment spec: a YAML file validated by pydantic.
 
 Sections: ``data``, ``model``, ``train``, ``compare``, ``reference`` (see docs/spec.md).
-``load_spec`` reads a file, applies command-line overrides (``--set key.path=value``,
-``--width``), validates, checks the network's shapes, and raises :class:`SpecError` naming
-the file, the key path and the line for anything wrong. Pure Python: no torch.
+This module is the schema; ``elubench.specfile`` reads files and overrides into it with
+located errors. Pure Python: no torch.
 """
 
 from __future__ import annotations
@@ -11,15 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt,
                       ValidationError, field_validator, model_validator)
 
 from elubench.activations import Activation, parse_activation
-from elubench.errors import ElubenchError, SpecError
+from elubench.errors import ElubenchError
 from elubench.notation import Layer, format_stack, parse_architecture, parse_stack
 
 DatasetName = Literal["digits", "synthetic", "mnist", "cifar10", "cifar100", "imagefolder"]
@@ -390,215 +388,3 @@ class Spec(Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-
-
-# --- loading, with located errors ---------------------------------------------------------------
-
-def _line_index(text: str, source: str) -> dict[tuple[str, ...], int]:
-    """Map every key path in a YAML document to its 1-based line; reject duplicate keys."""
-    index: dict[tuple[str, ...], int] = {}
-
-    def walk(node, path):
-        index[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[str, int] = {}
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                line = key_node.start_mark.line + 1
-                if key in seen:
-                    raise SpecError(f"key {'.'.join(path + (key,))!r} appears twice "
-                                    f"(lines {seen[key]} and {line})", where=f"{source}:{line}")
-                seen[key] = line
-                index[path + (key,)] = line
-                walk(value_node, path + (key,))
-                index[path + (key,)] = line
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, path + (str(i),))
-
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    if node is not None:
-        walk(node, ())
-    return index
-
-
-def _parse_override(text: str) -> tuple[list[str], Any]:
-    path, sep, raw = text.partition("=")
-    parts = path.strip().split(".")
-    if not sep or not path.strip() or any(not p for p in parts):
-        raise SpecError(f"cannot read the override {text!r}", where="--set",
-                        hint="write key.path=value, e.g. --set train.iterations=2000")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw  # not YAML: take it as text and let the schema judge it
-    return parts, value
-
-
-def apply_override(raw: dict, text: str) -> tuple[str, ...]:
-    """Set one `key.path=value` in the raw mapping; return the path it set."""
-    parts, value = _parse_override(text)
-    node: Any = raw
-    for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise SpecError(f"{'.'.join(parts[:depth])} is a list of {len(node)}; "
-                                f"{part!r} is not an index in it", where=f"--set {text}")
-            key: Any = int(part)
-        elif isinstance(node, dict):
-            key = int(part) if part.isdigit() and (int(part) in node or any(
-                isinstance(k, int) for k in node)) else part
-        else:
-            raise SpecError(f"{'.'.join(parts[:depth])} is a single value, it has no key {part!r}",
-                            where=f"--set {text}")
-        if last:
-            node[key] = value
-        else:
-            if isinstance(node, dict) and (key not in node or node[key] is None):
-                node[key] = {}
-            node = node[key]
-    return tuple(parts)
-
-
-def _allowed_keys(loc: tuple) -> list[str]:
-    """The keys the schema allows at the mapping that holds `loc`'s last part."""
-    model: Any = Spec
-    for part in loc[:-1]:
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return []
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return []
-        candidates = [field.annotation]
-        model = None
-        while candidates:
-            ann = candidates.pop()
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                model = ann
-                break
-            if get_origin(ann) is not None:
-                candidates.extend(get_args(ann))
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
-    return []
-
-
-def _describe(error: dict) -> str:
-    loc = error["loc"]
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc)
-        return f"unknown key {loc[-1]!r}" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
-    if kind == "missing":
-        return f"missing required key {loc[-1]!r}"
-    message = error["msg"].removeprefix("Value error, ")
-    if kind in ("value_error", "assertion_error"):
-        return message
-    given = error.get("input")
-    return f"{message} (got {given!r})" if not isinstance(given, dict) else message
-
-
-def _clean_loc(loc: tuple) -> tuple[str, ...]:
-    """Drop pydantic's union-branch and validator names from a location."""
-    out = []
-    for part in loc:
-        text = str(part)
-        if "[" in text or text in ("float", "int", "dict[int,float]", "StepLR", "list[str]") \
-                or text.startswith("function-"):
-            continue
-        out.append(text)
-    return tuple(out)
-
-
-def _dotted(path: tuple[str, ...]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if part.isdigit() else (f".{part}" if text else part)
-    return text or "(top level)"
-
-
-class _Locator:
-    """Turns a key path into `file:line` or the `--set` flag that provided it."""
-
-    def __init__(self, source: str, lines: dict[tuple[str, ...], int],
-                 overrides: dict[tuple[str, ...], str]):
-        self.source, self.lines, self.overrides = source, lines, overrides
-
-    def __call__(self, path: tuple[str, ...]) -> str:
-        for set_path, text in self.overrides.items():
-            if path[:len(set_path)] == set_path or set_path[:len(path)] == path and path:
-                return f"--set {text}"
-        for cut in range(len(path), -1, -1):
-            if path[:cut] in self.lines:
-                return f"{self.source}:{self.lines[path[:cut]]}"
-        return self.source
-
-
-def validate_spec(raw: Any, *, source: str = "<spec>", lines=None, overrides=None) -> Spec:
-    """Validate a raw mapping into a Spec and check the network's shapes."""
-    locate = _Locator(source, lines or {}, overrides or {})
-    if not isinstance(raw, dict):
-        raise SpecError("a spec is a mapping with the sections name, data, model, train, compare",
-                        where=source)
-    try:
-        spec = Spec.model_validate(raw)
-    except ValidationError as exc:
-        messages = []
-        for error in exc.errors():
-            path = _clean_loc(error["loc"])
-            messages.append(f"{locate(path)}: {_dotted(path)}: {_describe(error)}")
-        head = messages[0] if len(messages) == 1 else \
-            f"{len(messages)} problems in the spec:\n  " + "\n  ".join(messages)
-        raise SpecError(head) from None
-    for index, text in enumerate(spec.model.stacks):
-        try:
-            parse_stack(text)
-        except ElubenchError as exc:
-            path = ("model", "stacks", str(index))
-            raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path), hint=exc.hint) \
-                from None
-    from elubench.plan import PlanError, plan_network
-    for activation in spec.compare.parsed_activations()[:1]:
-        try:
-            plan_network(spec, activation, batchnorm=False)
-        except PlanError as exc:
-            path = ("model", "stacks", str(exc.stack)) if exc.stack is not None else ("model",)
-            raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path),
-                            hint=exc.hint) from None
-    return spec
-
-
-def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
-              width: float | None = None) -> Spec:
-    """Read, override and validate a spec file. Raises SpecError with file, key path and line."""
-    path = Path(path)
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("no such spec file", where=source,
-                        hint="the specs/ folder has one per paper experiment, e.g. specs/quickstart.yaml") \
-            from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read the spec: {exc.__class__.__name__}", where=source) from None
-    try:
-        lines = _line_index(text, source)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"not valid YAML: {problem}", where=where) from None
-    if raw is None:
-        raise SpecError("the spec file is empty", where=source)
-    set_paths: dict[tuple[str, ...], str] = {}
-    if isinstance(raw, dict):
-        for item in overrides:
-            set_paths[apply_override(raw, item)] = item
-        if width is not None:
-            raw.setdefault("model", {})
-            if isinstance(raw["model"], dict):
-                raw["model"]["width"] = width
-                set_paths[("model", "width")] = f"model.width={width} (from --width)"
-    return validate_spec(raw, source=source, lines=lines, overrides=set_paths)

@@ -183,7 +183,7 @@ def train_run(spec, cfg: RunConfig, data, run_dir: RunDir, options: RunOptions) 
         run_dir.truncate_metrics(-1)
 
     def eval_point() -> dict:
-        """Evaluate, append a metrics line, maybe checkpoint; returns the line."""
+        """Evaluate on the test set and the probe, append a metrics line and return it."""
         synchronize(device)
         t0 = time.perf_counter()
         result = evaluate(model, data, task, eval_batch, train.precision, memory_format)
@@ -201,8 +201,7 @@ def train_run(spec, cfg: RunConfig, data, run_dir: RunDir, options: RunOptions) 
 
     last = eval_point() if state.iteration == 0 else _last_line(run_dir)
     last_checkpoint = time.perf_counter()
-    window = torch.zeros(options.sync_every, device=device)
-    filled = 0
+    window = _LossWindow(options.sync_every, device)
     lr = None
     diverged: str | None = None
     if options.progress:
@@ -219,31 +218,28 @@ def train_run(spec, cfg: RunConfig, data, run_dir: RunDir, options: RunOptions) 
                 lr = rate
                 for group in optimizer.param_groups:
                     group["lr"] = rate
-            window[filled] = step(x, y)
-            filled += 1
+            window.add(step(x, y))
             state.iteration += 1
             state.images += batch_size
 
             at_eval = state.iteration % eval_every == 0 or state.iteration == total
             stop = options.should_stop()
-            if filled == options.sync_every or at_eval or stop:
-                losses = window[:filled].tolist()  # the one host sync of the window
+            if window.full or at_eval or stop:
+                losses = window.read()  # the one host sync of the window
                 now = time.perf_counter()
                 state.train_seconds += now - t_window
                 bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
                 if bad is not None:
-                    step = state.iteration - filled + bad + 1
-                    diverged = f"non-finite training loss ({losses[bad]}) at iteration {step}"
-                    state.iteration = step
+                    first_bad = state.iteration - len(losses) + bad + 1
+                    diverged = f"non-finite training loss ({losses[bad]}) at iteration {first_bad}"
+                    state.iteration = first_bad
                     break
                 state.window_loss_sum += sum(losses)
-                state.window_loss_steps += filled
+                state.window_loss_steps += len(losses)
                 if options.progress:
                     options.progress({"event": "progress", "iteration": state.iteration, "total": total,
-                                      "loss": sum(losses) / filled,
-                                      "test_error": last["test_error"],
-                                      "images_per_second": filled * batch_size / max(now - t_window, 1e-9)})
-                filled = 0
+                                      "loss": sum(losses) / len(losses), "test_error": last["test_error"],
+                                      "images_per_second": len(losses) * batch_size / max(now - t_window, 1e-9)})
                 if at_eval:
                     last = eval_point()
                     state.window_loss_sum, state.window_loss_steps = 0.0, 0
@@ -284,6 +280,28 @@ def train_run(spec, cfg: RunConfig, data, run_dir: RunDir, options: RunOptions) 
         record["train_loss"] = last["train_loss"]
         record["activation_stats"] = last["activations"]
     return record
+
+
+class _LossWindow:
+    """The losses of the steps since the last read, kept on the device so that a step never
+    waits for the host; read (one sync) every `size` steps and at evaluations."""
+
+    def __init__(self, size: int, device: torch.device):
+        self.values = torch.zeros(size, device=device)
+        self.filled = 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.values[self.filled] = loss
+        self.filled += 1
+
+    @property
+    def full(self) -> bool:
+        return self.filled == len(self.values)
+
+    def read(self) -> list[float]:
+        out = self.values[:self.filled].tolist()
+        self.filled = 0
+        return out
 
 
 def make_step(model, optimizer, task: str, precision: str, memory_format, compile: bool = False):

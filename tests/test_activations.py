@@ -1,6 +1,5 @@
 import pytest
 import torch
-from torch.nn import functional as F
 
 from elubench.activations import REGISTRY, parse_activation, registry_rows
 from elubench.errors import ActivationError

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from conftest import SPECS, make_results, tiny_spec
+from conftest import make_results, tiny_spec
 from test_cli_compare import TEN
 
 

@@ -25,7 +25,7 @@ from elubench.executors import (StopFlag, Work, assign_gpus, make_executor, sbat
                                 visible_gpus)
 from elubench.grid import expand
 from elubench.runner import Reporter, Settings, execute_run, run_matrix
-from elubench.spec import validate_spec
+from elubench.specfile import validate_spec
 from elubench.store import read_record
 
 pytestmark = pytest.mark.slow
@@ -217,7 +217,7 @@ import json, sys
 from elubench.executors import make_executor
 from elubench.grid import expand
 from elubench.runner import Interrupted, Settings
-from elubench.spec import validate_spec
+from elubench.specfile import validate_spec
 spec = validate_spec({spec!r})
 settings = Settings(results={root!r}, device="cpu", checkpoint_seconds=0, threads=1)
 try:

@@ -10,7 +10,7 @@ from conftest import tiny_spec
 from elubench.data import load_data
 from elubench.grid import expand
 from elubench.models import build_model
-from elubench.spec import validate_spec
+from elubench.specfile import validate_spec
 from elubench.train import build_for_training, make_step
 
 

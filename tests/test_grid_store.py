@@ -6,7 +6,7 @@ import pytest
 from conftest import tiny_spec
 from elubench.errors import SpecError, StoreError
 from elubench.grid import expand, parse_shard, shard
-from elubench.spec import validate_spec
+from elubench.specfile import validate_spec
 from elubench.store import ResultsDir, RunDir, find_records, read_metrics, read_record, write_json_atomic
 
 

@@ -6,7 +6,7 @@ import torch
 from conftest import SPECS, tiny_spec
 from elubench.init import init_hash, initialize, linear_layers
 from elubench.models import build_model
-from elubench.spec import load_spec, validate_spec
+from elubench.specfile import load_spec, validate_spec
 
 ACTIVATIONS = ["elu", "relu", "lrelu(0.1)", "srelu", "prelu", "prelu(shared)", "gelu", "selu"]
 

@@ -8,7 +8,7 @@ from conftest import SPECS, tiny_spec
 from elubench.activations import parse_activation
 from elubench.models import Net, build_model
 from elubench.plan import plan_network
-from elubench.spec import load_spec, validate_spec
+from elubench.specfile import load_spec, validate_spec
 
 
 def test_paper_parameter_counts():

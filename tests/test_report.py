@@ -1,7 +1,5 @@
 import re
 
-import pytest
-
 from conftest import make_results
 from test_cli_compare import TEN
 

@@ -2,7 +2,7 @@ import pytest
 
 from conftest import SPECS, tiny_spec
 from elubench.errors import SpecError
-from elubench.spec import load_spec, validate_spec
+from elubench.specfile import load_spec, validate_spec
 
 PAPER_SPECS = sorted(SPECS.glob("*.yaml"))
 

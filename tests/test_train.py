@@ -3,12 +3,11 @@
 import json
 
 import pytest
-import torch
 
 from conftest import tiny_spec
 from elubench.grid import expand
 from elubench.runner import Settings, execute_run, run_matrix
-from elubench.spec import validate_spec
+from elubench.specfile import validate_spec
 from elubench.store import RECORD_KEYS, ResultsDir, read_record
 
 pytestmark = pytest.mark.slow
