@@ -37,8 +37,14 @@ WidthOpt = Annotated[Optional[float], typer.Option(
 
 
 def _console(stderr: bool = False):
+    """A rich console; into a file or a pipe it is wide, so tables are not wrapped to 80
+    columns (a terminal's own width, or $COLUMNS, still rules)."""
+    import os
+
     from rich.console import Console
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    wide = None if stream.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, highlight=False, width=wide)
 
 
 def _version(value: bool):

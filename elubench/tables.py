@@ -162,8 +162,12 @@ def to_rich(sections: list[Section], warnings: list[str], methods: str):
     for section in sections:
         table = Table(title=section.title, caption=section.note, header_style="bold",
                       caption_justify="left")
+        first = section.frame.columns[0]
         for column in section.frame.columns:
-            table.add_column(str(column), justify="left" if column in (section.frame.columns[0], "method", "verdict") else "right")
+            # labels never truncate; the other cells may wrap on a narrow terminal
+            width = int(section.frame[column].astype(str).str.len().max()) if column == first else None
+            table.add_column(str(column), justify="left" if column in (first, "method", "verdict") else "right",
+                             min_width=width)
         for row in section.frame.itertuples(index=False):
             table.add_row(*(escape(str(v)) for v in row))
         items.append(table)
