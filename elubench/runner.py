@@ -262,7 +262,7 @@ def estimate(spec, cfg: RunConfig, runs: int, settings: Settings, *, steps: int 
     import torch
 
     from elubench.runtime import configure, resolve_device, synchronize
-    from elubench.train import build_for_training, make_step
+    from elubench.train import build_for_training, eval_batch_size, make_step
 
     device = resolve_device(settings.device)
     configure(device, settings.threads)
@@ -283,7 +283,7 @@ def estimate(spec, cfg: RunConfig, runs: int, settings: Settings, *, steps: int 
     loss.item()
     step_seconds = (time.perf_counter() - start) / steps
 
-    eval_batch = min(max(2 * batch, 256), 1000)
+    eval_batch = eval_batch_size(batch)
     model.eval()
     with torch.no_grad():
         xe = torch.randn(eval_batch, *spec.data.input_shape(), device=device)
@@ -297,5 +297,5 @@ def estimate(spec, cfg: RunConfig, runs: int, settings: Settings, *, steps: int 
 
     steps_per_epoch = max(1, (sizes[0] if sizes else 1_281_167) // batch)
     iterations = train.iterations or train.epochs * steps_per_epoch
-    evaluations = iterations // (train.eval_every or max(1, iterations // 10)) + 1
+    evaluations = iterations // train.eval_interval(iterations) + 1
     return Estimate(step_seconds, eval_seconds, iterations, evaluations, runs, str(device))

@@ -250,6 +250,10 @@ class Train(Strict):
             raise ValueError("give exactly one of train.iterations and train.epochs")
         return self
 
+    def eval_interval(self, total: int) -> int:
+        """Iterations between evaluations: `eval_every`, else a tenth of the run."""
+        return self.eval_every or max(1, total // 10)
+
     def lr_at(self, iteration: int) -> float:
         """The learning rate used for the update at `iteration` (0-based)."""
         if isinstance(self.lr, StepLR):

@@ -33,6 +33,8 @@ RECORD_KEYS = ("run_id", "spec_name", "spec_hash", "activation", "batchnorm", "s
                "test_errors", "test_size", "test_error", "test_loss", "train_loss", "iterations",
                "wall_seconds", "images_per_second", "init_hash")
 STATUSES = ("ok", "diverged", "failed")
+BAD_RECORD_HINT = ("move the file away (`run` then trains that run again); `compare` and "
+                   "`report` can leave it out with --skip-bad")
 
 
 def write_json_atomic(path: Path, payload) -> None:
@@ -61,13 +63,13 @@ def read_record(path: Path) -> dict:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StoreError(f"corrupt run record ({exc.__class__.__name__}: {exc})", where=str(path),
-                         hint="move the file away, or pass --skip-bad to leave it out") from None
+                         hint=BAD_RECORD_HINT) from None
     if not isinstance(record, dict):
         raise StoreError("corrupt run record (not a JSON object)", where=str(path))
     missing = [key for key in RECORD_KEYS if key not in record]
     if missing:
         raise StoreError(f"run record lacks {', '.join(missing)}", where=str(path),
-                         hint="move the file away, or pass --skip-bad to leave it out")
+                         hint=BAD_RECORD_HINT)
     if record["status"] not in STATUSES:
         raise StoreError(f"run record has unknown status {record['status']!r}", where=str(path))
     return record

@@ -169,8 +169,8 @@ def train_run(spec, cfg: RunConfig, data, run_dir: RunDir, options: RunOptions) 
     batch_size = min(train.batch_size, data.train_size)
     steps_per_epoch = data.steps_per_epoch(batch_size)
     total = train.iterations or train.epochs * steps_per_epoch
-    eval_every = train.eval_every or max(1, total // 10)
-    eval_batch = min(max(2 * batch_size, 256), 1000)
+    eval_every = train.eval_interval(total)
+    eval_batch = eval_batch_size(batch_size)
     probe = data.probe(min(train.probe_size, data.train_size))
 
     torch.manual_seed(derive_seed(cfg.seed, "torch"))  # dropout draws: the same for every activation
@@ -335,6 +335,11 @@ def build_for_training(spec, cfg: RunConfig, device: torch.device):
     optimizer = torch.optim.SGD(weight_decay_groups(model, opt.weight_decay), lr=spec.train.lr_at(0),
                                 momentum=opt.momentum, nesterov=opt.nesterov, **_fast_sgd(device))
     return model, optimizer, start_hash, memory_format
+
+
+def eval_batch_size(batch_size: int) -> int:
+    """Evaluation batches: larger than training's (no gradients kept), bounded for memory."""
+    return min(max(2 * batch_size, 256), 1000)
 
 
 def _last_line(run_dir: RunDir) -> dict:

@@ -35,6 +35,14 @@ def _spec_file(tmp_path, content):
     return path
 
 
+def _corrupt_tree(tmp_path):
+    """A results folder where one run of spec `tiny` has a torn run.json."""
+    run = tmp_path / "torn" / "tiny" / "runs" / "elu-nobn-he-s000"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "run.json").write_text('{"run_id": "elu-nobn-he-s000", "status": "o')
+    return tmp_path / "torn"
+
+
 CASES = {
     # spec files
     "malformed yaml": (lambda t, r, s: ["show", _spec_file(t, "name: [x\n")], "not valid YAML"),
@@ -88,6 +96,8 @@ CASES = {
                                             "run.json" / "x", "--device", "cpu"], "cannot write results"),
     "spec changed under results": (lambda t, r, s: ["run", s, "--results", r / "only-tiny", "--device", "cpu"],
                                    "refusing to mix"),
+    "corrupt record under run": (lambda t, r, s: ["run", s, "--results", _corrupt_tree(t), "--device", "cpu"],
+                                 "corrupt run record"),
     "compare empty folder": (lambda t, r, s: ["compare", t / "empty-results"], "no run records"),
     "compare missing folder": (lambda t, r, s: ["compare", t / "missing"], "no such results folder"),
     "compare mixed specs": (lambda t, r, s: ["compare", r], "runs of 2 specs"),
