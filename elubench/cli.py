@@ -122,6 +122,13 @@ def _human(seconds: float) -> str:
 SCALE = "Scaling out"
 
 
+def _load(spec: Path, overrides: list[str] | None, width: float | None, precision: str | None):
+    """The spec with --set, --width and --precision applied (all typed by the schema)."""
+    from elubench.specfile import load_spec
+    extra = [f"train.precision={precision}"] if precision else []
+    return load_spec(spec, [*(overrides or []), *extra], width)
+
+
 def _executor(name: str, parallel: int | None, options: dict, device: str):
     """The executor the flags ask for; only the flags given reach it, so one that does not
     apply (--workers with --executor ray) is an error, not silently ignored."""
@@ -217,13 +224,9 @@ def run(
     from elubench.grid import expand, parse_shard
     from elubench.grid import shard as take_shard
     from elubench.runner import Interrupted, Settings, matrix_state
-    from elubench.specfile import load_spec
     from elubench.store import ResultsDir
 
-    overrides = list(set_ or [])
-    if precision:
-        overrides.append(f"train.precision={precision}")
-    loaded = load_spec(spec, overrides, width)
+    loaded = _load(spec, set_, width, precision)
     if batchnorm is not None and batchnorm not in BATCHNORM:
         raise ElubenchError(f"unknown value {batchnorm!r}", where="--batchnorm", hint="use on, off or both")
     configs = expand(loaded, activations=_split_names(activations),
@@ -358,10 +361,7 @@ def report(
     if not markdown and not html:
         raise ElubenchError("nothing to write", where="--no-markdown", hint="add --html, or drop --no-markdown")
     analysis = analyze(results, spec=spec, skip_bad=skip_bad, baseline=baseline, all_pairs=all_pairs)
-    written = write_report(analysis, out_dir=out, html_too=html)
-    if not markdown:
-        written[0].unlink()
-        written = written[1:]
+    written = write_report(analysis, out_dir=out, markdown=markdown, html_too=html)
     console = _console()
     for path in written:
         console.print(f"wrote {path}")
@@ -391,10 +391,8 @@ def bench(
     """Measure elubench's training engine against a plain PyTorch loop (images/s, FLOP/s)."""
     from elubench.bench import run_bench
     from elubench.runtime import resolve_device
-    from elubench.specfile import load_spec
 
-    overrides = list(set_ or []) + ([f"train.precision={precision}"] if precision else [])
-    loaded = load_spec(spec, overrides, width)
+    loaded = _load(spec, set_, width, precision)
     names = _split_names(activations) or loaded.compare.activations
     from elubench.activations import parse_activation
     names = [str(parse_activation(n)) for n in names]

@@ -58,8 +58,9 @@ def _spec_summary(spec_dict: dict | None) -> list[str]:
     return lines
 
 
-def write_report(analysis: Analysis, *, out_dir: Path | None = None, html_too: bool = False) -> list[Path]:
-    """Write REPORT.md (and REPORT.html) with figures in figures/; return the files written."""
+def write_report(analysis: Analysis, *, out_dir: Path | None = None, markdown: bool = True,
+                 html_too: bool = False) -> list[Path]:
+    """Write REPORT.md and/or REPORT.html with figures in figures/; return the files written."""
     from elubench.plots import all_figures
     from elubench.tables import to_markdown
 
@@ -93,11 +94,13 @@ def write_report(analysis: Analysis, *, out_dir: Path | None = None, html_too: b
                          f"*{figure.caption}*", ""]
     text = "\n".join(header) + to_markdown(analysis.sections, comparison.warnings, comparison.methods) \
         + "\n" + "\n".join(figure_lines)
-    written = [out_dir / "REPORT.md"]
-    written[0].write_text(text, encoding="utf-8")
+    written = []
+    if markdown:
+        written.append(out_dir / "REPORT.md")
+        written[-1].write_text(text, encoding="utf-8")
     if html_too:
         written.append(out_dir / "REPORT.html")
-        written[1].write_text(_html(analysis, header, figures, out_dir), encoding="utf-8")
+        written[-1].write_text(_html(analysis, header, figures, out_dir), encoding="utf-8")
     return written + [f.path for f in figures]
 
 

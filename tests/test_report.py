@@ -40,3 +40,10 @@ def test_report_bad_input(cli, tmp_path):
     assert code == 2 and "no such results folder" in err
     code, _, err = cli("report", tmp_path, "--no-markdown")
     assert code == 2 and "nothing to write" in err
+
+
+def test_html_only_writes_no_markdown(cli, tmp_path):
+    root = make_results(tmp_path, TEN)
+    code, out, err = cli("report", root, "--no-markdown", "--html")
+    assert code == 0, err
+    assert (root / "demo" / "REPORT.html").exists() and not (root / "demo" / "REPORT.md").exists()
