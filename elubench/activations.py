@@ -6,7 +6,7 @@
     prelu(shared)       a boolean flag by name
 
 Parsing and the registry's metadata are pure Python, so the spec loader and `elubench compare`
-never import torch; `create_activation` imports it when a module is actually built.
+never import torch; `Activation.create(channels)` imports it when a module is actually built.
 """
 
 from __future__ import annotations

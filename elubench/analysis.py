@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from elubench.errors import StatsError
-from elubench.store import Results, load_results
+from elubench.results import RunTables, load_results
 
 
 @dataclass
 class Analysis:
-    results: Results
+    results: RunTables
     comparison: object        # stats.Comparison
     sections: list            # tables.Section
     task: str
@@ -34,9 +34,7 @@ def analyze(root: Path, *, spec: str | None = None, skip_bad: bool = False, base
                                           .get("test_error", {}) or {}).items()}
     runs = results.runs = _in_spec_order(results.runs, settings)
     task = str(runs["task"].iloc[0])
-    baseline = baseline or settings.get("baseline")
-    if baseline is None:
-        baseline = "relu" if "relu" in set(runs["config"]) else None
+    baseline = baseline or settings.get("baseline")  # else stats.compare's default_baseline
     if baseline is not None and baseline not in set(runs["config"]):
         raise StatsError(f"baseline {baseline!r} is not in the data",
                          hint=f"configurations here: {', '.join(dict.fromkeys(runs['config']))}")

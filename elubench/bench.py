@@ -6,9 +6,12 @@ DataLoader, the model in the default NCHW layout, eager mode, `loss.item()` ever
 B is elubench's engine exactly as `elubench run` trains: the data set resident on the device,
 batches cropped and flipped there, channels_last, no host sync per step.
 
-Both train the same net (same initial weights) on the same synthetic images of the spec's
-shape, with the same batch size. Measurements interleave A and B (A B A B ...), each after
-warm-up steps that are not counted, so drifts of the machine hit both alike.
+A and B (its ReLU run; B also times each requested activation) train the same net from the
+same initial weights with the same batch size, on images of the spec's shape and the same count
+(BENCH_IMAGES) but not the same images: A on uniform random uint8 noise images, B on
+elubench's synthetic images (the `synthetic` dataset); speed does not depend on the pixel
+values. Measurements interleave A and B (A B A B ...), each after warm-up steps that
+are not counted, so drifts of the machine hit both alike.
 """
 
 from __future__ import annotations

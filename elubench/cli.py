@@ -21,7 +21,7 @@ from elubench.errors import ElubenchError
 app = typer.Typer(
     name="elubench",
     help="Benchmark activation functions the way the ELU paper did: every activation × BN × "
-         "seed from the same initial weights, then paired statistics.",
+         "seed from the same initial weight draws, then paired statistics.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,6 +34,70 @@ SetOpt = Annotated[Optional[list[str]], typer.Option(
 WidthOpt = Annotated[Optional[float], typer.Option(
     help="Scale every layer's units except the output layer's (sets model.width).",
     show_default=False)]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+PrecisionOpt = Annotated[Optional[str], typer.Option(
+    help="fp32 or bf16 (autocast); sets train.precision.", show_default=False)]
+CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the model.")]
+ActivationsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--activations", "-a", help="Only these activations (comma-separated or repeated); "
+                                "default: the spec's.", show_default=False)]
+
+# `elubench run`'s options, declared here so the command itself stays short.
+SCALE = "Scaling out"
+BatchnormOpt = Annotated[Optional[str], typer.Option(
+    help="on, off or both; default: the spec's.", show_default=False)]
+SeedsOpt = Annotated[Optional[int], typer.Option(help="Seeds 0..N-1; default: the spec's.", min=1,
+                                                 show_default=False)]
+ResultsOpt = Annotated[Path, typer.Option(help="Results folder (one subfolder per spec).")]
+DataDirOpt = Annotated[Optional[Path], typer.Option(
+    help="Where datasets live (default: $ELUBENCH_DATA_DIR or ~/.cache/elubench/data).",
+    show_default=False)]
+DownloadOpt = Annotated[bool, typer.Option(help="Download a missing dataset.")]
+ForceOpt = Annotated[bool, typer.Option(
+    help="Train the selected runs again; old records move to superseded/, never deleted.")]
+DryRunOpt = Annotated[bool, typer.Option(
+    help="List the matrix (done / left) and estimate its wall time; train nothing.")]
+CheckpointOpt = Annotated[float, typer.Option(help="Seconds between checkpoints (taken at evaluations).")]
+ShardOpt = Annotated[Optional[str], typer.Option(
+    help="Only the I-th of N equal slices of the matrix (I/N), for schedulers elubench does not "
+         "drive.", show_default=False, rich_help_panel=SCALE)]
+ExecutorOpt = Annotated[str, typer.Option(
+    help="Where runs train: serial (this process), local (worker processes), ray (Ray tasks) or "
+         "slurm (a Slurm job array).", rich_help_panel=SCALE)]
+ParallelOpt = Annotated[Optional[int], typer.Option(
+    help="K runs at once on this device (K local workers sharing one GPU, or the cores).", min=1,
+    show_default=False, rich_help_panel=SCALE)]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    help="local: worker processes (one GPU each when there are GPUs, else an equal share of the "
+         "cores).", min=1, show_default=False, rich_help_panel=SCALE)]
+GpusOpt = Annotated[Optional[str], typer.Option(
+    help="local: GPUs to spread workers over, e.g. 0,1 (default: all visible).", show_default=False,
+    rich_help_panel=SCALE)]
+RayAddressOpt = Annotated[Optional[str], typer.Option(
+    help="ray: the cluster to use (default: start a local Ray instance).", show_default=False,
+    rich_help_panel=SCALE)]
+RayCpusOpt = Annotated[Optional[int], typer.Option(
+    help="ray: CPUs of the local Ray instance (default: all).", show_default=False,
+    rich_help_panel=SCALE)]
+CpusPerRunOpt = Annotated[Optional[float], typer.Option(
+    help="ray/slurm: CPU cores (and torch threads) per run.", show_default=False,
+    rich_help_panel=SCALE)]
+GpusPerRunOpt = Annotated[Optional[float], typer.Option(
+    help="ray/slurm: GPUs per run (ray default: 1 when the cluster has GPUs; slurm: 0).",
+    show_default=False, rich_help_panel=SCALE)]
+PartitionOpt = Annotated[Optional[str], typer.Option(help="slurm: partition.", show_default=False,
+                                                     rich_help_panel=SCALE)]
+SlurmTimeOpt = Annotated[Optional[int], typer.Option(
+    help="slurm: time limit per job in minutes (a run cut at the limit resumes from its checkpoint "
+         "on the next `run`; default 1440).", show_default=False, rich_help_panel=SCALE)]
+SlurmParallelismOpt = Annotated[Optional[int], typer.Option(
+    help="slurm: most jobs of the array running at once.", show_default=False, rich_help_panel=SCALE)]
+SbatchOpt = Annotated[Optional[list[str]], typer.Option(
+    help="slurm: an extra sbatch option KEY=VALUE (repeatable), e.g. account=proj.",
+    show_default=False, rich_help_panel=SCALE)]
+SlurmClusterOpt = Annotated[Optional[str], typer.Option(
+    help="slurm: slurm, or local/debug to try the job array on this machine.", show_default=False,
+    rich_help_panel=SCALE)]
 
 
 def _console(stderr: bool = False):
@@ -104,9 +168,6 @@ def _split_names(values: list[str] | None) -> list[str] | None:
     return [n for n in names if n]
 
 
-BATCHNORM = {"on": [True], "off": [False], "both": [False, True]}
-
-
 def _human(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
@@ -119,9 +180,6 @@ def _human(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-SCALE = "Scaling out"
-
-
 def _load(spec: Path, overrides: list[str] | None, width: float | None, precision: str | None):
     """The spec with --set, --width and --precision applied (all typed by the schema)."""
     from elubench.specfile import load_spec
@@ -129,153 +187,61 @@ def _load(spec: Path, overrides: list[str] | None, width: float | None, precisio
     return load_spec(spec, [*(overrides or []), *extra], width)
 
 
-def _executor(name: str, parallel: int | None, options: dict, device: str):
-    """The executor the flags ask for; only the flags given reach it, so one that does not
-    apply (--workers with --executor ray) is an error, not silently ignored."""
-    from elubench.executors import make_executor, visible_gpus
-
-    given = {k: v for k, v in options.items() if v is not None}
-    if name == "slurm":  # submitit wants whole numbers
-        for key in ("cpus_per_run", "gpus_per_run"):
-            if key in given:
-                given[key] = int(given[key])
-    if parallel is not None:
-        if name not in ("serial", "local") or "workers" in given:
-            raise ElubenchError("--parallel runs K local workers on one device",
-                                where="--parallel", hint="drop --executor/--workers, or use --workers alone")
-        gpus = visible_gpus() if device in ("auto", "cuda") or device.startswith("cuda") else []
-        if device.startswith("cuda:"):
-            gpus = [device.split(":")[1]]
-        return make_executor("local", workers=parallel, gpus=gpus[:1] or None)
-    return make_executor(name, **given)
-
-
 @app.command()
-def run(
-    spec: SpecArg,
-    activations: Annotated[Optional[list[str]], typer.Option(
-        "--activations", "-a", help="Only these activations (comma-separated or repeated); "
-                                    "default: the spec's.", show_default=False)] = None,
-    batchnorm: Annotated[Optional[str], typer.Option(
-        help="on, off or both; default: the spec's.", show_default=False)] = None,
-    seeds: Annotated[Optional[int], typer.Option(help="Seeds 0..N-1; default: the spec's.",
-                                                 min=1, show_default=False)] = None,
-    set_: SetOpt = None,
-    width: WidthOpt = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    results: Annotated[Path, typer.Option(help="Results folder (one subfolder per spec).")] = Path("results"),
-    data_dir: Annotated[Optional[Path], typer.Option(
-        help="Where datasets live (default: $ELUBENCH_DATA_DIR or ~/.cache/elubench/data).",
-        show_default=False)] = None,
-    download: Annotated[bool, typer.Option(help="Download a missing dataset.")] = False,
-    force: Annotated[bool, typer.Option(
-        help="Train the selected runs again; old records move to superseded/, never deleted.")] = False,
-    dry_run: Annotated[bool, typer.Option(
-        help="List the matrix (done / left) and estimate its wall time; train nothing.")] = False,
-    checkpoint_every: Annotated[float, typer.Option(
-        help="Seconds between checkpoints (taken at evaluations).")] = 300.0,
-    precision: Annotated[Optional[str], typer.Option(
-        help="fp32 or bf16 (autocast); sets train.precision.", show_default=False)] = None,
-    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
-    shard: Annotated[Optional[str], typer.Option(
-        help="Only the I-th of N equal slices of the matrix (I/N), for schedulers elubench does "
-             "not drive.", show_default=False, rich_help_panel=SCALE)] = None,
-    executor: Annotated[str, typer.Option(
-        help="Where runs train: serial (this process), local (worker processes), ray (Ray "
-             "tasks) or slurm (a Slurm job array).", rich_help_panel=SCALE)] = "serial",
-    parallel: Annotated[Optional[int], typer.Option(
-        help="K runs at once on this device (K local workers sharing one GPU, or the cores).",
-        min=1, show_default=False, rich_help_panel=SCALE)] = None,
-    workers: Annotated[Optional[int], typer.Option(
-        help="local: worker processes (one GPU each when there are GPUs, else an equal share of "
-             "the cores).", min=1, show_default=False, rich_help_panel=SCALE)] = None,
-    gpus: Annotated[Optional[str], typer.Option(
-        help="local: GPUs to spread workers over, e.g. 0,1 (default: all visible).",
-        show_default=False, rich_help_panel=SCALE)] = None,
-    ray_address: Annotated[Optional[str], typer.Option(
-        help="ray: the cluster to use (default: start a local Ray instance).", show_default=False,
-        rich_help_panel=SCALE)] = None,
-    ray_cpus: Annotated[Optional[int], typer.Option(
-        help="ray: CPUs of the local Ray instance (default: all).", show_default=False,
-        rich_help_panel=SCALE)] = None,
-    cpus_per_run: Annotated[Optional[float], typer.Option(
-        help="ray/slurm: CPU cores (and torch threads) per run.", show_default=False,
-        rich_help_panel=SCALE)] = None,
-    gpus_per_run: Annotated[Optional[float], typer.Option(
-        help="ray/slurm: GPUs per run (ray default: 1 when the cluster has GPUs; slurm: 0).",
-        show_default=False, rich_help_panel=SCALE)] = None,
-    slurm_partition: Annotated[Optional[str], typer.Option(
-        help="slurm: partition.", show_default=False, rich_help_panel=SCALE)] = None,
-    slurm_time: Annotated[Optional[int], typer.Option(
-        help="slurm: time limit per job in minutes (a run cut at the limit resumes from its "
-             "checkpoint on the next `run`; default 1440).", show_default=False,
-        rich_help_panel=SCALE)] = None,
-    slurm_parallelism: Annotated[Optional[int], typer.Option(
-        help="slurm: most jobs of the array running at once.", show_default=False,
-        rich_help_panel=SCALE)] = None,
-    sbatch: Annotated[Optional[list[str]], typer.Option(
-        help="slurm: an extra sbatch option KEY=VALUE (repeatable), e.g. account=proj.",
-        show_default=False, rich_help_panel=SCALE)] = None,
-    slurm_cluster: Annotated[Optional[str], typer.Option(
-        help="slurm: slurm, or local/debug to try the job array on this machine.",
-        show_default=False, rich_help_panel=SCALE)] = None,
-):
+def run(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: BatchnormOpt = None,
+        seeds: SeedsOpt = None, set_: SetOpt = None, width: WidthOpt = None,
+        device: DeviceOpt = "auto", results: ResultsOpt = Path("results"),
+        data_dir: DataDirOpt = None, download: DownloadOpt = False, force: ForceOpt = False,
+        dry_run: DryRunOpt = False, checkpoint_every: CheckpointOpt = 300.0,
+        precision: PrecisionOpt = None, compile_: CompileOpt = False, shard: ShardOpt = None,
+        executor: ExecutorOpt = "serial", parallel: ParallelOpt = None, workers: WorkersOpt = None,
+        gpus: GpusOpt = None, ray_address: RayAddressOpt = None, ray_cpus: RayCpusOpt = None,
+        cpus_per_run: CpusPerRunOpt = None, gpus_per_run: GpusPerRunOpt = None,
+        slurm_partition: PartitionOpt = None, slurm_time: SlurmTimeOpt = None,
+        slurm_parallelism: SlurmParallelismOpt = None, sbatch: SbatchOpt = None,
+        slurm_cluster: SlurmClusterOpt = None):
     """Train every activation × BN × seed of a spec; skips runs already recorded."""
-    from elubench.grid import expand, parse_shard
-    from elubench.grid import shard as take_shard
-    from elubench.runner import Interrupted, Settings, matrix_state
-    from elubench.store import ResultsDir
+    from elubench.executors import executor_for
+    from elubench.grid import select
+    from elubench.runner import RunSettings, dry_run as plan_dry_run
 
     loaded = _load(spec, set_, width, precision)
-    if batchnorm is not None and batchnorm not in BATCHNORM:
-        raise ElubenchError(f"unknown value {batchnorm!r}", where="--batchnorm", hint="use on, off or both")
-    configs = expand(loaded, activations=_split_names(activations),
-                     batchnorm=BATCHNORM[batchnorm] if batchnorm else None, seeds=seeds)
-    if shard is not None:
-        configs = take_shard(configs, *parse_shard(shard))
-    runner = _executor(executor, parallel, {
-        "workers": workers, "gpus": gpus.split(",") if gpus else None, "address": ray_address,
-        "local_cpus": ray_cpus, "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run,
-        "partition": slurm_partition, "time_min": slurm_time,
-        "array_parallelism": slurm_parallelism, "sbatch": sbatch or None,
-        "cluster": slurm_cluster}, device)
-    settings = Settings(results=results, device=device, data_dir=data_dir, download=download,
-                        force=force, checkpoint_seconds=checkpoint_every, compile=compile_)
-    console = _console()
+    configs = select(loaded, activations=_split_names(activations), batchnorm=batchnorm,
+                     seeds=seeds, shard_text=shard)
+    runner = executor_for(executor, parallel=parallel, device=device, workers=workers,
+                          gpus=gpus.split(",") if gpus else None, address=ray_address,
+                          local_cpus=ray_cpus, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                          partition=slurm_partition, time_min=slurm_time,
+                          array_parallelism=slurm_parallelism, sbatch=sbatch or None,
+                          cluster=slurm_cluster)
+    settings = RunSettings(results=results, device=device, data_dir=data_dir, download=download,
+                           force=force, checkpoint_seconds=checkpoint_every, compile=compile_)
     if dry_run:
-        from elubench.runner import estimate
-        from elubench.views import matrix_table
-        store = ResultsDir(results, loaded)
-        stored = store.stored_hash()
-        state = matrix_state(store, configs) if stored in (None, loaded.hash) else None
-        if state is None:
-            console.print(f"[yellow]{store.path} holds runs of another version of this spec; "
-                          "`run` will refuse unless given --force or another --results[/yellow]")
-            from elubench.runner import MatrixState
-            state = MatrixState(todo=list(configs))
-        console.print(matrix_table(configs, state, f"{loaded.name} (spec hash {loaded.hash})"))
-        if state.todo:
-            guess = estimate(loaded, state.todo[0], len(state.todo), settings)
-            console.print(
-                f"estimate on {guess.device}: {guess.runs} runs × ({guess.iterations:,} steps × "
-                f"{guess.step_seconds * 1000:.1f} ms + {guess.evaluations} evaluations × "
-                f"{_human(guess.eval_seconds)}) = [bold]{_human(guess.total_seconds)}[/bold] "
-                f"({_human(guess.run_seconds)} per run, timed on {state.todo[0].config})")
+        from elubench.views import dry_run_view
+        _console().print(dry_run_view(plan_dry_run(loaded, configs, settings), loaded, _human))
         return
+    _train(loaded, configs, runner, settings)
+
+
+def _train(spec, configs, runner, settings) -> None:
+    """Train with a progress display; Ctrl-C says what is recorded and how to go on."""
     from elubench.progress import RichReporter, summary_table
-    reporter = RichReporter(console, loaded.task)
+    from elubench.runner import Interrupted
+
+    console = _console()
+    reporter = RichReporter(console, spec.task)
+    folder = Path(settings.results) / spec.name
     try:
-        records = runner.run(loaded, configs, settings, reporter)
+        records = runner.run(spec, configs, settings, reporter)
     except Interrupted as stop:
         reporter.close()
         console.print(f"[yellow]{stop}[/yellow]")
-        console.print(f"{len(stop.records)} of {len(configs)} runs are recorded in "
-                      f"{Path(results) / loaded.name}; run the same command to continue.")
+        console.print(f"{len(stop.records)} of {len(configs)} runs are recorded in {folder}; "
+                      "run the same command to continue.")
         raise typer.Exit(130)
     finally:
         reporter.close()
-    console.print(summary_table(records, f"{loaded.name}: {len(records)} runs in "
-                                          f"{Path(results) / loaded.name}"))
+    console.print(summary_table(records, f"{spec.name}: {len(records)} runs in {folder}"))
 
 
 ResultsArg = Annotated[Path, typer.Argument(help="A results folder (default results/).")]

@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from elubench.activations import parse_activation
-from elubench.errors import SpecError
+from elubench.errors import ElubenchError, SpecError
 from elubench.spec import Spec, config_label
 
 
@@ -72,3 +72,20 @@ def parse_shard(text: str) -> tuple[int, int]:
 def shard(configs: list[RunConfig], index: int, count: int) -> list[RunConfig]:
     """The index-th (1-based) of `count` round-robin slices; stable when seeds are appended."""
     return [c for k, c in enumerate(configs) if k % count == index - 1]
+
+
+BATCHNORM_FLAG = {"on": [True], "off": [False], "both": [False, True]}
+
+
+def select(spec: Spec, *, activations: list[str] | None = None, batchnorm: str | None = None,
+           seeds: int | None = None, shard_text: str | None = None) -> list[RunConfig]:
+    """The runs `elubench run`'s selection flags ask for: --activations, --batchnorm
+    on|off|both, --seeds N and --shard I/N over the spec's matrix."""
+    if batchnorm is not None and batchnorm not in BATCHNORM_FLAG:
+        raise ElubenchError(f"unknown value {batchnorm!r}", where="--batchnorm",
+                            hint="use on, off or both")
+    configs = expand(spec, activations=activations, seeds=seeds,
+                     batchnorm=BATCHNORM_FLAG[batchnorm] if batchnorm else None)
+    if shard_text is not None:
+        configs = shard(configs, *parse_shard(shard_text))
+    return configs

@@ -1,9 +1,18 @@
 """Weight initialization with paired draws, and the hash that proves the pairing.
 
 For one seed, the k-th conv/FC layer's weights come from their own generator, seeded by
-(seed, k) alone. So every activation and both BN settings start from bit-identical weights,
-whatever parameters an activation or BN adds, and whatever order modules are created in.
-The schemes scale the same unit draws:
+(seed, k) alone. So a layer's unit draws (standard normal; uniform under torch-default) are the
+same for every activation, BN setting and init scheme, whatever parameters an activation or BN
+adds, and whatever order modules are created in. What the schemes make of them:
+
+- he, xavier, torch-default: every activation and BN setting gets bit-identical weights
+  (equal `init_hash`);
+- he-aware: the draws are scaled by 1/sqrt(1 + a^2), a the activation's negative slope, so
+  lrelu and prelu get the same draws at a smaller scale (another `init_hash`) and the other
+  activations (a = 0 or none) exactly the weights of he;
+- he and xavier share the draws but not the scale (a constant factor per layer).
+
+The schemes scale the unit draws:
 
     he             N(0, 2 / fan_in)                 fan_in = in_channels * k * k
     he-aware       N(0, 2 / ((1 + a^2) fan_in))     a: the activation's negative slope

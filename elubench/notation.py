@@ -6,6 +6,9 @@
     1x192x1, 1x240x3  one stack of two layers (comma-separated)
     [1x192x5] [1x192x1, 1x240x3]   several stacks in one string, one bracket each
 
+Numbers are ASCII digits 0-9 only: `str.isdigit()` would also take superscripts (`²`), which
+`int()` then rejects, and full-width or Arabic-Indic digits, which would pass unnoticed.
+
 Pure Python (no torch): the spec loader and `elubench show` use it at start-up.
 Malformed text raises :class:`NotationError` quoting the text with a caret under the bad part.
 """
@@ -37,6 +40,11 @@ class Layer:
         return f"{self.count}x{self.units}x{'FC' if self.kernel is None else self.kernel}"
 
 
+def is_ascii_digit(char: str) -> bool:
+    """True for 0-9 only (unlike str.isdigit, which takes any Unicode digit)."""
+    return "0" <= char <= "9"
+
+
 def _fail(text: str, pos: int, message: str) -> NotationError:
     caret = " " * pos + "^"
     return NotationError(f"{message}\n    {text}\n    {caret}", hint=HINT)
@@ -52,13 +60,18 @@ def _parse_layer(text: str, start: int, end: int) -> Layer:
             pos += 1
 
     def found() -> str:
-        return f"found {text[pos]!r}" if pos < end else "found the end of the layer"
+        if pos >= end:
+            return "found the end of the layer"
+        char = text[pos]
+        if char.isnumeric():  # ², ５, ٣, ...: looks like a number but is not 0-9
+            return f"found {char!r} (not an ASCII digit; write numbers with 0-9)"
+        return f"found {char!r}"
 
     def number(what: str) -> int:
         nonlocal pos
         skip_space()
         begin = pos
-        while pos < end and text[pos].isdigit():
+        while pos < end and is_ascii_digit(text[pos]):
             pos += 1
         if begin == pos:
             raise _fail(text, pos, f"expected the number of {what}, {found()}")
@@ -80,17 +93,17 @@ def _parse_layer(text: str, start: int, end: int) -> Layer:
     separator("number of units")
     skip_space()
     kernel: int | None
-    if text[pos:pos + 2].upper() == "FC":
+    if text[pos:min(pos + 2, end)].upper() == "FC":
         kernel = None
         pos += 2
-    elif pos < end and text[pos].isdigit():
+    elif pos < end and is_ascii_digit(text[pos]):
         kernel = number("receptive field (kernel size)")
     else:
         raise _fail(text, pos, f"expected a receptive field (a kernel size such as 3, or FC), {found()}")
     skip_space()
     if pos < end:
-        raise _fail(text, pos, f"unexpected {text[pos]!r} after the layer {count}x{units}x"
-                               f"{'FC' if kernel is None else kernel}")
+        layer = f"{count}x{units}x{'FC' if kernel is None else kernel}"
+        raise _fail(text, pos, f"unexpected {found().removeprefix('found ')} after the layer {layer}")
     return Layer(count, units, kernel)
 
 

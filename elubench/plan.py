@@ -8,7 +8,9 @@ what trains. The rules (docs/notation.md):
   a stack's first layer may have a stride (`stride`), giving ceil(size / stride);
 - BN, when on, sits between the linear map and the activation; the linear map then has no bias;
 - after each conv stack but the last: 2x2/2 pooling while the map is at least 2x2
-  (or an explicit per-stack list);
+  (or an explicit per-stack list, obeyed as written); with `spp` and a single `pool` value,
+  the last conv stack (the one the FC stacks follow) is not pooled either: SPP replaces
+  that pool, as in SPP-net;
 - dropout after each stack (never after the output layer);
 - before the first FC layer: flatten, or spatial pyramid pooling (`spp`);
 - the last layer gives the outputs: no activation, BN or dropout; a conv output on a map
@@ -20,7 +22,8 @@ activations, BN and pooling are not counted.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import KW_ONLY, asdict, dataclass, field
 
 from elubench.activations import Activation
 
@@ -35,9 +38,13 @@ class PlanError(Exception):
 
 @dataclass
 class Row:
+    """One row of the plan: a layer (conv, fc) or a step between layers. Past the first three
+    fields, every field is given by name."""
+
     stack: int                   # 1-based stack number
     kind: str                    # conv, fc, maxpool, avgpool, dropout, flatten, spp, gap, unflatten
     out_shape: tuple[int, ...]   # per image
+    _: KW_ONLY
     layer: int | None = None     # 1-based number of the conv/FC layer
     units: int | None = None
     kernel: int | None = None
@@ -104,6 +111,11 @@ def _prod(shape) -> int:
     return out
 
 
+def scaled_units(units: int, width: float) -> int:
+    """A hidden layer's units under `model.width`: rounded half up, at least 1."""
+    return max(1, math.floor(units * width + 0.5))
+
+
 def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
     """Lay out the spec's net for one activation and BN setting; raise PlanError if impossible."""
     model, data = spec.model, spec.data
@@ -126,6 +138,11 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
         raise PlanError(f"stride lists {len(strides)} entries for {n_stacks} stacks", None,
                         "give one stride per stack (it applies to the stack's first layer)")
 
+    # SPP pools the last conv stack's maps itself (SPP-net): no 2x2 pool before it, unless an
+    # explicit per-stack list says otherwise.
+    conv_stacks = [s for s, stack in enumerate(stacks) if any(not layer.is_fc for layer in stack)]
+    spp_input = conv_stacks[-1] if model.spp and pools is None and conv_stacks else None
+
     plan = Plan(tuple(data.input_shape()))
     shape: tuple[int, ...] = plan.input_shape
     flat = False
@@ -138,7 +155,7 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
                 stride = strides[s] if position == 0 and repeat == 0 else 1
                 layer_number += 1
                 is_output = layer_number == total_layers
-                units = layer.units if is_output else max(1, round(layer.units * model.width))
+                units = layer.units if is_output else scaled_units(layer.units, model.width)
                 use_bn = batchnorm and not is_output
                 act = None if is_output else str(activation)
                 extra = (2 * units if use_bn else 0) + \
@@ -151,8 +168,9 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
                             if len(shape) != 3:
                                 raise PlanError("spp needs an image map before it", s)
                             c = shape[0]
-                            shape = (c * sum(n * n for n in model.spp),)
-                            plan.rows.append(Row(s + 1, "spp", shape, levels=tuple(model.spp)))
+                            plan.rows.append(Row(s + 1, "spp", (c * sum(n * n for n in model.spp),),
+                                                 in_shape=shape, levels=tuple(model.spp)))
+                            shape = plan.rows[-1].out_shape
                         elif len(shape) == 3:
                             shape = (_prod(shape),)
                             plan.rows.append(Row(s + 1, "flatten", shape))
@@ -161,9 +179,10 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
                     out = (units,)
                     weights = fan_in * units
                     plan.rows.append(Row(
-                        s + 1, "fc", out, layer_number, units, None, shape, not use_bn, use_bn, act,
-                        is_output, params=weights + (0 if use_bn else units) + extra,
-                        flops=2 * weights))
+                        stack=s + 1, kind="fc", out_shape=out, layer=layer_number, units=units,
+                        kernel=None, in_shape=shape, bias=not use_bn, batchnorm=use_bn,
+                        activation=act, is_output=is_output,
+                        params=weights + (0 if use_bn else units) + extra, flops=2 * weights))
                 else:
                     if flat:
                         raise PlanError("a conv layer cannot follow a fully connected layer", s,
@@ -176,15 +195,17 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
                     out = (units, oh, ow)
                     weights = c * k * k * units
                     plan.rows.append(Row(
-                        s + 1, "conv", out, layer_number, units, k, shape, not use_bn, use_bn, act,
-                        is_output, stride=stride,
+                        stack=s + 1, kind="conv", out_shape=out, layer=layer_number, units=units,
+                        kernel=k, in_shape=shape, bias=not use_bn, batchnorm=use_bn,
+                        activation=act, is_output=is_output, stride=stride,
                         padding=(pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2),
                         params=weights + (0 if use_bn else units) + extra,
                         flops=2 * weights * oh * ow))
                 shape = out
 
         last_stack = s == n_stacks - 1
-        pool = pools[s] if pools is not None else ("none" if last_stack else model.pool)
+        pool = pools[s] if pools is not None else \
+            ("none" if last_stack or s == spp_input else model.pool)
         if pool != "none":
             if flat:
                 if pools is not None:

@@ -1,6 +1,6 @@
 """Figures for `elubench report`: one PNG for each question a reader asks of a comparison.
 
-Each function takes tables from `store.load_results` (or the comparisons table of `stats`),
+Each function takes tables from `results.load_results` (or the comparisons table of `stats`),
 writes one PNG with a stable name into `out_dir` and returns a `Figure` whose caption says what
 is drawn (the statistic, the band, how many seeds), so a report can print it under the image.
 Figures are built with matplotlib's object API on the Agg canvas: no window, no pyplot state,
@@ -30,10 +30,10 @@ DPI = 150
 _STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
           "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
           "grid.alpha": 0.3, "grid.linewidth": 0.6, "legend.frameon": False}
-# Fixed colours for the registry's activations; others get a colour from a hash of the name.
-_PALETTE = {"elu": "#1f77b4", "relu": "#d62728", "lrelu": "#2ca02c", "srelu": "#9467bd",
-            "prelu": "#ff7f0e", "selu": "#8c564b", "celu": "#17becf", "gelu": "#e377c2",
-            "silu": "#bcbd22", "mish": "#7f7f7f", "softplus": "#393b79", "tanh": "#637939"}
+# The i-th activation of the registry (`elubench activations`) gets the i-th colour; names
+# past the list, or not in the registry, get a colour from a hash of the name.
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf",
+            "#e377c2", "#bcbd22", "#7f7f7f", "#393b79", "#637939")
 _VERDICT_COLOURS = {"better": "#1b7837", "worse": "#b2182b", "no evidence": "#7f7f7f"}
 
 
@@ -50,41 +50,54 @@ class Figure:
     title: str
 
 
+def _registry_rank(activation: str) -> int | None:
+    """The activation's place in the registry (`lrelu(a=0.2)` has `lrelu`'s), or None."""
+    from elubench.activations import REGISTRY, parse_activation
+    from elubench.errors import ActivationError
+    try:
+        return list(REGISTRY).index(parse_activation(activation).name)
+    except ActivationError:
+        return None
+
+
 def activation_color(activation: str) -> str:
     """The colour of an activation in every figure; `lrelu(0.1)` shares `lrelu`'s."""
-    base = activation.split("(")[0].strip().lower()
-    if base in _PALETTE:
-        return _PALETTE[base]
+    rank = _registry_rank(activation)
+    if rank is not None and rank < len(_COLOURS):
+        return _COLOURS[rank]
     colours = matplotlib.colormaps["tab20b"].colors
     return matplotlib.colors.to_hex(colours[zlib.crc32(activation.encode()) % len(colours)])
 
 
-def parse_config(config: str) -> tuple[str, bool, str]:
-    """Split a configuration label (`relu+bn/xavier`) into activation, batchnorm and init."""
-    head, _, init = config.partition("/")
-    batchnorm = head.endswith("+bn")
-    return head.removesuffix("+bn"), batchnorm, init
+def _identities(frame: pd.DataFrame) -> dict[str, tuple[str, bool, str]]:
+    """Each configuration label's activation, batch norm and init, read from the table's
+    columns (labels are for display; what a configuration is, the columns say)."""
+    rows = frame.drop_duplicates("config")
+    return {str(c): (str(a), bool(b), str(i)) for c, a, b, i in
+            zip(rows["config"], rows["activation"], rows["batchnorm"], rows["init"])}
 
 
-def _ordered(configs, bn_last: bool = False) -> list[str]:
-    """Configurations in a stable reading order: by activation (registry order), BN, init."""
-    known = list(_PALETTE)
+def _ordered(frame: pd.DataFrame, bn_last: bool = False) -> list[str]:
+    """The frame's configurations in a stable reading order: by activation (registry order),
+    BN, init."""
+    identity = _identities(frame)
 
     def key(config):
-        activation, batchnorm, init = parse_config(config)
-        base = activation.split("(")[0]
-        rank = (known.index(base) if base in known else len(known), activation)
-        return (batchnorm, *rank, init) if bn_last else (*rank, batchnorm, init)
+        activation, batchnorm, init = identity[config]
+        rank = _registry_rank(activation)
+        place = (len(_COLOURS) if rank is None else rank, activation)
+        return (batchnorm, *place, init) if bn_last else (*place, batchnorm, init)
 
-    return sorted(set(configs), key=key)
+    return sorted(identity, key=key)
 
 
-def _styles(configs: list[str]) -> dict[str, dict]:
+def _styles(frame: pd.DataFrame, configs: list[str]) -> dict[str, dict]:
     """Line style per configuration: colour = activation, dashed = BN, and markers only where
     two configurations would otherwise look the same (another init or activation parameter)."""
+    identity = _identities(frame)
     styles, groups = {}, {}
     for config in configs:
-        activation, batchnorm, _ = parse_config(config)
+        activation, batchnorm, _ = identity[config]
         styles[config] = {"color": activation_color(activation), "linestyle": "--" if batchnorm else "-"}
         groups.setdefault((styles[config]["color"], batchnorm), []).append(config)
     markers = "osD^v<>ph*"
@@ -146,7 +159,7 @@ def _log_if_wide(ax, values) -> bool:
     return wide
 
 
-def _require(frame: pd.DataFrame, what: str) -> None:
+def _need_data(frame: pd.DataFrame, what: str) -> None:
     if frame.empty:
         raise PlotError(f"no data to plot {what}", hint="the figure needs runs that ended ok")
 
@@ -172,10 +185,10 @@ def _curves(frame, runs, value: str, scale: float, ylabel: str, title: str, what
             name: str, out_dir) -> Figure:
     """Mean-over-seeds curve per configuration with a ±1 std band (error and loss figures)."""
     data = _finite(_ok(frame, runs), value)
-    _require(data, what)
+    _need_data(data, what)
     summary = seed_summary(data, value)
-    configs = _ordered(summary["config"])
-    styles = _styles(configs)
+    configs = _ordered(data)
+    styles = _styles(data, configs)
     fig = MplFigure(figsize=FIGSIZE, layout="constrained")
     ax = fig.add_subplot()
     for config in configs:
@@ -223,11 +236,11 @@ def bias_shift(activations: pd.DataFrame, out_dir, *, runs: pd.DataFrame | None 
     units of each unit's mean activation, averaged over seeds, against iteration.
     """
     data = _finite(_ok(activations, runs), "median")
-    _require(data, "the bias shift")
+    _need_data(data, "the bias shift")
     layers = list(dict.fromkeys(data["layer"]))  # rows keep forward order within a run
     depth = {layer: i + 1 for i, layer in enumerate(layers)}
     summary = seed_summary(data, "median", by=("config", "layer", "iteration"))
-    configs = _ordered(summary["config"], bn_last=True)
+    configs = _ordered(data, bn_last=True)
     n = len(configs)
     ncols = 3 if n in (5, 6, 9) else 2 if n == 4 else min(n, 4)
     nrows = math.ceil(n / ncols)
@@ -269,8 +282,9 @@ def paired_seeds(runs: pd.DataFrame, out_dir, task: str = "classification") -> F
     """Final test error of every run, one line per seed across configurations (paired design)."""
     scale, unit = (1.0, "test reconstruction error (MSE)") if task == "autoencoder" else (100.0, "test error (%)")
     ok = _finite(runs[runs["status"] == "ok"], "test_error")
-    _require(ok, "final test errors")
-    configs = _ordered(runs["config"])
+    _need_data(ok, "final test errors")
+    configs = _ordered(runs)
+    identity = _identities(runs)
     x = {config: i for i, config in enumerate(configs)}
     fig = MplFigure(figsize=FIGSIZE, layout="constrained")
     ax = fig.add_subplot()
@@ -281,7 +295,7 @@ def paired_seeds(runs: pd.DataFrame, out_dir, task: str = "classification") -> F
                 alpha=0.8, zorder=1)
     means = ok.groupby("config")["test_error"].mean() * scale
     for config, mean in means.items():
-        activation, batchnorm, _ = parse_config(config)
+        activation, batchnorm, _ = identity[config]
         colour = activation_color(activation)
         ax.scatter(x[config], mean, marker="D", s=50, zorder=3, edgecolors=colour, linewidths=1.5,
                    facecolors="white" if batchnorm else colour)
@@ -297,7 +311,7 @@ def paired_seeds(runs: pd.DataFrame, out_dir, task: str = "classification") -> F
                        Line2D([], [], color="0.3", marker="D", linestyle="", label="mean (hollow: BN)")],
               loc="best")
     caption = (f"Final {unit} of each run that ended ok. Grey line: one seed, joining its runs "
-               "across configurations (same initial weights and data order); diamond: mean over "
+               "across configurations (same initial weight draws and data order); diamond: mean over "
                f"seeds, hollow with batch norm; {_seeds_text(ok)}{'; log y axis' if log else ''}."
                + _left_out(runs))
     return _save(fig, out_dir, "paired_seeds.png", title, caption)
@@ -314,7 +328,7 @@ def forest(comparisons, out_dir, baseline: str | None = None, *, n_seeds: int | 
     table = getattr(comparisons, "table", comparisons)
     untestable = table[table["mean_diff_pp"].isna()]
     data = table[table["mean_diff_pp"].notna()].sort_values("mean_diff_pp", ascending=False)
-    _require(data, "comparisons")
+    _need_data(data, "comparisons")
     data = data.reset_index(drop=True)
     unit = ("test MSE × 100" if task == "autoencoder" else "test error (percentage points)")
     fig = MplFigure(figsize=(FIGSIZE[0], max(2.5, 0.35 * len(data) + 1.6)), layout="constrained")

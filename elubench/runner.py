@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from elubench.errors import ElubenchError
+from elubench.errors import ElubenchError, StoreError
 from elubench.grid import RunConfig
+from elubench.record import RunRecord
 from elubench.store import ResultsDir
 
 HEARTBEAT_SECONDS = 30.0
@@ -29,7 +30,7 @@ class Reporter:
     def matrix_start(self, total: int, done: int, todo: int) -> None: ...
     def run_start(self, cfg: RunConfig, index: int, todo: int) -> None: ...
     def run_progress(self, cfg: RunConfig, event: dict) -> None: ...
-    def run_end(self, cfg: RunConfig, record: dict) -> None: ...
+    def run_end(self, cfg: RunConfig, record: RunRecord) -> None: ...
     def run_skipped(self, cfg: RunConfig, reason: str) -> None: ...
     def note(self, text: str) -> None: ...
 
@@ -37,14 +38,15 @@ class Reporter:
 class Interrupted(Exception):
     """Ctrl-C: the current run's checkpoint is saved; `records` holds what is finished."""
 
-    def __init__(self, message: str, records: list[dict]):
+    def __init__(self, message: str, records: list[RunRecord]):
         super().__init__(message)
         self.records = records
 
 
 @dataclass
-class Settings:
-    """How to run (not what to run): the same for every run of a matrix."""
+class RunSettings:
+    """How to run a matrix (not what to run): the user's choices, the same for every run.
+    Plain, picklable data: executors send it to their workers."""
 
     results: Path = Path("results")
     device: str = "auto"
@@ -61,8 +63,8 @@ class Settings:
 class MatrixState:
     """Where each run of a selection stands."""
 
-    done: dict[str, dict] = field(default_factory=dict)      # run_id -> record (ok / diverged)
-    failed: dict[str, dict] = field(default_factory=dict)    # run_id -> record, to retry
+    done: dict[str, RunRecord] = field(default_factory=dict)    # run_id -> ok / diverged record
+    failed: dict[str, RunRecord] = field(default_factory=dict)  # run_id -> record, to retry
     todo: list[RunConfig] = field(default_factory=list)
     started: set[str] = field(default_factory=set)           # todo runs with a checkpoint
 
@@ -72,7 +74,7 @@ def matrix_state(results: ResultsDir, configs: list[RunConfig]) -> MatrixState:
     for cfg in configs:
         run = results.run(cfg.run_id)
         record = run.record()
-        if record is not None and record["status"] != "failed":
+        if record is not None and record.status != "failed":
             state.done[cfg.run_id] = record
             continue
         if record is not None:
@@ -128,7 +130,7 @@ class DataCache:
     def __init__(self):
         self._cache: dict = {}
 
-    def get(self, spec, device, settings: Settings):
+    def get(self, spec, device, settings: RunSettings):
         key = (spec.hash, str(device))
         if key not in self._cache:
             from elubench.data import load_data
@@ -141,15 +143,15 @@ class DataCache:
 _DATA = DataCache()
 
 
-def execute_run(spec, cfg: RunConfig, settings: Settings, *, should_stop=lambda: False,
-                progress=None) -> dict | None:
+def execute_run(spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lambda: False,
+                progress=None) -> RunRecord | None:
     """Claim, train and record one run; the building block of every executor.
 
     Returns the record, or None when another process holds the run's claim.
     A crash inside training is recorded as a `failed` run, not raised.
     """
     from elubench.runtime import configure, resolve_device
-    from elubench.train import Stopped, RunOptions, train_run
+    from elubench.train import BadCheckpoint, LoopOptions, Stopped, train_run
 
     results = ResultsDir(settings.results, spec)
     run = results.run(cfg.run_id)
@@ -157,30 +159,32 @@ def execute_run(spec, cfg: RunConfig, settings: Settings, *, should_stop=lambda:
         return None
     try:
         existing = run.record()
-        if existing is not None and existing["status"] != "failed":
+        if existing is not None and existing.status != "failed":
             return existing  # finished by another process since we looked
         if existing is not None:
             run.archive_attempt()
         device = resolve_device(settings.device)
         configure(device, settings.threads)
         data = _DATA.get(spec, device, settings)
-        options = RunOptions(device=device, checkpoint_seconds=settings.checkpoint_seconds,
-                             compile=settings.compile, should_stop=should_stop,
-                             progress=progress)
+        options = LoopOptions(device=device, checkpoint_seconds=settings.checkpoint_seconds,
+                              compile=settings.compile, should_stop=should_stop,
+                              progress=progress)
         started = time.time()
         with _heartbeat(run):
             try:
                 record = train_run(spec, cfg, data, run, options)
+            except BadCheckpoint as exc:  # the user's to resolve: say which file and how
+                raise StoreError(f"cannot resume from this checkpoint ({exc})",
+                                 where=str(run.checkpoint_path),
+                                 hint="delete it to train this run from the start, or run with "
+                                      "--force") from None
             except (Stopped, ElubenchError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # a crash is a result to record, not a reason to stop the matrix
-                record = {**cfg.to_dict(), "status": "failed",
-                          "reason": f"{exc.__class__.__name__}: {exc}",
-                          "traceback": traceback.format_exc(), "task": spec.task,
-                          "test_errors": None, "test_size": None, "test_error": None,
-                          "test_loss": None, "train_loss": None, "iterations": None,
-                          "wall_seconds": time.time() - started, "images_per_second": None,
-                          "init_hash": None, "device": str(device), "finished_at": time.time()}
+                record = RunRecord.failed(cfg.to_dict(), reason=f"{exc.__class__.__name__}: {exc}",
+                                          traceback=traceback.format_exc(), task=spec.task,
+                                          device=str(device), wall_seconds=time.time() - started,
+                                          finished_at=time.time())
         run.write_record(record)
         run.checkpoint_path.unlink(missing_ok=True)
         return record
@@ -188,7 +192,7 @@ def execute_run(spec, cfg: RunConfig, settings: Settings, *, should_stop=lambda:
         run.release()
 
 
-def prepare_matrix(spec, configs: list[RunConfig], settings: Settings, *,
+def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
                    load_data: bool = True) -> tuple[ResultsDir, MatrixState]:
     """Find where each run stands and ready the results folder (--force: every selected run
     again, old records moved to superseded/). With `load_data`, a missing dataset or device
@@ -210,8 +214,8 @@ def prepare_matrix(spec, configs: list[RunConfig], settings: Settings, *,
     return results, state
 
 
-def run_matrix(spec, configs: list[RunConfig], settings: Settings,
-               reporter: Reporter | None = None) -> list[dict]:
+def run_matrix(spec, configs: list[RunConfig], settings: RunSettings,
+               reporter: Reporter | None = None) -> list[RunRecord]:
     """Train every run of `configs` that is not done yet, one after another on one device."""
     from elubench.train import Stopped
 
@@ -255,7 +259,7 @@ class Estimate:
         return self.runs * self.run_seconds
 
 
-def estimate(spec, cfg: RunConfig, runs: int, settings: Settings, *, steps: int = 8,
+def estimate(spec, cfg: RunConfig, runs: int, settings: RunSettings, *, steps: int = 8,
              warmup: int = 3) -> Estimate:
     """Time a few steps of `cfg`'s net on random data of the spec's shape (no dataset needed),
     and scale to the matrix: a user learns the cost before starting."""
@@ -299,3 +303,26 @@ def estimate(spec, cfg: RunConfig, runs: int, settings: Settings, *, steps: int 
     iterations = train.iterations or train.epochs * steps_per_epoch
     evaluations = iterations // train.eval_interval(iterations) + 1
     return Estimate(step_seconds, eval_seconds, iterations, evaluations, runs, str(device))
+
+
+@dataclass
+class DryRun:
+    """What `run --dry-run` shows: where each run stands and what the rest would cost."""
+
+    configs: list[RunConfig]
+    state: MatrixState
+    folder: Path
+    other_version: bool              # the folder holds another version of this spec
+    estimate: Estimate | None        # None when nothing is left to train
+    timed_on: str | None = None      # the configuration whose steps were timed
+
+
+def dry_run(spec, configs: list[RunConfig], settings: RunSettings) -> DryRun:
+    """Where the matrix stands in the results folder and an estimate of the rest; writes nothing."""
+    results = ResultsDir(settings.results, spec)
+    other = results.stored_hash() not in (None, spec.hash)
+    state = MatrixState(todo=list(configs)) if other or settings.force else matrix_state(results, configs)
+    guess = estimate(spec, state.todo[0], len(state.todo), settings) if state.todo else None
+    return DryRun(configs, state, results.path, other, guess,
+                  state.todo[0].config if state.todo else None)
+

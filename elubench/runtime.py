@@ -42,10 +42,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def configure(device: torch.device, threads: int | None = None) -> None:
-    """Backend settings for speed that do not change the science.
+    """Every process-wide setting for speed that does not change the science, in one place.
 
     CUDA: cudnn.benchmark picks the fastest conv algorithm per shape (fixed shapes here);
-    TF32 stays off so fp32 means fp32. CPU: all cores to the one run.
+    TF32 stays off so fp32 means fp32. CPU: `threads` threads (default all cores) and freed
+    memory kept in the heap (`keep_freed_memory`, unless $ELUBENCH_KEEP_FREED_MEMORY=0).
     """
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -53,7 +54,17 @@ def configure(device: torch.device, threads: int | None = None) -> None:
         torch.backends.cudnn.allow_tf32 = False
     if device.type == "cpu":
         torch.set_num_threads(threads or cpu_count())
-    keep_freed_memory()
+        if keep_freed_memory_wanted():
+            keep_freed_memory()
+
+
+KEEP_FREED_MEMORY_ENV = "ELUBENCH_KEEP_FREED_MEMORY"
+_ALLOCATOR = {"applied": None}  # what keep_freed_memory did in this process
+
+
+def keep_freed_memory_wanted() -> bool:
+    """False when $ELUBENCH_KEEP_FREED_MEMORY is 0, false, no or off (docs/performance.md)."""
+    return os.environ.get(KEEP_FREED_MEMORY_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def keep_freed_memory() -> bool:
@@ -64,16 +75,53 @@ def keep_freed_memory() -> bool:
     and unmaps it on free, so every step page-faults its activations in again; measured on
     the 11-layer net at full width on 2 cores this costs 15-25 % of the step (docs/performance.md).
     Only layout changes, not arithmetic. Returns False where it does not apply (not glibc).
+    Applies to the whole process, once; `allocator_setting` says what was done.
     """
+    if _ALLOCATOR["applied"] is not None:
+        return _ALLOCATOR["applied"]
     import ctypes
     import ctypes.util
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):
+        _ALLOCATOR["applied"] = False
         return False
     M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+    _ALLOCATOR["applied"] = bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+    return _ALLOCATOR["applied"]
+
+
+def allocator_setting(device: torch.device) -> str | None:
+    """The CPU allocator setting a run trained under, for its record; None off the CPU."""
+    if device.type != "cpu":
+        return None
+    if _ALLOCATOR["applied"]:
+        return "glibc keeps freed memory (M_MMAP_MAX 0, M_TRIM_THRESHOLD 1 GiB)"
+    if not keep_freed_memory_wanted():
+        return f"default (turned off by {KEEP_FREED_MEMORY_ENV})"
+    return "default (mallopt not available)" if _ALLOCATOR["applied"] is False else "default"
+
+
+_COMPILE_CONFIGURED = {"done": False}
+
+
+def compiled(model):
+    """torch.compile with settings that keep the science, set once per process: dropout draws
+    from torch's own generator as in eager mode (so a seed gives the same masks compiled or
+    not), a recompile limit above the number of variants in a matrix, and a persistent cache
+    under the user's cache folder so later runs and later sessions reuse compiled graphs."""
+    if not _COMPILE_CONFIGURED["done"]:
+        import torch._dynamo
+        import torch._inductor.config
+
+        from elubench.paths import default_cache_dir
+
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(default_cache_dir() / "inductor"))
+        torch._inductor.config.fallback_random = True
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        _COMPILE_CONFIGURED["done"] = True
+    return torch.compile(model)
 
 
 def cpu_count() -> int:

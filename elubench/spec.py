@@ -32,7 +32,7 @@ DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
     "cifar100": ((3, 32, 32), 100),
 }
 
-# (train, test) images of the fixed datasets; digits: elubench's fixed split (see data.py).
+# (train, test) images of the fixed datasets; digits: elubench's fixed split (see elubench/data/sources.py).
 DATASET_SIZES: dict[str, tuple[int, int]] = {
     "digits": (1352, 445),
     "mnist": (60000, 10000),
@@ -150,9 +150,13 @@ class Model(Strict):
     def _canonical_stacks(cls, value):
         """One canonical text per stack ("1x192x1, 1x240x3"), so `×` or `x`, spaces and brackets
         do not change the spec hash. Text that does not parse is kept for validate_spec to
-        report with its location."""
+        report with its location (a whole bracket string that does not parse is kept as one
+        item)."""
         if isinstance(value, str):  # "[1x192x5] [1x192x1, 1x240x3]": split into stacks
-            return [format_stack(layers) for layers in parse_architecture(value)]
+            try:
+                return [format_stack(layers) for layers in parse_architecture(value)]
+            except ElubenchError:
+                return [value]
         if isinstance(value, list):
             out = []
             for text in value:
@@ -227,7 +231,8 @@ class Train(Strict):
         if isinstance(value, dict):
             table = {}
             for key, rate in value.items():
-                if isinstance(key, bool) or not isinstance(key, int) and not str(key).isdigit():
+                if isinstance(key, bool) or not isinstance(key, int) and not (
+                        str(key) and all("0" <= char <= "9" for char in str(key))):
                     raise ValueError(f"a piecewise schedule maps iterations (whole numbers >= 0) "
                                      f"to rates, got the key {key!r}")
                 if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0 \
@@ -270,9 +275,17 @@ class Train(Strict):
 # --- compare ----------------------------------------------------------------------------------
 
 def config_label(activation: str, batchnorm: bool, init: str | None = None) -> str:
-    """A configuration's name in tables: `relu`, `relu+bn`, `relu+bn/xavier`."""
+    """A configuration's name in tables: `relu`, `relu+bn`, `relu+bn/xavier`. Labels are for
+    display: code that needs a configuration's activation, BN or init reads those fields of the
+    record, never the label (which nothing parses)."""
     label = f"{activation}+bn" if batchnorm else activation
     return f"{label}/{init}" if init else label
+
+
+def default_baseline(labels: list[str]) -> str:
+    """The baseline when none is given: relu without BN if the matrix has it, else the first
+    configuration. The one place this rule lives (spec, compare and report all use it)."""
+    return "relu" if "relu" in labels else labels[0]
 
 
 class Compare(Strict):
@@ -280,7 +293,7 @@ class Compare(Strict):
     batchnorm: list[bool] = [False, True]
     seeds: PositiveInt | list[NonNegativeInt] = 10
     init: InitName | list[InitName] = "he"
-    baseline: str | None = None  # a configuration label; default relu without BN
+    baseline: str | None = None  # a configuration label (or an activation of it); default relu
     alpha: float = Field(0.05, gt=0, lt=1)
     alternative: Literal["two-sided", "less", "greater"] = "two-sided"
 
@@ -338,23 +351,23 @@ class Compare(Strict):
     def baseline_label(self) -> str:
         if self.baseline is not None:
             return self.baseline
-        labels = self.labels()
-        return "relu" if "relu" in labels else labels[0]
+        return default_baseline(self.labels())
 
     @model_validator(mode="after")
     def _baseline_in_matrix(self):
-        if self.baseline is None:
+        """The baseline is a configuration label of the matrix as `elubench compare` prints it
+        (`relu+bn`, `relu/xavier`), or one of its activations in any spelling (`lrelu(0.1)`)."""
+        if self.baseline is None or self.baseline in self.labels():
             return self
-        name, _, rest = self.baseline.partition("+")
         try:
-            canonical = str(parse_activation(name.split("/")[0]))
-        except ElubenchError as exc:
-            raise ValueError(f"baseline: {exc.render()}") from None
-        suffix = self.baseline[len(name.split("/")[0]):]
-        object.__setattr__(self, "baseline", canonical + suffix)
-        if self.baseline not in self.labels():
-            raise ValueError(f"baseline {self.baseline!r} is not in the matrix; "
-                             f"choose one of {', '.join(self.labels())}")
+            canonical = str(parse_activation(self.baseline))
+        except ElubenchError:
+            canonical = None
+        if canonical not in self.activations:
+            raise ValueError(f"baseline {self.baseline!r} is not in the matrix; choose one of its "
+                             f"activations ({', '.join(self.activations)}) or configurations "
+                             f"({', '.join(self.labels())})")
+        object.__setattr__(self, "baseline", canonical)
         return self
 
 
@@ -378,10 +391,24 @@ class Spec(Strict):
     reference: Reference = Reference()
 
     def run_defining(self) -> dict[str, Any]:
-        """What determines one run's result: everything but the matrix's extent and the notes."""
+        """What determines one run's result: everything but the matrix's extent and the notes.
+
+        Left out: `data.imagefolder.workers` (the number of DataLoader processes does not change
+        the batches, see elubench.data.StreamData). Added, so that runs of a net built under an
+        older layout rule never join a results folder of the new one: `model.width_rounding`
+        when `model.width` != 1 (scaled units are rounded half up, no longer by Python's
+        banker's round()), and `model.spp_input` when `spp` is set with a single `pool` value
+        (the last conv stack is no longer pooled before SPP). Other specs keep their hash.
+        """
         dumped = self.model_dump(mode="json")
-        return {"task": dumped["task"], "data": dumped["data"], "model": dumped["model"],
-                "train": dumped["train"]}
+        data, model = dumped["data"], dumped["model"]
+        if data.get("imagefolder") is not None:
+            data["imagefolder"].pop("workers", None)
+        if self.model.width != 1:
+            model["width_rounding"] = "half-up"
+        if self.model.spp and not isinstance(self.model.pool, list):
+            model["spp_input"] = "last-conv-unpooled"
+        return {"task": dumped["task"], "data": data, "model": model, "train": dumped["train"]}
 
     @property
     def hash(self) -> str:

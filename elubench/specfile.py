@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from elubench.errors import ElubenchError, SpecError
-from elubench.notation import parse_stack
+from elubench.notation import is_ascii_digit, parse_architecture, parse_stack
 from elubench.spec import Spec
 
 def _line_index(text: str, source: str) -> dict[tuple[str, ...], int]:
@@ -59,6 +59,11 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     return parts, value
 
 
+def _is_index(part: str) -> bool:
+    """A whole number in ASCII digits (str.isdigit() also takes '²', which int() rejects)."""
+    return bool(part) and all(is_ascii_digit(char) for char in part)
+
+
 def apply_override(raw: dict, text: str) -> tuple[str, ...]:
     """Set one `key.path=value` in the raw mapping; return the path it set."""
     parts, value = _parse_override(text)
@@ -66,12 +71,12 @@ def apply_override(raw: dict, text: str) -> tuple[str, ...]:
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
+            if not _is_index(part) or int(part) >= len(node):
                 raise SpecError(f"{'.'.join(parts[:depth])} is a list of {len(node)}; "
                                 f"{part!r} is not an index in it", where=f"--set {text}")
             key: Any = int(part)
         elif isinstance(node, dict):
-            key = int(part) if part.isdigit() and (int(part) in node or any(
+            key = int(part) if _is_index(part) and (int(part) in node or any(
                 isinstance(k, int) for k in node)) else part
         else:
             raise SpecError(f"{'.'.join(parts[:depth])} is a single value, it has no key {part!r}",
@@ -138,7 +143,7 @@ def _clean_loc(loc: tuple) -> tuple[str, ...]:
 def _dotted(path: tuple[str, ...]) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if part.isdigit() else (f".{part}" if text else part)
+        text += f"[{part}]" if _is_index(part) else (f".{part}" if text else part)
     return text or "(top level)"
 
 
@@ -175,6 +180,15 @@ def validate_spec(raw: Any, *, source: str = "<spec>", lines=None, overrides=Non
         head = messages[0] if len(messages) == 1 else \
             f"{len(messages)} problems in the spec:\n  " + "\n  ".join(messages)
         raise SpecError(head) from None
+    model = raw.get("model")
+    written = model.get("stacks") if isinstance(model, dict) else None
+    if isinstance(written, str):  # one bracket string: "[1x8x3] [1x8x3, 1x16x3] [1x10x1]"
+        try:
+            parse_architecture(written)
+        except ElubenchError as exc:
+            path = ("model", "stacks")
+            raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path), hint=exc.hint) \
+                from None
     for index, text in enumerate(spec.model.stacks):
         try:
             parse_stack(text)

@@ -8,7 +8,8 @@
     results/<spec name>/runs/<run_id>/claim.json     who trains it now (exclusive create)
     results/<spec name>/superseded/<time>/...        records moved aside by --force, never deleted
 
-A run is done when its run.json exists and reads. No torch here: compare reads the tree fast.
+A run is done when its run.json exists and reads. This module writes the tree (and reads what
+a writer needs); `elubench.results` reads finished trees into tables. No torch here.
 """
 
 from __future__ import annotations
@@ -22,57 +23,13 @@ import time
 from pathlib import Path
 
 from elubench.errors import StoreError
+from elubench.files import dumps, write_bytes_atomic, write_json_atomic
+from elubench.record import RunRecord, read_record
 
 RECORD = "run.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
 CLAIM = "claim.json"
-
-# Keys every run.json has (the issue's contract; tools may rely on them).
-RECORD_KEYS = ("run_id", "spec_name", "spec_hash", "activation", "batchnorm", "seed", "status",
-               "test_errors", "test_size", "test_error", "test_loss", "train_loss", "iterations",
-               "wall_seconds", "images_per_second", "init_hash")
-STATUSES = ("ok", "diverged", "failed")
-BAD_RECORD_HINT = ("move the file away (`run` then trains that run again); `compare` and "
-                   "`report` can leave it out with --skip-bad")
-
-
-def write_json_atomic(path: Path, payload) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
-    text = json.dumps(payload, indent=2, sort_keys=False, allow_nan=True)
-    write_bytes_atomic(path, (text + "\n").encode())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_record(path: Path) -> dict:
-    """Read and check one run.json; StoreError names the file if it is corrupt."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StoreError(f"corrupt run record ({exc.__class__.__name__}: {exc})", where=str(path),
-                         hint=BAD_RECORD_HINT) from None
-    if not isinstance(record, dict):
-        raise StoreError("corrupt run record (not a JSON object)", where=str(path))
-    missing = [key for key in RECORD_KEYS if key not in record]
-    if missing:
-        raise StoreError(f"run record lacks {', '.join(missing)}", where=str(path),
-                         hint=BAD_RECORD_HINT)
-    if record["status"] not in STATUSES:
-        raise StoreError(f"run record has unknown status {record['status']!r}", where=str(path))
-    return record
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -111,19 +68,21 @@ class RunDir:
     checkpoint_path = property(lambda self: self.path / CHECKPOINT)
     claim_path = property(lambda self: self.path / CLAIM)
 
-    def record(self) -> dict | None:
+    def record(self) -> RunRecord | None:
         """The finished record, or None while the run is not done."""
         if not self.record_path.exists():
             return None
         return read_record(self.record_path)
 
-    def write_record(self, record: dict) -> None:
-        write_json_atomic(self.record_path, record)
+    def write_record(self, record: RunRecord) -> None:
+        write_json_atomic(self.record_path, record.to_json())
+
+    # --- what the trainer needs (train.RunSink) --------------------------------------------
 
     def append_metrics(self, row: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row) + "\n")
+            handle.write(dumps(row) + "\n")
 
     def metrics(self) -> list[dict]:
         return read_metrics(self.metrics_path)
@@ -131,7 +90,16 @@ class RunDir:
     def truncate_metrics(self, last_iteration: int) -> None:
         """Keep the evaluations up to a checkpoint's iteration (a resumed run redoes the rest)."""
         rows = [r for r in self.metrics() if r.get("iteration", 0) <= last_iteration]
-        write_bytes_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+        write_bytes_atomic(self.metrics_path, "".join(dumps(r) + "\n" for r in rows).encode())
+
+    def load_checkpoint(self) -> bytes | None:
+        try:
+            return self.checkpoint_path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def save_checkpoint(self, payload: bytes) -> None:
+        write_bytes_atomic(self.checkpoint_path, payload)
 
     def archive_attempt(self) -> None:
         """Move a failed run's record aside (attempt-N.json) before it is tried again."""
@@ -275,116 +243,3 @@ def find_records(root: Path) -> list[Path]:
     if root.is_file() and root.name == RECORD:
         return [root]
     return sorted(p for p in root.rglob(RECORD) if "superseded" not in p.relative_to(root).parts)
-
-
-# --- reading a results tree for compare and report ------------------------------------------
-
-RUN_COLUMNS = ("run_id", "spec_name", "spec_hash", "config", "activation", "batchnorm", "init",
-               "seed", "status", "reason", "task", "test_errors", "test_size", "test_error",
-               "test_loss", "train_loss", "iterations", "wall_seconds", "images_per_second",
-               "init_hash", "device_name")
-
-
-class Results:
-    """Every run of one spec found under a folder, as pandas tables."""
-
-    def __init__(self, runs, metrics, activations, spec: dict | None, skipped: list[str],
-                 folder: Path | None = None):
-        self.runs = runs                # one row per run (RUN_COLUMNS)
-        self.metrics = metrics          # one row per evaluation: run_id, config, seed, iteration, ...
-        self.activations = activations  # one row per evaluation and hidden layer (bias shift)
-        self.spec = spec                # the resolved spec (spec.json), when the tree has it
-        self.skipped = skipped          # corrupt files left out with --skip-bad
-        self.folder = folder            # results/<spec name>/ (where REPORT.md goes)
-
-    @property
-    def name(self) -> str:
-        return str(self.runs["spec_name"].iloc[0])
-
-
-def _config_of(record: dict) -> str:
-    from elubench.spec import config_label
-    return record.get("config") or config_label(record["activation"], bool(record["batchnorm"]))
-
-
-def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
-                 detail: bool = True) -> Results:
-    """Read every run.json (and, with `detail`, metrics.jsonl) under `root` for one spec.
-
-    Raises StoreError for an empty tree, a corrupt record (unless skip_bad), or runs of several
-    specs without `spec` naming one.
-    """
-    import pandas as pd
-
-    root = Path(root)
-    if not root.exists():
-        raise StoreError("no such results folder", where=str(root),
-                         hint="give the folder `elubench run` wrote (default results/)")
-    records, skipped = [], []
-    for path in find_records(root):
-        try:
-            record = read_record(path)
-        except StoreError as exc:
-            if not skip_bad:
-                raise
-            skipped.append(exc.render())
-            continue
-        record["_dir"] = path.parent
-        records.append(record)
-    if not records:
-        raise StoreError("no run records (run.json) here", where=str(root),
-                         hint="train some first: elubench run SPEC --results " + str(root))
-    names = sorted({r["spec_name"] for r in records})
-    if spec is not None:
-        records = [r for r in records if r["spec_name"] == spec]
-        if not records:
-            raise StoreError(f"no runs of spec {spec!r} here", where=str(root),
-                             hint=f"specs found: {', '.join(names)}")
-    elif len(names) > 1:
-        raise StoreError(f"runs of {len(names)} specs are here: {', '.join(names)}", where=str(root),
-                         hint="pick one with --spec NAME, or point at results/<name>")
-    hashes = sorted({r["spec_hash"] for r in records})
-    if len(hashes) > 1:
-        raise StoreError(f"runs of {len(hashes)} versions of spec {records[0]['spec_name']!r} "
-                         f"(hashes {', '.join(hashes)}) are mixed here", where=str(root),
-                         hint="keep one version's runs in this tree (elubench run refuses to mix them)")
-
-    rows = []
-    for r in records:
-        row = {key: r.get(key) for key in RUN_COLUMNS}
-        row["config"] = _config_of(r)
-        row["init"] = r.get("init") or "he"
-        row["batchnorm"] = bool(r["batchnorm"])
-        row["task"] = r.get("task") or "classification"
-        rows.append(row)
-    runs = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
-    runs["test_errors"] = runs["test_errors"].astype("Int64")
-    runs["seed"] = runs["seed"].astype(int)
-    for column in ("test_size", "test_error", "test_loss", "train_loss", "iterations",
-                   "wall_seconds", "images_per_second"):
-        runs[column] = pd.to_numeric(runs[column], errors="coerce")
-
-    metric_rows, layer_rows = [], []
-    if detail:
-        for r in records:
-            config = _config_of(r)
-            for line in read_metrics(r["_dir"] / METRICS):
-                base = {"run_id": r["run_id"], "config": config, "seed": r["seed"],
-                        "iteration": line.get("iteration")}
-                metric_rows.append({**base, "test_error": line.get("test_error"),
-                                    "train_loss": line.get("train_loss"), "lr": line.get("lr"),
-                                    "seconds": line.get("seconds")})
-                for layer, stats in (line.get("activations") or {}).items():
-                    layer_rows.append({**base, "layer": layer, "mean": stats.get("mean"),
-                                       "median": stats.get("median")})
-    metrics = pd.DataFrame(metric_rows, columns=["run_id", "config", "seed", "iteration",
-                                                 "test_error", "train_loss", "lr", "seconds"])
-    activations = pd.DataFrame(layer_rows, columns=["run_id", "config", "seed", "iteration",
-                                                    "layer", "mean", "median"])
-    spec_dir = records[0]["_dir"].parent.parent
-    resolved = None
-    try:
-        resolved = json.loads((spec_dir / "spec.json").read_text()).get("spec")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        pass  # a tree without spec.json (records copied alone) still compares
-    return Results(runs, metrics, activations, resolved, skipped, spec_dir)

@@ -1,5 +1,8 @@
 """One training run: paired init, the SGD loop, evaluations, checkpoints and the record.
 
+The trainer trains; where its evaluations and checkpoints are kept is a `RunSink` it is given
+(store.RunDir is the one in use), so this module knows nothing of the results tree.
+
 The hot loop never waits for the device: the loss of each step goes into a device-side window
 that is read once every `sync_every` steps (for divergence checks and progress) and at
 evaluations. Data batches come from `data.epoch_batches`, already on the device.
@@ -14,26 +17,41 @@ import math
 import socket
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Iterator, Protocol
 
 import torch
 from torch.nn import functional as F
 
 from elubench.activations import parse_activation
-from elubench.errors import StoreError
 from elubench.grid import RunConfig
 from elubench.init import derive_seed, init_hash
 from elubench.models import Net, build_model, weight_decay_groups
-from elubench.runtime import device_name, synchronize, versions
-from elubench.store import RunDir, write_bytes_atomic
+from elubench.record import RunRecord
+from elubench.runtime import allocator_setting, compiled, device_name, synchronize, versions
 
 
 class Stopped(Exception):
     """The run was asked to stop (Ctrl-C); its checkpoint is saved."""
 
 
+class BadCheckpoint(Exception):
+    """The sink's checkpoint cannot be resumed from (corrupt, or another run's)."""
+
+
+class RunSink(Protocol):
+    """Where one run's evaluations and checkpoints are kept (store.RunDir)."""
+
+    def metrics(self) -> list[dict]: ...                      # the lines recorded so far
+    def truncate_metrics(self, last_iteration: int) -> None: ...
+    def append_metrics(self, line: dict) -> None: ...
+    def load_checkpoint(self) -> bytes | None: ...           # None: start from scratch
+    def save_checkpoint(self, payload: bytes) -> None: ...
+
+
 @dataclass
-class RunOptions:
+class LoopOptions:
+    """How the training loop runs (not what it trains)."""
+
     device: torch.device
     checkpoint_seconds: float = 300.0  # at most this long between checkpoints (at evaluations)
     compile: bool = False
@@ -56,6 +74,8 @@ class _State:
     resumed_at: list[int] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
 
+
+# --- the pieces a step and an evaluation are made of ----------------------------------------
 
 def _autocast(device: torch.device, precision: str):
     if precision == "bf16":
@@ -127,161 +147,6 @@ def prelu_slopes(model: Net) -> dict:
     return out
 
 
-def _save_checkpoint(run_dir: RunDir, cfg: RunConfig, model, optimizer, state: _State, device,
-                     wall_so_far: float):
-    payload = {"run_id": cfg.run_id, "spec_hash": cfg.spec_hash, "model": model.state_dict(),
-               "optimizer": optimizer.state_dict(), "state": {**asdict(state), "wall_before": wall_so_far},
-               "rng_cpu": torch.get_rng_state(),
-               "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    write_bytes_atomic(run_dir.checkpoint_path, buffer.getvalue())
-
-
-def _load_checkpoint(run_dir: RunDir, cfg: RunConfig, model, optimizer, device) -> _State:
-    path = run_dir.checkpoint_path
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-        if payload["run_id"] != cfg.run_id or payload["spec_hash"] != cfg.spec_hash:
-            raise ValueError("it belongs to another run or spec")
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        torch.set_rng_state(payload["rng_cpu"].cpu())
-        if payload["rng_cuda"] is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(payload["rng_cuda"].cpu(), device)
-        return _State(**payload["state"])
-    except Exception as exc:  # a checkpoint elubench cannot use is the user's to resolve
-        raise StoreError(f"cannot resume from this checkpoint ({exc.__class__.__name__}: {exc})",
-                         where=str(path),
-                         hint="delete it to train this run from the start, or run with --force") \
-            from None
-
-
-def train_run(spec, cfg: RunConfig, data, run_dir: RunDir, options: RunOptions) -> dict:
-    """Train one run to its end (or divergence) and return its record (not yet written)."""
-    device = options.device
-    task, train = spec.task, spec.train
-    wall_start = time.perf_counter()
-
-    model, optimizer, start_hash, memory_format = build_for_training(spec, cfg, device)
-    step = make_step(model, optimizer, task, train.precision, memory_format, options.compile)
-
-    batch_size = min(train.batch_size, data.train_size)
-    steps_per_epoch = data.steps_per_epoch(batch_size)
-    total = train.iterations or train.epochs * steps_per_epoch
-    eval_every = train.eval_interval(total)
-    eval_batch = eval_batch_size(batch_size)
-    probe = data.probe(min(train.probe_size, data.train_size))
-
-    torch.manual_seed(derive_seed(cfg.seed, "torch"))  # dropout draws: the same for every activation
-    if run_dir.checkpoint_path.exists():
-        state = _load_checkpoint(run_dir, cfg, model, optimizer, device)
-        state.resumed_at.append(state.iteration)
-        run_dir.truncate_metrics(state.iteration)
-    else:
-        state = _State()
-        run_dir.truncate_metrics(-1)
-
-    def eval_point() -> dict:
-        """Evaluate on the test set and the probe, append a metrics line and return it."""
-        synchronize(device)
-        t0 = time.perf_counter()
-        result = evaluate(model, data, task, eval_batch, train.precision, memory_format)
-        stats = activation_stats(model, probe, train.precision, memory_format)
-        model.train()
-        state.eval_seconds += time.perf_counter() - t0
-        train_loss = (state.window_loss_sum / state.window_loss_steps
-                      if state.window_loss_steps else None)
-        line = {"iteration": state.iteration, "epoch": state.iteration / steps_per_epoch,
-                "lr": train.lr_at(max(state.iteration - 1, 0)), "train_loss": train_loss, **result,
-                "activations": stats, "prelu": prelu_slopes(model),
-                "seconds": state.train_seconds + state.eval_seconds}
-        run_dir.append_metrics(line)
-        return line
-
-    last = eval_point() if state.iteration == 0 else _last_line(run_dir)
-    last_checkpoint = time.perf_counter()
-    window = _LossWindow(options.sync_every, device)
-    lr = None
-    diverged: str | None = None
-    if options.progress:
-        options.progress({"event": "start", "total": total, "iteration": state.iteration})
-    model.train()
-    t_window = time.perf_counter()
-
-    while state.iteration < total and diverged is None:
-        epoch, offset = divmod(state.iteration, steps_per_epoch)
-        batches = data.epoch_batches(epoch, cfg.seed, batch_size)
-        for x, y in itertools.islice(batches, offset, None):
-            rate = train.lr_at(state.iteration)
-            if rate != lr:
-                lr = rate
-                for group in optimizer.param_groups:
-                    group["lr"] = rate
-            window.add(step(x, y))
-            state.iteration += 1
-            state.images += batch_size
-
-            at_eval = state.iteration % eval_every == 0 or state.iteration == total
-            stop = options.should_stop()
-            if window.full or at_eval or stop:
-                losses = window.read()  # the one host sync of the window
-                now = time.perf_counter()
-                state.train_seconds += now - t_window
-                bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
-                if bad is not None:
-                    first_bad = state.iteration - len(losses) + bad + 1
-                    diverged = f"non-finite training loss ({losses[bad]}) at iteration {first_bad}"
-                    state.iteration = first_bad
-                    break
-                state.window_loss_sum += sum(losses)
-                state.window_loss_steps += len(losses)
-                if options.progress:
-                    options.progress({"event": "progress", "iteration": state.iteration, "total": total,
-                                      "loss": sum(losses) / len(losses), "test_error": last["test_error"],
-                                      "images_per_second": len(losses) * batch_size / max(now - t_window, 1e-9)})
-                if at_eval:
-                    last = eval_point()
-                    state.window_loss_sum, state.window_loss_steps = 0.0, 0
-                    if options.progress:
-                        options.progress({"event": "eval", "iteration": state.iteration, "total": total,
-                                          "test_error": last["test_error"]})
-                    if time.perf_counter() - last_checkpoint >= options.checkpoint_seconds \
-                            and state.iteration < total:
-                        _save_checkpoint(run_dir, cfg, model, optimizer, state, device,
-                                         state.wall_before + time.perf_counter() - wall_start)
-                        last_checkpoint = time.perf_counter()
-                if stop and state.iteration < total:
-                    _save_checkpoint(run_dir, cfg, model, optimizer, state, device,
-                                     state.wall_before + time.perf_counter() - wall_start)
-                    raise Stopped(f"{cfg.run_id} stopped at iteration {state.iteration}; "
-                                  "its checkpoint is saved")
-                t_window = time.perf_counter()
-            if state.iteration >= total:
-                break
-
-    wall = state.wall_before + time.perf_counter() - wall_start
-    record = {
-        **cfg.to_dict(), "status": "diverged" if diverged else "ok", "reason": diverged,
-        "task": task, "test_errors": None, "test_size": data.test_size, "test_error": None,
-        "test_loss": None, "train_loss": None,
-        "iterations": state.iteration, "total_iterations": total, "epochs": state.iteration / steps_per_epoch,
-        "batch_size": batch_size, "wall_seconds": wall, "train_seconds": state.train_seconds,
-        "eval_seconds": state.eval_seconds,
-        "images_per_second": state.images / state.train_seconds if state.train_seconds else None,
-        "init_hash": start_hash, "prelu_slopes": prelu_slopes(model),
-        "device": str(device), "device_name": device_name(device), "precision": train.precision,
-        "compiled": options.compile, "threads": torch.get_num_threads(), "host": socket.gethostname(),
-        "versions": versions(), "data": data.info, "resumed_at": state.resumed_at,
-        "started_at": state.started_at, "finished_at": time.time(),
-    }
-    if not diverged:
-        record.update({k: last[k] for k in ("test_errors", "test_error", "test_loss")})
-        record["train_loss"] = last["train_loss"]
-        record["activation_stats"] = last["activations"]
-    return record
-
-
 class _LossWindow:
     """The losses of the steps since the last read, kept on the device so that a step never
     waits for the host; read (one sync) every `size` steps and at evaluations."""
@@ -306,7 +171,7 @@ class _LossWindow:
 
 def make_step(model, optimizer, task: str, precision: str, memory_format, compile: bool = False):
     """One SGD step as a function of a batch; returns the detached loss (no host sync)."""
-    forward = _compiled(model) if compile else model
+    forward = compiled(model) if compile else model
     device = next(model.parameters()).device
 
     def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -342,11 +207,6 @@ def eval_batch_size(batch_size: int) -> int:
     return min(max(2 * batch_size, 256), 1000)
 
 
-def _last_line(run_dir: RunDir) -> dict:
-    rows = run_dir.metrics()
-    return rows[-1] if rows else {"test_error": None}
-
-
 def _fast_sgd(device: torch.device) -> dict:
     """The fastest SGD implementation for the device (same arithmetic as the plain loop)."""
     if device.type == "cuda":
@@ -354,19 +214,198 @@ def _fast_sgd(device: torch.device) -> dict:
     return {"foreach": True}
 
 
-def _compiled(model):
-    """torch.compile with settings that keep the science: dropout draws from torch's own
-    generator as in eager mode (so a seed gives the same masks compiled or not), a recompile
-    limit above the number of variants in a matrix, and a persistent cache under the user's
-    cache folder so later runs and later sessions reuse compiled graphs."""
-    import os
+# --- one run ----------------------------------------------------------------------------------
 
-    import torch._dynamo
-    import torch._inductor.config
+def train_run(spec, cfg: RunConfig, data, sink: RunSink, options: LoopOptions) -> RunRecord:
+    """Train one run to its end (or divergence) and return its record (not yet written)."""
+    trainer = Trainer(spec, cfg, data, sink, options)
+    diverged = trainer.train()
+    return trainer.record(diverged)
 
-    from elubench.data import default_cache_dir
 
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(default_cache_dir() / "inductor"))
-    torch._inductor.config.fallback_random = True
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-    return torch.compile(model)
+class Trainer:
+    """The state of one run and the named steps of its loop."""
+
+    def __init__(self, spec, cfg: RunConfig, data, sink: RunSink, options: LoopOptions):
+        self.wall_start = time.perf_counter()
+        self.spec, self.cfg, self.data, self.sink, self.options = spec, cfg, data, sink, options
+        self.train_cfg, self.task, self.device = spec.train, spec.task, options.device
+        self.model, self.optimizer, self.init_hash, self.memory_format = build_for_training(
+            spec, cfg, self.device)
+        self.step = make_step(self.model, self.optimizer, self.task, self.train_cfg.precision,
+                              self.memory_format, options.compile)
+        self.batch_size = min(self.train_cfg.batch_size, data.train_size)
+        self.steps_per_epoch = data.steps_per_epoch(self.batch_size)
+        self.total = self.train_cfg.iterations or self.train_cfg.epochs * self.steps_per_epoch
+        self.eval_every = self.train_cfg.eval_interval(self.total)
+        self.probe = data.probe(min(self.train_cfg.probe_size, data.train_size))
+        self.window = _LossWindow(options.sync_every, self.device)
+        self.state = _State()
+        self.last: dict = {"test_error": None}  # the latest metrics line
+        self.lr: float | None = None
+
+    # the loop
+
+    def train(self) -> str | None:
+        """Train to the last iteration; return why the run diverged, or None."""
+        self._start_or_resume()
+        last_checkpoint = time.perf_counter()
+        self._progress("start", total=self.total)
+        self.model.train()
+        t_window = time.perf_counter()
+        for x, y in self._batches():
+            self._set_lr()
+            self.window.add(self.step(x, y))
+            self.state.iteration += 1
+            self.state.images += self.batch_size
+            at_eval = self.state.iteration % self.eval_every == 0 or self.state.iteration == self.total
+            stop = self.options.should_stop()
+            if not (self.window.full or at_eval or stop):
+                continue
+            diverged = self._read_window(t_window)
+            if diverged:
+                return diverged
+            if at_eval:
+                self._evaluation()
+                if time.perf_counter() - last_checkpoint >= self.options.checkpoint_seconds:
+                    self._save_checkpoint()
+                    last_checkpoint = time.perf_counter()
+            if stop and self.state.iteration < self.total:
+                self._save_checkpoint()
+                raise Stopped(f"{self.cfg.run_id} stopped at iteration {self.state.iteration}; "
+                              "its checkpoint is saved")
+            t_window = time.perf_counter()
+        return None
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches from the current iteration to the last: the epoch's draws, from (seed, epoch)."""
+        while self.state.iteration < self.total:
+            epoch, offset = divmod(self.state.iteration, self.steps_per_epoch)
+            batches = self.data.epoch_batches(epoch, self.cfg.seed, self.batch_size)
+            for batch in itertools.islice(batches, offset, None):
+                if self.state.iteration >= self.total:
+                    return
+                yield batch
+
+    def _set_lr(self) -> None:
+        rate = self.train_cfg.lr_at(self.state.iteration)
+        if rate != self.lr:
+            self.lr = rate
+            for group in self.optimizer.param_groups:
+                group["lr"] = rate
+
+    def _read_window(self, since: float) -> str | None:
+        """Read the window's losses (the one host sync, so the time since `since` includes the
+        device's queued work); say why if one is not finite."""
+        losses = self.window.read()
+        seconds = time.perf_counter() - since
+        self.state.train_seconds += seconds
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        if bad is not None:
+            first_bad = self.state.iteration - len(losses) + bad + 1
+            self.state.iteration = first_bad
+            return f"non-finite training loss ({losses[bad]}) at iteration {first_bad}"
+        self.state.window_loss_sum += sum(losses)
+        self.state.window_loss_steps += len(losses)
+        self._progress("progress", loss=sum(losses) / len(losses), test_error=self.last["test_error"],
+                       images_per_second=len(losses) * self.batch_size / max(seconds, 1e-9))
+        return None
+
+    def _evaluation(self) -> None:
+        self.last = self._evaluate()
+        self.state.window_loss_sum, self.state.window_loss_steps = 0.0, 0
+        self._progress("eval", test_error=self.last["test_error"])
+
+    def _progress(self, event: str, **values) -> None:
+        if self.options.progress:
+            self.options.progress({"event": event, "iteration": self.state.iteration,
+                                   "total": self.total, **values})
+
+    # evaluations
+
+    def _evaluate(self) -> dict:
+        """Evaluate on the test set and the probe, append a metrics line and return it."""
+        synchronize(self.device)
+        t0 = time.perf_counter()
+        precision = self.train_cfg.precision
+        result = evaluate(self.model, self.data, self.task, eval_batch_size(self.batch_size),
+                          precision, self.memory_format)
+        stats = activation_stats(self.model, self.probe, precision, self.memory_format)
+        self.model.train()
+        state = self.state
+        state.eval_seconds += time.perf_counter() - t0
+        train_loss = state.window_loss_sum / state.window_loss_steps if state.window_loss_steps else None
+        line = {"iteration": state.iteration, "epoch": state.iteration / self.steps_per_epoch,
+                "lr": self.train_cfg.lr_at(max(state.iteration - 1, 0)), "train_loss": train_loss,
+                **result, "activations": stats, "prelu": prelu_slopes(self.model),
+                "seconds": state.train_seconds + state.eval_seconds}
+        self.sink.append_metrics(line)
+        return line
+
+    # checkpoints
+
+    def _start_or_resume(self) -> None:
+        """Resume from the sink's checkpoint (dropping later metrics lines), or start afresh
+        with an evaluation at iteration 0. The dropout stream is seeded per seed, so every
+        activation sees the same masks."""
+        torch.manual_seed(derive_seed(self.cfg.seed, "torch"))
+        payload = self.sink.load_checkpoint()
+        if payload is None:
+            self.sink.truncate_metrics(-1)
+            self.last = self._evaluate()
+            return
+        self._restore(payload)
+        self.state.resumed_at.append(self.state.iteration)
+        self.sink.truncate_metrics(self.state.iteration)
+        lines = self.sink.metrics()
+        self.last = lines[-1] if lines else {"test_error": None}
+
+    def _save_checkpoint(self) -> None:
+        wall = self.state.wall_before + time.perf_counter() - self.wall_start
+        cuda = self.device.type == "cuda"
+        payload = {"run_id": self.cfg.run_id, "spec_hash": self.cfg.spec_hash,
+                   "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                   "state": {**asdict(self.state), "wall_before": wall},
+                   "rng_cpu": torch.get_rng_state(),
+                   "rng_cuda": torch.cuda.get_rng_state(self.device) if cuda else None}
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        self.sink.save_checkpoint(buffer.getvalue())
+
+    def _restore(self, raw: bytes) -> None:
+        try:
+            payload = torch.load(io.BytesIO(raw), map_location=self.device, weights_only=True)
+            if payload["run_id"] != self.cfg.run_id or payload["spec_hash"] != self.cfg.spec_hash:
+                raise ValueError("it belongs to another run or spec")
+            self.model.load_state_dict(payload["model"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            torch.set_rng_state(payload["rng_cpu"].cpu())
+            if payload["rng_cuda"] is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(payload["rng_cuda"].cpu(), self.device)
+            self.state = _State(**payload["state"])
+        except Exception as exc:  # whatever is wrong, the user resolves it (runner says how)
+            raise BadCheckpoint(f"{exc.__class__.__name__}: {exc}") from None
+
+    # the record
+
+    def record(self, diverged: str | None) -> RunRecord:
+        """The record of a run that ended: its last evaluation's result unless it diverged."""
+        state, data = self.state, self.data
+        result = dict.fromkeys(("test_errors", "test_error", "test_loss", "train_loss",
+                                "activation_stats"))
+        if not diverged:
+            result.update({key: self.last[key] for key in result if key in self.last},
+                          activation_stats=self.last["activations"])
+        return RunRecord(
+            **self.cfg.to_dict(), **result, status="diverged" if diverged else "ok",
+            reason=diverged, task=self.task, test_size=data.test_size, iterations=state.iteration, total_iterations=self.total,
+            epochs=state.iteration / self.steps_per_epoch, batch_size=self.batch_size,
+            wall_seconds=state.wall_before + time.perf_counter() - self.wall_start,
+            train_seconds=state.train_seconds, eval_seconds=state.eval_seconds,
+            images_per_second=state.images / state.train_seconds if state.train_seconds else None,
+            init_hash=self.init_hash, prelu_slopes=prelu_slopes(self.model),
+            device=str(self.device), device_name=device_name(self.device),
+            precision=self.train_cfg.precision, compiled=self.options.compile,
+            threads=torch.get_num_threads(), allocator=allocator_setting(self.device),
+            host=socket.gethostname(), versions=versions(), data=data.info,
+            resumed_at=state.resumed_at, started_at=state.started_at, finished_at=time.time())

@@ -74,6 +74,28 @@ def matrix_table(configs, state, title: str) -> Table:
     return table
 
 
+def dry_run_view(plan, spec, human):
+    """`run --dry-run`: the matrix table, a warning if the folder holds another spec version,
+    and the estimated wall time of what is left (`plan` is runner.DryRun)."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.text import Text
+
+    items = []
+    if plan.other_version:
+        items.append(Text(f"{plan.folder} holds runs of another version of this spec; `run` will "
+                          "refuse unless given --force or another --results", style="yellow"))
+    items.append(matrix_table(plan.configs, plan.state, f"{spec.name} (spec hash {spec.hash})"))
+    guess = plan.estimate
+    if guess is not None:
+        items.append(Text.from_markup(
+            f"estimate on {guess.device}: {guess.runs} runs × ({guess.iterations:,} steps × "
+            f"{guess.step_seconds * 1000:.1f} ms + {guess.evaluations} evaluations × "
+            f"{human(guess.eval_seconds)}) = [bold]{human(guess.total_seconds)}[/bold] "
+            f"({human(guess.run_seconds)} per run, timed on {escape(str(plan.timed_on))})"))
+    return Group(*items)
+
+
 def bench_table(result: dict) -> Table:
     """`elubench bench`: A vs B, FLOP/s against the measured peak, activation step times."""
     title = (f"{result['spec_name']} (width {result['model_width']:g}, batch {result['batch_size']}) "

@@ -60,6 +60,27 @@ def test_bad_spec_file_through_the_cli(cli, write_spec):
     assert code == 2 and "digits has 10 classes" in err and "spec.yaml:" in err
 
 
+def test_show_imagenet_feeds_spp_the_unpooled_last_conv_map(cli):
+    code, out, _ = cli("show", SPECS / "elu-imagenet-15.yaml", "--json")
+    assert code == 0
+    layers = json.loads(out)["layers"]
+    index = next(i for i, layer in enumerate(layers) if layer["kind"] == "spp")
+    assert layers[index - 1]["out_shape"] == [1024, 14, 14]
+    assert layers[index]["in_shape"] == [1024, 14, 14] and layers[index]["out_shape"] == [21504]
+
+
+def test_bad_bracket_string_stacks_through_the_cli(cli, write_spec):
+    path = write_spec("name: t\n"
+                      "data: {dataset: digits}\n"
+                      "model:\n"
+                      "  stacks: \"[1x8x3] [1x8z3] [1x10x1]\"\n"
+                      "train: {batch_size: 8, lr: 0.1, iterations: 5}\n")
+    code, out, err = cli("show", path)
+    assert code == 2
+    assert f"{path}:4: model.stacks: expected 'x' or '×'" in " ".join(err.split())
+    assert "hint:" in err and "Traceback" not in err + out
+
+
 def test_help_does_not_import_torch():
     code = ("import sys; from elubench.cli import app; from typer.testing import CliRunner;"
             "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"

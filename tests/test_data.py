@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from elubench import data as data_module
 from elubench.data import crop_flip, digits_raw, load_data, synthetic_images
+from elubench.data import preprocess as preprocessing
 from elubench.errors import DataError
 from elubench.spec import Data, Synthetic
 
@@ -116,8 +117,8 @@ def test_gcn_matches_pylearn2_formula():
 
 def test_zca_fit_is_cached_keyed_and_survives_corruption(tmp_path, monkeypatch):
     fits = []
-    real_fit = data_module.fit_zca
-    monkeypatch.setattr(data_module, "fit_zca", lambda *a: fits.append(1) or real_fit(*a))
+    real_fit = preprocessing.fit_zca  # patched where cached_zca looks it up
+    monkeypatch.setattr(preprocessing, "fit_zca", lambda *a: fits.append(1) or real_fit(*a))
     fields = {"dataset": "synthetic", "preprocess": "gcn-zca", "synthetic": SMALL_SYNTHETIC}
     first = load(tmp_path, **fields)
     second = load(tmp_path, **fields)

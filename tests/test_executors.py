@@ -1,6 +1,6 @@
 """Executors on the digits set: worker processes, Ray, submitit's local and debug clusters.
 
-Every run is pinned to one CPU thread (Settings.threads=1) in every executor, so the parallel
+Every run is pinned to one CPU thread (RunSettings.threads=1) in every executor, so the parallel
 paths must reproduce the serial path's results exactly (CPU training is deterministic for a
 fixed thread count; different thread counts may reorder float sums).
 """
@@ -21,14 +21,12 @@ import pytest
 
 from conftest import tiny_spec
 from elubench.errors import DataError, ExecutorError
-from elubench.executors import (StopFlag, Work, assign_gpus, make_executor, sbatch_options,
+from elubench.executors import (StopFlag, WorkerPayload, assign_gpus, make_executor, sbatch_options,
                                 visible_gpus)
 from elubench.grid import expand
-from elubench.runner import Reporter, Settings, execute_run, run_matrix
+from elubench.runner import Reporter, RunSettings, execute_run, run_matrix
 from elubench.specfile import validate_spec
-from elubench.store import read_record
-
-pytestmark = pytest.mark.slow
+from elubench.record import read_record
 
 SPEC = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 30, "eval_every": 10})
 
@@ -38,7 +36,7 @@ def _spec(**train):
 
 
 def _settings(path, **kw):
-    return Settings(results=path, device="cpu", checkpoint_seconds=0, threads=1, **kw)
+    return RunSettings(results=path, device="cpu", checkpoint_seconds=0, threads=1, **kw)
 
 
 class Recorder(Reporter):
@@ -124,7 +122,7 @@ def test_sbatch_options_and_gpu_placement(monkeypatch):
 
 def test_what_travels_to_workers_pickles(tmp_path):
     spec = _spec()
-    work = Work(spec.model_dump(mode="json"), spec.hash, _settings(tmp_path),
+    work = WorkerPayload(spec.model_dump(mode="json"), spec.hash, _settings(tmp_path),
                 StopFlag(tmp_path / "stop"))
     back = pickle.loads(pickle.dumps(work))
     assert back.settings == work.settings and back.spec().hash == spec.hash
@@ -135,6 +133,7 @@ def test_what_travels_to_workers_pickles(tmp_path):
 
 # --- local worker processes -----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_local_workers_record_every_run_once_as_the_serial_path_does(tmp_path, serial):
     spec = _spec()
     configs = expand(spec)
@@ -159,6 +158,7 @@ def test_local_workers_record_every_run_once_as_the_serial_path_does(tmp_path, s
     _assert_same_as_serial(_stored(tmp_path, spec, configs), serial)
 
 
+@pytest.mark.slow
 def test_two_drivers_on_one_results_folder_train_each_run_once(tmp_path):
     raw = tiny_spec(train=SPEC["train"])
     spec = validate_spec(raw)
@@ -175,6 +175,7 @@ def test_two_drivers_on_one_results_folder_train_each_run_once(tmp_path):
     assert not list((tmp_path / spec.name).rglob("attempt-*.json"))
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_reported_lost_and_its_run_retried_next_time(tmp_path):
     spec = _spec(iterations=300, eval_every=100)
     configs = expand(spec, seeds=1)[:2]
@@ -216,10 +217,10 @@ DRIVER = """
 import json, sys
 from elubench.executors import make_executor
 from elubench.grid import expand
-from elubench.runner import Interrupted, Settings
+from elubench.runner import Interrupted, RunSettings
 from elubench.specfile import validate_spec
 spec = validate_spec({spec!r})
-settings = Settings(results={root!r}, device="cpu", checkpoint_seconds=0, threads=1)
+settings = RunSettings(results={root!r}, device="cpu", checkpoint_seconds=0, threads=1)
 try:
     records = make_executor("local", workers={workers}).run(
         spec, expand(spec, seeds={seeds})[::{order}], settings)
@@ -236,6 +237,7 @@ def _driver(raw: dict, root: Path, *, seeds: int, order: int, workers: int) -> s
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_the_runs_in_progress_and_a_rerun_resumes_them(tmp_path):
     raw = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 2000, "eval_every": 500})
     spec = validate_spec(raw)
@@ -254,6 +256,7 @@ def test_ctrl_c_checkpoints_the_runs_in_progress_and_a_rerun_resumes_them(tmp_pa
 
 # --- Ray --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_ray_runs_the_matrix_on_a_local_instance(tmp_path, serial):
     ray = pytest.importorskip("ray")
     spec = _spec()
@@ -274,6 +277,7 @@ def test_ray_runs_the_matrix_on_a_local_instance(tmp_path, serial):
 
 # --- Slurm through submitit -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_slurm_job_array_on_submitits_local_cluster(tmp_path, serial):
     pytest.importorskip("submitit")
     spec = _spec()
@@ -287,6 +291,7 @@ def test_slurm_job_array_on_submitits_local_cluster(tmp_path, serial):
     assert list((tmp_path / spec.name / "slurm").rglob("*.out"))  # logs sit beside the runs
 
 
+@pytest.mark.slow
 def test_a_users_mistake_in_a_worker_stops_the_matrix_with_its_message(tmp_path):
     pytest.importorskip("submitit")
     spec = validate_spec(tiny_spec(data={"dataset": "mnist", "preprocess": "standardize"}))
@@ -299,6 +304,7 @@ def test_a_users_mistake_in_a_worker_stops_the_matrix_with_its_message(tmp_path)
     assert not list((tmp_path / spec.name / "runs").rglob("run.json"))
 
 
+@pytest.mark.slow
 def test_slurm_debug_cluster_records_a_crash_and_finishes_the_rest(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
     import elubench.train as train

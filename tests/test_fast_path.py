@@ -39,6 +39,7 @@ def _plain_batches(data, epoch, seed, batch_size):
         yield torch.stack(images).contiguous(), torch.stack(labels)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation, bn", [("elu", False), ("relu", True), ("srelu", False),
                                             ("prelu", True), ("lrelu(0.2)", False)])
 def test_engine_matches_a_plain_loop(activation, bn):
@@ -80,12 +81,13 @@ def test_engine_matches_a_plain_loop(activation, bn):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.slow
 def test_bf16_autocast_trains(tmp_path):
-    from elubench.runner import Settings, execute_run
+    from elubench.runner import RunSettings, execute_run
     spec = validate_spec(tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 60,
                                           "precision": "bf16"},
                                    compare={"activations": ["elu"], "batchnorm": [True], "seeds": 1}))
-    record = execute_run(spec, expand(spec)[0], Settings(results=tmp_path, device="cpu"))
+    record = execute_run(spec, expand(spec)[0], RunSettings(results=tmp_path, device="cpu"))
     assert record["status"] == "ok" and record["precision"] == "bf16"
     assert record["test_error"] < 0.5  # chance is 0.9
 

@@ -82,7 +82,7 @@ def test_results_dir_refuses_another_spec(tmp_path):
     spec = validate_spec(tiny_spec())
     results = ResultsDir(tmp_path, spec)
     results.prepare()
-    results.run("a").write_record({"x": 1})
+    write_json_atomic(results.run("a").record_path, {"x": 1})  # moved as it is, never read
     changed = validate_spec(tiny_spec(train={"batch_size": 16, "lr": 0.05, "iterations": 20}))
     with pytest.raises(StoreError, match="refusing to mix"):
         ResultsDir(tmp_path, changed).prepare()

@@ -90,8 +90,36 @@ def test_spp_and_stride():
     spec = load_spec(SPECS / "elu-imagenet-15.yaml")
     rows = plan_network(spec, parse_activation("elu"), False).rows
     assert rows[0].stride == 2 and rows[0].out_shape == (96, 112, 112)
+    index = next(i for i, r in enumerate(rows) if r.kind == "spp")
+    spp = rows[index]
+    # SPP-net: the last conv stack's maps go into SPP unpooled (docs/notation.md, rules 3 and 5)
+    assert rows[index - 1].kind == "conv" and rows[index - 1].out_shape == (1024, 14, 14)
+    assert spp.in_shape == (1024, 14, 14)
+    assert spp.out_shape == (1024 * (16 + 4 + 1),) == (21504,)
+    assert [r.out_shape[1:] for r in rows if r.kind == "maxpool"] == [(56, 56), (28, 28), (14, 14)]
+
+
+@pytest.mark.parametrize("pool, pooled", [("max2", [4]), ("avg2", [4]), ("none", []),
+                                          (["max2", "max2", "none", "none"], [4, 2]),
+                                          (["none", "max2", "none", "none"], [4])])
+def test_spp_replaces_the_last_conv_stacks_pool_unless_listed(pool, pooled):
+    """A single pool value: no pool after the last conv stack when SPP follows it; an explicit
+    per-stack list is obeyed as written."""
+    spec = validate_spec(tiny_spec(model={"stacks": ["1x8x3", "1x8x3", "1x32xFC", "1x10xFC"],
+                                          "pool": pool, "spp": [2, 1]}))
+    rows = plan_network(spec, parse_activation("relu"), False).rows
+    assert [r.out_shape[1] for r in rows if r.kind.endswith("pool")] == pooled
     spp = next(r for r in rows if r.kind == "spp")
-    assert spp.out_shape == (1024 * (16 + 4 + 1),)
+    assert spp.in_shape == (8, *[pooled[-1] if pooled else 8] * 2) and spp.out_shape == (8 * 5,)
+    out = build_model(spec, "relu", False)(torch.randn(2, 1, 8, 8))
+    assert out.shape == (2, 10)
+
+
+def test_flatten_without_spp_still_pools_the_last_conv_stack():
+    spec = validate_spec(tiny_spec(model={"stacks": ["1x8x3", "1x8x3", "1x10xFC"]}))
+    rows = plan_network(spec, parse_activation("relu"), False).rows
+    assert [r.out_shape[1] for r in rows if r.kind == "maxpool"] == [4, 2]
+    assert next(r for r in rows if r.kind == "flatten").out_shape == (8 * 2 * 2,)
 
 
 def test_conv_output_on_a_large_map_gets_global_average_pooling():
@@ -112,7 +140,7 @@ def test_output_layer_has_no_activation_bn_or_dropout():
     spec = validate_spec(tiny_spec())
     net = build_model(spec, "prelu", True)
     names = list(dict(net.body.named_children()))
-    assert names[-2:] == ["s3_conv3", "s3_gap"] or names[-1] in ("s3_gap", "s3_flatten")
+    assert names[-2:] == ["s3_conv3", "s3_gap"]  # the output conv on a 2x2 map, then GAP
     assert not any(n.startswith("s3_conv3_") for n in names)
     assert net.hidden == ["s1_conv1_act", "s2_conv2_act"]
 

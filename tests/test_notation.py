@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from elubench.errors import ElubenchError, NotationError
+from elubench.errors import NotationError
 from elubench.notation import Layer, format_stack, parse_architecture, parse_stack
 
 
@@ -36,6 +36,13 @@ def test_parse_architecture_from_the_paper():
     ("1x192xF", 6, "expected a receptive field"),
     ("1x192x1,, 1x240x3", 8, "empty layer"),
     ("1x192x1,", 8, "empty layer"),
+    # ASCII digits only: str.isdigit() would take these, int() rejects the first
+    ("1x19²x3", 4, "expected 'x' or '×' after the number of units, found '²'"),
+    ("1x8x3²", 5, "unexpected '²'"),
+    ("１x８x３", 0, "expected the number of layers, found '１'"),
+    ("1x８x3", 2, "expected the number of units, found '８'"),
+    ("١x٨x٣", 0, "expected the number of layers, found '١'"),
+    ("1x8x٣", 4, "expected a receptive field (a kernel size such as 3, or FC), found '٣'"),
 ])
 def test_errors_quote_the_text_and_point_at_the_bad_part(text, column, words):
     with pytest.raises(NotationError) as info:
@@ -48,6 +55,14 @@ def test_errors_quote_the_text_and_point_at_the_bad_part(text, column, words):
     assert caret_line.index("^") - 4 == column  # four spaces of indent before the quoted text
 
 
+@pytest.mark.parametrize("text", ["[1x8x3] [1x8x３]", "[1x8x3] [1x٨x3]", "[1x8x3] [1x8x3²]"])
+def test_non_ascii_digits_are_notation_errors_with_a_hint(text):
+    with pytest.raises(NotationError) as info:
+        parse_architecture(text)
+    assert "not an ASCII digit; write numbers with 0-9" in info.value.message
+    assert info.value.hint and "1x192x5" in info.value.hint
+
+
 def test_architecture_errors():
     with pytest.raises(NotationError, match="outside the brackets"):
         parse_architecture("[1x8x3] 1x8x3")
@@ -55,13 +70,56 @@ def test_architecture_errors():
         parse_architecture("[1x8x3] [1x8x3")
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="0123456789x×FC ,[]-.ab\t", max_size=30))
+# Characters a user may type: ASCII digits and separators, plus look-alike digits that
+# str.isdigit() accepts (superscript, full-width, Arabic-Indic) and other strays.
+ALPHABET = "0123456789x×XFCfc ,[]-.ab\t²³１８٣۵"
+
+_spaces = st.text(alphabet=" \t", max_size=2)
+
+
+@st.composite
+def _near_notation(draw):
+    """Bracketed stacks of layers with random spacing, separators, case and leading zeros,
+    sometimes damaged by a character from ALPHABET: text that often parses, often not."""
+    def number():
+        return draw(st.sampled_from(["", "0", "00"])) + str(draw(st.integers(0, 300)))
+
+    def sep():
+        return draw(_spaces) + draw(st.sampled_from(["x", "X", "×"])) + draw(_spaces)
+
+    def layer():
+        kernel = draw(st.one_of(st.builds(str, st.integers(0, 9)), st.sampled_from(["FC", "fc", "Fc"])))
+        return draw(_spaces) + number() + sep() + number() + sep() + kernel + draw(_spaces)
+
+    stacks = ["[" + ",".join(layer() for _ in range(draw(st.integers(1, 3)))) + "]"
+              for _ in range(draw(st.integers(1, 3)))]
+    text = draw(_spaces).join(stacks)
+    if draw(st.booleans()) and text:
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(ALPHABET)) + text[at:]
+    return text
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(alphabet=ALPHABET, max_size=30), _near_notation()))
 def test_only_notation_errors_come_out(text):
     try:
         parse_architecture(text)
-    except ElubenchError:
+    except NotationError:
         pass
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(alphabet=ALPHABET, max_size=30), _near_notation()))
+def test_text_layers_text_layers_round_trips(text):
+    """Text that parses, formatted back with one bracket per stack, parses to the same stacks."""
+    try:
+        stacks = parse_architecture(text)
+    except NotationError:
+        return
+    assert stacks and all(stacks)
+    again = parse_architecture(" ".join("[" + format_stack(s) + "]" for s in stacks))
+    assert again == stacks
 
 
 @settings(max_examples=100, deadline=None)

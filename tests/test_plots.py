@@ -29,21 +29,19 @@ def make_results(task="classification", diverged=("relu+bn", 2)):
         for seed in SEEDS:
             bad = (config, seed) == diverged
             run_id = _run_id(config, seed)
+            who = {"run_id": run_id, "config": config, "activation": config.split("+")[0],
+                   "batchnorm": config.endswith("+bn"), "init": "he", "seed": seed}
             for iteration in ITERATIONS:
                 if bad and iteration > 20:
                     break
                 error = 0.9 / (1 + iteration) + 0.01 * c + 0.005 * seed
                 loss = None if iteration == 0 else (float("nan") if bad and iteration == 20 else 2.0 / (iteration / 10) ** 3)
-                metrics.append({"run_id": run_id, "config": config, "seed": seed, "iteration": iteration,
-                                "test_error": error, "train_loss": loss, "lr": 0.05, "seconds": 1.0})
+                metrics.append({**who, "iteration": iteration, "test_error": error, "train_loss": loss,
+                                "lr": 0.05, "seconds": 1.0})
                 for depth, layer in enumerate(LAYERS):
-                    activations.append({"run_id": run_id, "config": config, "seed": seed,
-                                        "iteration": iteration, "layer": layer,
+                    activations.append({**who, "iteration": iteration, "layer": layer,
                                         "mean": rng.normal(), "median": depth * 0.1 + rng.normal(0, 0.05)})
-            activation, _, _ = plots.parse_config(config)
-            runs.append({"run_id": run_id, "config": config, "activation": activation,
-                         "batchnorm": config.endswith("+bn"), "init": "he", "seed": seed,
-                         "status": "diverged" if bad else "ok", "task": task,
+            runs.append({**who, "status": "diverged" if bad else "ok", "task": task,
                          "test_errors": pd.NA if bad else 10 + c + seed, "test_size": 445,
                          "test_error": np.nan if bad else (10 + c + seed) / 445,
                          "train_loss": np.nan if bad else 0.1})
@@ -193,7 +191,22 @@ def test_colours_are_fixed_per_activation():
     assert plots.activation_color("relu") == plots.activation_color("relu") != plots.activation_color("elu")
     assert plots.activation_color("lrelu(0.1)") == plots.activation_color("lrelu")
     assert plots.activation_color("my_act") == plots.activation_color("my_act")
-    assert plots.parse_config("lrelu(0.1)+bn/xavier") == ("lrelu(0.1)", True, "xavier")
+    from elubench.activations import REGISTRY
+    colours = [plots.activation_color(name) for name in REGISTRY]
+    assert len(set(colours)) == len(colours), "two registered activations share a colour"
+    assert colours[:2] == ["#1f77b4", "#d62728"]  # elu blue, relu red, in every report
+
+
+def test_figures_read_what_a_configuration_is_from_columns_not_its_label(tmp_path, captured):
+    """A label that says nothing (`A`, `B`) is still drawn as what its columns say it is."""
+    results = make_results()
+    names = {"elu": "A", "elu+bn": "B", "relu": "C", "relu+bn": "D"}
+    for frame in (results.metrics, results.runs):
+        frame["config"] = frame["config"].map(names)
+    plots.error_curves(results.metrics, tmp_path, runs=results.runs)
+    lines = {line.get_label(): line for line in captured[0].axes[0].get_lines()}
+    assert lines["A"].get_color() == plots.activation_color("elu") and lines["A"].get_linestyle() == "-"
+    assert lines["D"].get_color() == plots.activation_color("relu") and lines["D"].get_linestyle() == "--"
 
 
 def test_direct_call_without_data_raises_a_clear_error(tmp_path):

@@ -1,5 +1,7 @@
 import re
 
+import pytest
+
 from conftest import make_results
 from test_cli_compare import TEN
 
@@ -23,6 +25,7 @@ def test_report_writes_markdown_html_and_figures(cli, tmp_path):
     assert "<img src='figures/forest.png'" in (folder / "REPORT.html").read_text()
 
 
+@pytest.mark.slow
 def test_report_of_a_real_run_describes_the_spec(cli, tmp_path):
     code, _, err = cli("run", "specs/quickstart.yaml", "--results", tmp_path, "--seeds", "2",
                        "-a", "elu,relu", "--batchnorm", "off", "--set", "train.iterations=30",

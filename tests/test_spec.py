@@ -61,6 +61,115 @@ def test_width_scales_all_but_the_output_layer(write_spec):
     assert spec.hash != load_spec(write_spec(tiny_spec())).hash
 
 
+def test_width_rounds_half_up(write_spec):
+    """6, 10 and 14 units at width 0.25 are 1.5, 2.5 and 3.5: half up gives 2, 3, 4 (Python's
+    round() gave 2, 2, 4)."""
+    from elubench.activations import parse_activation
+    from elubench.plan import plan_network
+    spec = load_spec(write_spec(tiny_spec(model={"stacks": ["1x6x3", "1x10x3", "1x14x3", "1x10x1"],
+                                                 "pool": "none"})), width=0.25)
+    units = [r.units for r in plan_network(spec, parse_activation("relu"), False).linear_layers]
+    assert units == [2, 3, 4, 10]
+
+
+# Hashes of unchanged specs as elubench computed them before the width-rounding marker and the
+# imagefolder.workers exclusion (commit bb4604c): specs at width 1 without imagefolder keep them,
+# so results trained before stay usable.
+HASHES_BEFORE = {"elu-cifar100-11": "c5df849792019420", "digits-bias-shift": "b68bff279417adf9",
+                 "mnist-mlp-8x128": "5fe48777a49e44b9"}
+
+
+@pytest.mark.parametrize("name", sorted(HASHES_BEFORE))
+def test_hash_of_width_1_specs_is_unchanged(name):
+    spec = load_spec(SPECS / f"{name}.yaml")
+    assert spec.model.width == 1
+    assert "width_rounding" not in spec.run_defining()["model"]
+    assert spec.hash == HASHES_BEFORE[name]
+
+
+def test_width_scaled_specs_get_a_new_hash(write_spec):
+    """Half-up rounding changed the net a width-scaled spec builds: its hash must differ from the
+    hash the same spec had under round(), so old runs never join the new ones."""
+    import hashlib
+    import json
+    spec = load_spec(SPECS / "quickstart.yaml", width=0.5)
+    defining = spec.run_defining()
+    assert defining["model"]["width_rounding"] == "half-up"
+    del defining["model"]["width_rounding"]  # the run-defining part as it was before
+    old = hashlib.sha256(json.dumps(defining, sort_keys=True, separators=(",", ":")).encode())
+    assert spec.hash != old.hexdigest()[:16]
+    assert spec.hash != load_spec(SPECS / "quickstart.yaml").hash
+
+
+def _imagefolder(**folder):
+    return tiny_spec(data={"dataset": "imagefolder",
+                           "imagefolder": {"root": "/nowhere", "resize": 16, "crop": 8, **folder}})
+
+
+def test_imagefolder_workers_do_not_change_the_hash():
+    base = validate_spec(_imagefolder())
+    assert "workers" not in base.run_defining()["data"]["imagefolder"]
+    assert validate_spec(_imagefolder(workers=0)).hash == base.hash
+    assert validate_spec(_imagefolder(workers=16)).hash == base.hash
+    assert validate_spec(_imagefolder(root="/elsewhere")).hash != base.hash
+    assert validate_spec(_imagefolder(crop=6)).hash != base.hash
+
+
+def test_spp_with_a_single_pool_value_marks_the_hash():
+    """The last conv stack is no longer pooled before SPP: such specs get a new hash; an
+    explicit per-stack pool list (obeyed as before) keeps its hash."""
+    model = {"stacks": ["1x8x3", "1x8x3", "1x32xFC", "1x10xFC"], "spp": [2, 1]}
+    single = validate_spec(tiny_spec(model=model))
+    assert single.run_defining()["model"]["spp_input"] == "last-conv-unpooled"
+    listed = validate_spec(tiny_spec(model={**model, "pool": ["max2", "max2", "none", "none"]}))
+    assert "spp_input" not in listed.run_defining()["model"]
+
+
+def test_bracket_string_stacks_equal_the_list_form(write_spec):
+    listed = load_spec(write_spec(tiny_spec()))
+    text = load_spec(write_spec(tiny_spec(model={"stacks": "[1×8×3] [1x16x3]  [ 1x10x1 ]",
+                                                 "dropout": [0.0, 0.1, 0.0]})))
+    assert text.model.stacks == listed.model.stacks and text.hash == listed.hash
+
+
+BRACKETS_TEXT = ("name: t\n"
+                 "data: {dataset: digits}\n"
+                 "model:\n"
+                 "  stacks: \"[1x8x3] [1x8z3] [1x10x1]\"\n"
+                 "train: {batch_size: 8, lr: 0.1, iterations: 5}\n")
+
+
+def test_bracket_string_stacks_error_is_located(write_spec):
+    path = write_spec(BRACKETS_TEXT)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    lines = info.value.render().splitlines()
+    assert lines[0] == (f"{path}:4: model.stacks: expected 'x' or '×' after the number of units, "
+                        "found 'z'")
+    assert lines[1].strip() == "[1x8x3] [1x8z3] [1x10x1]"
+    assert lines[2].index("^") == lines[1].index("[") + len("[1x8x3] [1x8")
+    assert lines[3].startswith("  hint: write layers x units x receptive field")
+
+
+def test_bracket_string_stacks_error_from_an_override(write_spec):
+    path = write_spec(tiny_spec())
+    with pytest.raises(SpecError) as info:
+        load_spec(path, ['model.stacks="[1x8x3] [1x8x3, 1x16x] [1x10x1]"'])
+    message = info.value.render()
+    assert message.startswith("--set model.stacks=")
+    assert "model.stacks: expected a receptive field" in message and "hint:" in message
+
+
+@pytest.mark.parametrize("override, words", [
+    ("model.dropout.²=0.3", "'²' is not an index"),
+    ("train.lr={0: 0.1, '²': 0.01}", "got the key '²'"),
+])
+def test_non_ascii_digits_in_overrides_are_spec_errors(write_spec, override, words):
+    with pytest.raises(SpecError) as info:
+        load_spec(write_spec(tiny_spec()), [override])
+    assert words in info.value.render()
+
+
 def test_hash_ignores_the_matrix_extent(write_spec):
     base = load_spec(write_spec(tiny_spec()))
     more = load_spec(write_spec(tiny_spec()), ["compare.seeds=10", "compare.activations=[elu]"])

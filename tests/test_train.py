@@ -6,9 +6,10 @@ import pytest
 
 from conftest import tiny_spec
 from elubench.grid import expand
-from elubench.runner import Settings, execute_run, run_matrix
+from elubench.runner import RunSettings, execute_run, run_matrix
 from elubench.specfile import validate_spec
-from elubench.store import RECORD_KEYS, ResultsDir, read_record
+from elubench.record import REQUIRED_KEYS, read_record
+from elubench.store import ResultsDir
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ def _spec(**train):
 
 
 def _settings(tmp_path, **kw):
-    return Settings(results=tmp_path, device="cpu", checkpoint_seconds=0, **kw)
+    return RunSettings(results=tmp_path, device="cpu", checkpoint_seconds=0, **kw)
 
 
 def test_matrix_records_every_run_with_the_contract_keys(tmp_path):
@@ -30,7 +31,7 @@ def test_matrix_records_every_run_with_the_contract_keys(tmp_path):
     assert len(records) == 4
     for cfg in configs:
         record = read_record(tmp_path / "tiny" / "runs" / cfg.run_id / "run.json")
-        assert set(RECORD_KEYS) <= set(record)
+        assert set(REQUIRED_KEYS) <= set(record.to_json())
         assert record["status"] == "ok" and isinstance(record["batchnorm"], bool)
         assert isinstance(record["test_errors"], int) and record["test_size"] == 445
         assert record["test_error"] == record["test_errors"] / 445
@@ -163,3 +164,57 @@ def test_shards_from_two_machines_merge_by_copying(cli, tmp_path):
     assert {r["config"]: r["n_ok"] for r in rows} == {"elu": 2, "elu+bn": 2, "relu": 2, "relu+bn": 2}
     code, out, _ = cli("run", spec, "--results", tmp_path / "a", "--device", "cpu")
     assert code == 0 and "8 runs: 8 done, 0 to train" in out
+
+
+class MemorySink:
+    """A RunSink that keeps everything in memory: the trainer needs no results tree."""
+
+    def __init__(self):
+        self.lines, self.checkpoint = [], None
+
+    def metrics(self):
+        return list(self.lines)
+
+    def truncate_metrics(self, last_iteration):
+        self.lines = [line for line in self.lines if line["iteration"] <= last_iteration]
+
+    def append_metrics(self, line):
+        self.lines.append(line)
+
+    def load_checkpoint(self):
+        return self.checkpoint
+
+    def save_checkpoint(self, payload):
+        self.checkpoint = payload
+
+
+def test_the_trainer_trains_into_any_sink_and_matches_the_store(tmp_path):
+    import torch
+
+    from elubench.data import load_data
+    from elubench.train import LoopOptions, train_run
+
+    spec = _spec()
+    cfg = expand(spec, activations=["elu"], batchnorm=[True], seeds=1)[0]
+    stored = execute_run(spec, cfg, _settings(tmp_path))
+    sink = MemorySink()
+    torch.set_num_threads(stored["threads"])
+    record = train_run(spec, cfg, load_data(spec.data), sink, LoopOptions(device=torch.device("cpu")))
+    assert record.status == "ok" and record.test_errors == stored.test_errors
+    assert [line["iteration"] for line in sink.lines] == [0, 20, 40, 60]
+    on_disk = [json.loads(x) for x in (tmp_path / "tiny" / "runs" / cfg.run_id / "metrics.jsonl")
+               .read_text().splitlines()]
+    assert [line["test_error"] for line in on_disk] == [line["test_error"] for line in sink.lines]
+
+
+def test_cpu_records_say_which_allocator_setting_was_in_force(tmp_path):
+    import subprocess
+    import sys
+
+    record = execute_run(_spec(), expand(_spec(), seeds=1)[0], _settings(tmp_path))
+    assert record.allocator.startswith("glibc keeps freed memory")
+    code = ("import torch; from elubench.runtime import configure, allocator_setting; "
+            "configure(torch.device('cpu')); print(allocator_setting(torch.device('cpu')))")
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "ELUBENCH_KEEP_FREED_MEMORY": "0"})
+    assert off.stdout.strip() == "default (turned off by ELUBENCH_KEEP_FREED_MEMORY)"

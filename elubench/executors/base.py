@@ -1,0 +1,201 @@
+"""What every executor shares: the Executor interface, the serial executor, what travels to a
+worker (`WorkerPayload`, `attempt`) and the driver loop of the parallel executors.
+
+Every run goes through runner.execute_run wherever it trains, so it claims its folder, writes
+its own record and is recorded `failed` when it crashes, as in the serial path; exclusive claims
+keep two drivers from training one run twice. The driver hands out only runs not done, reports
+records as they land, and reports a run whose worker died without a record as lost: its claim
+goes stale and the next invocation trains it (from its checkpoint). Workers import torch; the
+driver does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+
+from elubench.errors import ElubenchError, ExecutorError
+from elubench.grid import RunConfig
+from elubench.record import RunRecord
+from elubench.runner import (Interrupted, Reporter, RunSettings, execute_run, prepare_matrix,
+                             run_matrix, stop_on_first_ctrl_c)
+from elubench.store import ResultsDir
+
+
+class Executor:
+    """Trains the runs of `configs` that are not done; returns the records of every done run."""
+
+    def run(self, spec, configs: list[RunConfig], settings: RunSettings,
+            reporter: Reporter | None = None) -> list[RunRecord]:
+        raise NotImplementedError
+
+
+class SerialExecutor(Executor):
+    """One run after another in this process: the default, and the reference the others match."""
+
+    def run(self, spec, configs, settings, reporter=None):
+        return run_matrix(spec, configs, settings, reporter)
+
+
+def import_extra(module: str, extra: str, what: str):
+    """Import an optional extra, or say in one message how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ExecutorError(f"the {extra} executor needs {what}: pip install 'elubench[{extra}]'",
+                            where="--executor") from None
+
+
+# --- what travels to a worker ----------------------------------------------------------------
+
+@dataclasses.dataclass
+class StopFlag:
+    """A file that asks every worker of one driver, wherever it runs, to checkpoint and stop.
+
+    A file rather than a signal or an event: it reaches spawned processes, Ray tasks and Slurm
+    jobs alike through the results folder they share. Workers look at most every `every` s.
+    """
+
+    path: Path
+    every: float = 0.25
+    _seen: bool = dataclasses.field(default=False, init=False, repr=False)
+    _next_look: float = dataclasses.field(default=0.0, init=False, repr=False)
+
+    def __call__(self) -> bool:
+        if not self._seen and time.monotonic() >= self._next_look:
+            self._seen = self.path.exists()
+            self._next_look = time.monotonic() + self.every
+        return self._seen
+
+    def request(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+        try:
+            self.path.parent.rmdir()
+        except OSError:
+            pass  # another driver's flag is still there
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerPayload:
+    """What every worker needs besides its run: the spec as JSON data, how to run, when to stop.
+
+    The spec travels as data and is validated again where it lands: a worker need not unpickle
+    pydantic models, and a hash check makes sure it trains the spec the driver was given.
+    """
+
+    spec_data: dict
+    spec_hash: str
+    settings: RunSettings
+    stop: StopFlag
+
+    def spec(self):
+        from elubench.specfile import validate_spec
+        spec = validate_spec(self.spec_data, source=f"spec {self.spec_data.get('name')!r}")
+        if spec.hash != self.spec_hash:
+            raise ExecutorError(f"the spec's hash changed on the way to a worker "
+                                f"({self.spec_hash} -> {spec.hash})",
+                                hint="check that the workers run the same elubench version")
+        return spec
+
+
+def attempt(work: WorkerPayload, cfg: RunConfig) -> tuple[str, object]:
+    """Run one config wherever an executor placed it. The outcome is plain picklable data:
+    ("done", record), ("skipped", None) when another process holds the run, ("stopped", None)
+    when the driver asked to stop, or ("error", ElubenchError) for a mistake the user can fix."""
+    from elubench.train import Stopped
+
+    if work.stop():
+        return "stopped", None
+    try:
+        record = execute_run(work.spec(), cfg, work.settings, should_stop=work.stop)
+    except Stopped:
+        return "stopped", None
+    except ElubenchError as exc:
+        return "error", exc
+    return ("skipped", None) if record is None else ("done", record)
+
+
+def worker_settings(settings: RunSettings, threads: int | None) -> RunSettings:
+    """Settings for workers: absolute paths (a worker may start in another folder or on another
+    machine) and a thread share, unless the user fixed the thread count."""
+
+    def absolute(path):
+        return None if path is None else Path(path).resolve()
+
+    return dataclasses.replace(settings, results=absolute(settings.results),
+                               data_dir=absolute(settings.data_dir),
+                               cache_dir=absolute(settings.cache_dir),
+                               threads=settings.threads or threads)
+
+
+def brief(exc: BaseException) -> str:
+    """The last line of an exception's text (Ray and submitit put a whole traceback there)."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else exc.__class__.__name__
+
+
+# --- the driver every parallel executor shares ---------------------------------------------
+
+class ParallelExecutor(Executor):
+    """Dispatches runs to workers and gathers their outcomes; subclasses say where they run."""
+
+    threads: int | None = None  # CPU threads of one run; None: the cores its worker may use
+
+    def _outcomes(self, results: ResultsDir, work: WorkerPayload, todo: list[RunConfig],
+                  reporter: Reporter, stopping):
+        """Yield (cfg, kind, payload) for every run of `todo` that was handed out, as each lands;
+        hand out no more once stopping() is true. kind: done, skipped, stopped, error or lost."""
+        raise NotImplementedError
+
+    def run(self, spec, configs, settings, reporter=None):
+        reporter = reporter or Reporter()
+        # the driver does not load the data: a cluster's driver may not see it, and a worker
+        # that misses it stops the matrix with its error
+        results, state = prepare_matrix(spec, configs, settings, load_data=False)
+        records = list(state.done.values())
+        reporter.matrix_start(len(configs), len(state.done), len(state.todo))
+        if not state.todo:
+            return records
+        work = WorkerPayload(spec.model_dump(mode="json"), spec.hash,
+                             worker_settings(settings, self.threads),
+                             StopFlag(results.path.resolve() / ".stop" / uuid.uuid4().hex))
+        with stop_on_first_ctrl_c() as ctrl_c:
+
+            def stopping() -> bool:
+                if ctrl_c() and not work.stop.path.exists():
+                    work.stop.request()
+                return ctrl_c()
+
+            try:
+                outcomes = self._outcomes(results, work, state.todo, reporter, stopping)
+                with closing(outcomes):
+                    for cfg, kind, payload in outcomes:
+                        _report(cfg, kind, payload, records, reporter)
+            finally:
+                work.stop.clear()
+            if ctrl_c():
+                raise Interrupted(f"stopped: {len(records)} of {len(configs)} runs are recorded; "
+                                  "the runs in progress saved their checkpoints", records)
+        return records
+
+
+def _report(cfg: RunConfig, kind: str, payload, records: list[RunRecord],
+            reporter: Reporter) -> None:
+    """Tell the reporter how one run ended; a user's mistake stops the matrix."""
+    if kind == "done":
+        records.append(payload)
+        reporter.run_end(cfg, payload)
+    elif kind == "skipped":
+        reporter.run_skipped(cfg, "another process is training it")
+    elif kind == "lost":
+        reporter.run_skipped(cfg, f"lost: {payload}; the next invocation trains it again")
+    elif kind == "error":
+        raise payload

@@ -1,0 +1,157 @@
+"""The local executor: worker processes on this machine, one GPU each or a share of the cores."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import multiprocessing.connection
+import os
+import shutil
+import signal
+import subprocess
+from collections import deque
+
+from elubench.executors.base import ParallelExecutor, WorkerPayload, attempt
+from elubench.errors import ExecutorError
+from elubench.grid import RunConfig
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, found without importing torch (the driver stays light):
+    CUDA_VISIBLE_DEVICES when set, else what nvidia-smi lists."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        ids = (item.strip() for item in listed.split(","))
+        return list(itertools.takewhile(lambda g: g and not g.startswith("-"), ids))
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        lines = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(k) for k, _ in enumerate(x for x in lines.splitlines() if x.startswith("GPU "))]
+
+
+def assign_gpus(workers: int, gpus: list[str]) -> list[str | None]:
+    """Worker k gets GPU k mod n (several workers may share one); None: no GPU."""
+    return [gpus[k % len(gpus)] if gpus else None for k in range(workers)]
+
+
+def thread_share(workers: int) -> int:
+    """Each worker's share of this process's cores."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)) // workers)
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _local_worker(conn, work: WorkerPayload, gpu: str | None) -> None:
+    """A worker process: train the runs the driver sends until it sends None or goes away.
+
+    Ctrl-C reaches the whole process group; the worker ignores it and stops when the driver
+    raises the stop flag, so a run is never cut between its checkpoint and its record.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before anything initializes CUDA
+    while True:
+        try:
+            cfg = conn.recv()
+        except EOFError:
+            return
+        if cfg is None:
+            return
+        conn.send(attempt(work, cfg))
+
+
+def _receive(proc, conn) -> tuple[str, object] | None:
+    """A worker's outcome if it sent one, ("lost", why) if it died first, None while busy."""
+    alive = proc.is_alive()  # looked at first: what a dead worker sent is already in the pipe
+    try:
+        if conn.poll():
+            return conn.recv()
+    except (EOFError, OSError):
+        pass
+    else:
+        if alive:
+            return None
+    proc.join()
+    code = proc.exitcode
+    how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    return "lost", f"its worker process died ({how})"
+
+
+class LocalExecutor(ParallelExecutor):
+    """`workers` spawned processes on this machine, each pinned to one GPU when there are GPUs
+    (worker k gets GPU k mod n), else given an equal share of the cores."""
+
+    def __init__(self, workers: int = 2, gpus: list[str] | None = None):
+        if workers < 1:
+            raise ExecutorError(f"needs at least one worker, not {workers}", where="--workers")
+        self.workers = workers
+        self.gpus = gpus
+        self.threads = thread_share(workers)
+
+    def _gpus(self, device: str) -> list[str]:
+        """GPUs to pin workers to: only when the device is left to CUDA as a whole."""
+        if device not in ("auto", "cuda"):
+            return []
+        return self.gpus if self.gpus is not None else visible_gpus()
+
+    def _outcomes(self, results, work, todo, reporter, stopping):
+        context = multiprocessing.get_context("spawn")
+        placement = assign_gpus(min(self.workers, len(todo)), self._gpus(work.settings.device))
+        workers: dict[int, tuple] = {}
+
+        def start(slot: int) -> None:
+            here, there = context.Pipe()
+            proc = context.Process(target=_local_worker, args=(there, work, placement[slot]),
+                                   name=f"elubench-worker-{slot}", daemon=True)
+            proc.start()
+            there.close()
+            workers[slot] = (proc, here)
+
+        running: dict[int, RunConfig] = {}
+        pending = deque(todo)
+        try:
+            for slot in range(len(placement)):
+                start(slot)
+            while running or pending:
+                if stopping():
+                    pending.clear()  # the runs in progress checkpoint; no new ones start
+                for slot in range(len(placement)):
+                    if slot not in running and pending:
+                        running[slot] = pending.popleft()
+                        workers[slot][1].send(running[slot])
+                        reporter.run_start(running[slot], len(todo) - len(pending) - 1, len(todo))
+                ends = [end for proc, conn in workers.values() for end in (proc.sentinel, conn)]
+                multiprocessing.connection.wait(ends, timeout=0.5)
+                for slot, cfg in list(running.items()):
+                    outcome = _receive(*workers[slot])
+                    if outcome is None:
+                        continue
+                    del running[slot]
+                    if outcome[0] == "lost":
+                        start(slot)  # a fresh worker takes the dead one's place
+                    yield (cfg, *outcome)
+        except BaseException:
+            for proc, _ in workers.values():
+                proc.terminate()  # a hard stop: their claims die with them and go stale
+            raise
+        finally:
+            _close_workers(workers.values())
+
+
+def _close_workers(workers) -> None:
+    """Tell idle workers to finish, then wait for them (terminating any that hang)."""
+    for _, conn in workers:
+        try:
+            conn.send(None)
+        except OSError:
+            pass
+    for proc, conn in workers:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join()
+        conn.close()

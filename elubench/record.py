@@ -1,0 +1,149 @@
+"""The run record: the one definition of what `run.json` holds.
+
+The trainer builds it for runs that end (ok or diverged), the runner builds its failed form
+(`RunRecord.failed`), the store writes it and every reader validates what it reads against it
+(`read_record`), so a record that lacks a key or holds a wrong type is named as corrupt instead
+of surfacing later as a traceback. Pure Python (pydantic): `compare` reads records without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from elubench.errors import StoreError
+from elubench.files import finite
+
+STATUSES = ("ok", "diverged", "failed")
+Status = Literal["ok", "diverged", "failed"]
+BAD_RECORD_HINT = ("move the file away (`run` then trains that run again); `compare` and "
+                   "`report` can leave it out with --skip-bad")
+
+LayerStats = dict[str, dict[str, Optional[float]]]
+
+
+class RunRecord(BaseModel):
+    """One run's record. Fields without a default are the contract every run.json has (tools may
+    rely on them; null where a run has no such result); the others are details a newer or older
+    elubench may lack. Unknown keys (from a newer elubench) are kept, never dropped."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    # what was run (grid.RunConfig)
+    run_id: str
+    spec_name: str
+    spec_hash: str
+    activation: str
+    batchnorm: bool
+    init: str = "he"
+    seed: int
+    config: Optional[str] = None  # the configuration's label in tables (spec.config_label)
+
+    # how it ended
+    status: Status
+    reason: Optional[str] = None      # why it diverged or failed
+    traceback: Optional[str] = None   # failed runs: where
+    task: Literal["classification", "autoencoder"] = "classification"
+    test_errors: Optional[int]        # misclassified test images (classification)
+    test_size: Optional[int]
+    test_error: Optional[float]       # fraction (classification) or reconstruction MSE
+    test_loss: Optional[float]
+    train_loss: Optional[float]       # mean over the iterations since the previous evaluation
+    iterations: Optional[int]         # trained (a diverged run: up to the first bad loss)
+    total_iterations: Optional[int] = None
+    epochs: Optional[float] = None
+    batch_size: Optional[int] = None
+    wall_seconds: Optional[float]
+    train_seconds: Optional[float] = None
+    eval_seconds: Optional[float] = None
+    images_per_second: Optional[float]
+    init_hash: Optional[str]
+    activation_stats: Optional[LayerStats] = None  # bias shift at the last evaluation
+    prelu_slopes: Optional[LayerStats] = None
+
+    # the conditions it ran under
+    device: Optional[str] = None
+    device_name: Optional[str] = None
+    precision: Optional[str] = None
+    compiled: Optional[bool] = None
+    threads: Optional[int] = None
+    allocator: Optional[str] = None   # runtime.keep_freed_memory's setting on the CPU
+    host: Optional[str] = None
+    versions: Optional[dict[str, str]] = None
+    data: Optional[dict[str, Any]] = None
+    resumed_at: Optional[list[int]] = None
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+
+    @classmethod
+    def failed(cls, run: dict, *, reason: str, traceback: str, task: str, device: str,
+               wall_seconds: float, finished_at: float) -> RunRecord:
+        """The record of a run that crashed: who it was, why, and no result."""
+        return cls(**run, status="failed", reason=reason, traceback=traceback, task=task,
+                   test_errors=None, test_size=None, test_error=None, test_loss=None,
+                   train_loss=None, iterations=None, wall_seconds=wall_seconds,
+                   images_per_second=None, init_hash=None, device=device,
+                   finished_at=finished_at)
+
+    def to_json(self) -> dict:
+        """Plain data for run.json: strict JSON (non-finite numbers as null)."""
+        return finite(self.model_dump(mode="json"))
+
+    def get(self, key: str, default=None):
+        """Dict-style access, so code that only reads a record takes a RunRecord or its JSON."""
+        return getattr(self, key, default)
+
+    def __getitem__(self, key: str):
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+
+def _scalar(annotation) -> bool:
+    """A str/int/float/bool field, optional or not: one table cell per run."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return all(_scalar(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+    if typing.get_origin(annotation) is Literal:
+        return True
+    return annotation in (str, int, float, bool)
+
+
+REQUIRED_KEYS = tuple(name for name, f in RunRecord.model_fields.items() if f.is_required())
+SCALAR_FIELDS = tuple(name for name, f in RunRecord.model_fields.items() if _scalar(f.annotation))
+
+
+def parse_record(payload: Any, where: str) -> RunRecord:
+    """Validate a record's JSON; StoreError names the file and what is wrong."""
+    if not isinstance(payload, dict):
+        raise StoreError("corrupt run record (not a JSON object)", where=where, hint=BAD_RECORD_HINT)
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise StoreError(f"run record lacks {', '.join(missing)}", where=where, hint=BAD_RECORD_HINT)
+    try:
+        return RunRecord.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(_problem(e) for e in exc.errors()[:3])
+        raise StoreError(f"corrupt run record ({problems})", where=where,
+                         hint=BAD_RECORD_HINT) from None
+
+
+def _problem(error: dict) -> str:
+    if not error["loc"]:  # a check of the whole record
+        return error["msg"].removeprefix("Value error, ")
+    return f"{'.'.join(map(str, error['loc']))}: {error['msg']} (got {error.get('input')!r:.40})"
+
+
+def read_record(path: Path) -> RunRecord:
+    """Read and validate one run.json; StoreError names the file if it is corrupt."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"corrupt run record ({exc.__class__.__name__}: {exc})", where=str(path),
+                         hint=BAD_RECORD_HINT) from None
+    return parse_record(payload, str(path))

@@ -1,0 +1,32 @@
+"""Statistics over one spec's runs: descriptives, Friedman, paired tests, BN x activation,
+learning speed and cost.
+
+Runs are paired by seed: seed i gives every configuration the same initial weight draws (see
+elubench.init for what each init scheme makes of them), data order, augmentation and dropout,
+so comparisons work on per-seed differences. Only status "ok" runs enter a
+test; failed and diverged runs are counted in the tables and the warnings, never dropped
+silently. Differences are taken on the integer error counts where a run has them, so float
+round-off cannot break a tie. Pure functions on DataFrames; scipy.stats is imported inside the
+functions that need it, to keep `import elubench.stats` fast.
+
+    scores     the runs as a seed x configuration table; descriptives
+    paired     one set of per-seed differences: Wilcoxon, t, effect sizes, power, Holm, BH
+    families   paired comparisons, Friedman, BN x activation
+    summary    learning speed, cost, the methods paragraph, `compare`
+"""
+
+from __future__ import annotations
+
+from elubench.stats.families import (BNInteraction, FriedmanResult, PairedComparisons,
+                                     bn_interaction, friedman, paired_comparisons)
+from elubench.stats.paired import (EXACT_MAX_N, PAIRED_COLUMNS, PRIMARY, SignedRank, bh, holm,
+                                   seeds_for_power, signed_rank)
+from elubench.stats.scores import ALTERNATIVES, descriptives
+from elubench.stats.summary import (Comparison, LearningSpeed, compare, cost, learning_speed,
+                                    methods_text)
+
+__all__ = ["ALTERNATIVES", "BNInteraction", "Comparison", "EXACT_MAX_N", "FriedmanResult",
+           "LearningSpeed", "PAIRED_COLUMNS", "PRIMARY", "PairedComparisons", "SignedRank", "bh",
+           "bn_interaction", "compare", "cost", "descriptives", "friedman", "holm",
+           "learning_speed", "methods_text", "paired_comparisons", "seeds_for_power",
+           "signed_rank"]

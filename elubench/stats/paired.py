@@ -1,0 +1,188 @@
+"""One set of per-seed differences: the Wilcoxon signed-rank test (exact, chosen explicitly),
+the paired t-test, effect sizes, power, and the Holm and Benjamini-Hochberg corrections."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from elubench.errors import StatsError
+from elubench.stats.scores import check_options
+
+PRIMARY = "Wilcoxon signed-rank"
+EXACT_MAX_N = 50  # exact null distribution up to here: its 2**n sign assignments fit in int64
+PAIRED_COLUMNS = ["n_pairs", "mean_diff_pp", "ci_low", "ci_high", "median_diff_pp", "wins", "ties",
+                  "losses", "t_stat", "t_p", "wilcoxon_stat", "wilcoxon_p", "wilcoxon_method",
+                  "zeros_dropped", "p_floor", "d_z", "rank_biserial", "seeds_for_80_power"]
+
+
+# --- the Wilcoxon signed-rank test, chosen explicitly -----------------------------------------
+
+@dataclass(frozen=True)
+class SignedRank:
+    statistic: float      # T+: the sum of the (mid-)ranks of |d| over the positive d
+    p: float
+    method: str
+    n: int                # non-zero differences: the ones ranked
+    zeros: int            # zero differences dropped (Wilcoxon's original method)
+    p_floor: float        # the smallest p reachable with this n and these ties, this side
+    rank_biserial: float  # (T+ - T-) / (T+ + T-): negative when d tends negative
+
+
+def signed_rank(d, alternative: str = "two-sided") -> SignedRank:
+    """Wilcoxon signed-rank test of the differences `d` (alternative on d: "less" = d < 0).
+
+    Zeros are dropped. Up to 50 non-zero differences the p-value is exact: the permutation
+    distribution of T+ over all 2**n sign assignments, by dynamic programming over doubled
+    mid-ranks (integers), which is exact with ties too. Above 50: normal approximation with
+    tie and continuity correction."""
+    from scipy import stats
+
+    check_options(alternative)
+    d = np.asarray(d, dtype=float)
+    nonzero = d[d != 0]
+    n, zeros = nonzero.size, d.size - nonzero.size
+    if n == 0:
+        return SignedRank(0.0, 1.0, "no non-zero differences (p = 1)", 0, zeros, 1.0, math.nan)
+    magnitude = np.abs(nonzero)
+    r2 = np.rint(2 * stats.rankdata(magnitude)).astype(np.int64)  # doubled mid-ranks: integers
+    t2, total = int(r2[nonzero > 0].sum()), int(r2.sum())
+    tied = np.unique(magnitude, return_counts=True)[1]
+    if n <= EXACT_MAX_N:
+        counts = np.zeros(total + 1, dtype=np.int64)  # ways to reach each doubled T+
+        counts[0] = 1
+        top = 0
+        for r in r2:
+            counts[r:top + r + 1] += counts[:top + 1].copy()
+            top += r
+        at_most, at_least = np.cumsum(counts), np.cumsum(counts[::-1])[::-1]
+
+        def p_of(t: int) -> float:
+            return sided(at_most[t] / 2.0 ** n, at_least[t] / 2.0 ** n, alternative)
+
+        method = "exact" if (tied == 1).all() else "exact (permutation, tied ranks)"
+    else:
+        mean = total / 4  # in rank units: E[T+] = S / 2 with S = total / 2
+        sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24 - float((tied ** 3 - tied).sum()) / 48)
+
+        def p_of(t: int) -> float:
+            shift = t / 2 - mean
+            if alternative == "two-sided":
+                return min(1.0, 2 * stats.norm.sf(max(abs(shift) - 0.5, 0.0) / sd))
+            return sided(stats.norm.cdf((shift + 0.5) / sd), stats.norm.sf((shift - 0.5) / sd), alternative)
+
+        method = "normal approximation"
+    floor = p_of(total if alternative == "greater" else 0)
+    return SignedRank(t2 / 2, float(p_of(t2)), method, n, zeros, float(floor), (2 * t2 - total) / total)
+
+
+def sided(p_less: float, p_greater: float, alternative: str) -> float:
+    if alternative == "less":
+        return float(p_less)
+    if alternative == "greater":
+        return float(p_greater)
+    return float(min(1.0, 2 * min(p_less, p_greater)))
+
+
+# --- one paired comparison --------------------------------------------------------------------
+
+def _t_power(n: int, dz: float, alpha: float, alternative: str) -> float:
+    from scipy import stats
+
+    df, nc = n - 1, dz * math.sqrt(n)
+    if alternative == "less":
+        return float(stats.nct.cdf(stats.t.ppf(alpha, df), df, nc))
+    if alternative == "greater":
+        return float(stats.nct.sf(stats.t.ppf(1 - alpha, df), df, nc))
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def seeds_for_power(dz: float, alpha: float, alternative: str = "two-sided", power: float = 0.8) -> int | None:
+    """The fewest seeds (pairs) for which a paired t-test reaches `power` at `alpha` when the
+    true standardized mean difference is `dz`; None when dz is 0, undefined, or on the wrong side."""
+    if not math.isfinite(dz) or dz == 0 or (alternative == "less" and dz > 0) \
+            or (alternative == "greater" and dz < 0):
+        return None
+    high = 2  # power rises with n: double, then bisect
+    while _t_power(high, dz, alpha, alternative) < power:
+        high *= 2
+        if high > 2 ** 40:
+            return None
+    low = high // 2
+    if high == 2:
+        return 2
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if _t_power(mid, dz, alpha, alternative) >= power else (mid, high)
+    return high
+
+
+def paired_stats(what: str, d: np.ndarray, pp: float, alternative: str, alpha: float) -> dict:
+    """Every statistic of one set of per-seed differences (in score units; reported in pp)."""
+    from scipy import stats
+
+    n = d.size
+    if n < 2:
+        raise StatsError(f"{what}: only {n} seed(s) with ok runs on both sides, a test needs 2 or more",
+                         hint="run more seeds (compare.seeds in the spec) or rerun the failed runs")
+    mean, sd = np.float64(d.mean()), np.float64(d.std(ddof=1))
+    se = sd / math.sqrt(n)
+    half = stats.t.ppf(0.975, n - 1) * se
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = mean / se  # +-inf when every difference is the same non-zero value
+    t_p = math.nan if np.isnan(t) else sided(stats.t.cdf(t, n - 1), stats.t.sf(t, n - 1), alternative)
+    w = signed_rank(d, alternative)
+    dz = float(mean / sd) if sd > 0 else math.nan
+    return {"n_pairs": n, "mean_diff_pp": mean * pp, "ci_low": (mean - half) * pp,
+            "ci_high": (mean + half) * pp, "median_diff_pp": float(np.median(d)) * pp,
+            "wins": int((d < 0).sum()), "ties": int((d == 0).sum()), "losses": int((d > 0).sum()),
+            "t_stat": float(t), "t_p": t_p, "wilcoxon_stat": w.statistic, "wilcoxon_p": w.p,
+            "wilcoxon_method": w.method, "zeros_dropped": w.zeros, "p_floor": w.p_floor,
+            "d_z": dz, "rank_biserial": w.rank_biserial,
+            "seeds_for_80_power": seeds_for_power(dz, alpha, alternative)}
+
+
+def paired_or_untestable(what: str, d: np.ndarray, pp: float, alternative: str, alpha: float,
+                          untestable: list[str]) -> dict:
+    """`_paired`, or a row of NaN statistics when too few seeds pair up (noted in `untestable`):
+    one configuration that always diverged must not hide every other comparison."""
+    try:
+        return paired_stats(what, d, pp, alternative, alpha)
+    except StatsError as exc:
+        untestable.append(exc.message)
+        return {"n_pairs": int(d.size), "wilcoxon_method": "not testable"}
+
+
+def stats_frame(rows: list[dict], leading: list[str]) -> pd.DataFrame:
+    """A table of paired statistics, with Holm over its rows' Wilcoxon p-values."""
+    out = pd.DataFrame(rows, columns=[*leading, *PAIRED_COLUMNS])
+    out["seeds_for_80_power"] = out["seeds_for_80_power"].astype("Int64")  # <NA>: undefined
+    out["p_holm"] = holm(out["wilcoxon_p"].to_numpy(dtype=float))
+    return out
+
+
+# --- corrections ------------------------------------------------------------------------------
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted)."""
+    return _adjust(pvalues, lambda p, m: np.maximum.accumulate((m - np.arange(m)) * p))
+
+
+def bh(pvalues) -> np.ndarray:
+    """Benjamini-Hochberg q-values (NaN stays NaN and is not counted)."""
+    return _adjust(pvalues, lambda p, m: np.minimum.accumulate((p * m / np.arange(1, m + 1))[::-1])[::-1])
+
+
+def _adjust(pvalues, step) -> np.ndarray:
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    present = ~np.isnan(p)
+    order = np.argsort(p[present], kind="stable")
+    adjusted = np.empty(order.size)
+    adjusted[order] = np.minimum(1.0, step(p[present][order], order.size))
+    out[present] = adjusted
+    return out
