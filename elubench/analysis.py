@@ -19,12 +19,18 @@ class Analysis:
 
 def analyze(root: Path, *, spec: str | None = None, skip_bad: bool = False, baseline: str | None = None,
             all_pairs: bool = False, alternative: str | None = None, alpha: float | None = None,
-            q_values: bool = False, target_percent: float | None = None) -> Analysis:
+            q_values: bool = False, target_percent: float | None = None,
+            rope: float | None = None) -> Analysis:
     """Load one spec's runs under `root` and compute every statistic.
 
-    Defaults for the baseline, alpha and side come from the spec's `compare` section (stored
-    with the results), else relu without BN, 0.05 and two-sided.
+    Defaults for the baseline, alpha, side and ROPE come from the spec's `compare` section
+    (stored with the results), else the schema's defaults (relu, 0.05, two-sided, 0.5 pp).
+    The baseline is an activation (each activation against it at the same BN setting) or a
+    configuration label (every configuration against it).
     """
+    from elubench.activations import parse_activation
+    from elubench.errors import ActivationError
+    from elubench.spec import DEFAULT_ROPE
     from elubench.stats import compare
     from elubench.tables import display_tables
 
@@ -36,18 +42,27 @@ def analyze(root: Path, *, spec: str | None = None, skip_bad: bool = False, base
     task = str(runs["task"].iloc[0])
     baseline = baseline or settings.get("baseline")  # else stats.compare's default_baseline
     if baseline is not None and baseline not in set(runs["config"]):
-        raise StatsError(f"baseline {baseline!r} is not in the data",
-                         hint=f"configurations here: {', '.join(dict.fromkeys(runs['config']))}")
+        try:  # an activation in another spelling: lrelu(0.1) for lrelu
+            baseline = str(parse_activation(baseline))
+        except ActivationError:
+            pass
+        if baseline not in set(runs["activation"]):
+            raise StatsError(f"baseline {baseline!r} is not in the data",
+                             hint=f"activations here: {', '.join(dict.fromkeys(runs['activation']))}; "
+                                  f"configurations: {', '.join(dict.fromkeys(runs['config']))}")
     target = None
     if target_percent is not None:
         target = target_percent if task == "autoencoder" else target_percent / 100
     comparison = compare(runs, results.metrics if len(results.metrics) else None, baseline=baseline,
                          all_pairs=all_pairs, alternative=alternative or settings.get("alternative", "two-sided"),
                          alpha=alpha or settings.get("alpha", 0.05), q_values=q_values, target=target,
-                         reference=reference or None)
+                         reference=reference or None,
+                         rope=rope if rope is not None else settings.get("rope", DEFAULT_ROPE))
     if results.skipped:
-        comparison.warnings.insert(0, f"{len(results.skipped)} corrupt record(s) skipped (--skip-bad): "
+        comparison.warnings.insert(0, f"{len(results.skipped)} corrupt record(s) left out (--skip-bad): "
                                    + "; ".join(results.skipped))
+        comparison.methods += (f" {len(results.skipped)} run record(s) were corrupt and left out "
+                               "of every table.")
     return Analysis(results, comparison, display_tables(comparison, task=task), task)
 
 

@@ -8,7 +8,6 @@ starts fast.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,6 +16,7 @@ import typer
 
 from elubench import __version__
 from elubench.errors import ElubenchError
+from elubench.files import dumps
 
 app = typer.Typer(
     name="elubench",
@@ -145,7 +145,7 @@ def show(
     if as_json:
         payload = {"spec_name": loaded.name, "spec_hash": loaded.hash, "activation": str(act),
                    "batchnorm": bn, **plan.to_dict()}
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(dumps(payload, indent=2))
         return
     from elubench.views import plan_table
     title = f"{loaded.name}: {act}{' + BN' if bn else ''}, spec hash {loaded.hash}"
@@ -247,32 +247,42 @@ def _train(spec, configs, runner, settings) -> None:
 ResultsArg = Annotated[Path, typer.Argument(help="A results folder (default results/).")]
 
 
+SpecNameOpt = Annotated[Optional[str], typer.Option(
+    help="Which spec's runs, when the folder holds several.", show_default=False)]
+BaselineOpt = Annotated[Optional[str], typer.Option(
+    help="An activation, compared with every other at the same BN setting (e.g. relu), or a "
+         "configuration every other is compared with (e.g. relu+bn); default: the spec's (relu).",
+    show_default=False)]
+AllPairsOpt = Annotated[bool, typer.Option("--all-pairs", help="Compare every pair of configurations.")]
+AlternativeOpt = Annotated[Optional[str], typer.Option(
+    help="two-sided, less (a has lower error) or greater; default: the spec's (two-sided).",
+    show_default=False)]
+AlphaOpt = Annotated[Optional[float], typer.Option(help="Significance level; default: the spec's (0.05).",
+                                                   show_default=False)]
+RopeOpt = Annotated[Optional[float], typer.Option(
+    help="Region of practical equivalence of the Bayesian signed-rank test, in percentage points; "
+         "default: the spec's (0.5).", show_default=False)]
+QValuesOpt = Annotated[bool, typer.Option("--q-values", help="Also report Benjamini–Hochberg q-values.")]
+TargetOpt = Annotated[Optional[float], typer.Option(
+    help="Test error (%) whose iterations-to-reach are compared (default: the worst "
+         "configuration's final mean).", show_default=False)]
+FormatOpt = Annotated[str, typer.Option("--format", help="rich, markdown, csv, json or latex.")]
+OutOpt = Annotated[Optional[Path], typer.Option(help="Write to this file instead of the terminal.",
+                                                show_default=False)]
+SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Skip corrupt run records (named in a warning).")]
+
+
 @app.command()
-def compare(
-    results: ResultsArg = Path("results"),
-    spec: Annotated[Optional[str], typer.Option(
-        help="Which spec's runs, when the folder holds several.", show_default=False)] = None,
-    baseline: Annotated[Optional[str], typer.Option(
-        help="Configuration to compare against, e.g. relu or relu+bn (default: the spec's).",
-        show_default=False)] = None,
-    all_pairs: Annotated[bool, typer.Option("--all-pairs", help="Compare every pair of configurations.")] = False,
-    alternative: Annotated[Optional[str], typer.Option(
-        help="two-sided, less (a has lower error) or greater; default: the spec's (two-sided).",
-        show_default=False)] = None,
-    alpha: Annotated[Optional[float], typer.Option(help="Significance level; default: the spec's (0.05).",
-                                                   show_default=False)] = None,
-    q_values: Annotated[bool, typer.Option("--q-values", help="Also report Benjamini–Hochberg q-values.")] = False,
-    target: Annotated[Optional[float], typer.Option(
-        help="Test error (%) whose iterations-to-reach are compared (default: the worst "
-             "configuration's final mean).", show_default=False)] = None,
-    format_: Annotated[str, typer.Option("--format", help="rich, markdown, csv, json or latex.")] = "rich",
-    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of the terminal.",
-                                                show_default=False)] = None,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip corrupt run records (named in a warning).")] = False,
-):
+def compare(results: ResultsArg = Path("results"), spec: SpecNameOpt = None,
+            baseline: BaselineOpt = None, all_pairs: AllPairsOpt = False,
+            alternative: AlternativeOpt = None, alpha: AlphaOpt = None, rope: RopeOpt = None,
+            q_values: QValuesOpt = False, target: TargetOpt = None, format_: FormatOpt = "rich",
+            out: OutOpt = None, skip_bad: SkipBadOpt = False):
     """Paired statistics over recorded runs: tables, tests, effect sizes, a methods paragraph."""
+    import math
+
     from elubench.analysis import analyze
-    from elubench.tables import FORMATS, to_csv, to_json, to_latex, to_markdown, to_rich
+    from elubench.tables import FORMATS
 
     if format_ not in FORMATS:
         raise ElubenchError(f"unknown format {format_!r}", where="--format", hint=f"use one of {', '.join(FORMATS)}")
@@ -281,30 +291,47 @@ def compare(
                             hint="use two-sided, less or greater")
     if alpha is not None and not 0 < alpha < 1:
         raise ElubenchError(f"alpha must be between 0 and 1, got {alpha}", where="--alpha")
+    if rope is not None and not (math.isfinite(rope) and rope >= 0):
+        raise ElubenchError(f"the ROPE is a half-width in percentage points >= 0, got {rope}",
+                            where="--rope", hint="e.g. --rope 0.5")
+    if out is not None and out.is_dir():
+        raise ElubenchError("is a folder; --out names the file to write", where=str(out),
+                            hint=f"e.g. --out {out / ('comparison.' + format_)}")
     result = analyze(results, spec=spec, skip_bad=skip_bad, baseline=baseline, all_pairs=all_pairs,
-                     alternative=alternative, alpha=alpha, q_values=q_values, target_percent=target)
+                     alternative=alternative, alpha=alpha, q_values=q_values, target_percent=target,
+                     rope=rope)
+    _render_comparison(result, format_, out)
+
+
+def _render_comparison(result, format_: str, out: Path | None) -> None:
+    """The analysis in one format, to the terminal or to `out`."""
+    from elubench.tables import to_csv, to_json, to_latex, to_markdown, to_rich
+
     c = result.comparison
     title = f"{c.spec_name}: {len(result.results.runs)} runs, {len(c.configs)} configurations"
     if format_ == "rich":
-        console = _console(stderr=False) if out is None else None
-        if out is not None:
-            from rich.console import Console
-            with open(out, "w", encoding="utf-8") as handle:
-                Console(file=handle, width=160).print(to_rich(result.sections, c.warnings, c.methods))
+        if out is None:
+            console = _console()
+            console.rule(title)
+            console.print(to_rich(result.sections, c.warnings, c.methods))
             return
-        console.rule(title)
-        console.print(to_rich(result.sections, c.warnings, c.methods))
-        return
-    text = {"markdown": lambda: f"## {title}\n\n" + to_markdown(result.sections, c.warnings, c.methods),
-            "csv": lambda: to_csv(result.sections), "json": lambda: to_json(c, result.sections),
-            "latex": lambda: to_latex(result.sections, c.methods)}[format_]()
+        import io
+
+        from rich.console import Console
+        buffer = Console(file=io.StringIO(), width=160)
+        buffer.print(to_rich(result.sections, c.warnings, c.methods))
+        text = buffer.file.getvalue().rstrip("\n")
+    else:
+        text = {"markdown": lambda: f"## {title}\n\n" + to_markdown(result.sections, c.warnings, c.methods),
+                "csv": lambda: to_csv(result.sections), "json": lambda: to_json(c, result.sections),
+                "latex": lambda: to_latex(result.sections, c.methods)}[format_]()
     if out is None:
         typer.echo(text)
-    else:
-        try:
-            out.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise ElubenchError(f"cannot write ({exc.strerror or exc})", where=str(out)) from None
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ElubenchError(f"cannot write ({exc.strerror or exc})", where=str(out)) from None
 
 
 @app.command()
@@ -369,7 +396,7 @@ def bench(
                            compile=compile_, reference_workers=reference_workers,
                            progress=lambda text: status.update(text))
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(dumps(result, indent=2))
         return
     from elubench.views import bench_table
     console.print(bench_table(result))
@@ -383,7 +410,7 @@ def activations(
     from elubench.activations import registry_rows
     rows = registry_rows()
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(dumps(rows, indent=2))
         return
     from elubench.views import activations_table
     _console().print(activations_table(rows))

@@ -344,7 +344,7 @@ def forest(comparisons, out_dir, baseline: str | None = None, *, n_seeds: int | 
     ax.set_yticks(range(len(data)), [f"{r.a} vs {r.b}" for r in data.itertuples()])
     ax.set_ylim(-0.7, len(data) - 0.3)
     ax.grid(axis="y", visible=False)
-    title = f"Paired comparisons (baseline {baseline})" if baseline else "Paired comparisons"
+    title = f"Activation comparisons (baseline {baseline})" if baseline else "Paired comparisons"
     ax.set(xlabel=f"difference in {unit}: a − b (< 0: a lower)", title=title)
     verdicts = [v for v in _VERDICT_COLOURS if v in set(data["verdict"])]
     fig.legend(handles=[Line2D([], [], color=_VERDICT_COLOURS[v], marker="o", linestyle="", label=v)

@@ -9,12 +9,13 @@ of surfacing later as a traceback. Pure Python (pydantic): `compare` reads recor
 from __future__ import annotations
 
 import json
+import math
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from elubench.errors import StoreError
 from elubench.files import finite
@@ -79,6 +80,19 @@ class RunRecord(BaseModel):
     resumed_at: Optional[list[int]] = None
     started_at: Optional[float] = None
     finished_at: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _ok_means_a_result(self):
+        """A run that says ok holds its result; one that does not is corrupt, never a run that
+        statistics would quietly leave out."""
+        if self.status == "ok":
+            if self.test_error is None or not math.isfinite(self.test_error):
+                raise ValueError(f"status is ok but test_error is {self.test_error!r}: the record "
+                                 "holds no result")
+            if self.task == "classification" and (self.test_errors is None or self.test_size is None):
+                raise ValueError("status is ok but test_errors or test_size is missing: the record "
+                                 "holds no result")
+        return self
 
     @classmethod
     def failed(cls, run: dict, *, reason: str, traceback: str, task: str, device: str,

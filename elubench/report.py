@@ -115,6 +115,8 @@ def _html(analysis: Analysis, header: list[str], figures, out_dir: Path) -> str:
         body.append(section.frame.to_html(index=False, escape=True, border=0))
         if section.note:
             body.append(f"<p><em>{html.escape(section.note)}</em></p>")
+        if section.footnotes:
+            body.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in section.footnotes) + "</ul>")
     if comparison.warnings:
         body.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in comparison.warnings)
                     + "</ul>")

@@ -315,14 +315,33 @@ class DryRun:
     other_version: bool              # the folder holds another version of this spec
     estimate: Estimate | None        # None when nothing is left to train
     timed_on: str | None = None      # the configuration whose steps were timed
+    plan: list = field(default_factory=list)  # stats.planning.FamilyPlan per family of tests
 
 
 def dry_run(spec, configs: list[RunConfig], settings: RunSettings) -> DryRun:
-    """Where the matrix stands in the results folder and an estimate of the rest; writes nothing."""
+    """Where the matrix stands in the results folder, an estimate of the rest, and whether its
+    seeds can make a comparison significant at all; writes nothing."""
     results = ResultsDir(settings.results, spec)
     other = results.stored_hash() not in (None, spec.hash)
     state = MatrixState(todo=list(configs)) if other or settings.force else matrix_state(results, configs)
     guess = estimate(spec, state.todo[0], len(state.todo), settings) if state.todo else None
     return DryRun(configs, state, results.path, other, guess,
-                  state.todo[0].config if state.todo else None)
+                  state.todo[0].config if state.todo else None, significance(spec, configs))
 
+
+def significance(spec, configs: list[RunConfig]) -> list:
+    """The families `compare` will test on these runs, with their floors (stats.planning)."""
+    from elubench.spec import default_baseline
+    from elubench.stats.planning import significance_plan
+
+    if not configs:
+        return []
+    activations = list(dict.fromkeys(c.activation for c in configs))
+    labels = {c.config for c in configs}
+    baseline = spec.compare.baseline
+    if baseline not in activations and baseline not in labels:
+        baseline = default_baseline(activations)
+    return significance_plan(activations, sorted({c.batchnorm for c in configs}),
+                             list(dict.fromkeys(c.init for c in configs)), baseline,
+                             len({c.seed for c in configs}), spec.compare.alpha,
+                             spec.compare.alternative)

@@ -282,10 +282,14 @@ def config_label(activation: str, batchnorm: bool, init: str | None = None) -> s
     return f"{label}/{init}" if init else label
 
 
-def default_baseline(labels: list[str]) -> str:
-    """The baseline when none is given: relu without BN if the matrix has it, else the first
-    configuration. The one place this rule lives (spec, compare and report all use it)."""
-    return "relu" if "relu" in labels else labels[0]
+def default_baseline(activations: list[str]) -> str:
+    """The baseline activation when none is given: relu if the matrix has it, else the first.
+    Each activation is compared with it at the same BN setting. The one place this rule lives
+    (spec, compare and report all use it)."""
+    return "relu" if "relu" in activations else activations[0]
+
+
+DEFAULT_ROPE = 0.5  # percentage points; see Compare.rope
 
 
 class Compare(Strict):
@@ -293,9 +297,12 @@ class Compare(Strict):
     batchnorm: list[bool] = [False, True]
     seeds: PositiveInt | list[NonNegativeInt] = 10
     init: InitName | list[InitName] = "he"
-    baseline: str | None = None  # a configuration label (or an activation of it); default relu
+    baseline: str | None = None  # an activation (compared at each BN setting) or a configuration label; default relu
     alpha: float = Field(0.05, gt=0, lt=1)
     alternative: Literal["two-sided", "less", "greater"] = "two-sided"
+    # The region of practical equivalence of the Bayesian signed-rank test, in percentage
+    # points of test error: differences within ±rope count as "equivalent" (docs/statistics.md).
+    rope: float = Field(DEFAULT_ROPE, ge=0, allow_inf_nan=False)
 
     @field_validator("activations")
     @classmethod
@@ -351,7 +358,7 @@ class Compare(Strict):
     def baseline_label(self) -> str:
         if self.baseline is not None:
             return self.baseline
-        return default_baseline(self.labels())
+        return default_baseline(self.activations)
 
     @model_validator(mode="after")
     def _baseline_in_matrix(self):

@@ -8,9 +8,8 @@ raw numbers instead.
 from __future__ import annotations
 
 import io
-import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -24,50 +23,95 @@ class Section:
     frame: pd.DataFrame  # formatted text cells
     raw: pd.DataFrame    # the numbers behind them
     note: str = ""
+    footnotes: list[str] = field(default_factory=list)  # row notes, as "<row>: <text>"
+
+
+def _missing(x) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
 
 
 def _num(x, digits=2) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA:
-        return "–"
-    return f"{x:.{digits}f}"
+    return "–" if _missing(x) else f"{x:.{digits}f}"
 
 
 def _p(x) -> str:
-    if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)):
+    if _missing(x):
         return "–"
+    if x == 0:
+        return "<1e-300"  # below double precision (the normal approximation's tail underflows)
     return f"{x:.2g}" if x >= 0.001 else f"{x:.1e}"
 
 
 def _ci(low, high, digits=2) -> str:
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (low, high)):
+    if _missing(low) or _missing(high):
         return "–"
     return f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def _int(x) -> str:
-    return "–" if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)) else f"{int(x):,}"
+    return "–" if _missing(x) else f"{int(x):,}"
 
 
-def _paired_cells(row, *, label: str, side_note: bool = True) -> dict:
-    return {
+def _bayes(row) -> str:
+    if _missing(row.get("p_a_better")):
+        return "–"
+    return f"{row['p_a_better']:.2f}/{row['p_equivalent']:.2f}/{row['p_b_better']:.2f}"
+
+
+def _verdict(row) -> str:
+    if row.get("cannot_reach"):
+        return f"{row['verdict']} (cannot reach α)"
+    return str(row["verdict"])
+
+
+def _paired_cells(row, *, label: str, bayes: bool) -> dict:
+    """The cells every family's table shows, the verdict first so that a narrow terminal never
+    hides it; the rest (median difference, the Wilcoxon method, the t statistic) are in CSV and
+    JSON, and the method in the table's note."""
+    cells = {
         label: row.get("label") or f"{row['a']} vs {row['b']}",
+        "verdict": _verdict(row),
         "n": _int(row["n_pairs"]),
-        "mean diff (pp) [95% CI]": f"{_num(row['mean_diff_pp'])} {_ci(row['ci_low'], row['ci_high'])}",
-        "median diff": _num(row["median_diff_pp"]),
-        "W/T/L": "–" if pd.isna(row.get("wins")) else f"{int(row['wins'])}/{int(row['ties'])}/{int(row['losses'])}",
-        "t-test p": _p(row["t_p"]),
+        "Δ pp [95% CI]": f"{_num(row['mean_diff_pp'])} {_ci(row['ci_low'], row['ci_high'])}",
+        "W/T/L": "–" if _missing(row.get("wins")) else f"{int(row['wins'])}/{int(row['ties'])}/{int(row['losses'])}",
         "Wilcoxon p": _p(row["wilcoxon_p"]),
-        "method": row["wilcoxon_method"],
         "Holm p": _p(row["p_holm"]),
-        "d_z": _num(row["d_z"]),
+        "p floor": _p(row["p_floor"]),
         "r_rb": _num(row["rank_biserial"]),
     }
+    if bayes:
+        cells["P(a better/≈/b better)"] = _bayes(row)
+    cells.update({"t-test p": _p(row["t_p"]), "d_z": _num(row["d_z"]),
+                  "seeds for 80% power": _int(row["seeds_for_80_power"])})
+    return cells
+
+
+def _footnotes(frame: pd.DataFrame, labels: list[str]) -> list[str]:
+    """Each row's notes, under the table: "<row label>: <note>"."""
+    return [f"{label}: {note}" for label, notes in zip(labels, frame["notes"])
+            if isinstance(notes, list) for note in notes]
+
+
+def _methods_used(frame: pd.DataFrame) -> str:
+    used = sorted(set(frame["wilcoxon_method"].dropna()) - {"not testable"})
+    return f"Wilcoxon p-values: {', '.join(used)}" if used else ""
+
+
+def _family_note(frame: pd.DataFrame, question: str, side: str, alpha: float, extra: str = "") -> str:
+    m = int(frame["wilcoxon_p"].notna().sum())
+    return (f"one Holm family: {question}; {m} comparisons at alpha {alpha:g}; primary test "
+            f"Wilcoxon signed-rank, {side}; verdict from its Holm-adjusted p, direction from its "
+            f"statistic (T+ − T−), not the mean; 'cannot reach α': no outcome of the data could "
+            f"make it significant{extra}")
 
 
 def display_tables(result, *, task: str = "classification") -> list[Section]:
     """Every part of a Comparison as a titled table of formatted cells."""
     unit = "test loss (MSE)" if task == "autoencoder" else "test error (%)"
     sections = []
+    rope = getattr(result, "rope", None)
+    bayes_note = (f"; P(a better / ≈ / b better): Bayesian signed-rank test, ROPE ±{rope:g} pp"
+                  if rope is not None else "")
 
     d = result.descriptives
     has_ref = d["ref_mean"].notna().any()
@@ -89,12 +133,16 @@ def display_tables(result, *, task: str = "classification") -> list[Section]:
 
     f = result.friedman
     if f is not None:
-        ranks = f.mean_ranks.rename("mean rank").reset_index().rename(columns={"index": "configuration"})
+        ranks = f.mean_ranks.rename("mean rank").reset_index()
         ranks.columns = ["configuration", "mean rank"]
         frame = ranks.assign(**{"mean rank": ranks["mean rank"].map(lambda v: f"{v:.2f}")})
-        note = (f"Friedman χ² = {f.statistic:.2f}, df = {f.k - 1}, p = {_p(f.p)}; Iman–Davenport "
-                f"F = {_num(f.f_statistic)} (df {f.f_df[0]:g}, {f.f_df[1]:g}), p = {_p(f.f_p)}; "
-                f"{f.n_blocks} complete seeds; rank 1 = lowest error")
+        if f.f_statistic is None:
+            f_text = f"Iman–Davenport F undefined ({f.degenerate})" if f.degenerate else "Iman–Davenport F undefined"
+        else:
+            f_text = f"Iman–Davenport F = {_num(f.f_statistic)}, approximate p = {_p(f.f_p)}"
+        se = f" ± {f.p_se:.2g} (Monte Carlo SE)" if f.p_se else ""
+        note = (f"Friedman χ² = {f.statistic:.2f}, df = {f.k - 1}, p = {_p(f.p)}{se} ({f.method}); "
+                f"{f_text}; {f.n_blocks} complete seeds; rank 1 = lowest error")
         sections.append(Section("friedman", "omnibus: mean ranks over seeds", frame, ranks, note))
 
     paired = result.paired
@@ -102,33 +150,46 @@ def display_tables(result, *, task: str = "classification") -> list[Section]:
     if len(table):
         rows = []
         for _, r in table.iterrows():
-            cells = _paired_cells(r, label="comparison")
+            cells = _paired_cells(r, label="comparison", bayes=rope is not None)
             if paired.q_values:
                 cells["BH q"] = _p(r["q_bh"])
-            cells.update({"p floor": _p(r["p_floor"]),
-                          "seeds for 80% power": _int(r["seeds_for_80_power"]),
-                          "verdict": r["verdict"] + (" (floor!)" if r["floor_warning"] else "")})
             rows.append(cells)
-        who = "every pair" if paired.baseline is None else f"vs baseline {paired.baseline}"
-        note = (f"{paired.difference}; primary test {paired.primary}, {paired.alternative}; "
-                f"{paired.correction} over {paired.family_size} comparisons at alpha {paired.alpha:g}; "
-                f"{paired.zero_method}; W/T/L: seeds where a wins/ties/loses")
-        sections.append(Section("paired", f"paired comparisons ({who})", pd.DataFrame(rows), table, note))
+        side = {"two-sided": "two-sided", "less": "one-sided (a lower)",
+                "greater": "one-sided (a higher)"}[paired.alternative]
+        note = (f"{paired.difference}; " + _family_note(table, paired.family, side, paired.alpha,
+                                                        bayes_note)
+                + f"; {paired.zero_method}; {_methods_used(table)}; W/T/L: seeds where a wins/ties/loses")
+        sections.append(Section("paired", f"activation comparisons ({paired.family})",
+                                pd.DataFrame(rows), table, note,
+                                _footnotes(table, [r["comparison"] for r in rows])))
 
     if result.bn is not None:
         effects = result.bn.effects
-        rows = [_paired_cells({**r, "label": r["activation"] + (f" ({r['init']})" if r["init"] else "")},
-                              label="activation") for _, r in effects.iterrows()]
-        sections.append(Section("bn_effects", "effect of batch normalization per activation",
-                                pd.DataFrame(rows), effects,
-                                "d = err(with BN) - err(without) per seed; negative = BN helps; two-sided"))
+        rows = []
+        for _, r in effects.iterrows():
+            rows.append(_paired_cells({**r, "label": r["activation"] + (f" ({r['init']})" if r["init"] else "")},
+                                      label="activation", bayes=rope is not None))
+        sections.append(Section(
+            "bn_effects", "BN effects: each activation with batch normalization against without",
+            pd.DataFrame(rows), effects,
+            "d = err(with BN) − err(without) per seed; negative = BN helps; W/T/L: seeds where BN "
+            "lowers / ties / raises the error; "
+            + _family_note(effects, "BN effect per activation", "two-sided", result.bn.alpha, bayes_note)
+            + f"; {_methods_used(effects)}", _footnotes(effects, [r["activation"] for r in rows])))
         contrasts = result.bn.contrasts
         if len(contrasts):
-            rows = [_paired_cells({**r, "label": f"BN effect: {r['a']} − {r['b']}"}, label="contrast")
-                    for _, r in contrasts.iterrows()]
-            sections.append(Section("bn_contrasts", "does BN help one activation more than another?",
-                                    pd.DataFrame(rows), contrasts,
-                                    "difference of per-seed BN effects; negative = BN helps a more"))
+            rows = []
+            for _, r in contrasts.iterrows():
+                rows.append(_paired_cells({**r, "label": f"BN effect: {r['a']} − {r['b']}"},
+                                          label="contrast", bayes=rope is not None))
+            sections.append(Section(
+                "bn_contrasts", "BN × activation: does BN help one activation more than another?",
+                pd.DataFrame(rows), contrasts,
+                "d = BN effect of a − BN effect of b per seed; negative = BN helps a more; W/T/L: "
+                "seeds where BN helps a more / the same / less; "
+                + _family_note(contrasts, "each activation's BN effect against another's",
+                               "two-sided", result.bn.alpha, bayes_note)
+                + f"; {_methods_used(contrasts)}", _footnotes(contrasts, [r["contrast"] for r in rows])))
 
     if result.speed is not None:
         s = result.speed
@@ -160,12 +221,14 @@ def to_rich(sections: list[Section], warnings: list[str], methods: str):
 
     items = []
     for section in sections:
-        table = Table(title=section.title, caption=section.note, header_style="bold",
+        caption = "\n".join([section.note, *(f"note: {f}" for f in section.footnotes)])
+        table = Table(title=section.title, caption=caption, header_style="bold",
                       caption_justify="left")
         first = section.frame.columns[0]
         for column in section.frame.columns:
             # labels never truncate; the other cells may wrap on a narrow terminal
-            width = int(section.frame[column].astype(str).str.len().max()) if column == first else None
+            width = (int(section.frame[column].astype(str).str.len().max())
+                     if column in (first, "verdict") and len(section.frame) else None)
             table.add_column(str(column), justify="left" if column in (first, "method", "verdict") else "right",
                              min_width=width)
         for row in section.frame.itertuples(index=False):
@@ -193,6 +256,9 @@ def to_markdown(sections: list[Section], warnings: list[str], methods: str, leve
         parts.append(_markdown_table(section.frame))
         if section.note:
             parts.append(f"\n*{section.note}*")
+        if section.footnotes:
+            parts.append("")
+            parts += [f"- {note}" for note in section.footnotes]
         parts.append("")
     if warnings:
         parts.append(f"{'#' * level} Warnings\n")
@@ -202,57 +268,81 @@ def to_markdown(sections: list[Section], warnings: list[str], methods: str, leve
     return "\n".join(parts)
 
 
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Lists (a row's notes) as one "; "-joined text cell, for flat formats."""
+    return frame.apply(lambda column: column.map(lambda v: "; ".join(v) if isinstance(v, list) else v)
+                       if column.dtype == object else column)
+
+
 def to_csv(sections: list[Section]) -> str:
     """Each table's raw numbers, one block per table, headed by `# <key>: <title>`."""
     out = io.StringIO()
     for section in sections:
         out.write(f"# {section.key}: {section.title}\n")
-        section.raw.to_csv(out, index=False)
+        _plain(section.raw).to_csv(out, index=False)
         out.write("\n")
     return out.getvalue()
 
 
-def to_latex(sections: list[Section], methods: str) -> str:
-    def escape(text: str) -> str:
-        for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                     ("±", r"$\pm$"), ("−", "-"), ("χ²", r"$\chi^2$"), ("–", "--")):
-            text = text.replace(a, b)
-        return text
+# Every character LaTeX treats specially in text, and the Unicode the tables use, as LaTeX.
+LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+         "<": r"\textless{}", ">": r"\textgreater{}", "±": r"$\pm$", "−": "-", "–": "--",
+         "×": r"$\times$", "≈": r"$\approx$", "α": r"$\alpha$", "χ": r"$\chi$", "²": r"$^2$",
+         "√": r"$\surd$"}
 
+
+def latex_escape(text: str) -> str:
+    """Text as LaTeX source that prints it: each special character replaced on its own (one
+    pass, so a replacement's own backslashes and braces are never escaped again)."""
+    return "".join(LATEX.get(char, char) for char in str(text))
+
+
+def to_latex(sections: list[Section], methods: str) -> str:
     parts = []
     for section in sections:
         columns = "l" + "r" * (len(section.frame.columns) - 1)
-        lines = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{escape(section.title)}. "
-                 rf"{escape(section.note)}}}", rf"\begin{{tabular}}{{{columns}}}", r"\hline",
-                 " & ".join(escape(str(c)) for c in section.frame.columns) + r" \\", r"\hline"]
-        lines += [" & ".join(escape(str(v)) for v in row) + r" \\" for row in section.frame.itertuples(index=False)]
+        lines = [r"\begin{table}[ht]", r"\centering",
+                 rf"\caption{{{latex_escape(section.title)}. {latex_escape(section.note)}"
+                 + "".join(f" Note: {latex_escape(f)}." for f in section.footnotes) + "}",
+                 rf"\begin{{tabular}}{{{columns}}}", r"\hline",
+                 " & ".join(latex_escape(c) for c in section.frame.columns) + r" \\", r"\hline"]
+        lines += [" & ".join(latex_escape(v) for v in row) + r" \\"
+                  for row in section.frame.itertuples(index=False)]
         lines += [r"\hline", r"\end{tabular}", r"\end{table}", ""]
         parts.append("\n".join(lines))
-    parts.append(f"% Methods\n{escape(methods)}\n")
+    parts.append("% Methods\n" + latex_escape(methods) + "\n")
     return "\n".join(parts)
 
 
 def to_json(result, sections: list[Section]) -> str:
+    """Strict JSON (docs/json.md): every non-finite number is null, and each table row's `notes`
+    say why a number is missing."""
+    from elubench.files import dumps
+
     def clean(value):
-        if isinstance(value, float) and math.isnan(value):
+        if value is pd.NA or value is None:
             return None
-        if value is pd.NA:
-            return None
+        if isinstance(value, list):
+            return [clean(v) for v in value]
         if hasattr(value, "item"):
-            return clean(value.item())
+            return value.item()
         return value
 
+    f = result.friedman
     payload = {
         "spec_name": result.spec_name, "baseline": result.baseline, "configs": result.configs,
         "alternative": result.paired.alternative, "alpha": result.paired.alpha,
         "primary_test": result.paired.primary, "correction": result.paired.correction,
+        "comparison_family": result.paired.family, "comparison_mode": result.paired.mode,
+        "rope_pp": result.rope,
         "tables": {s.key: [{k: clean(v) for k, v in row.items()} for row in s.raw.to_dict("records")]
                    for s in sections if s.key != "friedman"},
-        "friedman": None if result.friedman is None else {
-            "statistic": clean(result.friedman.statistic), "p": clean(result.friedman.p),
-            "k": result.friedman.k, "n_blocks": result.friedman.n_blocks,
-            "f_statistic": clean(result.friedman.f_statistic), "f_p": clean(result.friedman.f_p),
-            "mean_ranks": {k: clean(v) for k, v in result.friedman.mean_ranks.items()}},
+        "friedman": None if f is None else {
+            "statistic": f.statistic, "p": f.p, "p_method": f.method, "p_se": f.p_se,
+            "k": f.k, "n_blocks": f.n_blocks, "f_statistic": f.f_statistic, "f_p": f.f_p,
+            "degenerate": f.degenerate,
+            "mean_ranks": {k: clean(v) for k, v in f.mean_ranks.items()}},
         "warnings": result.warnings, "methods": result.methods,
     }
-    return json.dumps(payload, indent=2, default=str)
+    return dumps(payload, indent=2, default=str)

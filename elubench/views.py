@@ -93,7 +93,24 @@ def dry_run_view(plan, spec, human):
             f"{guess.step_seconds * 1000:.1f} ms + {guess.evaluations} evaluations × "
             f"{human(guess.eval_seconds)}) = [bold]{human(guess.total_seconds)}[/bold] "
             f"({human(guess.run_seconds)} per run, timed on {escape(str(plan.timed_on))})"))
+    if plan.plan:
+        items.append(significance_table(plan.plan))
     return Group(*items)
+
+
+def significance_table(families) -> Table:
+    """Before training: can these seeds make any comparison significant? (stats.planning)"""
+    seeds = families[0].seeds
+    table = Table(title=f"what {seeds} seeds can show (Wilcoxon signed-rank, Holm within each "
+                        "family)", header_style="bold")
+    for column in ("family", "comparisons", "side", f"smallest p with {seeds} seeds",
+                   "strictest Holm α", "can reach significance", "fewest seeds that could"):
+        table.add_column(column, justify="left" if column in ("family", "side") else "right")
+    for f in families:
+        table.add_row(f"{f.name}: {f.question}", str(f.size), f.side, f"{f.floor:.2g}",
+                      f"{f.strictest:.3g}", "yes" if f.reachable else "[red]no[/red]",
+                      str(f.fewest_seeds))
+    return table
 
 
 def bench_table(result: dict) -> Table:

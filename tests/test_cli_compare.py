@@ -24,7 +24,7 @@ def test_compare_tables_and_verdicts(cli, tmp_path):
     assert "Holm" in payload["methods"]
 
 
-@pytest.mark.parametrize("fmt, needle", [("rich", "paired comparisons"), ("markdown", "| configuration |"),
+@pytest.mark.parametrize("fmt, needle", [("rich", "activation comparisons"), ("markdown", "| configuration |"),
                                          ("csv", "# paired:"), ("latex", r"\begin{tabular}")])
 def test_formats(cli, tmp_path, fmt, needle):
     root = make_results(tmp_path, TEN)

@@ -13,7 +13,7 @@ def test_report_writes_markdown_html_and_figures(cli, tmp_path):
     folder = root / "demo"
     text = (folder / "REPORT.md").read_text()
     assert text.startswith("# elubench report: demo")
-    for heading in ("## Results", "Paired comparisons", "### Methods", "## Figures"):
+    for heading in ("## Results", "Activation comparisons", "BN effects", "### Methods", "## Figures"):
         assert heading in text
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert {"figures/error_curves.png", "figures/paired_seeds.png", "figures/forest.png",

@@ -2,8 +2,7 @@
 learning speed and cost.
 
 Runs are paired by seed: seed i gives every configuration the same initial weight draws (see
-elubench.init for what each init scheme makes of them), data order, augmentation and dropout,
-so comparisons work on per-seed differences. Only status "ok" runs enter a
+elubench.init for what each init scheme makes of them), data order, augmentation and dropout, so comparisons work on per-seed differences. Only status "ok" runs enter a
 test; failed and diverged runs are counted in the tables and the warnings, never dropped
 silently. Differences are taken on the integer error counts where a run has them, so float
 round-off cannot break a tie. Pure functions on DataFrames; scipy.stats is imported inside the
@@ -11,22 +10,27 @@ functions that need it, to keep `import elubench.stats` fast.
 
     scores     the runs as a seed x configuration table; descriptives
     paired     one set of per-seed differences: Wilcoxon, t, effect sizes, power, Holm, BH
-    families   paired comparisons, Friedman, BN x activation
-    summary    learning speed, cost, the methods paragraph, `compare`
+    families   one Holm family per question: comparisons, BN effects, BN x activation; Friedman
+    omnibus    the Friedman test with an exact (or Monte Carlo) p at small n
+    bayes      the Bayesian signed-rank test with a region of practical equivalence
+    methods    the methods paragraph and the warnings
+    planning   before training: family sizes, floors, the seeds significance needs
+    summary    learning speed, cost, `compare`
 """
 
 from __future__ import annotations
 
 from elubench.stats.families import (BNInteraction, FriedmanResult, PairedComparisons,
                                      bn_interaction, friedman, paired_comparisons)
-from elubench.stats.paired import (EXACT_MAX_N, PAIRED_COLUMNS, PRIMARY, SignedRank, bh, holm,
-                                   seeds_for_power, signed_rank)
+from elubench.stats.paired import (EXACT_MAX_N, PAIRED_COLUMNS, PRIMARY, SignedRank, best_holm, bh,
+                                   floor_p, holm, seeds_for_power, seeds_to_reach, signed_rank,
+                                   wilcoxon_seeds)
 from elubench.stats.scores import ALTERNATIVES, descriptives
-from elubench.stats.summary import (Comparison, LearningSpeed, compare, cost, learning_speed,
-                                    methods_text)
+from elubench.stats.methods import methods_text
+from elubench.stats.summary import Comparison, LearningSpeed, compare, cost, learning_speed
 
 __all__ = ["ALTERNATIVES", "BNInteraction", "Comparison", "EXACT_MAX_N", "FriedmanResult",
-           "LearningSpeed", "PAIRED_COLUMNS", "PRIMARY", "PairedComparisons", "SignedRank", "bh",
-           "bn_interaction", "compare", "cost", "descriptives", "friedman", "holm",
-           "learning_speed", "methods_text", "paired_comparisons", "seeds_for_power",
-           "signed_rank"]
+           "LearningSpeed", "PAIRED_COLUMNS", "PRIMARY", "PairedComparisons", "SignedRank",
+           "best_holm", "bh", "bn_interaction", "compare", "cost", "descriptives", "floor_p",
+           "friedman", "holm", "learning_speed", "methods_text", "paired_comparisons",
+           "seeds_for_power", "seeds_to_reach", "signed_rank", "wilcoxon_seeds"]

@@ -1,9 +1,19 @@
-"""The families of tests over a spec's configurations: paired comparisons against a baseline
-(or all pairs), the Friedman omnibus test, and batch norm × activation."""
+"""The families of tests over a spec's configurations, one Holm family per question:
+
+    activation comparisons  each activation against the baseline activation at the same BN
+                            setting (and init); or every configuration against one configuration
+                            (`--baseline relu+bn`); or every pair (`--all-pairs`)
+    BN effects              per activation: with BN against without, seed by seed
+    BN x activation         per activation: its BN effect against the baseline activation's
+
+plus the Friedman omnibus test over every configuration. In each family the verdict of a row
+comes from the primary test (Wilcoxon signed-rank) at the family's Holm-adjusted alpha, and its
+direction from that test's statistic (the sign of T+ - T-, i.e. of the rank-biserial
+correlation), never from the mean; where the mean points the other way the row says so.
+"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -11,97 +21,174 @@ import numpy as np
 import pandas as pd
 
 from elubench.errors import StatsError
-from elubench.stats.paired import PRIMARY, bh, paired_or_untestable, stats_frame
+from elubench.stats.paired import (PAIRED_COLUMNS, PRIMARY, best_holm, bh, holm,
+                                   paired_or_untestable, wilcoxon_seeds)
 from elubench.stats.scores import ScoreTable, check_options, prepare
 
+FAMILY_COLUMNS = ["p_holm", "best_holm_p", "cannot_reach", "verdict", "seeds_for_80_power"]
 
-# --- paired comparisons -----------------------------------------------------------------------
+
+def judge_family(rows: list[dict], leading: list[str], *, alpha: float, alternative: str,
+                 words: tuple[str, str] = ("better", "worse")) -> pd.DataFrame:
+    """One family's table: Holm over its testable rows, the smallest Holm-adjusted p each row
+    could reach (`cannot_reach` when even that is above alpha), the verdict from the primary
+    test, and the seeds the primary test would need at the family's strictest Holm step.
+
+    The family is the testable rows: a row with too few pairs is not tested, is not counted in
+    Holm's m, and reads "not testable". `words` name the two directions (a lower, a higher)."""
+    out = pd.DataFrame(rows, columns=[*leading, *PAIRED_COLUMNS])
+    out["notes"] = [list(n) if isinstance(n, list) else [] for n in out["notes"]]
+    p = out["wilcoxon_p"].to_numpy(dtype=float)
+    testable = ~np.isnan(p)
+    m = int(testable.sum())
+    out["p_holm"] = holm(p)
+    reachable = np.full(len(out), np.nan)
+    if m:
+        reachable[testable] = best_holm(out.loc[testable, "p_floor"].to_numpy(dtype=float))
+    out["best_holm_p"] = reachable
+    out["cannot_reach"] = testable & (reachable > alpha)
+    significant = (out["p_holm"] <= alpha).to_numpy()
+    direction = np.sign(out["rank_biserial"].to_numpy(dtype=float))  # < 0: a has lower error
+    out["verdict"] = np.where(significant & (direction < 0), words[0],
+                              np.where(significant & (direction > 0), words[1], "no evidence"))
+    out.loc[~testable, "verdict"] = "not testable"
+    for i, (mean, rank) in enumerate(zip(out["mean_diff_pp"], out["rank_biserial"])):
+        if testable[i] and mean != 0 and rank != 0 and np.sign(mean) != np.sign(rank):
+            side = "lower" if rank < 0 else "higher"
+            out["notes"].iat[i].append(
+                f"the mean difference ({mean:+.2f} pp) points the other way from the ranks "
+                f"(rank-biserial {rank:+.2f}: by rank, a's error is mostly {side}): a few seeds with large "
+                f"differences outweigh the rest; the verdict follows the {PRIMARY} test")
+    seeds = [wilcoxon_seeds(dz, alpha / m, alternative) if t and m else None
+             for dz, t in zip(out["d_z"].to_numpy(dtype=float), testable)]
+    out["seeds_for_80_power"] = pd.array(seeds, dtype="Int64")
+    return out
+
+
+# --- activation comparisons -------------------------------------------------------------------
 
 @dataclass
 class PairedComparisons:
     table: pd.DataFrame
-    baseline: str | None  # None when every pair is compared
+    baseline: str | None  # an activation (within-setting), a configuration, or None (all pairs)
     alternative: str      # on d = err(a) - err(b): "less" = a has fewer errors
     alpha: float
     q_values: bool
-    family_size: int
+    family_size: int      # testable comparisons: Holm's m
     n_seeds: int          # seeds with at least one run
     counts: bool          # differences of integer error counts (else of error fractions)
+    family: str = ""      # the question, in words (table captions, the methods paragraph)
+    mode: str = "activation"  # activation | configuration | all-pairs
     primary: str = PRIMARY
     correction: str = "Holm"
     zero_method: str = "zero differences dropped (Wilcoxon's original method)"
     difference: str = "d = err(a) - err(b) per seed; negative = a better"
-    untestable: list[str] = field(default_factory=list)  # comparisons with fewer than 2 pairs
+    untestable: list[str] = field(default_factory=list)   # comparisons with fewer than 2 pairs
+    not_compared: list[str] = field(default_factory=list)  # configurations with no baseline beside them
 
 
 def paired_comparisons(runs: pd.DataFrame, baseline: str, *, all_pairs: bool = False,
                        alternative: str = "two-sided", alpha: float = 0.05,
-                       q_values: bool = False) -> PairedComparisons:
-    """Each configuration against `baseline` (or every pair), on per-seed differences."""
-    return comparisons(prepare(runs), baseline, all_pairs, alternative, alpha, q_values)
+                       q_values: bool = False, rope: float | None = None) -> PairedComparisons:
+    """The activation-comparison family of `runs` (see the module docstring for `baseline`)."""
+    return comparisons(prepare(runs), baseline, all_pairs, alternative, alpha, q_values, rope)
 
 
-def comparisons(table: ScoreTable, baseline, all_pairs, alternative, alpha, q_values) -> PairedComparisons:
+def _setting(info: pd.Series, inits: bool) -> str:
+    text = "BN" if info["batchnorm"] else "no BN"
+    return f"{text}, {info['init']}" if inits else text
+
+
+def comparison_pairs(table: ScoreTable, baseline: str | None, all_pairs: bool):
+    """(pairs, mode, family text, configurations left out) for a baseline: an activation of the
+    runs (each activation against it at the same BN setting and init), a configuration label
+    (every configuration against it), or every pair."""
+    info, configs = table.info, table.configs
+    if all_pairs:
+        return list(combinations(configs, 2)), "all-pairs", "every pair of configurations", []
+    if baseline in set(info["activation"]):
+        several = info["group"].ne("").any()
+        key = {c: (bool(info.loc[c, "batchnorm"]), info.loc[c, "group"]) for c in configs}
+        base = {key[c]: c for c in configs if info.loc[c, "activation"] == baseline}
+        settings = list(dict.fromkeys(key.values()))
+        pairs = [(c, base[k]) for k in settings if k in base
+                 for c in configs if key[c] == k and c != base[k]]
+        left_out = [c for c in configs if key[c] not in base]
+        where = "BN setting and init" if several else "BN setting"
+        return pairs, "activation", f"each activation against {baseline} at the same {where}", left_out
+    if baseline in configs:
+        pairs = [(c, baseline) for c in configs if c != baseline]
+        return pairs, "configuration", f"each configuration against {baseline}", []
+    raise StatsError(f"baseline {baseline!r} is neither an activation nor a configuration of the runs",
+                     hint=f"activations: {', '.join(dict.fromkeys(info['activation']))}; "
+                          f"configurations: {', '.join(configs)}")
+
+
+def comparisons(table: ScoreTable, baseline, all_pairs, alternative, alpha, q_values,
+                rope=None) -> PairedComparisons:
     check_options(alternative, alpha)
-    if baseline not in table.configs:
-        raise StatsError(f"baseline {baseline!r} is not in the runs; configurations: {', '.join(table.configs)}",
-                         hint="pass one of those labels as the baseline")
-    pairs = (list(combinations(table.configs, 2)) if all_pairs
-             else [(c, baseline) for c in table.configs if c != baseline])
+    pairs, mode, family, left_out = comparison_pairs(table, baseline, all_pairs)
     rows, untestable = [], []
     for a, b in pairs:
         d = (table.scores[a] - table.scores[b]).dropna().to_numpy()
-        rows.append({"a": a, "b": b, **paired_or_untestable(f"{a} vs {b}", d, table.pp, alternative,
-                                                             alpha, untestable)})
+        rows.append({"a": a, "b": b, "setting": _setting(table.info.loc[a], table.info["group"].ne("").any()),
+                     **paired_or_untestable(f"{a} vs {b}", d, table.pp, alternative, untestable),
+                     **bayes_columns(d * table.pp, rope)})
     if pairs and len(untestable) == len(pairs):
         raise StatsError(untestable[0] + (f" (and {len(untestable) - 1} more comparisons alike)"
                                           if len(untestable) > 1 else ""),
                          hint="run more seeds (compare.seeds in the spec) or rerun the failed runs")
-    out = stats_frame(rows, ["a", "b"])
-    m = len(out)
-    p = out["wilcoxon_p"].to_numpy(dtype=float)
+    out = judge_family(rows, ["a", "b", "setting", *BAYES_COLUMNS], alpha=alpha, alternative=alternative)
     if q_values:
-        out["q_bh"] = bh(p)
-    order = np.argsort(p, kind="stable")
-    holm_alpha, blocked = np.empty(m), np.empty(m, dtype=bool)
-    holm_alpha[order] = alpha / (m - np.arange(m))  # the threshold at this comparison's place
-    # Holm steps down and stops at the first comparison that fails: a floor above the threshold
-    # there blocks every comparison after it as well.
-    blocked[order] = np.logical_or.accumulate(out["p_floor"].to_numpy()[order] > holm_alpha[order])
-    out["holm_alpha"], out["floor_warning"] = holm_alpha, blocked
-    significant = out["p_holm"] <= alpha
-    mean = out["mean_diff_pp"]
-    better = significant & (mean < 0) & (alternative != "greater")
-    worse = significant & (mean > 0) & (alternative != "less")
-    out["verdict"] = np.where(better, "better", np.where(worse, "worse", "no evidence"))
-    out.loc[out["wilcoxon_method"] == "not testable", "verdict"] = "not testable"
-    return PairedComparisons(out, None if all_pairs else baseline, alternative, alpha, q_values, m,
-                             len(table.status), table.counts, untestable=untestable)
+        out["q_bh"] = bh(out["wilcoxon_p"].to_numpy(dtype=float))
+    return PairedComparisons(out, None if all_pairs else baseline, alternative, alpha, q_values,
+                             int(out["wilcoxon_p"].notna().sum()), len(table.status), table.counts,
+                             family, mode, untestable=untestable, not_compared=left_out)
+
+
+BAYES_COLUMNS = ["p_a_better", "p_equivalent", "p_b_better", "rope_pp"]
+
+
+def bayes_columns(d_pp: np.ndarray, rope: float | None) -> dict:
+    """The Bayesian signed-rank test's three probabilities for differences in pp (none without
+    a ROPE or with fewer than 2 pairs)."""
+    if rope is None or d_pp.size < 2:
+        return dict.fromkeys(BAYES_COLUMNS)
+    from elubench.stats.bayes import bayes_signed_rank
+
+    # 50,000 posterior samples (baycomp's default) up to 50 seeds; 20,000 above, where each
+    # sample costs n weights: the Monte Carlo error stays below 0.004, under the 2 decimals shown
+    result = bayes_signed_rank(d_pp, rope, samples=50_000 if d_pp.size <= 50 else 20_000)
+    return {"p_a_better": result.p_left, "p_equivalent": result.p_rope,
+            "p_b_better": result.p_right, "rope_pp": rope}
 
 
 # --- Friedman ---------------------------------------------------------------------------------
 
 @dataclass
 class FriedmanResult:
-    statistic: float          # chi-square, tie-corrected
-    p: float
-    k: int                    # configurations
-    n_blocks: int             # seeds ok in every configuration
-    seeds: list[int]
+    test: object              # omnibus.Friedman: statistic, p, method, F, degenerate, ...
+    seeds: list[int]          # the complete blocks
     excluded: dict[int, str]  # seed -> why it is not a complete block
-    f_statistic: float        # Iman-Davenport F
-    f_df: tuple[int, int]
-    f_p: float
     mean_ranks: pd.Series     # per config; rank 1 = lowest error, ties get mid-ranks
+
+    def __getattr__(self, name):  # statistic, p, method, k, n, f_statistic, ... of the test
+        if name == "test":
+            raise AttributeError(name)
+        return getattr(self.test, name)
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.seeds)
 
 
 def friedman(runs: pd.DataFrame) -> FriedmanResult:
-    """Friedman test over configurations with seeds as blocks, and Iman-Davenport's F."""
+    """Friedman test over configurations with seeds as blocks (exact p where feasible)."""
     return friedman_table(prepare(runs))
 
 
 def friedman_table(table: ScoreTable) -> FriedmanResult:
-    from scipy import stats
+    from elubench.stats.omnibus import friedman_test
 
     complete = table.scores.notna().all(axis=1)
     excluded = {int(seed): ", ".join(f"{c} {s}" for c, s in row.items() if s != "ok")
@@ -112,21 +199,9 @@ def friedman_table(table: ScoreTable) -> FriedmanResult:
         raise StatsError(f"the Friedman test needs 2 or more configurations and 2 or more seeds ok in "
                          f"all of them; got {k} configuration(s) and {n} complete seed(s)",
                          hint="run more seeds or rerun the failed runs")
-    ranks = pd.DataFrame(values, columns=table.configs).rank(axis=1, method="average")
-    rank_sums = ranks.sum().to_numpy()
-    # Tie correction: each tie group of size t adds t^3 - t, i.e. t^2 - 1 for each of its members.
-    tie_size = (values[:, :, None] == values[:, None, :]).sum(axis=2)
-    correction = 1 - float((tie_size ** 2 - 1).sum()) / (n * k * (k * k - 1))
-    if correction <= 0:  # every seed ties every configuration: no evidence of any difference
-        chi2 = 0.0
-    else:
-        chi2 = (12 / (n * k * (k + 1)) * float((rank_sums ** 2).sum()) - 3 * n * (k + 1)) / correction
-    denominator = n * (k - 1) - chi2
-    f = (n - 1) * chi2 / denominator if denominator > 0 else math.inf
-    df = (k - 1, (k - 1) * (n - 1))
-    return FriedmanResult(chi2, float(stats.chi2.sf(chi2, k - 1)), k, n,
-                          [int(s) for s in table.status.index[complete]], excluded, f, df,
-                          float(stats.f.sf(f, *df)), ranks.mean().rename("mean_rank"))
+    test = friedman_test(values)
+    ranks = pd.Series(test.mean_ranks, index=table.configs, name="mean_rank")
+    return FriedmanResult(test, [int(s) for s in table.status.index[complete]], excluded, ranks)
 
 
 # --- batch norm x activation ------------------------------------------------------------------
@@ -135,18 +210,20 @@ def friedman_table(table: ScoreTable) -> FriedmanResult:
 class BNInteraction:
     effects: pd.DataFrame    # per init group and activation: d = err(with BN) - err(without)
     contrasts: pd.DataFrame  # per init group and pair: BN effect of a - BN effect of b
+    alpha: float = 0.05
     untestable: list[str] = field(default_factory=list)
 
 
 def bn_interaction(runs: pd.DataFrame, reference_activation: str | None = None, *,
-                   all_pairs: bool = False, alpha: float = 0.05) -> BNInteraction:
+                   all_pairs: bool = False, alpha: float = 0.05,
+                   rope: float | None = None) -> BNInteraction:
     """Per-seed BN effect per activation (negative = BN helps), and the difference of BN effects
     between activations (each vs `reference_activation`, or every pair), within each init.
-    Tests are two-sided; Holm is applied within each of the two tables."""
-    return bn_effects(prepare(runs), reference_activation, all_pairs, alpha)
+    Tests are two-sided; each of the two tables is one Holm family."""
+    return bn_effects(prepare(runs), reference_activation, all_pairs, alpha, rope)
 
 
-def bn_effects(table: ScoreTable, reference_activation, all_pairs, alpha) -> BNInteraction:
+def bn_effects(table: ScoreTable, reference_activation, all_pairs, alpha, rope=None) -> BNInteraction:
     effects, contrasts, untestable = [], [], []
     for group, info in table.info.groupby("group", sort=False):
         effect = {}
@@ -158,7 +235,8 @@ def bn_effects(table: ScoreTable, reference_activation, all_pairs, alpha) -> BNI
                 d = effect[activation].dropna().to_numpy()
                 effects.append({"init": group, "activation": activation, "a": on, "b": off,
                                 **paired_or_untestable(f"BN effect on {on} vs {off}", d, table.pp,
-                                                        "two-sided", alpha, untestable)})
+                                                       "two-sided", untestable),
+                                **bayes_columns(d * table.pp, rope)})
         names = list(effect)
         pairs = ([(a, reference_activation) for a in names if a != reference_activation]
                  if reference_activation in effect and not all_pairs else list(combinations(names, 2)))
@@ -166,6 +244,23 @@ def bn_effects(table: ScoreTable, reference_activation, all_pairs, alpha) -> BNI
             d = (effect[a] - effect[b]).dropna().to_numpy()
             contrasts.append({"init": group, "a": a, "b": b,
                               **paired_or_untestable(f"BN effect of {a} vs of {b}", d, table.pp,
-                                                      "two-sided", alpha, untestable)})
-    return BNInteraction(stats_frame(effects, ["init", "activation", "a", "b"]),
-                         stats_frame(contrasts, ["init", "a", "b"]), untestable)
+                                                     "two-sided", untestable),
+                              **bayes_columns(d * table.pp, rope)})
+    judged = dict(alpha=alpha, alternative="two-sided")
+    return BNInteraction(
+        judge_family(effects, ["init", "activation", "a", "b", *BAYES_COLUMNS],
+                     words=("BN helps", "BN hurts"), **judged),
+        judge_family(contrasts, ["init", "a", "b", *BAYES_COLUMNS],
+                     words=("BN helps a more", "BN helps b more"), **judged),
+        alpha, untestable)
+
+
+def reference_activation(table: ScoreTable, comparisons: PairedComparisons) -> str | None:
+    """The activation the BN contrasts are taken against: the baseline activation, or the
+    baseline configuration's activation."""
+    if comparisons.mode == "activation":
+        return comparisons.baseline
+    if comparisons.mode == "configuration":
+        return str(table.info.loc[comparisons.baseline, "activation"])
+    return None
+

@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from elubench.errors import StatsError
 from elubench.stats.scores import check_options
@@ -16,7 +15,7 @@ PRIMARY = "Wilcoxon signed-rank"
 EXACT_MAX_N = 50  # exact null distribution up to here: its 2**n sign assignments fit in int64
 PAIRED_COLUMNS = ["n_pairs", "mean_diff_pp", "ci_low", "ci_high", "median_diff_pp", "wins", "ties",
                   "losses", "t_stat", "t_p", "wilcoxon_stat", "wilcoxon_p", "wilcoxon_method",
-                  "zeros_dropped", "p_floor", "d_z", "rank_biserial", "seeds_for_80_power"]
+                  "zeros_dropped", "p_floor", "d_z", "rank_biserial", "notes"]
 
 
 # --- the Wilcoxon signed-rank test, chosen explicitly -----------------------------------------
@@ -87,7 +86,14 @@ def sided(p_less: float, p_greater: float, alternative: str) -> float:
     return float(min(1.0, 2 * min(p_less, p_greater)))
 
 
-# --- one paired comparison --------------------------------------------------------------------
+# --- power and planning for the primary test ------------------------------------------------
+
+# The Wilcoxon test's asymptotic relative efficiency against the t-test is at least 0.864 for
+# every continuous distribution of the differences (Hodges & Lehmann 1956; 3/pi = 0.955 for
+# normal ones, above 1 for heavy tails). Dividing the t-test's sample size by the lower bound
+# gives enough seeds for the Wilcoxon test whatever the shape, asymptotically.
+WILCOXON_ARE_BOUND = 0.864
+
 
 def _t_power(n: int, dz: float, alpha: float, alternative: str) -> float:
     from scipy import stats
@@ -121,68 +127,122 @@ def seeds_for_power(dz: float, alpha: float, alternative: str = "two-sided", pow
     return high
 
 
-def paired_stats(what: str, d: np.ndarray, pp: float, alternative: str, alpha: float) -> dict:
-    """Every statistic of one set of per-seed differences (in score units; reported in pp)."""
+def floor_p(n: int, alternative: str = "two-sided") -> float:
+    """The smallest exact Wilcoxon p with n non-zero, untied differences: every sign alike."""
+    return min(1.0, (1.0 if alternative != "two-sided" else 2.0) / 2.0 ** n)
+
+
+def seeds_to_reach(alpha: float, alternative: str = "two-sided") -> int:
+    """The fewest seeds whose Wilcoxon floor is at or below `alpha` (no ties, no zeros)."""
+    n = 1
+    while floor_p(n, alternative) > alpha:
+        n += 1
+    return n
+
+
+def wilcoxon_seeds(dz: float, alpha: float, alternative: str = "two-sided",
+                   power: float = 0.8) -> int | None:
+    """Seeds for the primary (Wilcoxon) test to reach `power` at `alpha` for a true d_z: the
+    paired t-test's number over the efficiency bound, and never fewer than the smallest n whose
+    floor reaches `alpha`. None where the t-test's number is undefined (see seeds_for_power)."""
+    n_t = seeds_for_power(dz, alpha, alternative, power)
+    if n_t is None:
+        return None
+    return max(math.ceil(n_t / WILCOXON_ARE_BOUND), seeds_to_reach(alpha, alternative))
+
+
+# --- one paired comparison --------------------------------------------------------------------
+
+def paired_stats(what: str, d: np.ndarray, pp: float, alternative: str) -> dict:
+    """Every statistic of one set of per-seed differences (in score units; reported in pp).
+    `notes` says in words why a number is missing (null in JSON)."""
     from scipy import stats
 
     n = d.size
     if n < 2:
         raise StatsError(f"{what}: only {n} seed(s) with ok runs on both sides, a test needs 2 or more",
                          hint="run more seeds (compare.seeds in the spec) or rerun the failed runs")
-    mean, sd = np.float64(d.mean()), np.float64(d.std(ddof=1))
-    se = sd / math.sqrt(n)
-    half = stats.t.ppf(0.975, n - 1) * se
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = mean / se  # +-inf when every difference is the same non-zero value
-    t_p = math.nan if np.isnan(t) else sided(stats.t.cdf(t, n - 1), stats.t.sf(t, n - 1), alternative)
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    notes = []
+    if sd > 0:
+        two_sided = stats.ttest_1samp(d, 0.0)
+        interval = two_sided.confidence_interval(0.95)
+        low, high = float(interval.low), float(interval.high)
+        t = float(two_sided.statistic)
+        t_p = float(stats.ttest_1samp(d, 0.0, alternative=alternative).pvalue)
+        dz = mean / sd
+    else:  # every difference the same: no spread, so no t statistic, t p-value or d_z
+        low = high = mean
+        t = t_p = dz = math.nan
+        notes.append(f"every seed's difference is {mean * pp:+.4g} pp: t, its p-value and d_z "
+                     "are undefined (no spread)")
     w = signed_rank(d, alternative)
-    dz = float(mean / sd) if sd > 0 else math.nan
-    return {"n_pairs": n, "mean_diff_pp": mean * pp, "ci_low": (mean - half) * pp,
-            "ci_high": (mean + half) * pp, "median_diff_pp": float(np.median(d)) * pp,
+    return {"n_pairs": n, "mean_diff_pp": mean * pp, "ci_low": low * pp, "ci_high": high * pp,
+            "median_diff_pp": float(np.median(d)) * pp,
             "wins": int((d < 0).sum()), "ties": int((d == 0).sum()), "losses": int((d > 0).sum()),
-            "t_stat": float(t), "t_p": t_p, "wilcoxon_stat": w.statistic, "wilcoxon_p": w.p,
+            "t_stat": t, "t_p": t_p, "wilcoxon_stat": w.statistic, "wilcoxon_p": w.p,
             "wilcoxon_method": w.method, "zeros_dropped": w.zeros, "p_floor": w.p_floor,
-            "d_z": dz, "rank_biserial": w.rank_biserial,
-            "seeds_for_80_power": seeds_for_power(dz, alpha, alternative)}
+            "d_z": dz, "rank_biserial": w.rank_biserial, "notes": notes}
 
 
-def paired_or_untestable(what: str, d: np.ndarray, pp: float, alternative: str, alpha: float,
-                          untestable: list[str]) -> dict:
-    """`_paired`, or a row of NaN statistics when too few seeds pair up (noted in `untestable`):
-    one configuration that always diverged must not hide every other comparison."""
+def paired_or_untestable(what: str, d: np.ndarray, pp: float, alternative: str,
+                         untestable: list[str]) -> dict:
+    """`paired_stats`, or a row of missing statistics when too few seeds pair up (noted in
+    `untestable`): one configuration that always diverged must not hide every other comparison."""
     try:
-        return paired_stats(what, d, pp, alternative, alpha)
+        return paired_stats(what, d, pp, alternative)
     except StatsError as exc:
         untestable.append(exc.message)
-        return {"n_pairs": int(d.size), "wilcoxon_method": "not testable"}
-
-
-def stats_frame(rows: list[dict], leading: list[str]) -> pd.DataFrame:
-    """A table of paired statistics, with Holm over its rows' Wilcoxon p-values."""
-    out = pd.DataFrame(rows, columns=[*leading, *PAIRED_COLUMNS])
-    out["seeds_for_80_power"] = out["seeds_for_80_power"].astype("Int64")  # <NA>: undefined
-    out["p_holm"] = holm(out["wilcoxon_p"].to_numpy(dtype=float))
-    return out
+        return {"n_pairs": int(d.size), "wilcoxon_method": "not testable",
+                "notes": [f"not tested: {exc.message}"]}
 
 
 # --- corrections ------------------------------------------------------------------------------
 
 def holm(pvalues) -> np.ndarray:
-    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted)."""
-    return _adjust(pvalues, lambda p, m: np.maximum.accumulate((m - np.arange(m)) * p))
-
-
-def bh(pvalues) -> np.ndarray:
-    """Benjamini-Hochberg q-values (NaN stays NaN and is not counted)."""
-    return _adjust(pvalues, lambda p, m: np.minimum.accumulate((p * m / np.arange(1, m + 1))[::-1])[::-1])
-
-
-def _adjust(pvalues, step) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted). scipy has no
+    Holm; tests/test_stats.py checks this against statsmodels."""
     p = np.asarray(pvalues, dtype=float)
     out = np.full(p.shape, np.nan)
     present = ~np.isnan(p)
+    m = int(present.sum())
     order = np.argsort(p[present], kind="stable")
-    adjusted = np.empty(order.size)
-    adjusted[order] = np.minimum(1.0, step(p[present][order], order.size))
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[present][order]))
     out[present] = adjusted
     return out
+
+
+def bh(pvalues) -> np.ndarray:
+    """Benjamini-Hochberg q-values (scipy's false_discovery_control; NaN stays NaN and is not
+    counted)."""
+    from scipy import stats
+
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    present = ~np.isnan(p)
+    if present.any():
+        out[present] = stats.false_discovery_control(p[present], method="bh")
+    return out
+
+
+def best_holm(floors) -> np.ndarray:
+    """For each comparison of a Holm family, the smallest Holm-adjusted p it could reach by any
+    outcome of the data, given every comparison's p-value floor (the smallest p its test can
+    give). Above alpha, no data could make it significant.
+
+    A comparison's adjusted p at sorted place j is max over i <= j of (m - i) p_(i). Placing k
+    others before it (best: those with the k smallest floors, each at its floor) lowers its own
+    multiplier to m - k but adds their terms, and its p can be no smaller than theirs."""
+    floors = np.asarray(floors, dtype=float)
+    m = floors.size
+    best = np.empty(m)
+    for c in range(m):
+        others = np.sort(np.delete(floors, c))
+        value = m * floors[c]
+        ahead = 0.0  # the largest (m - i) * floor among those placed ahead
+        for k, g in enumerate(others, start=1):
+            ahead = max(ahead, (m - (k - 1)) * g)
+            value = min(value, max(ahead, (m - k) * max(floors[c], g)))
+        best[c] = min(1.0, value)
+    return best

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import platform
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,8 +11,8 @@ import pandas as pd
 from elubench.errors import StatsError
 from elubench.spec import default_baseline
 from elubench.stats.families import (BNInteraction, FriedmanResult, PairedComparisons, bn_effects,
-                                     comparisons, friedman_table)
-from elubench.stats.paired import EXACT_MAX_N, PRIMARY
+                                     comparisons, friedman_table, reference_activation)
+from elubench.stats.methods import methods_text, reach_warnings, run_warnings
 from elubench.stats.scores import ScoreTable, check_options, descriptives_table, prepare
 
 
@@ -70,55 +69,7 @@ def _cost(table: ScoreTable, runs: pd.DataFrame) -> pd.DataFrame:
                          "time_per_image_vs_relu": np.asarray(relu_speed) / speed.to_numpy()})
 
 
-# --- methods text and compare -----------------------------------------------------------------
-
-def methods_text(paired: PairedComparisons, descriptives: pd.DataFrame,
-                 friedman: FriedmanResult | None = None, bn: BNInteraction | None = None) -> str:
-    """A paragraph describing the statistics, to paste into a paper's methods section."""
-    import scipy
-
-    t = paired.table
-    k = len(descriptives)
-    left_out = int(descriptives["n_diverged"].sum() + descriptives["n_failed"].sum())
-    parts = [f"Each configuration ({k} in all) was trained with {paired.n_seeds} seeds; a given seed gave "
-             "every configuration the same initial weight draws, data order and augmentation, so runs were "
-             "compared in pairs by seed."]
-    parts.append(f"{left_out} runs that failed or diverged were excluded from the tests and are reported "
-                 "separately." if left_out else "No run failed or diverged.")
-    if friedman is not None:
-        parts.append(f"An omnibus Friedman test (tie-corrected, with the Iman-Davenport F) compared the "
-                     f"{friedman.k} configurations over the {friedman.n_blocks} seeds complete in all of them.")
-    if len(t):
-        who = ("every pair of configurations" if paired.baseline is None
-               else f"each configuration with the baseline {paired.baseline}")
-        side = {"two-sided": "two-sided", "less": "one-sided (alternative: a has lower error than b)",
-                "greater": "one-sided (alternative: a has higher error than b)"}[paired.alternative]
-        n_lo, n_hi = int(t["n_pairs"].min()), int(t["n_pairs"].max())
-        pairs = f"{n_lo}" if n_lo == n_hi else f"{n_lo} to {n_hi}"
-        units = "the number of misclassified test images" if paired.counts else "test error"
-        parts.append(
-            f"We compared {who} on the per-seed differences in {units} ({pairs} pairs per comparison) "
-            f"with the {PRIMARY} test (primary; {side}) and the "
-            f"paired t-test. Zero differences were dropped (Wilcoxon's method; {int(t['zeros_dropped'].sum())} "
-            f"dropped in all). The Wilcoxon p-value was exact, from the permutation distribution over all "
-            f"2^n sign assignments with mid-ranks for tied differences, for up to {EXACT_MAX_N} non-zero "
-            f"pairs, and from the normal approximation with tie and continuity correction above that "
-            f"(used here: {', '.join(sorted(set(t['wilcoxon_method'])))}). Wilcoxon p-values of the "
-            f"{paired.family_size} comparisons were adjusted with Holm's method"
-            + (" and reported as Benjamini-Hochberg q-values" if paired.q_values else "")
-            + f"; significance at alpha = {paired.alpha:g}. The smallest attainable Wilcoxon p-value was "
-            f"{t['p_floor'].min():.3g}. Effect sizes: the mean difference in percentage points with its 95 % "
-            f"paired t-interval, d_z (mean over the standard deviation of the differences), and the "
-            f"matched-pairs rank-biserial correlation; we also report the seeds a paired t-test would need "
-            f"for 80 % power at alpha = {paired.alpha:g} for the observed d_z.")
-    if bn is not None and len(bn.effects):
-        parts.append("The effect of batch normalization was the per-seed difference with minus without it, "
-                     "per activation; activations were compared by the per-seed difference of these "
-                     "effects (two-sided Wilcoxon and paired t-tests, Holm-adjusted within each family).")
-    parts.append(f"Software: Python {platform.python_version()}, NumPy {np.__version__}, "
-                 f"SciPy {scipy.__version__}, pandas {pd.__version__}.")
-    return " ".join(parts)
-
+# --- compare ----------------------------------------------------------------------------------
 
 @dataclass
 class Comparison:
@@ -133,74 +84,46 @@ class Comparison:
     cost: pd.DataFrame
     methods: str
     warnings: list[str]
+    rope: float | None = None
 
 
 def compare(runs: pd.DataFrame, metrics: pd.DataFrame | None = None, *, baseline: str | None = None,
             all_pairs: bool = False, alternative: str = "two-sided", alpha: float = 0.05,
             q_values: bool = False, target: float | None = None,
-            reference: dict[str, tuple[float, float]] | None = None) -> Comparison:
-    """Every statistic of one spec's runs, with warnings a reader must see."""
+            reference: dict[str, tuple[float, float]] | None = None,
+            rope: float | None = None) -> Comparison:
+    """Every statistic of one spec's runs, with warnings a reader must see.
+
+    `baseline` is an activation (each activation against it at the same BN setting: the
+    default, relu when the runs have it), a configuration label (every configuration against
+    it), or ignored with `all_pairs`. `rope` (percentage points) adds the Bayesian signed-rank
+    test's probabilities."""
     check_options(alternative, alpha)
     table = prepare(runs)
-    baseline = baseline or default_baseline(table.configs)
-    paired = comparisons(table, baseline, all_pairs, alternative, alpha, q_values)
-    warnings = _run_warnings(table)
+    baseline = baseline or default_baseline(list(dict.fromkeys(table.info["activation"])))
+    paired = comparisons(table, baseline, all_pairs, alternative, alpha, q_values, rope)
+    warnings = run_warnings(table)
+    if paired.not_compared:
+        warnings.append(f"not compared: {', '.join(paired.not_compared)} (no {baseline} run at "
+                        "the same BN setting)")
     try:
         omnibus = friedman_table(table) if len(table.configs) > 1 else None
     except StatsError as exc:
         omnibus = None
         warnings.append(f"Friedman test skipped: {exc.message}")
+    if omnibus is not None and omnibus.degenerate:
+        warnings.append(f"Friedman test: {omnibus.degenerate}")
     warnings += [f"not tested: {message}" for message in paired.untestable]
-    warnings += _floor_warnings(paired.table[paired.table["verdict"] != "not testable"], paired)
-    bn = bn_effects(table, table.info.loc[baseline, "activation"], all_pairs, alpha)
+    warnings += reach_warnings("activation comparisons", paired.table, alpha, alternative)
+    bn = bn_effects(table, reference_activation(table, paired), all_pairs, alpha, rope)
     bn = bn if len(bn.effects) else None
     if bn is not None:
         warnings += [f"not tested: {message}" for message in bn.untestable]
+        warnings += reach_warnings("BN effects", bn.effects, alpha, "two-sided")
+        warnings += reach_warnings("BN × activation", bn.contrasts, alpha, "two-sided")
     desc = descriptives_table(table, runs, reference)
     speed = _speed(table, runs, metrics, target) if metrics is not None else None
     names = pd.unique(runs["spec_name"]) if "spec_name" in runs else []
-    return Comparison(str(names[0]) if len(names) else None, baseline, table.configs, desc, omnibus, paired,
-                      bn, speed, _cost(table, runs), methods_text(paired, desc, omnibus, bn), warnings)
-
-
-def _run_warnings(table: ScoreTable) -> list[str]:
-    out = []
-    bad = table.status.stack()
-    bad = bad[bad.isin(["diverged", "failed"])]
-    if len(bad):
-        by = bad.groupby([bad.index.get_level_values("config"), bad]).size()
-        out.append(f"{len(bad)} run(s) did not finish ok and are left out of the tests: "
-                   + ", ".join(f"{c} {n} {s}" for (c, s), n in by.items()))
-    if len(table.configs) < 2:
-        out.append("only one configuration: nothing to compare")
-    incomplete = table.status[~table.status.eq("ok").all(axis=1)]
-    if len(incomplete):
-        shown = [f"{seed} ({', '.join(f'{c} {s}' for c, s in row.items() if s != 'ok')})"
-                 for seed, row in incomplete.head(10).iterrows()]
-        more = f" and {len(incomplete) - 10} more" if len(incomplete) > 10 else ""
-        out.append(f"{len(incomplete)} seed(s) lack an ok run in some configuration; comparisons use the "
-                   f"seeds both sides have: " + "; ".join(shown) + more)
-    return out
-
-
-def _floor_warnings(t: pd.DataFrame, paired: PairedComparisons) -> list[str]:
-    if not len(t):
-        return []
-
-    def seeds(row) -> str:
-        n = row["n_pairs"] - row["zeros_dropped"]
-        return f"{n} seeds" + (f" ({row['zeros_dropped']} zero differences dropped)" if row["zeros_dropped"] else "")
-
-    strictest = paired.alpha / paired.family_size
-    if (t["p_floor"] > strictest).all():
-        row = t.loc[t["p_floor"].idxmin()]
-        return [f"p-value floor {row['p_floor']:.2g} with {seeds(row)} is above the adjusted alpha "
-                f"{strictest:.3g}: no comparison can reach significance"]
-    own = t["p_floor"] > t["holm_alpha"]
-    out = [f"{r['a']} vs {r['b']}: p-value floor {r['p_floor']:.2g} with {seeds(r)} is above its Holm "
-           f"alpha {r['holm_alpha']:.3g}: it cannot reach significance" for _, r in t[own].iterrows()]
-    after = t[t["floor_warning"] & ~own]
-    if len(after):
-        out.append(", ".join(f"{a} vs {b}" for a, b in zip(after["a"], after["b"]))
-                   + ": cannot reach significance either, as Holm's procedure stops before them")
-    return out
+    return Comparison(str(names[0]) if len(names) else None, baseline, table.configs, desc, omnibus,
+                      paired, bn, speed, _cost(table, runs),
+                      methods_text(paired, desc, omnibus, bn, rope), warnings, rope)
