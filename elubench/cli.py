@@ -62,14 +62,21 @@ ShardOpt = Annotated[Optional[str], typer.Option(
     help="Only the I-th of N equal slices of the matrix (I/N), for schedulers elubench does not "
          "drive.", show_default=False, rich_help_panel=SCALE)]
 ExecutorOpt = Annotated[str, typer.Option(
-    help="Where runs train: serial (this process), local (worker processes), ray (Ray tasks) or "
+    help="Where runs train: auto (on a CPU as many runs at once as the cores allow, else one "
+         "after another), serial (this process), local (worker processes), ray (Ray tasks) or "
          "slurm (a Slurm job array).", rich_help_panel=SCALE)]
 ParallelOpt = Annotated[Optional[int], typer.Option(
     help="K runs at once on this device (K local workers sharing one GPU, or the cores).", min=1,
     show_default=False, rich_help_panel=SCALE)]
 WorkersOpt = Annotated[Optional[int], typer.Option(
-    help="local: worker processes (one GPU each when there are GPUs, else an equal share of the "
-         "cores).", min=1, show_default=False, rich_help_panel=SCALE)]
+    help="local: worker processes (one GPU each when there are GPUs; on a CPU each run keeps its "
+         "--threads).", min=1, show_default=False, rich_help_panel=SCALE)]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    help="CPU threads per run (sets train.threads; default the spec's, 1). Runs with different "
+         "counts give different float sums: keep one count per results folder.", min=1,
+    show_default=False)]
+DeterministicOpt = Annotated[bool, typer.Option(
+    help="GPU: deterministic algorithms (cuDNN, atomics), slower; recorded in every run.")]
 GpusOpt = Annotated[Optional[str], typer.Option(
     help="local: GPUs to spread workers over, e.g. 0,1 (default: all visible).", show_default=False,
     rich_help_panel=SCALE)]
@@ -180,10 +187,12 @@ def _human(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def _load(spec: Path, overrides: list[str] | None, width: float | None, precision: str | None):
-    """The spec with --set, --width and --precision applied (all typed by the schema)."""
+def _load(spec: Path, overrides: list[str] | None, width: float | None, precision: str | None,
+          threads: int | None = None):
+    """The spec with --set, --width, --precision and --threads applied (typed by the schema)."""
     from elubench.specfile import load_spec
     extra = [f"train.precision={precision}"] if precision else []
+    extra += [f"train.threads={threads}"] if threads else []
     return load_spec(spec, [*(overrides or []), *extra], width)
 
 
@@ -194,7 +203,8 @@ def run(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: BatchnormO
         data_dir: DataDirOpt = None, download: DownloadOpt = False, force: ForceOpt = False,
         dry_run: DryRunOpt = False, checkpoint_every: CheckpointOpt = 300.0,
         precision: PrecisionOpt = None, compile_: CompileOpt = False, shard: ShardOpt = None,
-        executor: ExecutorOpt = "serial", parallel: ParallelOpt = None, workers: WorkersOpt = None,
+        threads: ThreadsOpt = None, deterministic: DeterministicOpt = False,
+        executor: ExecutorOpt = "auto", parallel: ParallelOpt = None, workers: WorkersOpt = None,
         gpus: GpusOpt = None, ray_address: RayAddressOpt = None, ray_cpus: RayCpusOpt = None,
         cpus_per_run: CpusPerRunOpt = None, gpus_per_run: GpusPerRunOpt = None,
         slurm_partition: PartitionOpt = None, slurm_time: SlurmTimeOpt = None,
@@ -205,20 +215,22 @@ def run(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: BatchnormO
     from elubench.grid import select
     from elubench.runner import RunSettings, dry_run as plan_dry_run
 
-    loaded = _load(spec, set_, width, precision)
+    loaded = _load(spec, set_, width, precision, threads)
     configs = select(loaded, activations=_split_names(activations), batchnorm=batchnorm,
                      seeds=seeds, shard_text=shard)
-    runner = executor_for(executor, parallel=parallel, device=device, workers=workers,
+    runner = executor_for(executor, parallel=parallel, device=device, spec=loaded, workers=workers,
                           gpus=gpus.split(",") if gpus else None, address=ray_address,
                           local_cpus=ray_cpus, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
                           partition=slurm_partition, time_min=slurm_time,
                           array_parallelism=slurm_parallelism, sbatch=sbatch or None,
                           cluster=slurm_cluster)
     settings = RunSettings(results=results, device=device, data_dir=data_dir, download=download,
-                           force=force, checkpoint_seconds=checkpoint_every, compile=compile_)
+                           force=force, checkpoint_seconds=checkpoint_every, compile=compile_,
+                           deterministic=deterministic)
     if dry_run:
         from elubench.views import dry_run_view
-        _console().print(dry_run_view(plan_dry_run(loaded, configs, settings), loaded, _human))
+        plan = plan_dry_run(loaded, configs, settings, runner.runs_at_once(len(configs)) or 1)
+        _console().print(dry_run_view(plan, loaded, _human))
         return
     _train(loaded, configs, runner, settings)
 

@@ -247,3 +247,22 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
                             f"{classes} classes", n_stacks - 1,
                             f"make the last layer's units {classes}")
     return plan
+
+
+PROCESS_BYTES = 400 * 2 ** 20  # a Python process with torch loaded, before any data
+
+
+def run_memory_bytes(spec, activation: Activation, batchnorm: bool = True) -> int:
+    """A rough upper estimate of one CPU run's resident memory: the process, the dataset held
+    in memory (train images padded, twice for the preprocessing copies), the weights with their
+    gradients and momentum, and a batch's activations with their gradients. `run` uses it to
+    keep the runs it trains at once within the memory available."""
+    plan = plan_network(spec, activation, batchnorm)
+    data = spec.data
+    c, h, w = data.image_shape()
+    pad = data.augment.pad
+    sizes = data.sizes() if data.dataset != "imagefolder" else (0, 0)
+    dataset = (sizes[0] * c * (h + 2 * pad) * (w + 2 * pad) + sizes[1] * _prod(data.input_shape())) * 4
+    weights = plan.total_params * 4 * 3
+    activations = spec.train.batch_size * sum(_prod(r.out_shape) for r in plan.rows) * 4 * 3
+    return PROCESS_BYTES + 2 * dataset + weights + activations

@@ -72,8 +72,11 @@ class RunRecord(BaseModel):
     device_name: Optional[str] = None
     precision: Optional[str] = None
     compiled: Optional[bool] = None
-    threads: Optional[int] = None
+    threads: Optional[int] = None     # CPU intra-op threads of the run
     allocator: Optional[str] = None   # runtime.keep_freed_memory's setting on the CPU
+    executor: Optional[str] = None    # serial | local | ray | slurm
+    runs_at_once: Optional[int] = None  # runs training at once beside it (null: unknown)
+    deterministic: Optional[bool] = None
     host: Optional[str] = None
     versions: Optional[dict[str, str]] = None
     data: Optional[dict[str, Any]] = None

@@ -16,8 +16,8 @@ from elubench.record import SCALAR_FIELDS, read_record
 from elubench.spec import config_label
 from elubench.store import METRICS, find_records, read_metrics
 
-# The columns of RunTables.runs: every scalar field of the run record.
-RUN_COLUMNS = SCALAR_FIELDS
+# The columns of RunTables.runs: every scalar field of the run record, and torch's version.
+RUN_COLUMNS = (*SCALAR_FIELDS, "torch")
 CONFIG_COLUMNS = ["run_id", "config", "activation", "batchnorm", "init", "seed"]
 NUMERIC_COLUMNS = ("test_size", "test_error", "test_loss", "train_loss", "iterations",
                    "wall_seconds", "train_seconds", "eval_seconds", "images_per_second")
@@ -91,8 +91,9 @@ def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
 
     rows = []
     for r in records:
-        row = {key: getattr(r, key) for key in RUN_COLUMNS}
+        row = {key: getattr(r, key) for key in SCALAR_FIELDS}
         row["config"] = _label(r)
+        row["torch"] = (r.versions or {}).get("torch")
         rows.append(row)
     runs = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     runs["test_errors"] = runs["test_errors"].astype("Int64")

@@ -7,6 +7,7 @@ mistake (a missing dataset, an unwritable folder) stops it with an ElubenchError
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -55,8 +56,20 @@ class RunSettings:
     force: bool = False
     checkpoint_seconds: float = 300.0
     compile: bool = False
-    threads: int | None = None
+    threads: int | None = None        # CPU threads per run; None: the spec's train.threads
     cache_dir: Path | None = None
+    deterministic: bool = False       # torch's deterministic algorithms (run --deterministic)
+    executor: str = "serial"          # what trains the runs: recorded in every run
+    runs_at_once: int | None = 1      # runs training at once on this machine (None: unknown)
+
+    def threads_for(self, spec) -> int:
+        """The intra-op threads a run of `spec` trains with on a CPU."""
+        return self.threads or spec.train.threads
+
+    def conditions(self) -> dict:
+        """What a record says about how its run was scheduled."""
+        return {"executor": self.executor, "runs_at_once": self.runs_at_once,
+                "deterministic": self.deterministic}
 
 
 @dataclass
@@ -164,7 +177,7 @@ def execute_run(spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lamb
         if existing is not None:
             run.archive_attempt()
         device = resolve_device(settings.device)
-        configure(device, settings.threads)
+        configure(device, settings.threads_for(spec), settings.deterministic)
         data = _DATA.get(spec, device, settings)
         options = LoopOptions(device=device, checkpoint_seconds=settings.checkpoint_seconds,
                               compile=settings.compile, should_stop=should_stop,
@@ -185,6 +198,7 @@ def execute_run(spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lamb
                                           traceback=traceback.format_exc(), task=spec.task,
                                           device=str(device), wall_seconds=time.time() - started,
                                           finished_at=time.time())
+        record = record.model_copy(update=settings.conditions())
         run.write_record(record)
         run.checkpoint_path.unlink(missing_ok=True)
         return record
@@ -193,19 +207,29 @@ def execute_run(spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lamb
 
 
 def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
-                   load_data: bool = True) -> tuple[ResultsDir, MatrixState]:
+                   load_data: bool = True, check_data: bool = False) -> tuple[ResultsDir, MatrixState]:
     """Find where each run stands and ready the results folder (--force: every selected run
     again, old records moved to superseded/). With `load_data`, a missing dataset or device
     fails before anything is written; a cluster's driver skips it (it may not see the data,
-    and loading it would pull torch into the driver)."""
+    and loading it would pull torch into the driver). With `check_data` (worker processes on
+    this machine) it only looks for the dataset's files, so a missing one stops the matrix
+    before anything is written."""
     results = ResultsDir(settings.results, spec)
     results.check(force=settings.force)
     state = MatrixState(todo=list(configs)) if settings.force else matrix_state(results, configs)
     if state.todo and load_data:
         from elubench.runtime import configure, resolve_device
         device = resolve_device(settings.device)
-        configure(device, settings.threads)
+        configure(device, settings.threads_for(spec), settings.deterministic)
         _DATA.get(spec, device, settings)
+    elif state.todo and check_data:
+        from elubench.errors import DataError
+        from elubench.paths import missing_data
+        missing = missing_data(spec.data, settings.data_dir)
+        if missing is not None:
+            raise DataError(f"{spec.data.dataset} was not found (or is incomplete): no {missing}",
+                            hint="pass --download to fetch it there, or --data-dir DIR pointing at "
+                                 "a directory that holds it")
     results.prepare(force=settings.force)
     if settings.force:
         for cfg in configs:
@@ -243,12 +267,14 @@ def run_matrix(spec, configs: list[RunConfig], settings: RunSettings,
 
 @dataclass
 class Estimate:
-    step_seconds: float       # one training step, measured on this device
+    step_seconds: float       # one training step, measured on this device with `threads`
     eval_seconds: float       # one evaluation of the whole test set (estimated from batches)
     iterations: int           # per run
     evaluations: int          # per run
     runs: int                 # runs left to train
     device: str
+    threads: int = 1          # CPU threads per run while timed
+    at_once: int = 1          # runs training at once
 
     @property
     def run_seconds(self) -> float:
@@ -256,20 +282,24 @@ class Estimate:
 
     @property
     def total_seconds(self) -> float:
-        return self.runs * self.run_seconds
+        """Waves of `at_once` runs; assumes runs at once do not slow each other (each has its
+        own cores), which memory bandwidth may not quite allow."""
+        return math.ceil(self.runs / max(1, self.at_once)) * self.run_seconds
 
 
-def estimate(spec, cfg: RunConfig, runs: int, settings: RunSettings, *, steps: int = 8,
-             warmup: int = 3) -> Estimate:
+def estimate(spec, cfg: RunConfig, runs: int, settings: RunSettings, *, threads: int | None = None,
+             at_once: int = 1, steps: int = 8, warmup: int = 3) -> Estimate:
     """Time a few steps of `cfg`'s net on random data of the spec's shape (no dataset needed),
-    and scale to the matrix: a user learns the cost before starting."""
+    with `threads` CPU threads (default: a run's), and scale to the matrix: a user learns the
+    cost before starting."""
     import torch
 
     from elubench.runtime import configure, resolve_device, synchronize
     from elubench.train import build_for_training, eval_batch_size, make_step
 
     device = resolve_device(settings.device)
-    configure(device, settings.threads)
+    threads = threads or settings.threads_for(spec)
+    configure(device, threads)
     train = spec.train
     sizes = spec.data.sizes()
     batch = train.batch_size if sizes is None else min(train.batch_size, sizes[0])
@@ -302,7 +332,8 @@ def estimate(spec, cfg: RunConfig, runs: int, settings: RunSettings, *, steps: i
     steps_per_epoch = max(1, (sizes[0] if sizes else 1_281_167) // batch)
     iterations = train.iterations or train.epochs * steps_per_epoch
     evaluations = iterations // train.eval_interval(iterations) + 1
-    return Estimate(step_seconds, eval_seconds, iterations, evaluations, runs, str(device))
+    return Estimate(step_seconds, eval_seconds, iterations, evaluations, runs, str(device),
+                    threads if device.type == "cpu" else 1, at_once)
 
 
 @dataclass
@@ -316,17 +347,29 @@ class DryRun:
     estimate: Estimate | None        # None when nothing is left to train
     timed_on: str | None = None      # the configuration whose steps were timed
     plan: list = field(default_factory=list)  # stats.planning.FamilyPlan per family of tests
+    alternative: Estimate | None = None  # CPU: one run at a time with every core, for contrast
 
 
-def dry_run(spec, configs: list[RunConfig], settings: RunSettings) -> DryRun:
-    """Where the matrix stands in the results folder, an estimate of the rest, and whether its
-    seeds can make a comparison significant at all; writes nothing."""
+def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int = 1) -> DryRun:
+    """Where the matrix stands in the results folder, an estimate of the rest (with `at_once`
+    runs training at once), and whether its seeds can make a comparison significant at all;
+    writes nothing. On a CPU with more cores than a run's threads it also times the other layout
+    (one run at a time on every core), so a user sees which is faster for this net."""
+    from elubench.runtime import cpu_count
+
     results = ResultsDir(settings.results, spec)
     other = results.stored_hash() not in (None, spec.hash)
     state = MatrixState(todo=list(configs)) if other or settings.force else matrix_state(results, configs)
-    guess = estimate(spec, state.todo[0], len(state.todo), settings) if state.todo else None
+    guess = alternative = None
+    if state.todo:
+        at_once = max(1, min(at_once, len(state.todo)))
+        guess = estimate(spec, state.todo[0], len(state.todo), settings, at_once=at_once)
+        cores = cpu_count()
+        if guess.device == "cpu" and cores > guess.threads:
+            alternative = estimate(spec, state.todo[0], len(state.todo), settings, threads=cores)
     return DryRun(configs, state, results.path, other, guess,
-                  state.todo[0].config if state.todo else None, significance(spec, configs))
+                  state.todo[0].config if state.todo else None, significance(spec, configs),
+                  alternative)
 
 
 def significance(spec, configs: list[RunConfig]) -> list:

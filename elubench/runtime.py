@@ -41,15 +41,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def configure(device: torch.device, threads: int | None = None) -> None:
+def configure(device: torch.device, threads: int | None = None, deterministic: bool = False) -> None:
     """Every process-wide setting for speed that does not change the science, in one place.
 
     CUDA: cudnn.benchmark picks the fastest conv algorithm per shape (fixed shapes here);
-    TF32 stays off so fp32 means fp32. CPU: `threads` threads (default all cores) and freed
-    memory kept in the heap (`keep_freed_memory`, unless $ELUBENCH_KEEP_FREED_MEMORY=0).
+    TF32 stays off so fp32 means fp32. CPU: `threads` intra-op threads (a run's fixed count, see
+    `train.threads`; all cores when None, as `bench` measures) and freed memory kept in the heap
+    (`keep_freed_memory`, unless $ELUBENCH_KEEP_FREED_MEMORY=0).
+
+    `deterministic` (`run --deterministic`): PyTorch's deterministic algorithms and cuDNN's
+    deterministic convolutions with benchmark mode off, at a cost on GPUs (docs/performance.md).
+    Ops with no deterministic implementation warn instead of failing the run.
     """
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
+        torch.use_deterministic_algorithms(True, warn_only=True)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     if device.type == "cpu":
@@ -126,9 +135,8 @@ def compiled(model):
 
 def cpu_count() -> int:
     """Cores this process may use (its affinity mask, not the machine's total)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    from elubench.machine import usable_cores
+    return usable_cores()
 
 
 def device_name(device: torch.device) -> str:

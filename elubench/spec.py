@@ -217,6 +217,11 @@ class Train(Strict):
     eval_every: PositiveInt | None = None  # iterations; default: ten evaluations per run
     precision: Literal["fp32", "bf16"] = "fp32"
     probe_size: PositiveInt = 500  # training images whose activations give the bias shift
+    # CPU intra-op threads of one run (`--threads`). Fixed rather than "all cores" so that a run
+    # gives the same numbers whatever executor trains it and however busy the machine is (the
+    # thread count sets the order of float sums); `run` trains as many runs at once as the cores
+    # allow instead. Recorded in every run; not in the spec hash, as `compare` checks it per pair.
+    threads: PositiveInt = Field(1, le=1024)
 
     @field_validator("lr", mode="before")
     @classmethod
@@ -401,21 +406,23 @@ class Spec(Strict):
         """What determines one run's result: everything but the matrix's extent and the notes.
 
         Left out: `data.imagefolder.workers` (the number of DataLoader processes does not change
-        the batches, see elubench.data.StreamData). Added, so that runs of a net built under an
+        the batches, see elubench.data.StreamData) and `train.threads` (a run condition that every
+        record states and `compare` checks pair by pair). Added, so that runs of a net built under an
         older layout rule never join a results folder of the new one: `model.width_rounding`
         when `model.width` != 1 (scaled units are rounded half up, no longer by Python's
         banker's round()), and `model.spp_input` when `spp` is set with a single `pool` value
         (the last conv stack is no longer pooled before SPP). Other specs keep their hash.
         """
         dumped = self.model_dump(mode="json")
-        data, model = dumped["data"], dumped["model"]
+        data, model, train = dumped["data"], dumped["model"], dumped["train"]
         if data.get("imagefolder") is not None:
             data["imagefolder"].pop("workers", None)
+        train.pop("threads")  # a run condition, recorded per run and checked by compare
         if self.model.width != 1:
             model["width_rounding"] = "half-up"
         if self.model.spp and not isinstance(self.model.pool, list):
             model["spp_input"] = "last-conv-unpooled"
-        return {"task": dumped["task"], "data": data, "model": model, "train": dumped["train"]}
+        return {"task": dumped["task"], "data": data, "model": model, "train": train}
 
     @property
     def hash(self) -> str:

@@ -88,11 +88,24 @@ def dry_run_view(plan, spec, human):
     items.append(matrix_table(plan.configs, plan.state, f"{spec.name} (spec hash {spec.hash})"))
     guess = plan.estimate
     if guess is not None:
+        layout = ""
+        if guess.device == "cpu":
+            layout = (f", {guess.at_once} at once" if guess.at_once > 1 else ", one at a time") + \
+                f", {guess.threads} thread{'s' * (guess.threads > 1)} each"
         items.append(Text.from_markup(
-            f"estimate on {guess.device}: {guess.runs} runs × ({guess.iterations:,} steps × "
+            f"estimate on {guess.device}: {guess.runs} runs{layout} × ({guess.iterations:,} steps × "
             f"{guess.step_seconds * 1000:.1f} ms + {guess.evaluations} evaluations × "
             f"{human(guess.eval_seconds)}) = [bold]{human(guess.total_seconds)}[/bold] "
             f"({human(guess.run_seconds)} per run, timed on {escape(str(plan.timed_on))})"))
+    other = plan.alternative
+    if guess is not None and other is not None:
+        faster = other.total_seconds < 0.9 * guess.total_seconds
+        items.append(Text(
+            f"one run at a time on all {other.threads} cores instead: {other.step_seconds * 1000:.1f} ms "
+            f"a step, {human(other.total_seconds)} in all"
+            + (f" (faster for this net: --threads {other.threads} --parallel 1; the thread count "
+               "changes a run's float sums, so keep one count per results folder)" if faster else ""),
+            style="yellow" if faster else "dim"))
     if plan.plan:
         items.append(significance_table(plan.plan))
     return Group(*items)
@@ -101,9 +114,9 @@ def dry_run_view(plan, spec, human):
 def significance_table(families) -> Table:
     """Before training: can these seeds make any comparison significant? (stats.planning)"""
     seeds = families[0].seeds
-    table = Table(title=f"what {seeds} seeds can show (Wilcoxon signed-rank, Holm within each "
+    table = Table(title=f"what {seeds} seed{'s' * (seeds != 1)} can show (Wilcoxon signed-rank, Holm within each "
                         "family)", header_style="bold")
-    for column in ("family", "comparisons", "side", f"smallest p with {seeds} seeds",
+    for column in ("family", "comparisons", "side", f"smallest p with {seeds} seed{'s' * (seeds != 1)}",
                    "strictest Holm α", "can reach significance", "fewest seeds that could"):
         table.add_column(column, justify="left" if column in ("family", "side") else "right")
     for f in families:

@@ -5,8 +5,9 @@
     ray      a Ray task per run (executors.ray_tasks)
     slurm    a Slurm job per run, in a job array through submitit (executors.slurm)
 
-`executor_for` turns `elubench run`'s flags into one of them; what they share is in
-executors.base. Importing this package imports neither torch nor Ray nor submitit.
+`executor_for` turns `elubench run`'s flags into one of them (by default: as many runs at once
+as the cores allow on a CPU, see `default_executor`); what they share is in executors.base.
+Importing this package imports neither torch nor Ray nor submitit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import inspect
 from elubench.errors import ElubenchError, ExecutorError
 from elubench.executors.base import (Executor, ParallelExecutor, SerialExecutor, StopFlag,
                                      WorkerPayload, attempt, import_extra, worker_settings)
-from elubench.executors.local import LocalExecutor, assign_gpus, thread_share, visible_gpus
+from elubench.executors.local import LocalExecutor, assign_gpus
+from elubench.machine import visible_gpus
 from elubench.executors.ray_tasks import RayExecutor
 from elubench.executors.slurm import SLURM_CLUSTERS, SlurmExecutor, sbatch_options
 
@@ -25,8 +27,8 @@ EXECUTORS = {"serial": SerialExecutor, "local": LocalExecutor, "ray": RayExecuto
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ParallelExecutor", "RayExecutor",
            "SLURM_CLUSTERS", "SerialExecutor", "SlurmExecutor", "StopFlag", "WorkerPayload",
-           "assign_gpus", "attempt", "executor_for", "import_extra", "make_executor",
-           "sbatch_options", "thread_share", "visible_gpus", "worker_settings"]
+           "assign_gpus", "attempt", "default_executor", "executor_for", "import_extra", "make_executor",
+           "sbatch_options", "visible_gpus", "worker_settings"]
 
 
 def make_executor(name: str, **options) -> Executor:
@@ -43,22 +45,57 @@ def make_executor(name: str, **options) -> Executor:
     return EXECUTORS[name](**options)
 
 
-def executor_for(name: str, *, parallel: int | None = None, device: str = "auto",
-                 **options) -> Executor:
+# Which executor a flag belongs to, to name it when the flag is given without --executor.
+FLAG_EXECUTOR = {"workers": "local", "gpus": "local", "address": "ray", "local_cpus": "ray",
+                 "cpus_per_run": "ray or slurm", "gpus_per_run": "ray or slurm",
+                 "partition": "slurm", "time_min": "slurm", "array_parallelism": "slurm",
+                 "sbatch": "slurm", "cluster": "slurm"}
+
+
+def executor_for(name: str = "auto", *, parallel: int | None = None, device: str = "auto",
+                 spec=None, threads: int | None = None, **options) -> Executor:
     """The executor `elubench run`'s flags ask for. Only the options given (not None) reach
     it, so one that does not apply (--workers with --executor ray) is an error, not silently
-    ignored. `parallel` K means K local workers sharing one device."""
+    ignored. `parallel` K means K local workers sharing one device. "auto" (no --executor):
+    on a CPU, as many runs at once as the cores allow at the run's thread count (`threads`,
+    else the spec's) and the memory allows; on a GPU, one run after another."""
     given = {key: value for key, value in options.items() if value is not None}
     if name == "slurm":  # submitit wants whole numbers
         for key in ("cpus_per_run", "gpus_per_run"):
             if key in given:
                 given[key] = int(given[key])
-    if parallel is None:
+    if parallel is not None:
+        if name not in ("auto", "serial", "local") or "workers" in given:
+            raise ElubenchError("--parallel runs K local workers on one device", where="--parallel",
+                                hint="drop --executor/--workers, or use --workers alone")
+        gpus = visible_gpus() if device in ("auto", "cuda") or device.startswith("cuda") else []
+        if device.startswith("cuda:"):
+            gpus = [device.split(":")[1]]
+        return make_executor("local", workers=parallel, gpus=gpus[:1] or None)
+    if name != "auto":
         return make_executor(name, **given)
-    if name not in ("serial", "local") or "workers" in given:
-        raise ElubenchError("--parallel runs K local workers on one device", where="--parallel",
-                            hint="drop --executor/--workers, or use --workers alone")
-    gpus = visible_gpus() if device in ("auto", "cuda") or device.startswith("cuda") else []
-    if device.startswith("cuda:"):
-        gpus = [device.split(":")[1]]
-    return make_executor("local", workers=parallel, gpus=gpus[:1] or None)
+    if set(given) - {"workers", "gpus"}:
+        flag = sorted(set(given) - {"workers", "gpus"})[0]
+        raise ExecutorError(f"--{flag.replace('_', '-')} applies to --executor "
+                            f"{FLAG_EXECUTOR[flag]}", where=f"--{flag.replace('_', '-')}",
+                            hint=f"add --executor {FLAG_EXECUTOR[flag].split()[0]}")
+    if given:
+        return make_executor("local", **given)
+    return default_executor(device, spec, threads)
+
+
+def default_executor(device: str, spec=None, threads: int | None = None) -> Executor:
+    """On a CPU: cores // threads runs at once (within the memory available), one at a time
+    when that is 1; anywhere else one run after another."""
+    from elubench.machine import available_memory, trains_on_cpu, usable_cores
+
+    if not trains_on_cpu(device):
+        return SerialExecutor()
+    threads = threads or (spec.train.threads if spec is not None else 1)
+    at_once = max(1, usable_cores() // threads)
+    memory = available_memory()
+    if spec is not None and memory is not None and at_once > 1:
+        from elubench.plan import run_memory_bytes
+        per_run = run_memory_bytes(spec, spec.compare.parsed_activations()[0])
+        at_once = max(1, min(at_once, int(0.8 * memory // per_run)))
+    return LocalExecutor(workers=at_once) if at_once > 1 else SerialExecutor()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import time
 import uuid
 from contextlib import closing
@@ -29,15 +30,25 @@ from elubench.store import ResultsDir
 class Executor:
     """Trains the runs of `configs` that are not done; returns the records of every done run."""
 
+    name = "executor"
+
+    def runs_at_once(self, todo: int) -> int | None:
+        """Runs training at once beside each other on one machine; None where unknown (a
+        cluster schedules them)."""
+        return 1
+
     def run(self, spec, configs: list[RunConfig], settings: RunSettings,
             reporter: Reporter | None = None) -> list[RunRecord]:
         raise NotImplementedError
 
 
 class SerialExecutor(Executor):
-    """One run after another in this process: the default, and the reference the others match."""
+    """One run after another in this process: the reference the others match."""
+
+    name = "serial"
 
     def run(self, spec, configs, settings, reporter=None):
+        settings = dataclasses.replace(settings, executor=self.name, runs_at_once=1)
         return run_matrix(spec, configs, settings, reporter)
 
 
@@ -58,16 +69,20 @@ class StopFlag:
 
     A file rather than a signal or an event: it reaches spawned processes, Ray tasks and Slurm
     jobs alike through the results folder they share. Workers look at most every `every` s.
+    A local worker also stops when its driver is gone (`driver`: the driver's pid): a driver
+    killed outright (SIGKILL, a scheduler's preemption) must not leave workers training on.
     """
 
     path: Path
     every: float = 0.25
+    driver: int | None = None
     _seen: bool = dataclasses.field(default=False, init=False, repr=False)
     _next_look: float = dataclasses.field(default=0.0, init=False, repr=False)
 
     def __call__(self) -> bool:
         if not self._seen and time.monotonic() >= self._next_look:
-            self._seen = self.path.exists()
+            orphaned = self.driver is not None and os.getppid() != self.driver
+            self._seen = orphaned or self.path.exists()
             self._next_look = time.monotonic() + self.every
         return self._seen
 
@@ -123,17 +138,17 @@ def attempt(work: WorkerPayload, cfg: RunConfig) -> tuple[str, object]:
     return ("skipped", None) if record is None else ("done", record)
 
 
-def worker_settings(settings: RunSettings, threads: int | None) -> RunSettings:
+def worker_settings(settings: RunSettings, threads: int, **conditions) -> RunSettings:
     """Settings for workers: absolute paths (a worker may start in another folder or on another
-    machine) and a thread share, unless the user fixed the thread count."""
+    machine), the run's fixed thread count, and what the records say of the scheduling."""
 
     def absolute(path):
         return None if path is None else Path(path).resolve()
 
     return dataclasses.replace(settings, results=absolute(settings.results),
                                data_dir=absolute(settings.data_dir),
-                               cache_dir=absolute(settings.cache_dir),
-                               threads=settings.threads or threads)
+                               cache_dir=absolute(settings.cache_dir), threads=threads,
+                               **conditions)
 
 
 def brief(exc: BaseException) -> str:
@@ -147,7 +162,8 @@ def brief(exc: BaseException) -> str:
 class ParallelExecutor(Executor):
     """Dispatches runs to workers and gathers their outcomes; subclasses say where they run."""
 
-    threads: int | None = None  # CPU threads of one run; None: the cores its worker may use
+    threads: int | None = None  # CPU threads of one run when the executor fixes it (cpus per
+                                # run on a cluster); None: the spec's train.threads (--threads)
 
     def _outcomes(self, results: ResultsDir, work: WorkerPayload, todo: list[RunConfig],
                   reporter: Reporter, stopping):
@@ -157,15 +173,19 @@ class ParallelExecutor(Executor):
 
     def run(self, spec, configs, settings, reporter=None):
         reporter = reporter or Reporter()
-        # the driver does not load the data: a cluster's driver may not see it, and a worker
-        # that misses it stops the matrix with its error
-        results, state = prepare_matrix(spec, configs, settings, load_data=False)
+        # On this machine the driver can look for the files (and, with --download, fetch them
+        # once, before workers race to); elsewhere a worker that misses them stops the matrix.
+        here = self.name == "local"
+        results, state = prepare_matrix(spec, configs, settings, load_data=here and settings.download,
+                                        check_data=here)
         records = list(state.done.values())
         reporter.matrix_start(len(configs), len(state.done), len(state.todo))
         if not state.todo:
             return records
+        threads = self.threads or settings.threads_for(spec)
         work = WorkerPayload(spec.model_dump(mode="json"), spec.hash,
-                             worker_settings(settings, self.threads),
+                             worker_settings(settings, threads, executor=self.name,
+                                             runs_at_once=self.runs_at_once(len(state.todo))),
                              StopFlag(results.path.resolve() / ".stop" / uuid.uuid4().hex))
         with stop_on_first_ctrl_c() as ctrl_c:
 

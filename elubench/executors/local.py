@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
-import shutil
 import signal
-import subprocess
 from collections import deque
 
 from elubench.executors.base import ParallelExecutor, WorkerPayload, attempt
+from elubench.machine import visible_gpus
 from elubench.errors import ExecutorError
 from elubench.grid import RunConfig
-
-
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use, found without importing torch (the driver stays light):
-    CUDA_VISIBLE_DEVICES when set, else what nvidia-smi lists."""
-    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if listed is not None:
-        ids = (item.strip() for item in listed.split(","))
-        return list(itertools.takewhile(lambda g: g and not g.startswith("-"), ids))
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return []
-    try:
-        lines = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [str(k) for k, _ in enumerate(x for x in lines.splitlines() if x.startswith("GPU "))]
 
 
 def assign_gpus(workers: int, gpus: list[str]) -> list[str | None]:
@@ -38,30 +20,29 @@ def assign_gpus(workers: int, gpus: list[str]) -> list[str | None]:
     return [gpus[k % len(gpus)] if gpus else None for k in range(workers)]
 
 
-def thread_share(workers: int) -> int:
-    """Each worker's share of this process's cores."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)) // workers)
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
 def _local_worker(conn, work: WorkerPayload, gpu: str | None) -> None:
     """A worker process: train the runs the driver sends until it sends None or goes away.
 
     Ctrl-C reaches the whole process group; the worker ignores it and stops when the driver
-    raises the stop flag, so a run is never cut between its checkpoint and its record.
+    raises the stop flag, so a run is never cut between its checkpoint and its record. If the
+    driver dies outright, the worker checkpoints its run and exits (the next `run` resumes it).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before anything initializes CUDA
+    work = dataclasses.replace(work, stop=dataclasses.replace(work.stop, driver=os.getppid()))
     while True:
         try:
             cfg = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):
             return
         if cfg is None:
             return
-        conn.send(attempt(work, cfg))
+        outcome = attempt(work, cfg)
+        try:
+            conn.send(outcome)
+        except (BrokenPipeError, OSError):
+            return  # the driver is gone
 
 
 def _receive(proc, conn) -> tuple[str, object] | None:
@@ -83,14 +64,18 @@ def _receive(proc, conn) -> tuple[str, object] | None:
 
 class LocalExecutor(ParallelExecutor):
     """`workers` spawned processes on this machine, each pinned to one GPU when there are GPUs
-    (worker k gets GPU k mod n), else given an equal share of the cores."""
+    (worker k gets GPU k mod n); on a CPU each run uses its fixed thread count (train.threads)."""
+
+    name = "local"
 
     def __init__(self, workers: int = 2, gpus: list[str] | None = None):
         if workers < 1:
             raise ExecutorError(f"needs at least one worker, not {workers}", where="--workers")
         self.workers = workers
         self.gpus = gpus
-        self.threads = thread_share(workers)
+
+    def runs_at_once(self, todo: int) -> int:
+        return max(1, min(self.workers, todo))
 
     def _gpus(self, device: str) -> list[str]:
         """GPUs to pin workers to: only when the device is left to CUDA as a whole."""

@@ -11,14 +11,19 @@ class RayExecutor(ParallelExecutor):
     with `local_cpus` CPUs (all the cores when None) and shut down at the end. A run gets
     `gpus_per_run` GPUs; None: one where the cluster has GPUs and the device is not the CPU."""
 
-    def __init__(self, address: str | None = None, cpus_per_run: float = 1.0,
+    name = "ray"
+
+    def __init__(self, address: str | None = None, cpus_per_run: float | None = None,
                  gpus_per_run: float | None = None, local_cpus: int | None = None):
         self.ray = import_extra("ray", "ray", "Ray")
         self.address = address
-        self.cpus_per_run = cpus_per_run
+        self.cpus_per_run = cpus_per_run  # None: the run's threads (train.threads)
         self.gpus_per_run = gpus_per_run
         self.local_cpus = local_cpus
-        self.threads = max(1, int(cpus_per_run))
+        self.threads = max(1, int(cpus_per_run)) if cpus_per_run else None
+
+    def runs_at_once(self, todo: int) -> None:
+        return None  # Ray places the tasks
 
     def _connect(self) -> bool:
         """Join the cluster (or start a local instance); True when this call started Ray."""
@@ -44,8 +49,8 @@ class RayExecutor(ParallelExecutor):
             if gpus is None:
                 wants_gpu = work.settings.device != "cpu"
                 gpus = 1 if wants_gpu and ray.cluster_resources().get("GPU") else 0
-            task = ray.remote(attempt).options(num_cpus=self.cpus_per_run, num_gpus=gpus,
-                                               max_retries=0)
+            task = ray.remote(attempt).options(num_cpus=self.cpus_per_run or work.settings.threads,
+                                               num_gpus=gpus, max_retries=0)
             shared = ray.put(work)
             refs = {task.remote(shared, cfg): cfg for cfg in todo}
             reporter.note(f"{len(refs)} runs sent to Ray ({self.address or 'a local instance'})")

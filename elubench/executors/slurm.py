@@ -46,13 +46,20 @@ class SlurmExecutor(ParallelExecutor):
                            "slurm_array_parallelism": array_parallelism,
                            "slurm_additional_parameters": sbatch_options(sbatch) or None}
         self.cluster = cluster
-        self.threads = cpus_per_run  # None: the cores Slurm gave the job
+        self.threads = cpus_per_run  # None: the run's threads (train.threads)
         self.poll_seconds = poll_seconds
+
+    name = "slurm"
+
+    def runs_at_once(self, todo: int) -> None:
+        return None  # Slurm places the jobs
 
     def _outcomes(self, results, work, todo, reporter, stopping):
         folder = results.path.resolve() / "slurm"
         executor = self.submitit.AutoExecutor(folder=folder / "%j", cluster=self.cluster)
-        executor.update_parameters(name=f"elubench-{results.spec.name}", **self.parameters)
+        parameters = {**self.parameters,
+                      "cpus_per_task": self.parameters["cpus_per_task"] or work.settings.threads}
+        executor.update_parameters(name=f"elubench-{results.spec.name}", **parameters)
         try:
             jobs = executor.map_array(functools.partial(attempt, work), todo)
         except Exception as exc:  # sbatch said no: a partition, an account, a time limit

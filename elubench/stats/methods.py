@@ -39,7 +39,7 @@ def family_sentence(name: str, question: str, frame: pd.DataFrame, side: str) ->
 
 def methods_text(paired: PairedComparisons, descriptives: pd.DataFrame,
                  friedman: FriedmanResult | None = None, bn: BNInteraction | None = None,
-                 rope: float | None = None) -> str:
+                 rope: float | None = None, table: ScoreTable | None = None) -> str:
     """A paragraph describing the statistics, to paste into a paper's methods section."""
     import scipy
 
@@ -51,6 +51,8 @@ def methods_text(paired: PairedComparisons, descriptives: pd.DataFrame,
              "augmentation, so runs were compared in pairs by seed."]
     parts.append(f"{left_out} runs that failed or diverged were excluded from the tests and are reported "
                  "separately." if left_out else "No run failed or diverged.")
+    if table is not None and conditions_sentence(table):
+        parts.append(conditions_sentence(table))
     if friedman is not None:
         parts.append(f"An omnibus Friedman test compared the {friedman.k} configurations over the "
                      f"{friedman.n_blocks} seeds complete in all of them (p-value: {friedman.method}).")
@@ -142,3 +144,41 @@ def reach_warnings(family: str, frame: pd.DataFrame, alpha: float, alternative: 
     return [f"{family}: {r['a']} vs {r['b']} cannot reach significance: even its smallest "
             f"possible p ({r['p_floor']:.2g}) gives a Holm-adjusted p of at least "
             f"{r['best_holm_p']:.2g} > {alpha:g}" for _, r in stuck.iterrows()]
+
+
+def condition_warnings(table: ScoreTable, frames: list[pd.DataFrame]) -> list[str]:
+    """Name every comparison whose paired runs were trained under different numeric conditions
+    (device type, precision, CPU threads, determinism, torch version): such a pair mixes a
+    difference of conditions into the difference of configurations."""
+    out, seen = [], set()
+    conditions = table.conditions
+    if conditions is None:
+        return out
+    for frame in frames:
+        for a, b in zip(frame.get("a", []), frame.get("b", [])):
+            if (a, b) in seen or a not in conditions or b not in conditions:
+                continue
+            seen.add((a, b))
+            both = table.scores[[a, b]].notna().all(axis=1)
+            differ = [(seed, conditions.at[seed, a], conditions.at[seed, b])
+                      for seed in conditions.index[both]
+                      if conditions.at[seed, a] != conditions.at[seed, b]]
+            if differ:
+                seed, x, y = differ[0]
+                out.append(f"{a} vs {b}: {len(differ)} of {int(both.sum())} pairs were trained under "
+                           f"different conditions (seed {seed}: {x or 'unknown'} vs {y or 'unknown'}); "
+                           "their differences mix conditions with configurations")
+    return out
+
+
+def conditions_sentence(table: ScoreTable) -> str:
+    """The conditions of the ok runs, with counts, for the methods paragraph."""
+    if table.conditions is None:
+        return ""
+    used = table.conditions.where(table.scores.notna()).stack().dropna()
+    used = used[used != ""]
+    if used.empty:
+        return ""
+    counts = used.value_counts()
+    listed = "; ".join(f"{condition} ({n} run{'s' * (n != 1)})" for condition, n in counts.items())
+    return f"Runs were trained on {listed}." if len(counts) > 1 else f"Every run was trained on {counts.index[0]}."

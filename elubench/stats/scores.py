@@ -24,6 +24,25 @@ class ScoreTable:
     status: pd.DataFrame    # seed x config: ok | diverged | failed | missing
     pp: float               # percentage points per unit of `scores`
     counts: bool            # `scores` are integer error counts
+    conditions: pd.DataFrame | None = None  # seed x config: the numeric conditions of the run
+
+
+def condition_text(run) -> str:
+    """What can change a run's numbers besides its spec and seed: device type, precision,
+    threads on a CPU, determinism, torch's version ("" where the record does not say)."""
+    def get(key):
+        value = run.get(key)
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+    device = str(get("device") or "").split(":")[0]
+    parts = [device, get("precision")]
+    if device == "cpu" and get("threads") is not None:
+        parts.append(f"{int(get('threads'))} thread{'s' * (int(get('threads')) != 1)}")
+    if get("deterministic"):
+        parts.append("deterministic")
+    if get("torch"):
+        parts.append(f"torch {get('torch')}")
+    return ", ".join(str(p) for p in parts if p)
 
 
 def prepare(runs: pd.DataFrame) -> ScoreTable:
@@ -61,7 +80,11 @@ def prepare(runs: pd.DataFrame) -> ScoreTable:
     # have several (the labels then carry it too: relu/xavier).
     several = info["init"].nunique() > 1
     info["group"] = [str(init) if several else "" for init in info["init"]]
-    return ScoreTable(configs, info, scores, status, pp, bool(counts_ok))
+    conditions = (pd.DataFrame({"seed": runs["seed"].to_numpy(), "config": runs["config"].to_numpy(),
+                                "c": [condition_text(row) for row in runs.to_dict("records")]})
+                  .pivot(index="seed", columns="config", values="c")
+                  .reindex(index=status.index, columns=status.columns))
+    return ScoreTable(configs, info, scores, status, pp, bool(counts_ok), conditions)
 
 
 def check_options(alternative: str, alpha: float = 0.05) -> None:

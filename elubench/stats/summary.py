@@ -12,7 +12,8 @@ from elubench.errors import StatsError
 from elubench.spec import default_baseline
 from elubench.stats.families import (BNInteraction, FriedmanResult, PairedComparisons, bn_effects,
                                      comparisons, friedman_table, reference_activation)
-from elubench.stats.methods import methods_text, reach_warnings, run_warnings
+from elubench.stats.methods import (condition_warnings, methods_text, reach_warnings,
+                                    run_warnings)
 from elubench.stats.scores import ScoreTable, check_options, descriptives_table, prepare
 
 
@@ -121,9 +122,10 @@ def compare(runs: pd.DataFrame, metrics: pd.DataFrame | None = None, *, baseline
         warnings += [f"not tested: {message}" for message in bn.untestable]
         warnings += reach_warnings("BN effects", bn.effects, alpha, "two-sided")
         warnings += reach_warnings("BN × activation", bn.contrasts, alpha, "two-sided")
+    warnings += condition_warnings(table, [paired.table, *([bn.effects] if bn is not None else [])])
     desc = descriptives_table(table, runs, reference)
     speed = _speed(table, runs, metrics, target) if metrics is not None else None
     names = pd.unique(runs["spec_name"]) if "spec_name" in runs else []
     return Comparison(str(names[0]) if len(names) else None, baseline, table.configs, desc, omnibus,
                       paired, bn, speed, _cost(table, runs),
-                      methods_text(paired, desc, omnibus, bn, rope), warnings, rope)
+                      methods_text(paired, desc, omnibus, bn, rope, table), warnings, rope)
