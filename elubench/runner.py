@@ -143,6 +143,9 @@ class DataCache:
     def __init__(self):
         self._cache: dict = {}
 
+    def clear(self) -> None:
+        self._cache.clear()
+
     def get(self, spec, device, settings: RunSettings):
         key = (spec.hash, str(device))
         if key not in self._cache:
@@ -154,6 +157,11 @@ class DataCache:
 
 
 _DATA = DataCache()
+
+
+def release_data() -> None:
+    """Drop the data this process holds (a driver whose workers load their own)."""
+    _DATA.clear()
 
 
 def execute_run(spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lambda: False,

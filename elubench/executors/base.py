@@ -23,7 +23,7 @@ from elubench.errors import ElubenchError, ExecutorError
 from elubench.grid import RunConfig
 from elubench.record import RunRecord
 from elubench.runner import (Interrupted, Reporter, RunSettings, execute_run, prepare_matrix,
-                             run_matrix, stop_on_first_ctrl_c)
+                             release_data, run_matrix, stop_on_first_ctrl_c)
 from elubench.store import ResultsDir
 
 
@@ -164,6 +164,7 @@ class ParallelExecutor(Executor):
 
     threads: int | None = None  # CPU threads of one run when the executor fixes it (cpus per
                                 # run on a cluster); None: the spec's train.threads (--threads)
+    on_this_machine = False     # the workers run here and see the same files
 
     def _outcomes(self, results: ResultsDir, work: WorkerPayload, todo: list[RunConfig],
                   reporter: Reporter, stopping):
@@ -175,9 +176,10 @@ class ParallelExecutor(Executor):
         reporter = reporter or Reporter()
         # On this machine the driver can look for the files (and, with --download, fetch them
         # once, before workers race to); elsewhere a worker that misses them stops the matrix.
-        here = self.name == "local"
+        here = self.on_this_machine
         results, state = prepare_matrix(spec, configs, settings, load_data=here and settings.download,
                                         check_data=here)
+        release_data()  # a download's copy is the workers' to load, not the driver's to keep
         records = list(state.done.values())
         reporter.matrix_start(len(configs), len(state.done), len(state.todo))
         if not state.todo:

@@ -67,6 +67,7 @@ class LocalExecutor(ParallelExecutor):
     (worker k gets GPU k mod n); on a CPU each run uses its fixed thread count (train.threads)."""
 
     name = "local"
+    on_this_machine = True
 
     def __init__(self, workers: int = 2, gpus: list[str] | None = None):
         if workers < 1:

@@ -21,6 +21,7 @@ class RayExecutor(ParallelExecutor):
         self.gpus_per_run = gpus_per_run
         self.local_cpus = local_cpus
         self.threads = max(1, int(cpus_per_run)) if cpus_per_run else None
+        self.on_this_machine = address is None  # a Ray instance started here
 
     def runs_at_once(self, todo: int) -> None:
         return None  # Ray places the tasks

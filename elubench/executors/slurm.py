@@ -46,6 +46,7 @@ class SlurmExecutor(ParallelExecutor):
                            "slurm_array_parallelism": array_parallelism,
                            "slurm_additional_parameters": sbatch_options(sbatch) or None}
         self.cluster = cluster
+        self.on_this_machine = cluster != "slurm"  # submitit's local and debug clusters
         self.threads = cpus_per_run  # None: the run's threads (train.threads)
         self.poll_seconds = poll_seconds
 
