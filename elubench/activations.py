@@ -52,7 +52,7 @@ class ActivationDef:
     # Slope a of the negative part, for He initialization aware of it:
     # std = sqrt(2 / ((1 + a^2) fan_in)). None: no such slope, plain He (a = 0) is used.
     negative_slope: Callable[[dict[str, Value]], float | None] = lambda p: None
-    implemented_by: str = "torch"  # "elubench" when the module is elubench's own code
+    implemented_by: str = "torch"  # "elubench" when the module is elubench's own code (per device)
     aliases: tuple[str, ...] = ()
     # Learned parameters the module adds to a layer of `channels` units (PReLU's slopes).
     param_count: Callable[[dict[str, Value], int], int] = lambda p, channels: 0
@@ -123,6 +123,17 @@ def _in_place(name: str):
     return _torch_module(name, inplace=True)
 
 
+def _exp_linear(kind: str):
+    """ELU, SELU or CELU as elubench's ExpLinear (its own CPU kernel; see elubench.layers)."""
+    def build(params: dict[str, Value], channels: int):
+        from elubench.layers import SELU_ALPHA, SELU_SCALE, ExpLinear
+        if kind == "selu":
+            return ExpLinear(SELU_ALPHA, SELU_SCALE, 1.0, inplace=True, name=kind)
+        alpha = float(params["alpha"])
+        return ExpLinear(alpha, 1.0, 1.0 / alpha if kind == "celu" else 1.0, inplace=True, name=kind)
+    return build
+
+
 def _build_lrelu(p, channels):
     from torch import nn
     return nn.LeakyReLU(negative_slope=p["a"], inplace=True)
@@ -146,10 +157,15 @@ def _slope(v):
     return 0 <= v < 1
 
 
+# Where ELU, SELU and CELU come from: on the CPU elubench's vectorized kernel or PyTorch's,
+# whichever a measurement on this machine found faster (elubench.kernels); PyTorch's on a GPU.
+EXP_LINEAR_IMPL = "elubench or torch (CPU, measured), torch (GPU)"
+
 _DEFS = [
     ActivationDef(
         "elu", "x if x > 0 else alpha * (exp(x) - 1)", "Clevert et al. 2015",
-        _in_place("ELU"), (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
+        _exp_linear("elu"), (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
+        implemented_by=EXP_LINEAR_IMPL,
     ),
     ActivationDef("relu", "max(0, x)", "Nair & Hinton 2010", _in_place("ReLU"),
                   negative_slope=lambda p: 0.0),
@@ -172,10 +188,11 @@ _DEFS = [
         param_count=lambda p, channels: 1 if p["shared"] else channels,
     ),
     ActivationDef("selu", "scale * (x if x > 0 else alpha * (exp(x) - 1)), fixed scale/alpha",
-                  "Klambauer et al. 2017", _in_place("SELU")),
+                  "Klambauer et al. 2017", _exp_linear("selu"), implemented_by=EXP_LINEAR_IMPL),
     ActivationDef("celu", "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))", "Barron 2017",
-                  _in_place("CELU"),
-                  (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),)),
+                  _exp_linear("celu"),
+                  (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
+                  implemented_by=EXP_LINEAR_IMPL),
     ActivationDef("gelu", "x * Phi(x)", "Hendrycks & Gimpel 2016", _torch_module("GELU"),
                   (Param("approximate", "none", "'none' (exact erf) or 'tanh'",
                          lambda v: v in ("none", "tanh"), "'none' or 'tanh'"),)),

@@ -168,20 +168,84 @@ def _timed(loop, steps: int, device) -> float:
     return images / (time.perf_counter() - start)
 
 
-def measure_peak(device, dtype=torch.float32, repeats: int = 5) -> float:
-    """FLOP/s of a large matmul in the training dtype: the peak this device shows today."""
-    n = 4096 if device.type != "cpu" else 2048
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
+PEAK_SIZES = {"cpu": (1024, 2048, 3072), "other": (4096, 8192)}
+
+
+def measure_peak(device, dtype=torch.float32, repeats: int = 3) -> float:
+    """FLOP/s of large matmuls in the training dtype with every thread: the best of several
+    sizes and repeats, so one slow moment of a shared machine does not set the peak."""
     best = 0.0
-    for i in range(repeats + 1):
+    for n in PEAK_SIZES["cpu" if device.type == "cpu" else "other"]:
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        for i in range(repeats + 1):
+            synchronize(device)
+            start = time.perf_counter()
+            a @ b
+            synchronize(device)
+            if i:  # the first of each size is warm-up
+                best = max(best, 2 * n ** 3 / (time.perf_counter() - start))
+        del a, b
+    return best
+
+
+def hidden_shapes(spec, batch_size: int, activation) -> list[tuple[int, ...]]:
+    """The output shape (with the batch) of every hidden layer: where the activation runs."""
+    from elubench.plan import plan_network
+    plan = plan_network(spec, activation, False)
+    return [(batch_size, *row.out_shape) for row in plan.rows
+            if row.kind in ("conv", "fc") and row.activation]
+
+
+def activation_costs(spec, activations: list[str], device, batch_size: int, repeats: int = 5,
+                     inner: int = 3) -> dict:
+    """Forward + backward time of each activation alone, summed over the spec's hidden layer
+    shapes (one training step's worth), in microseconds: the median over `repeats` of the time
+    of `act(x.clone())` and its backward, less the same with the identity (the clone and the
+    backward's plumbing every activation pays). Interleaved over activations, like the rest."""
+    from elubench.activations import parse_activation
+
+    from elubench.layers import ExpLinear, _ExpLinearCPU
+
+    parsed = {name: parse_activation(name) for name in activations}
+    shapes = hidden_shapes(spec, batch_size, parsed[activations[0]])
+    inputs = [torch.randn(shape, device=device, requires_grad=True) for shape in shapes]
+    grads = [torch.randn(shape, device=device) for shape in shapes]
+    modules = {name: [act.create(shape[1]).to(device) for shape in shapes] for name, act in parsed.items()}
+    if device.type == "cpu":  # the exponential activations with each kernel (elubench.kernels)
+        for name in list(modules):
+            first = modules[name][0]
+            if isinstance(first, ExpLinear):
+                coefficients = (first.alpha, first.scale, first.input_scale)
+                modules[f"{name} [torch kernel]"] = [
+                    lambda x, c=coefficients: torch.ops.aten.elu_(x, *c) for _ in shapes]
+                modules[f"{name} [elubench kernel]"] = [
+                    lambda x, c=coefficients: _ExpLinearCPU.apply(x, *c, True) for _ in shapes]
+    modules["identity"] = [torch.nn.Identity() for _ in shapes]
+
+    def once(layers) -> float:
         synchronize(device)
         start = time.perf_counter()
-        a @ b
+        for _ in range(inner):
+            for layer, x, g in zip(layers, inputs, grads):
+                layer(x.clone()).backward(g)
         synchronize(device)
-        if i:  # the first is warm-up
-            best = max(best, 2 * n ** 3 / (time.perf_counter() - start))
-    return best
+        return (time.perf_counter() - start) / inner
+
+    times = {name: [] for name in modules}
+    for layers in modules.values():
+        once(layers)  # warm-up
+    for _ in range(repeats):
+        for name, layers in modules.items():
+            times[name].append(once(layers))
+    base = statistics.median(times.pop("identity"))
+    return {name: max(statistics.median(t) - base, 0.0) * 1e6 for name, t in times.items()}
+
+
+def _kernel(activation: str, device) -> str:
+    from elubench.activations import parse_activation
+    module = parse_activation(activation).create(1)
+    return module.implementation(device) if hasattr(module, "implementation") else "torch"
 
 
 def run_bench(spec, *, device: torch.device, activations: list[str], batch_size: int | None = None,
@@ -204,6 +268,9 @@ def run_bench(spec, *, device: torch.device, activations: list[str], batch_size:
         compile_seconds[activation] = time.perf_counter() - start
     reference.steps(warmup)
 
+    dtype = torch.bfloat16 if spec.train.precision == "bf16" else torch.float32
+    progress("measuring the matmul peak")
+    peak_before = measure_peak(device, dtype)  # again after the loops: the best of both sets it
     timings = {"reference": Timing([]), **{a: Timing([]) for a in engines}}
     for r in range(repeats):
         progress(f"repeat {r + 1}/{repeats}")
@@ -213,7 +280,9 @@ def run_bench(spec, *, device: torch.device, activations: list[str], batch_size:
 
     flops = engines["relu"].flops_per_image()
     dtype = torch.bfloat16 if spec.train.precision == "bf16" else torch.float32
-    peak = measure_peak(device, dtype)
+    progress("measuring the matmul peak and each activation alone")
+    peak = max(peak_before, measure_peak(device, dtype))
+    costs = activation_costs(spec, list(engines), device, batch_size)
     a = timings["reference"].summary()
     b = timings["relu"].summary()
     achieved = flops * b["median"]
@@ -228,6 +297,11 @@ def run_bench(spec, *, device: torch.device, activations: list[str], batch_size:
                                   for act, t in timings.items() if act != "reference"},
         "activation_images_per_second": {act: t.summary() for act, t in timings.items()
                                          if act != "reference"},
+        "activation_microseconds": costs,
+        "activation_cost_vs_relu": {act: (us / costs["relu"] if costs["relu"] > 0 else None)
+                                    for act, us in costs.items()},
+        "activation_kernel": {act: _kernel(act, device) for act in costs
+                              if "[" not in act},
         "compile": compile, "compile_seconds": compile_seconds if compile else None,
         "reference_workers": reference_workers,
         "device": str(device), "device_name": device_name(device),

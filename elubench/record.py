@@ -73,6 +73,7 @@ class RunRecord(BaseModel):
     precision: Optional[str] = None
     compiled: Optional[bool] = None
     threads: Optional[int] = None     # CPU intra-op threads of the run
+    activation_impl: Optional[str] = None  # whose kernel: elubench | torch | torch (compiled)
     allocator: Optional[str] = None   # runtime.keep_freed_memory's setting on the CPU
     executor: Optional[str] = None    # serial | local | ray | slurm
     runs_at_once: Optional[int] = None  # runs training at once beside it (null: unknown)

@@ -202,6 +202,17 @@ def build_for_training(spec, cfg: RunConfig, device: torch.device):
     return model, optimizer, start_hash, memory_format
 
 
+def activation_implementation(model: Net, device: torch.device, compiled: bool = False) -> str:
+    """Whose kernel computed the net's activation: "elubench" (layers.ExpLinear on the CPU),
+    "torch", or "torch (compiled)"."""
+    if compiled:
+        return "torch (compiled)"
+    if not model.hidden:
+        return "torch"
+    module = getattr(model.body, model.hidden[0])
+    return module.implementation(device) if hasattr(module, "implementation") else "torch"
+
+
 def eval_batch_size(batch_size: int) -> int:
     """Evaluation batches: larger than training's (no gradients kept), bounded for memory."""
     return min(max(2 * batch_size, 256), 1000)
@@ -407,5 +418,6 @@ class Trainer:
             device=str(self.device), device_name=device_name(self.device),
             precision=self.train_cfg.precision, compiled=self.options.compile,
             threads=torch.get_num_threads(), allocator=allocator_setting(self.device),
+            activation_impl=activation_implementation(self.model, self.device, self.options.compile),
             host=socket.gethostname(), versions=versions(), data=data.info,
             resumed_at=state.resumed_at, started_at=state.started_at, finished_at=time.time())

@@ -115,6 +115,12 @@ def run_warnings(table: ScoreTable) -> list[str]:
                    + ", ".join(f"{c} {n} {s}" for (c, s), n in by.items()))
     if len(table.configs) < 2:
         out.append("only one configuration: nothing to compare")
+    if table.implementations is not None:
+        for config, impls in table.implementations.items():
+            if len(impls) > 1:
+                out.append(f"{config}: its runs were trained with different activation kernels "
+                           f"({', '.join(f'{n} {impl}' for impl, n in impls.items())}); they agree "
+                           "to about 1e-6 per value, but a run's numbers depend on which")
     incomplete = table.status[~table.status.eq("ok").all(axis=1)]
     if len(incomplete):
         shown = [f"{seed} ({', '.join(f'{c} {s}' for c, s in row.items() if s != 'ok')})"

@@ -25,6 +25,7 @@ class ScoreTable:
     pp: float               # percentage points per unit of `scores`
     counts: bool            # `scores` are integer error counts
     conditions: pd.DataFrame | None = None  # seed x config: the numeric conditions of the run
+    implementations: dict | None = None     # config -> {activation kernel: runs}, ok runs
 
 
 def condition_text(run) -> str:
@@ -84,7 +85,12 @@ def prepare(runs: pd.DataFrame) -> ScoreTable:
                                 "c": [condition_text(row) for row in runs.to_dict("records")]})
                   .pivot(index="seed", columns="config", values="c")
                   .reindex(index=status.index, columns=status.columns))
-    return ScoreTable(configs, info, scores, status, pp, bool(counts_ok), conditions)
+    implementations = None
+    if "activation_impl" in ok:
+        known = ok[ok["activation_impl"].notna()]
+        implementations = {config: group["activation_impl"].value_counts().to_dict()
+                           for config, group in known.groupby("config", sort=False)}
+    return ScoreTable(configs, info, scores, status, pp, bool(counts_ok), conditions, implementations)
 
 
 def check_options(alternative: str, alpha: float = 0.05) -> None:
