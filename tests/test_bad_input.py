@@ -81,6 +81,9 @@ CASES = {
     "bad batchnorm flag": (lambda t, r, s: ["run", s, "--results", r, "--batchnorm", "maybe"],
                            "use on, off or both"),
     "unknown device": (lambda t, r, s: ["run", s, "--results", r, "--device", "tpu"], "unknown device"),
+    "cluster flag without its executor": (lambda t, r, s: ["run", s, "--results", r, "--ray-address",
+                                                           "auto"], "--ray-address applies to --executor ray"),
+    "zero threads": (lambda t, r, s: ["run", s, "--results", r, "--threads", "0"], "--threads"),
     "missing cuda": (lambda t, r, s: ["run", s, "--results", r, "--device", "cuda"], "CUDA is not available"),
     "bad precision": (lambda t, r, s: ["run", s, "--results", r, "--precision", "fp8"], "train.precision"),
     # data

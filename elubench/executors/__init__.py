@@ -45,11 +45,15 @@ def make_executor(name: str, **options) -> Executor:
     return EXECUTORS[name](**options)
 
 
-# Which executor a flag belongs to, to name it when the flag is given without --executor.
-FLAG_EXECUTOR = {"workers": "local", "gpus": "local", "address": "ray", "local_cpus": "ray",
-                 "cpus_per_run": "ray or slurm", "gpus_per_run": "ray or slurm",
-                 "partition": "slurm", "time_min": "slurm", "array_parallelism": "slurm",
-                 "sbatch": "slurm", "cluster": "slurm"}
+# Each executor option's command-line flag and the executor it belongs to, to name them when
+# the flag is given without --executor.
+FLAG_EXECUTOR = {"workers": ("--workers", "local"), "gpus": ("--gpus", "local"),
+                 "address": ("--ray-address", "ray"), "local_cpus": ("--ray-cpus", "ray"),
+                 "cpus_per_run": ("--cpus-per-run", "ray or slurm"),
+                 "gpus_per_run": ("--gpus-per-run", "ray or slurm"),
+                 "partition": ("--slurm-partition", "slurm"), "time_min": ("--slurm-time", "slurm"),
+                 "array_parallelism": ("--slurm-parallelism", "slurm"),
+                 "sbatch": ("--sbatch", "slurm"), "cluster": ("--slurm-cluster", "slurm")}
 
 
 def executor_for(name: str = "auto", *, parallel: int | None = None, device: str = "auto",
@@ -75,10 +79,9 @@ def executor_for(name: str = "auto", *, parallel: int | None = None, device: str
     if name != "auto":
         return make_executor(name, **given)
     if set(given) - {"workers", "gpus"}:
-        flag = sorted(set(given) - {"workers", "gpus"})[0]
-        raise ExecutorError(f"--{flag.replace('_', '-')} applies to --executor "
-                            f"{FLAG_EXECUTOR[flag]}", where=f"--{flag.replace('_', '-')}",
-                            hint=f"add --executor {FLAG_EXECUTOR[flag].split()[0]}")
+        flag, owner = FLAG_EXECUTOR[sorted(set(given) - {"workers", "gpus"})[0]]
+        raise ExecutorError(f"{flag} applies to --executor {owner}", where=flag,
+                            hint=f"add --executor {owner.split()[0]}")
     if given:
         return make_executor("local", **given)
     return default_executor(device, spec, threads)
