@@ -105,6 +105,16 @@ def _family_note(frame: pd.DataFrame, question: str, side: str, alpha: float, ex
             f"make it significant{extra}")
 
 
+def _bn_section(key: str, title: str, frame: pd.DataFrame, labels: list[str], label: str,
+                meaning: str, question: str, alpha: float, rope, bayes_note: str) -> Section:
+    """One of the two BN families as a table: its rows, what d and W/T/L mean, the family."""
+    rows = [_paired_cells({**r, "label": text}, label=label, bayes=rope is not None)
+            for text, (_, r) in zip(labels, frame.iterrows())]
+    note = (f"{meaning}; " + _family_note(frame, question, "two-sided", alpha, bayes_note)
+            + f"; {_methods_used(frame)}")
+    return Section(key, title, pd.DataFrame(rows), frame, note, _footnotes(frame, labels))
+
+
 def display_tables(result, *, task: str = "classification") -> list[Section]:
     """Every part of a Comparison as a titled table of formatted cells."""
     unit = "test loss (MSE)" if task == "autoencoder" else "test error (%)"
@@ -164,32 +174,20 @@ def display_tables(result, *, task: str = "classification") -> list[Section]:
                                 _footnotes(table, [r["comparison"] for r in rows])))
 
     if result.bn is not None:
-        effects = result.bn.effects
-        rows = []
-        for _, r in effects.iterrows():
-            rows.append(_paired_cells({**r, "label": r["activation"] + (f" ({r['init']})" if r["init"] else "")},
-                                      label="activation", bayes=rope is not None))
-        sections.append(Section(
+        bn = result.bn
+        sections.append(_bn_section(
             "bn_effects", "BN effects: each activation with batch normalization against without",
-            pd.DataFrame(rows), effects,
+            bn.effects, [r["activation"] + (f" ({r['init']})" if r["init"] else "")
+                         for _, r in bn.effects.iterrows()], "activation",
             "d = err(with BN) − err(without) per seed; negative = BN helps; W/T/L: seeds where BN "
-            "lowers / ties / raises the error; "
-            + _family_note(effects, "BN effect per activation", "two-sided", result.bn.alpha, bayes_note)
-            + f"; {_methods_used(effects)}", _footnotes(effects, [r["activation"] for r in rows])))
-        contrasts = result.bn.contrasts
-        if len(contrasts):
-            rows = []
-            for _, r in contrasts.iterrows():
-                rows.append(_paired_cells({**r, "label": f"BN effect: {r['a']} − {r['b']}"},
-                                          label="contrast", bayes=rope is not None))
-            sections.append(Section(
+            "lowers / ties / raises the error", "BN effect per activation", bn.alpha, rope, bayes_note))
+        if len(bn.contrasts):
+            sections.append(_bn_section(
                 "bn_contrasts", "BN × activation: does BN help one activation more than another?",
-                pd.DataFrame(rows), contrasts,
-                "d = BN effect of a − BN effect of b per seed; negative = BN helps a more; W/T/L: "
-                "seeds where BN helps a more / the same / less; "
-                + _family_note(contrasts, "each activation's BN effect against another's",
-                               "two-sided", result.bn.alpha, bayes_note)
-                + f"; {_methods_used(contrasts)}", _footnotes(contrasts, [r["contrast"] for r in rows])))
+                bn.contrasts, [f"BN effect: {r['a']} − {r['b']}" for _, r in bn.contrasts.iterrows()],
+                "contrast", "d = BN effect of a − BN effect of b per seed; negative = BN helps a more; "
+                "W/T/L: seeds where BN helps a more / the same / less",
+                "each activation's BN effect against another's", bn.alpha, rope, bayes_note))
 
     if result.speed is not None:
         s = result.speed

@@ -251,6 +251,8 @@ class Trainer:
         self.eval_every = self.train_cfg.eval_interval(self.total)
         self.probe = data.probe(min(self.train_cfg.probe_size, data.train_size))
         self.window = _LossWindow(options.sync_every, self.device)
+        # decided now, not at the first step: on a CPU it may time the kernels once (kernels.py)
+        self.activation_impl = activation_implementation(self.model, self.device, options.compile)
         self.state = _State()
         self.last: dict = {"test_error": None}  # the latest metrics line
         self.lr: float | None = None
@@ -418,6 +420,6 @@ class Trainer:
             device=str(self.device), device_name=device_name(self.device),
             precision=self.train_cfg.precision, compiled=self.options.compile,
             threads=torch.get_num_threads(), allocator=allocator_setting(self.device),
-            activation_impl=activation_implementation(self.model, self.device, self.options.compile),
+            activation_impl=self.activation_impl,
             host=socket.gethostname(), versions=versions(), data=data.info,
             resumed_at=state.resumed_at, started_at=state.started_at, finished_at=time.time())

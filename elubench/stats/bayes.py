@@ -133,21 +133,22 @@ def _checked(d, rope, samples, prior) -> tuple[np.ndarray, float, int, float]:
                          "before the test")
     if np.isinf(d).any():
         raise ValueError("d has infinite value(s): the differences must be finite")
-    try:
-        rope = float(rope)
-    except (TypeError, ValueError):
-        raise ValueError(f"rope must be a number, got {rope!r}") from None
-    if not math.isfinite(rope) or rope < 0:
-        raise ValueError(f"rope must be finite and >= 0 (the half-width of [-rope, rope]), got {rope}")
+    rope = _non_negative("rope", rope, "the half-width of [-rope, rope]")
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
-    try:
-        prior = float(prior)
-    except (TypeError, ValueError):
-        raise ValueError(f"prior must be a number, got {prior!r}") from None
-    if not math.isfinite(prior) or prior < 0:
-        raise ValueError(f"prior must be finite and >= 0 (the pseudo-observation's weight), got {prior}")
+    prior = _non_negative("prior", prior, "the pseudo-observation's weight")
     return d, rope, int(samples), prior
+
+
+def _non_negative(name: str, value, meaning: str) -> float:
+    """`value` as a finite float >= 0, or a ValueError naming `name`."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be finite and >= 0 ({meaning}), got {value}")
+    return value
 
 
 def _plan(x: np.ndarray, rope: float) -> tuple:
