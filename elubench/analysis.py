@@ -63,6 +63,11 @@ def analyze(root: Path, *, spec: str | None = None, skip_bad: bool = False, base
                                    + "; ".join(results.skipped))
         comparison.methods += (f" {len(results.skipped)} run record(s) were corrupt and left out "
                                "of every table.")
+    if results.partial:
+        comparison.warnings.insert(0, f"{len(results.partial)} damaged file(s) left out (--skip-bad): "
+                                   + "; ".join(results.partial))
+        comparison.methods += (f" {len(results.partial)} damaged metrics log(s) or spec "
+                               "description(s) were left out; the runs' final results were kept.")
     return Analysis(results, comparison, display_tables(comparison, task=task), task)
 
 

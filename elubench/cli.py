@@ -75,6 +75,10 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(
     help="CPU threads per run (sets train.threads; default the spec's, 1). Runs with different "
          "counts give different float sums: keep one count per results folder.", min=1,
     show_default=False)]
+TakeOverOpt = Annotated[bool, typer.Option(
+    help="Train runs claimed by a process on another host too (a results folder copied from a "
+         "machine where nothing trains them now).")]
+NoMemoryCheckOpt = Annotated[bool, typer.Option(help="Train even when the estimate says a run will not fit in memory.")]
 DeterministicOpt = Annotated[bool, typer.Option(
     help="GPU: deterministic algorithms (cuDNN, atomics), slower; recorded in every run.")]
 GpusOpt = Annotated[Optional[str], typer.Option(
@@ -144,19 +148,22 @@ def show(
     """Show the network a spec builds: layers, shapes, parameters and FLOPs."""
     from elubench.activations import parse_activation
     from elubench.plan import plan_network
+    from elubench.resources import estimate_run
     from elubench.specfile import load_spec
 
     loaded = load_spec(spec, set_ or [], width)
     act = parse_activation(activation) if activation else loaded.compare.parsed_activations()[0]
     plan = plan_network(loaded, act, bn)
+    estimate = estimate_run(loaded, act, bn)
     if as_json:
         payload = {"spec_name": loaded.name, "spec_hash": loaded.hash, "activation": str(act),
-                   "batchnorm": bn, **plan.to_dict()}
+                   "batchnorm": bn, **plan.to_dict(), "memory": estimate.to_dict()}
         typer.echo(dumps(payload, indent=2))
         return
-    from elubench.views import plan_table
+    from elubench.views import memory_view, plan_table
     title = f"{loaded.name}: {act}{' + BN' if bn else ''}, spec hash {loaded.hash}"
     _console().print(plan_table(plan, title))
+    _console().print(memory_view(estimate, loaded.train.batch_size))
 
 
 def _split_names(values: list[str] | None) -> list[str] | None:
@@ -175,18 +182,6 @@ def _split_names(values: list[str] | None) -> list[str] | None:
     return [n for n in names if n]
 
 
-def _human(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
 def _load(spec: Path, overrides: list[str] | None, width: float | None, precision: str | None,
           threads: int | None = None):
     """The spec with --set, --width, --precision and --threads applied (typed by the schema)."""
@@ -203,17 +198,23 @@ def run(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: BatchnormO
         data_dir: DataDirOpt = None, download: DownloadOpt = False, force: ForceOpt = False,
         dry_run: DryRunOpt = False, checkpoint_every: CheckpointOpt = 300.0,
         precision: PrecisionOpt = None, compile_: CompileOpt = False, shard: ShardOpt = None,
-        threads: ThreadsOpt = None, deterministic: DeterministicOpt = False,
+        threads: ThreadsOpt = None, deterministic: DeterministicOpt = False, take_over: TakeOverOpt = False,
         executor: ExecutorOpt = "auto", parallel: ParallelOpt = None, workers: WorkersOpt = None,
         gpus: GpusOpt = None, ray_address: RayAddressOpt = None, ray_cpus: RayCpusOpt = None,
         cpus_per_run: CpusPerRunOpt = None, gpus_per_run: GpusPerRunOpt = None,
         slurm_partition: PartitionOpt = None, slurm_time: SlurmTimeOpt = None,
         slurm_parallelism: SlurmParallelismOpt = None, sbatch: SbatchOpt = None,
-        slurm_cluster: SlurmClusterOpt = None):
-    """Train every activation × BN × seed of a spec; skips runs already recorded."""
+        slurm_cluster: SlurmClusterOpt = None, no_memory_check: NoMemoryCheckOpt = False):
+    """Train every activation × BN × seed of a spec; skips runs already recorded.
+
+    Exit codes: 0 every run has a record (ok or diverged); 2 a mistake in the input, nothing
+    trained; 3 some runs crashed (recorded failed); 4 some runs have no record (claimed
+    elsewhere, a damaged file, an OS error, lost): run again; 130 interrupted."""
     from elubench.executors import executor_for
     from elubench.grid import select
-    from elubench.runner import RunSettings, dry_run as plan_dry_run
+    from elubench.resources import check_fits
+    from elubench.dryrun import dry_run as plan_dry_run
+    from elubench.runner import RunSettings
 
     loaded = _load(spec, set_, width, precision, threads)
     configs = select(loaded, activations=_split_names(activations), batchnorm=batchnorm,
@@ -226,25 +227,28 @@ def run(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: BatchnormO
                           cluster=slurm_cluster)
     settings = RunSettings(results=results, device=device, data_dir=data_dir, download=download,
                            force=force, checkpoint_seconds=checkpoint_every, compile=compile_,
-                           deterministic=deterministic)
+                           deterministic=deterministic, take_over=take_over)
+    check_fits(loaded, configs, device, runner.runs_at_once(len(configs)), skip=no_memory_check)
     if dry_run:
         from elubench.views import dry_run_view
         plan = plan_dry_run(loaded, configs, settings, runner.runs_at_once(len(configs)) or 1)
-        _console().print(dry_run_view(plan, loaded, _human))
+        _console().print(dry_run_view(plan, loaded))
         return
     _train(loaded, configs, runner, settings)
 
 
 def _train(spec, configs, runner, settings) -> None:
-    """Train with a progress display; Ctrl-C says what is recorded and how to go on."""
-    from elubench.progress import RichReporter, summary_table
-    from elubench.runner import Interrupted
+    """Train with a progress display; say what is missing and exit with the code that says it
+    (Ctrl-C: what is recorded and how to go on)."""
+    from elubench.progress import RichReporter, summary_table, summary_view
+    from elubench.runner import Interrupted, Tally, summarize
 
     console = _console()
     reporter = RichReporter(console, spec.task)
+    tally = Tally(reporter)
     folder = Path(settings.results) / spec.name
     try:
-        records = runner.run(spec, configs, settings, reporter)
+        records = runner.run(spec, configs, settings, tally)
     except Interrupted as stop:
         reporter.close()
         console.print(f"[yellow]{stop}[/yellow]")
@@ -254,6 +258,9 @@ def _train(spec, configs, runner, settings) -> None:
     finally:
         reporter.close()
     console.print(summary_table(records, f"{spec.name}: {len(records)} runs in {folder}"))
+    summary = summarize(configs, records, tally.reasons)
+    console.print(summary_view(summary))
+    raise typer.Exit(summary.exit_code)
 
 
 ResultsArg = Annotated[Path, typer.Argument(help="A results folder (default results/).")]

@@ -60,3 +60,7 @@ class StatsError(ElubenchError):
 
 class ExecutorError(ElubenchError):
     """An executor cannot be started (for example its optional extra is not installed)."""
+
+
+class ResourceError(ElubenchError):
+    """A run would not fit in the memory of the machine or device that would train it."""

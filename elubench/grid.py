@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 from elubench.activations import parse_activation
 from elubench.errors import ElubenchError, SpecError
+from elubench.limits import MAX_SEEDS
 from elubench.spec import Spec, config_label
 
 
@@ -47,6 +48,8 @@ def expand(spec: Spec, *, activations: list[str] | None = None, batchnorm: list[
             if canonical not in names:
                 names.append(canonical)
     bns = compare.batchnorm if batchnorm is None else batchnorm
+    if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
+        raise SpecError(f"seeds is a count from 1 to {MAX_SEEDS:,}, got {seeds:,}", where="--seeds")
     seed_list = compare.seed_list() if seeds is None else list(range(seeds))
     inits = compare.init_list()
     return [

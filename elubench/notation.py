@@ -6,6 +6,9 @@
     1x192x1, 1x240x3  one stack of two layers (comma-separated)
     [1x192x5] [1x192x1, 1x240x3]   several stacks in one string, one bracket each
 
+A layer count is 1 to 1,000, units 1 to 65,536, a receptive field 1 to 1,024
+(elubench.limits); digits past those are refused before int() reads them.
+
 Numbers are ASCII digits 0-9 only: `str.isdigit()` would also take superscripts (`²`), which
 `int()` then rejects, and full-width or Arabic-Indic digits, which would pass unnoticed.
 
@@ -19,9 +22,14 @@ import re
 from dataclasses import dataclass
 
 from elubench.errors import NotationError
+from elubench.limits import MAX_COUNT, MAX_KERNEL, MAX_UNITS
 
 SEPARATORS = ("x", "X", "×")
 HINT = "write layers x units x receptive field, e.g. 1x192x5, 1×240×3 or 2x4096xFC"
+
+# The largest numbers the notation takes (elubench.limits): far past any published net, small
+# enough that a typo cannot ask for a layer no machine holds or a plan that never ends.
+LIMITS = {"layers": MAX_COUNT, "units": MAX_UNITS, "receptive field (kernel size)": MAX_KERNEL}
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,12 @@ def is_ascii_digit(char: str) -> bool:
 
 
 def _fail(text: str, pos: int, message: str) -> NotationError:
+    """The message, the text (a window of it around `pos` when long) and a caret at `pos`."""
+    if len(text) > 100:
+        start = max(0, pos - 50)
+        shown = ("…" if start else "") + text[start:pos + 50] + ("…" if pos + 50 < len(text) else "")
+        pos = pos - start + (1 if start else 0)
+        text = shown
     caret = " " * pos + "^"
     return NotationError(f"{message}\n    {text}\n    {caret}", hint=HINT)
 
@@ -75,9 +89,17 @@ def _parse_layer(text: str, start: int, end: int) -> Layer:
             pos += 1
         if begin == pos:
             raise _fail(text, pos, f"expected the number of {what}, {found()}")
-        value = int(text[begin:pos])
+        digits = text[begin:pos].lstrip("0")
+        limit = LIMITS[what]
+        noun = "the receptive field" if what.startswith("receptive") else f"the number of {what}"
+        if len(digits) > len(str(limit)):  # int() never sees a huge digit string
+            raise _fail(text, begin, f"{noun} must be at most {limit:,}; this one has "
+                                     f"{len(digits):,} digits")
+        value = int(digits or "0")
         if value < 1:
             raise _fail(text, begin, f"the number of {what} must be at least 1, got {value}")
+        if value > limit:
+            raise _fail(text, begin, f"{noun} must be at most {limit:,}, got {value:,}")
         return value
 
     def separator(after: str) -> None:

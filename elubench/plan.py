@@ -26,6 +26,7 @@ import math
 from dataclasses import KW_ONLY, asdict, dataclass, field
 
 from elubench.activations import Activation
+from elubench.limits import MAX_LAYERS, MAX_UNITS
 
 
 class PlanError(Exception):
@@ -148,6 +149,9 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
     flat = False
     layer_number = 0
     total_layers = sum(layer.count for stack in stacks for layer in stack)
+    if total_layers > MAX_LAYERS:
+        raise PlanError(f"the net has {total_layers:,} layers; at most {MAX_LAYERS:,}", None,
+                        "a typo in a layer count? (the paper's deepest net has 30)")
 
     for s, stack in enumerate(stacks):
         for position, layer in enumerate(stack):
@@ -156,6 +160,10 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
                 layer_number += 1
                 is_output = layer_number == total_layers
                 units = layer.units if is_output else scaled_units(layer.units, model.width)
+                if units > MAX_UNITS:
+                    raise PlanError(f"{layer.units:,} units × width {model.width:g} = {units:,} "
+                                    f"units; a layer may have at most {MAX_UNITS:,}", s,
+                                    "use a smaller model.width (or --width)")
                 use_bn = batchnorm and not is_output
                 act = None if is_output else str(activation)
                 extra = (2 * units if use_bn else 0) + \
@@ -189,6 +197,11 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
                                         "put every FC stack after the conv stacks")
                     c, h, w = shape
                     k = layer.kernel
+                    if k > 2 * max(h, w) + 1:  # wider, and its outer weights never see a pixel
+                        raise PlanError(f"a {k}×{k} receptive field on a {h}×{w} map: at most "
+                                        f"{2 * max(h, w) + 1} (twice the side plus one) on this "
+                                        "map; the wider kernel's outer weights see only padding",
+                                        s, "use a smaller receptive field, or pool less before it")
                     oh, ow = -(-h // stride), -(-w // stride)  # "same": ceil(size / stride)
                     pad_h = max((oh - 1) * stride + k - h, 0)
                     pad_w = max((ow - 1) * stride + k - w, 0)
@@ -249,20 +262,9 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
     return plan
 
 
-PROCESS_BYTES = 400 * 2 ** 20  # a Python process with torch loaded, before any data
-
-
 def run_memory_bytes(spec, activation: Activation, batchnorm: bool = True) -> int:
-    """A rough upper estimate of one CPU run's resident memory: the process, the dataset held
-    in memory (train images padded, twice for the preprocessing copies), the weights with their
-    gradients and momentum, and a batch's activations with their gradients. `run` uses it to
-    keep the runs it trains at once within the memory available."""
-    plan = plan_network(spec, activation, batchnorm)
-    data = spec.data
-    c, h, w = data.image_shape()
-    pad = data.augment.pad
-    sizes = data.sizes() if data.dataset != "imagefolder" else (0, 0)
-    dataset = (sizes[0] * c * (h + 2 * pad) * (w + 2 * pad) + sizes[1] * _prod(data.input_shape())) * 4
-    weights = plan.total_params * 4 * 3
-    activations = spec.train.batch_size * sum(_prod(r.out_shape) for r in plan.rows) * 4 * 3
-    return PROCESS_BYTES + 2 * dataset + weights + activations
+    """One CPU run's resident memory, estimated (elubench.resources.estimate_run: the process,
+    the dataset and its loading copies, weights with gradients and momentum, a batch's
+    activations). `run` uses it to keep the runs it trains at once within the memory available."""
+    from elubench.resources import estimate_run
+    return estimate_run(spec, activation, batchnorm).cpu_total

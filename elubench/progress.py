@@ -8,7 +8,9 @@ import statistics
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from elubench.runner import Reporter
 
@@ -29,7 +31,7 @@ def result_line(record: dict) -> str:
         return (f"[green]ok[/green] {head}: {score}, {record['wall_seconds']:.1f} s"
                 + (f", {speed:,.0f} img/s" if speed else ""))
     colour = "yellow" if record["status"] == "diverged" else "red"
-    return f"[{colour}]{record['status']}[/{colour}] {head}: {record.get('reason')}"
+    return f"[{colour}]{record['status']}[/{colour}] {head}: {escape(str(record.get('reason')))}"
 
 
 def summary_table(records: list[dict], title: str) -> Table:
@@ -54,6 +56,29 @@ def summary_table(records: list[dict], title: str) -> Table:
         bad = sum(r["status"] == "diverged" for r in rows), sum(r["status"] == "failed" for r in rows)
         table.add_row(config, str(len(ok)), f"{bad[0]} / {bad[1]}", cell)
     return table
+
+
+def summary_view(summary) -> Text:
+    """After `run`: nothing when every run has a result; else what crashed, what has no
+    record and why, and what to do (runner.Summary)."""
+    text = Text()
+    missing, failed = summary.missing, summary.failed
+    if not missing and not failed:
+        text.append(f"all {len(summary.asked)} runs recorded", style="green")
+        return text
+    if failed:
+        text.append(f"{len(failed)} of {len(summary.asked)} runs failed (recorded with their "
+                    f"traceback; the next `run` tries them again from their checkpoint): "
+                    f"{', '.join(failed[:8])}{' …' if len(failed) > 8 else ''}\n", style="red")
+    if missing:
+        text.append(f"{len(missing)} of {len(summary.asked)} runs have no record:\n", style="yellow")
+        for run_id, why in list(missing.items())[:20]:
+            text.append(f"  {run_id}: {why}\n")
+        if len(missing) > 20:
+            text.append(f"  … and {len(missing) - 20} more\n")
+        text.append("run the same command again to continue them")
+    text.append(f"\nexit code {summary.exit_code}", style="dim")
+    return text
 
 
 class RichReporter(Reporter):
@@ -108,7 +133,7 @@ class RichReporter(Reporter):
         self._finish(cfg, result_line(record))
 
     def run_skipped(self, cfg, reason):
-        self._finish(cfg, f"[dim]skipped {cfg.run_id}: {reason}[/dim]")
+        self._finish(cfg, f"[dim]skipped {cfg.run_id}: {escape(reason)}[/dim]")
 
     def note(self, text):
         self.progress.console.print(text)

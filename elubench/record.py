@@ -1,4 +1,5 @@
-"""The run record: the one definition of what `run.json` holds.
+"""The run record: the one definition of what `run.json` holds, and the one validating reader
+of every file a run leaves (run.json, metrics.jsonl, claim.json).
 
 The trainer builds it for runs that end (ok or diverged), the runner builds its failed form
 (`RunRecord.failed`), the store writes it and every reader validates what it reads against it
@@ -24,6 +25,9 @@ STATUSES = ("ok", "diverged", "failed")
 Status = Literal["ok", "diverged", "failed"]
 BAD_RECORD_HINT = ("move the file away (`run` then trains that run again); `compare` and "
                    "`report` can leave it out with --skip-bad")
+BAD_METRICS_HINT = ("restore it from a copy, or move it away together with the run's "
+                    "checkpoint.pt and run.json (`run` then trains that run again from its start); "
+                    "`compare` and `report` can leave the run out with --skip-bad")
 
 LayerStats = dict[str, dict[str, Optional[float]]]
 
@@ -165,3 +169,113 @@ def read_record(path: Path) -> RunRecord:
         raise StoreError(f"corrupt run record ({exc.__class__.__name__}: {exc})", where=str(path),
                          hint=BAD_RECORD_HINT) from None
     return parse_record(payload, str(path))
+
+
+class MetricsRow(BaseModel):
+    """One line of metrics.jsonl: an evaluation. `iteration` is the contract; the rest are the
+    numbers tables and figures read (null where a run has none), and anything else is kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    iteration: int
+    test_error: Optional[float] = None
+    train_loss: Optional[float] = None
+    lr: Optional[float] = None
+    seconds: Optional[float] = None
+    activations: Optional[LayerStats] = None
+
+    @model_validator(mode="after")
+    def _sane(self):
+        if self.iteration < 0:
+            raise ValueError(f"iteration {self.iteration} is negative")
+        return self
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of a metrics.jsonl, each validated; [] when there is none.
+
+    A torn last line (no newline: a crash mid-append) is dropped, as the run resumes from a
+    checkpoint taken before it. Any other damage (bytes that are not UTF-8, a line that is not a
+    JSON object of the row's shape, iterations that go back) raises StoreError naming the file
+    and line, so no table or resumed run is built on half a log.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StoreError(f"cannot read the metrics log ({exc.strerror or exc})", where=str(path)) \
+            from None
+    lines = raw.split(b"\n")
+    torn = lines.pop()  # after the last newline: b"" when the file is whole
+    rows: list[dict] = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            payload = json.loads(line.decode("utf-8"))
+            if not isinstance(payload, dict):
+                raise ValueError("not a JSON object")
+            row = MetricsRow.model_validate(payload)
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, ValidationError too
+            raise StoreError(f"corrupt metrics log, line {number} ({_reason(exc)})",
+                             where=str(path), hint=BAD_METRICS_HINT) from None
+        if rows and row.iteration < rows[-1]["iteration"]:
+            raise StoreError(f"corrupt metrics log, line {number} (iteration {row.iteration} "
+                             f"after {rows[-1]['iteration']})", where=str(path),
+                             hint=BAD_METRICS_HINT)
+        rows.append(payload)
+    del torn  # a partial line: what a kill mid-append leaves; never trusted
+    return rows
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(_problem(e) for e in exc.errors()[:2])
+    if isinstance(exc, UnicodeDecodeError):
+        return f"bytes that are not UTF-8 text at offset {exc.start}"
+    return f"{exc.__class__.__name__}: {str(exc)[:80]}"
+
+
+class Claim(BaseModel):
+    """claim.json: which process trains a run. Written whole (see store.RunDir.claim); one that
+    does not read as this is stale: no live writer leaves it so."""
+
+    host: str
+    pid: int
+    claimed: Optional[float] = None  # when (the file's mtime is the heartbeat)
+
+
+def read_claim(path: Path) -> Claim | None:
+    """The claim's owner, or None when the file is empty, torn or not a claim."""
+    try:
+        return Claim.model_validate_json(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+class SpecMeta(BaseModel):
+    """spec.json: the spec a results folder holds runs of (`run` refuses to mix versions)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    spec_hash: str
+    spec_name: Optional[str] = None
+    spec: Optional[dict] = None
+
+
+def read_spec_meta(path: Path) -> SpecMeta | None:
+    """A results folder's spec.json, validated; None when there is none."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read spec.json ({exc.strerror or exc})", where=str(path)) from None
+    try:
+        return SpecMeta.model_validate_json(raw)
+    except ValueError as exc:
+        raise StoreError(f"corrupt spec.json ({_reason(exc)})", where=str(path),
+                         hint="restore it from a copy, or move the spec's folder away (a new "
+                              "`run` starts it again); `compare` and `report` go on without it "
+                              "with --skip-bad") from None

@@ -7,12 +7,11 @@ No torch here: compare reads thousands of runs in a second or two.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from elubench.errors import StoreError
-from elubench.record import SCALAR_FIELDS, read_record
+from elubench.record import SCALAR_FIELDS, read_record, read_spec_meta
 from elubench.spec import config_label
 from elubench.store import METRICS, find_records, read_metrics
 
@@ -37,6 +36,7 @@ class RunTables:
     spec: dict | None            # the resolved spec (spec.json), when the tree has it
     skipped: list[str] = field(default_factory=list)  # corrupt records left out with --skip-bad
     folder: Path | None = None   # results/<spec name>/ (where REPORT.md goes)
+    partial: list[str] = field(default_factory=list)  # damaged curves / spec.json left out (--skip-bad)
 
     @property
     def name(self) -> str:
@@ -102,12 +102,19 @@ def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
     for column in NUMERIC_COLUMNS:
         runs[column] = pd.to_numeric(runs[column], errors="coerce")
 
-    metric_rows, layer_rows = [], []
+    metric_rows, layer_rows, partial = [], [], []
     if detail:
         for r, folder in zip(records, folders):
+            try:
+                lines = read_metrics(folder / METRICS)
+            except StoreError as exc:
+                if not skip_bad:
+                    raise
+                partial.append("its curve left out: " + exc.render())  # its result stays
+                continue
             base = {"run_id": r.run_id, "config": _label(r), "activation": r.activation,
                     "batchnorm": r.batchnorm, "init": r.init, "seed": r.seed}
-            for line in read_metrics(folder / METRICS):
+            for line in lines:
                 at = {**base, "iteration": line.get("iteration")}
                 metric_rows.append({**at, "test_error": line.get("test_error"),
                                     "train_loss": line.get("train_loss"), "lr": line.get("lr"),
@@ -120,9 +127,12 @@ def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
     activations = pd.DataFrame(layer_rows, columns=[*CONFIG_COLUMNS, "iteration", "layer",
                                                     "mean", "median"])
     spec_dir = folders[0].parent.parent
-    resolved = None
-    try:
-        resolved = json.loads((spec_dir / "spec.json").read_text()).get("spec")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        pass  # a tree without spec.json (records copied alone) still compares
-    return RunTables(runs, metrics, activations, resolved, skipped, spec_dir)
+    try:  # a tree without spec.json (records copied alone) still compares
+        meta = read_spec_meta(spec_dir / "spec.json")
+    except StoreError as exc:
+        if not skip_bad:
+            raise
+        partial.append("the spec's description left out: " + exc.render())
+        meta = None
+    resolved = meta.spec if meta is not None else None
+    return RunTables(runs, metrics, activations, resolved, skipped, spec_dir, partial)

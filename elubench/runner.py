@@ -1,8 +1,11 @@
 """Run a matrix of runs on this machine: skip what is done, claim, train, record.
 
 The reporter (the CLI's rich progress, or nothing) is told what happens; the runner itself
-prints nothing. A run that crashes is recorded as `failed` and the matrix goes on; a user's
-mistake (a missing dataset, an unwritable folder) stops it with an ElubenchError.
+prints nothing. A run that crashes is recorded as `failed` (its checkpoint kept) and the matrix
+goes on; a run that cannot go on for a reason outside it (a damaged file of its own, an OS
+error such as a full disk, another process's claim) is left as it is, resumable, and said
+why; a user's mistake that concerns every run (a missing dataset, an unwritable folder) stops
+the matrix with an ElubenchError. `Summary` says what is missing at the end and the exit code.
 """
 
 from __future__ import annotations
@@ -36,6 +39,77 @@ class Reporter:
     def note(self, text: str) -> None: ...
 
 
+class Tally(Reporter):
+    """Passes every event on to `inner` and remembers why each run was left without a record."""
+
+    def __init__(self, inner: Reporter | None = None):
+        self.inner = inner or Reporter()
+        self.reasons: dict[str, str] = {}
+
+    def matrix_start(self, total, done, todo):
+        self.inner.matrix_start(total, done, todo)
+
+    def run_start(self, cfg, index, todo):
+        self.inner.run_start(cfg, index, todo)
+
+    def run_progress(self, cfg, event):
+        self.inner.run_progress(cfg, event)
+
+    def run_end(self, cfg, record):
+        self.reasons.pop(cfg.run_id, None)
+        self.inner.run_end(cfg, record)
+
+    def run_skipped(self, cfg, reason):
+        self.reasons[cfg.run_id] = reason
+        self.inner.run_skipped(cfg, reason)
+
+    def note(self, text):
+        self.inner.note(text)
+
+
+@dataclass
+class Skipped:
+    """A run left without a record, and why: another process's claim, a damaged file of its
+    own, an OS error. Nothing of it is lost: the next `run` picks it up where it stands."""
+
+    reason: str
+
+
+# Exit codes of `elubench run` (README, docs/reliability.md).
+EXIT_OK = 0             # every run asked for has a record: ok or diverged (a result too)
+EXIT_FAILED = 3         # every run has a record, but some crashed (recorded failed)
+EXIT_INCOMPLETE = 4     # some runs have no record (claimed elsewhere, blocked, lost): run again
+
+
+@dataclass
+class Summary:
+    """What a `run` leaves: every run asked for, recorded or not, and why not."""
+
+    asked: list[str]
+    records: dict[str, RunRecord]
+    reasons: dict[str, str]
+
+    @property
+    def failed(self) -> list[str]:
+        return [run_id for run_id in self.asked
+                if run_id in self.records and self.records[run_id].status == "failed"]
+
+    @property
+    def missing(self) -> dict[str, str]:
+        return {run_id: self.reasons.get(run_id, "no record (not trained)")
+                for run_id in self.asked if run_id not in self.records}
+
+    @property
+    def exit_code(self) -> int:
+        if self.missing:
+            return EXIT_INCOMPLETE
+        return EXIT_FAILED if self.failed else EXIT_OK
+
+
+def summarize(configs: list[RunConfig], records: list[RunRecord], reasons: dict[str, str]) -> Summary:
+    return Summary([c.run_id for c in configs], {r.run_id: r for r in records}, dict(reasons))
+
+
 class Interrupted(Exception):
     """Ctrl-C: the current run's checkpoint is saved; `records` holds what is finished."""
 
@@ -61,6 +135,15 @@ class RunSettings:
     deterministic: bool = False       # torch's deterministic algorithms (run --deterministic)
     executor: str = "serial"          # what trains the runs: recorded in every run
     runs_at_once: int | None = 1      # runs training at once on this machine (None: unknown)
+    take_over: bool = False           # take over claims from other hosts (run --take-over)
+
+    def __post_init__(self):
+        seconds = self.checkpoint_seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
+                or not math.isfinite(seconds) or seconds < 0:
+            raise ElubenchError(f"seconds between checkpoints must be a number >= 0, got {seconds}",
+                                where="--checkpoint-every",
+                                hint="e.g. --checkpoint-every 300 (0: at every evaluation)")
 
     def threads_for(self, spec) -> int:
         """The intra-op threads a run of `spec` trains with on a CPU."""
@@ -80,13 +163,20 @@ class MatrixState:
     failed: dict[str, RunRecord] = field(default_factory=dict)  # run_id -> record, to retry
     todo: list[RunConfig] = field(default_factory=list)
     started: set[str] = field(default_factory=set)           # todo runs with a checkpoint
+    damaged: dict[str, str] = field(default_factory=dict)    # run_id -> why its run.json is not a record
 
 
 def matrix_state(results: ResultsDir, configs: list[RunConfig]) -> MatrixState:
+    """Where each run stands; reads, never writes. A run.json that does not validate is never
+    taken as done: the run is `damaged` and left alone until the user moves the file away."""
     state = MatrixState()
     for cfg in configs:
         run = results.run(cfg.run_id)
-        record = run.record()
+        try:
+            record = run.record()
+        except StoreError as exc:
+            state.damaged[cfg.run_id] = exc.render()
+            continue
         if record is not None and record.status != "failed":
             state.done[cfg.run_id] = record
             continue
@@ -165,21 +255,28 @@ def release_data() -> None:
 
 
 def execute_run(spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lambda: False,
-                progress=None) -> RunRecord | None:
+                progress=None) -> RunRecord | Skipped:
     """Claim, train and record one run; the building block of every executor.
 
-    Returns the record, or None when another process holds the run's claim.
-    A crash inside training is recorded as a `failed` run, not raised.
+    Returns the record, or Skipped (why) when the run cannot go on now: another process holds
+    its claim, a file of its own is damaged, or the OS refused a write (a full disk, a file-size
+    limit). A crash inside training is recorded as a `failed` run, not raised; its checkpoint
+    stays, so the next attempt resumes rather than starting over.
     """
     from elubench.runtime import configure, resolve_device
     from elubench.train import BadCheckpoint, LoopOptions, Stopped, train_run
 
     results = ResultsDir(settings.results, spec)
     run = results.run(cfg.run_id)
-    if not run.claim(STALE_SECONDS):
-        return None
+    if not run.claim(STALE_SECONDS, take_over=settings.take_over):
+        holder = run.claim_holder(STALE_SECONDS)
+        return Skipped(holder.describe(STALE_SECONDS) if holder else "another process claimed it")
     try:
-        existing = run.record()
+        run.clean_leftovers()
+        try:
+            existing = run.record()
+        except StoreError as exc:
+            return Skipped(exc.render())
         if existing is not None and existing.status != "failed":
             return existing  # finished by another process since we looked
         if existing is not None:
@@ -195,10 +292,13 @@ def execute_run(spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lamb
             try:
                 record = train_run(spec, cfg, data, run, options)
             except BadCheckpoint as exc:  # the user's to resolve: say which file and how
-                raise StoreError(f"cannot resume from this checkpoint ({exc})",
-                                 where=str(run.checkpoint_path),
-                                 hint="delete it to train this run from the start, or run with "
-                                      "--force") from None
+                return Skipped(StoreError(
+                    f"cannot resume from this checkpoint ({exc})", where=str(run.checkpoint_path),
+                    hint="delete it to train this run from the start, or run with --force").render())
+            except StoreError as exc:  # a damaged metrics log: resuming on it would be a lie
+                return Skipped(exc.render())
+            except OSError as exc:  # the machine's fault, not the run's: keep it resumable
+                return Skipped(_os_error(exc, run))
             except (Stopped, ElubenchError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # a crash is a result to record, not a reason to stop the matrix
@@ -207,11 +307,24 @@ def execute_run(spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lamb
                                           device=str(device), wall_seconds=time.time() - started,
                                           finished_at=time.time())
         record = record.model_copy(update=settings.conditions())
-        run.write_record(record)
-        run.checkpoint_path.unlink(missing_ok=True)
+        try:
+            run.write_record(record)
+        except OSError as exc:
+            return Skipped(_os_error(exc, run))
+        if record.status != "failed":  # a failed attempt keeps its progress for the next one
+            run.checkpoint_path.unlink(missing_ok=True)
         return record
     finally:
         run.release()
+
+
+def _os_error(exc: OSError, run) -> str:
+    """Why a run was left unrecorded by an OS error, and that nothing of it is lost."""
+    what = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    kept = "its last checkpoint is kept" if run.checkpoint_path.exists() else "nothing was recorded"
+    return (f"the system refused a write: {what}{where}; {kept} and the next `run` resumes it "
+            "once the cause (a full disk, a file-size limit, permissions) is fixed")
 
 
 def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
@@ -243,7 +356,18 @@ def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
         for cfg in configs:
             if results.run(cfg.run_id).path.exists():
                 results.supersede_run(cfg.run_id)
+    for run_id in state.done:  # a kill between the record's write and the claim's release
+        run = results.run(run_id)
+        if run.claim_path.exists() and run.claim_holder(STALE_SECONDS) is None:
+            run.release()
     return results, state
+
+
+def report_damaged(state: MatrixState, configs: list[RunConfig], reporter: Reporter) -> None:
+    """Tell the reporter about runs whose run.json is damaged: never trained over, never done."""
+    for cfg in configs:
+        if cfg.run_id in state.damaged:
+            reporter.run_skipped(cfg, state.damaged[cfg.run_id])
 
 
 def run_matrix(spec, configs: list[RunConfig], settings: RunSettings,
@@ -255,6 +379,7 @@ def run_matrix(spec, configs: list[RunConfig], settings: RunSettings,
     _, state = prepare_matrix(spec, configs, settings)
     records = list(state.done.values())
     reporter.matrix_start(len(configs), len(state.done), len(state.todo))
+    report_damaged(state, configs, reporter)
     with stop_on_first_ctrl_c() as stop_requested:
         for index, cfg in enumerate(state.todo):
             reporter.run_start(cfg, index, len(state.todo))
@@ -263,136 +388,11 @@ def run_matrix(spec, configs: list[RunConfig], settings: RunSettings,
                                      progress=lambda event, cfg=cfg: reporter.run_progress(cfg, event))
             except Stopped as exc:
                 raise Interrupted(str(exc), records) from None
-            if record is None:
-                reporter.run_skipped(cfg, "another process is training it")
+            if isinstance(record, Skipped):
+                reporter.run_skipped(cfg, record.reason)
                 continue
             records.append(record)
             reporter.run_end(cfg, record)
             if stop_requested():
                 raise Interrupted(f"stopped after {cfg.run_id}", records)
     return records
-
-
-@dataclass
-class Estimate:
-    step_seconds: float       # one training step, measured on this device with `threads`
-    eval_seconds: float       # one evaluation of the whole test set (estimated from batches)
-    iterations: int           # per run
-    evaluations: int          # per run
-    runs: int                 # runs left to train
-    device: str
-    threads: int = 1          # CPU threads per run while timed
-    at_once: int = 1          # runs training at once
-
-    @property
-    def run_seconds(self) -> float:
-        return self.iterations * self.step_seconds + self.evaluations * self.eval_seconds
-
-    @property
-    def total_seconds(self) -> float:
-        """Waves of `at_once` runs; assumes runs at once do not slow each other (each has its
-        own cores), which memory bandwidth may not quite allow."""
-        return math.ceil(self.runs / max(1, self.at_once)) * self.run_seconds
-
-
-def estimate(spec, cfg: RunConfig, runs: int, settings: RunSettings, *, threads: int | None = None,
-             at_once: int = 1, steps: int = 8, warmup: int = 3) -> Estimate:
-    """Time a few steps of `cfg`'s net on random data of the spec's shape (no dataset needed),
-    with `threads` CPU threads (default: a run's), and scale to the matrix: a user learns the
-    cost before starting."""
-    import torch
-
-    from elubench.runtime import configure, resolve_device, synchronize
-    from elubench.train import build_for_training, eval_batch_size, make_step
-
-    device = resolve_device(settings.device)
-    threads = threads or settings.threads_for(spec)
-    configure(device, threads)
-    train = spec.train
-    sizes = spec.data.sizes()
-    batch = train.batch_size if sizes is None else min(train.batch_size, sizes[0])
-    model, optimizer, _, memory_format = build_for_training(spec, cfg, device)
-    step = make_step(model, optimizer, spec.task, train.precision, memory_format)
-    classes = spec.data.classes() or 2
-    x = torch.randn(batch, *spec.data.input_shape(), device=device)
-    y = torch.randint(0, classes, (batch,), device=device)
-    for _ in range(warmup):
-        step(x, y)
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = step(x, y)
-    loss.item()
-    step_seconds = (time.perf_counter() - start) / steps
-
-    eval_batch = eval_batch_size(batch)
-    model.eval()
-    with torch.no_grad():
-        xe = torch.randn(eval_batch, *spec.data.input_shape(), device=device)
-        model(xe.contiguous(memory_format=memory_format))
-        synchronize(device)
-        start = time.perf_counter()
-        model(xe.contiguous(memory_format=memory_format)).sum().item()
-        batch_seconds = time.perf_counter() - start
-    test_size = sizes[1] if sizes else 50_000
-    eval_seconds = batch_seconds * test_size / eval_batch
-
-    steps_per_epoch = max(1, (sizes[0] if sizes else 1_281_167) // batch)
-    iterations = train.iterations or train.epochs * steps_per_epoch
-    evaluations = iterations // train.eval_interval(iterations) + 1
-    return Estimate(step_seconds, eval_seconds, iterations, evaluations, runs, str(device),
-                    threads if device.type == "cpu" else 1, at_once)
-
-
-@dataclass
-class DryRun:
-    """What `run --dry-run` shows: where each run stands and what the rest would cost."""
-
-    configs: list[RunConfig]
-    state: MatrixState
-    folder: Path
-    other_version: bool              # the folder holds another version of this spec
-    estimate: Estimate | None        # None when nothing is left to train
-    timed_on: str | None = None      # the configuration whose steps were timed
-    plan: list = field(default_factory=list)  # stats.planning.FamilyPlan per family of tests
-    alternative: Estimate | None = None  # CPU: one run at a time with every core, for contrast
-
-
-def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int = 1) -> DryRun:
-    """Where the matrix stands in the results folder, an estimate of the rest (with `at_once`
-    runs training at once), and whether its seeds can make a comparison significant at all;
-    writes nothing. On a CPU with more cores than a run's threads it also times the other layout
-    (one run at a time on every core), so a user sees which is faster for this net."""
-    from elubench.runtime import cpu_count
-
-    results = ResultsDir(settings.results, spec)
-    other = results.stored_hash() not in (None, spec.hash)
-    state = MatrixState(todo=list(configs)) if other or settings.force else matrix_state(results, configs)
-    guess = alternative = None
-    if state.todo:
-        at_once = max(1, min(at_once, len(state.todo)))
-        guess = estimate(spec, state.todo[0], len(state.todo), settings, at_once=at_once)
-        cores = cpu_count()
-        if guess.device == "cpu" and cores > guess.threads:
-            alternative = estimate(spec, state.todo[0], len(state.todo), settings, threads=cores)
-    return DryRun(configs, state, results.path, other, guess,
-                  state.todo[0].config if state.todo else None, significance(spec, configs),
-                  alternative)
-
-
-def significance(spec, configs: list[RunConfig]) -> list:
-    """The families `compare` will test on these runs, with their floors (stats.planning)."""
-    from elubench.spec import default_baseline
-    from elubench.stats.planning import significance_plan
-
-    if not configs:
-        return []
-    activations = list(dict.fromkeys(c.activation for c in configs))
-    labels = {c.config for c in configs}
-    baseline = spec.compare.baseline
-    if baseline not in activations and baseline not in labels:
-        baseline = default_baseline(activations)
-    return significance_plan(activations, sorted({c.batchnorm for c in configs}),
-                             list(dict.fromkeys(c.init for c in configs)), baseline,
-                             len({c.seed for c in configs}), spec.compare.alpha,
-                             spec.compare.alternative)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt,
@@ -19,6 +19,9 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloa
 from elubench.activations import Activation, parse_activation
 from elubench.errors import ElubenchError
 from elubench.notation import Layer, format_stack, parse_architecture, parse_stack
+from elubench.limits import (MAX_BATCH, MAX_CLASSES, MAX_EPOCHS, MAX_IMAGES, MAX_ITERATIONS,
+                             MAX_LIST, MAX_SEED, MAX_SEEDS, MAX_SIDE, MAX_WIDTH, check_seeds)
+from elubench.safeyaml import short
 
 DatasetName = Literal["digits", "synthetic", "mnist", "cifar10", "cifar100", "imagefolder"]
 PoolName = Literal["max2", "avg2", "none"]
@@ -42,34 +45,38 @@ DATASET_SIZES: dict[str, tuple[int, int]] = {
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or infinity in any float field: no spec value means them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
 
 
 # --- data -------------------------------------------------------------------------------------
 
 class Augment(Strict):
-    pad: NonNegativeInt = 0          # zero padding on each side before the random crop
-    crop: PositiveInt | None = None  # random crop size in training, centre crop at test
+    pad: NonNegativeInt = Field(0, le=MAX_SIDE)  # zero padding on each side before the random crop
+    crop: PositiveInt | None = Field(None, le=MAX_SIDE)  # random crop in training, centre crop at test
     hflip: bool = False              # random horizontal flip in training
 
 
 class Synthetic(Strict):
     """A learnable, seeded image set: each class is a smooth random template plus noise."""
 
-    shape: tuple[PositiveInt, PositiveInt, PositiveInt] = (3, 32, 32)
-    classes: int = Field(10, ge=2)
-    train_size: PositiveInt = 5000
-    test_size: PositiveInt = 1000
-    noise: float = Field(1.0, ge=0)
-    seed: NonNegativeInt = 0  # the data's own seed: the same set for every run
+    shape: tuple[Side, Side, Side] = (3, 32, 32)
+    classes: int = Field(10, ge=2, le=MAX_CLASSES)
+    train_size: PositiveInt = Field(5000, le=MAX_IMAGES)
+    test_size: PositiveInt = Field(1000, le=MAX_IMAGES)
+    noise: float = Field(1.0, ge=0, le=1000)
+    seed: NonNegativeInt = Field(0, le=MAX_SEED)  # the data's own seed: the same set for every run
 
 
 class ImageFolder(Strict):
     root: str                        # holds train/ and val/ with one folder per class
-    resize: PositiveInt = 256
-    crop: PositiveInt = 224
-    classes: PositiveInt | None = None  # checked against the folders when given
-    workers: NonNegativeInt = 4
+    resize: PositiveInt = Field(256, le=MAX_SIDE)
+    crop: PositiveInt = Field(224, le=MAX_SIDE)
+    classes: PositiveInt | None = Field(None, le=MAX_CLASSES)  # checked against the folders when given
+    workers: NonNegativeInt = Field(4, le=256)
 
 
 class Data(Strict):
@@ -78,8 +85,8 @@ class Data(Strict):
     augment: Augment = Augment()
     synthetic: Synthetic | None = None
     imagefolder: ImageFolder | None = None
-    train_limit: PositiveInt | None = None  # use only the first N training images
-    test_limit: PositiveInt | None = None   # evaluate on only the first N test images
+    train_limit: PositiveInt | None = Field(None, le=MAX_IMAGES)  # only the first N training images
+    test_limit: PositiveInt | None = Field(None, le=MAX_IMAGES)   # evaluate on only the first N
     gcn_scale: PositiveFloat = 55.0         # gcn-zca: per-image norm after centring (Maxout)
     zca_bias: PositiveFloat = 0.1           # gcn-zca: added to the eigenvalues (pylearn2 default)
 
@@ -138,12 +145,12 @@ class Data(Strict):
 # --- model ------------------------------------------------------------------------------------
 
 class Model(Strict):
-    stacks: list[str]
+    stacks: list[str] = Field(max_length=MAX_LIST)
     dropout: float | list[float] = 0.0
     pool: PoolName | list[PoolName] = "max2"
-    spp: list[PositiveInt] | None = None
-    stride: list[PositiveInt] | None = None  # per stack: the stride of its first layer
-    width: PositiveFloat = 1.0  # scales every layer's units but the output layer's
+    spp: list[Annotated[int, Field(ge=1, le=64)]] | None = Field(None, max_length=16)
+    stride: list[Annotated[int, Field(ge=1, le=MAX_SIDE)]] | None = None  # per stack: its first layer's
+    width: float = Field(1.0, gt=0, le=MAX_WIDTH)  # scales every layer's units but the output layer's
 
     @field_validator("stacks", mode="before")
     @classmethod
@@ -205,18 +212,18 @@ class StepLR(Strict):
 
     initial: PositiveFloat
     divide_by: float = Field(10.0, gt=1)
-    every: PositiveInt
+    every: PositiveInt = Field(le=MAX_ITERATIONS)
 
 
 class Train(Strict):
-    batch_size: PositiveInt = 100
+    batch_size: PositiveInt = Field(100, le=MAX_BATCH)
     optimizer: Optimizer = Optimizer()
     lr: Union[PositiveFloat, dict[int, float], StepLR] = Field(0.01, union_mode="left_to_right")
-    iterations: PositiveInt | None = None
-    epochs: PositiveInt | None = None
-    eval_every: PositiveInt | None = None  # iterations; default: ten evaluations per run
+    iterations: PositiveInt | None = Field(None, le=MAX_ITERATIONS)
+    epochs: PositiveInt | None = Field(None, le=MAX_EPOCHS)
+    eval_every: PositiveInt | None = Field(None, le=MAX_ITERATIONS)  # default: ten evaluations a run
     precision: Literal["fp32", "bf16"] = "fp32"
-    probe_size: PositiveInt = 500  # training images whose activations give the bias shift
+    probe_size: PositiveInt = Field(500, le=MAX_BATCH)  # training images whose activations give the bias shift
     # CPU intra-op threads of one run (`--threads`). Fixed rather than "all cores" so that a run
     # gives the same numbers whatever executor trains it and however busy the machine is (the
     # thread count sets the order of float sums); `run` trains as many runs at once as the cores
@@ -237,9 +244,10 @@ class Train(Strict):
             table = {}
             for key, rate in value.items():
                 if isinstance(key, bool) or not isinstance(key, int) and not (
-                        str(key) and all("0" <= char <= "9" for char in str(key))):
-                    raise ValueError(f"a piecewise schedule maps iterations (whole numbers >= 0) "
-                                     f"to rates, got the key {key!r}")
+                        str(key) and all("0" <= char <= "9" for char in str(key))) \
+                        or len(str(key).lstrip("0")) > 10 or int(key) > MAX_ITERATIONS:
+                    raise ValueError(f"a piecewise schedule maps iterations (whole numbers from 0 "
+                                     f"to {MAX_ITERATIONS:,}) to rates, got the key {short(key)}")
                 if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0 \
                         or not math.isfinite(rate):
                     raise ValueError(f"the rate from iteration {key} must be a number > 0, got {rate!r}")
@@ -298,9 +306,10 @@ DEFAULT_ROPE = 0.5  # percentage points; see Compare.rope
 
 
 class Compare(Strict):
-    activations: list[str] = ["elu", "relu", "lrelu", "srelu"]
+    activations: list[str] = Field(["elu", "relu", "lrelu", "srelu"], max_length=MAX_LIST)
     batchnorm: list[bool] = [False, True]
-    seeds: PositiveInt | list[NonNegativeInt] = 10
+    seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] | \
+        list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = 10  # a count, or the seeds themselves
     init: InitName | list[InitName] = "he"
     baseline: str | None = None  # an activation (compared at each BN setting) or a configuration label; default relu
     alpha: float = Field(0.05, gt=0, lt=1)
@@ -331,6 +340,11 @@ class Compare(Strict):
         if not value or len(set(value)) != len(value):
             raise ValueError("batchnorm is a list of distinct booleans: [false], [true] or [false, true]")
         return value
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_bounds(cls, value):
+        return check_seeds(value)
 
     @field_validator("seeds")
     @classmethod

@@ -14,12 +14,15 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from elubench import safeyaml
 from elubench.errors import ElubenchError, SpecError
 from elubench.notation import is_ascii_digit, parse_architecture, parse_stack
+from elubench.safeyaml import short
 from elubench.spec import Spec
 
-def _line_index(text: str, source: str) -> dict[tuple[str, ...], int]:
-    """Map every key path in a YAML document to its 1-based line; reject duplicate keys."""
+def _line_index(root, source: str) -> dict[tuple[str, ...], int]:
+    """Map every key path of a composed YAML document to its 1-based line; reject duplicate
+    keys. `root` has passed safeyaml's bounds, so the walk is small and shallow."""
     index: dict[tuple[str, ...], int] = {}
 
     def walk(node, path):
@@ -30,7 +33,7 @@ def _line_index(text: str, source: str) -> dict[tuple[str, ...], int]:
                 key = str(key_node.value)
                 line = key_node.start_mark.line + 1
                 if key in seen:
-                    raise SpecError(f"key {'.'.join(path + (key,))!r} appears twice "
+                    raise SpecError(f"key {short('.'.join(path + (key,)))} appears twice "
                                     f"(lines {seen[key]} and {line})", where=f"{source}:{line}")
                 seen[key] = line
                 index[path + (key,)] = line
@@ -40,10 +43,25 @@ def _line_index(text: str, source: str) -> dict[tuple[str, ...], int]:
             for i, item in enumerate(node.value):
                 walk(item, path + (str(i),))
 
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    if node is not None:
-        walk(node, ())
+    if root is not None:
+        walk(root, ())
     return index
+
+
+def _read_yaml(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """The document and its key lines, read within safeyaml's bounds; one SpecError for any
+    problem, located where the YAML says."""
+    try:
+        raw, root = safeyaml.load(text, source)
+        return raw, _line_index(root, source)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"not valid YAML: {problem}", where=where) from None
+    except (ValueError, OverflowError, RecursionError, MemoryError) as exc:  # a safety net
+        raise SpecError(f"cannot read the YAML ({exc.__class__.__name__}: {short(str(exc), 120)})",
+                        where=source) from None
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
@@ -52,16 +70,25 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not path.strip() or any(not p for p in parts):
         raise SpecError(f"cannot read the override {text!r}", where="--set",
                         hint="write key.path=value, e.g. --set train.iterations=2000")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+    if len(parts) > safeyaml.MAX_DEPTH:
+        raise SpecError(f"a key path of {len(parts)} parts; a spec nests at most "
+                        f"{safeyaml.MAX_DEPTH} deep", where="--set")
+    try:  # the same YAML rules as a spec file: 1e-3 is a float
+        value = safeyaml.load(raw, "--set")[0] if raw.strip() else ""
     except yaml.YAMLError:
         value = raw  # not YAML: take it as text and let the schema judge it
+    except SpecError as exc:
+        raise SpecError(exc.message, where=f"--set {short(text, 80)}", hint=exc.hint) from None
+    except (ValueError, OverflowError, RecursionError, MemoryError) as exc:  # a safety net
+        raise SpecError(f"cannot read the value ({exc.__class__.__name__})",
+                        where=f"--set {short(text, 80)}") from None
     return parts, value
 
 
 def _is_index(part: str) -> bool:
-    """A whole number in ASCII digits (str.isdigit() also takes '²', which int() rejects)."""
-    return bool(part) and all(is_ascii_digit(char) for char in part)
+    """A whole number in ASCII digits (str.isdigit() also takes '²', which int() rejects), of at
+    most 18 of them (no list is longer; int() never sees a huge digit string)."""
+    return 0 < len(part) <= 18 and all(is_ascii_digit(char) for char in part)
 
 
 def apply_override(raw: dict, text: str) -> tuple[str, ...]:
@@ -125,7 +152,7 @@ def _describe(error: dict) -> str:
     if kind in ("value_error", "assertion_error"):
         return message
     given = error.get("input")
-    return f"{message} (got {given!r})" if not isinstance(given, dict) else message
+    return f"{message} (got {short(given)})" if not isinstance(given, dict) else message
 
 
 def _clean_loc(loc: tuple) -> tuple[str, ...]:
@@ -134,7 +161,7 @@ def _clean_loc(loc: tuple) -> tuple[str, ...]:
     for part in loc:
         text = str(part)
         if "[" in text or text in ("float", "int", "dict[int,float]", "StepLR", "list[str]") \
-                or text.startswith("function-"):
+                or text.startswith(("function-", "constrained-")):
             continue
         out.append(text)
     return tuple(out)
@@ -164,12 +191,34 @@ class _Locator:
         return self.source
 
 
+def _refuse_huge_numbers(raw: Any, locate) -> None:
+    """No whole number past 10**30 reaches the schema (pydantic would hand a 5,000-digit one to
+    Python's int-to-text conversion, which refuses it with a ValueError)."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(raw, ())]
+    seen: set[int] = set()
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value.bit_length() > 100:
+                raise SpecError(f"{_dotted(path)}: {short(value)} is far too large for any spec "
+                                "value", where=locate(path))
+        elif isinstance(value, (dict, list, tuple)) and id(value) not in seen:
+            seen.add(id(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, int) and key.bit_length() > 100:
+                    raise SpecError(f"{_dotted(path)}: the key {short(key)} is far too large",
+                                    where=locate(path))
+                stack.append((item, path + (str(key)[:40],)))
+
+
 def validate_spec(raw: Any, *, source: str = "<spec>", lines=None, overrides=None) -> Spec:
     """Validate a raw mapping into a Spec and check the network's shapes."""
     locate = _Locator(source, lines or {}, overrides or {})
     if not isinstance(raw, dict):
         raise SpecError("a spec is a mapping with the sections name, data, model, train, compare",
                         where=source)
+    _refuse_huge_numbers(raw, locate)
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as exc:
@@ -213,21 +262,19 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:  # never more than the bound into memory
+            data = handle.read(safeyaml.MAX_BYTES + 1)
+        if len(data) > safeyaml.MAX_BYTES:
+            raise SpecError(f"the file is larger than a spec may be ({safeyaml.MAX_BYTES // 1024} "
+                            "KiB; a real spec is a few KiB)", where=source)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise SpecError("no such spec file", where=source,
                         hint="the specs/ folder has one per paper experiment, e.g. specs/quickstart.yaml") \
             from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the spec: {exc.__class__.__name__}", where=source) from None
-    try:
-        lines = _line_index(text, source)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"not valid YAML: {problem}", where=where) from None
+    raw, lines = _read_yaml(text, source)
     if raw is None:
         raise SpecError("the spec file is empty", where=source)
     set_paths: dict[tuple[str, ...], str] = {}

@@ -9,22 +9,24 @@
     results/<spec name>/superseded/<time>/...        records moved aside by --force, never deleted
 
 A run is done when its run.json exists and reads. This module writes the tree (and reads what
-a writer needs); `elubench.results` reads finished trees into tables. No torch here.
+a writer needs, through elubench.record's validating readers); `elubench.results` reads finished
+trees into tables. No torch here.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from elubench.errors import StoreError
 from elubench.files import dumps, write_bytes_atomic, write_json_atomic
-from elubench.record import RunRecord, read_record
+from elubench.record import (Claim, RunRecord, read_claim, read_metrics, read_record,
+                             read_spec_meta)
 
 RECORD = "run.json"
 METRICS = "metrics.jsonl"
@@ -32,29 +34,22 @@ CHECKPOINT = "checkpoint.pt"
 CLAIM = "claim.json"
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """Rows of a metrics.jsonl; a torn last line (a crash mid-write) is ignored."""
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return rows
-    for line in lines:
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
-
-
 def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` on this host is alive. A zombie (dead, not yet reaped by its
+    parent) is not: it will never write or release its claim."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    except (OverflowError, ValueError):
+        return False
+    try:  # Linux: the state is the field after the parenthesised command name
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 class RunDir:
@@ -110,42 +105,65 @@ class RunDir:
 
     # --- claims: at most one process trains a run ------------------------------------------
 
-    def claim(self, stale_seconds: float) -> bool:
-        """Claim the run with an exclusive create; take over a claim whose owner is gone."""
+    def claim(self, stale_seconds: float, *, take_over: bool = False) -> bool:
+        """Claim the run; take over a stale claim (see `claim_holder`), or with `take_over` any
+        claim but a live process's on this host. The claim is written whole to a temporary file
+        and hard-linked into place, which fails if a claim exists: no reader ever sees an empty
+        claim from a live writer, so an empty or unreadable one is a crash's leftover."""
         self.path.mkdir(parents=True, exist_ok=True)
-        owner = {"host": socket.gethostname(), "pid": os.getpid(), "claimed": time.time()}
+        owner = Claim(host=socket.gethostname(), pid=os.getpid(), claimed=time.time())
         for _ in range(2):
-            try:
-                fd = os.open(self.claim_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not self._claim_is_stale(stale_seconds):
-                    return False
-                try:  # rename, not unlink: of two racing takers only one wins the rename
-                    os.replace(self.claim_path, self.path / f".stale-claim-{os.getpid()}")
-                except FileNotFoundError:
-                    return False
-                (self.path / f".stale-claim-{os.getpid()}").unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as handle:
-                json.dump(owner, handle)
-            return True
+            if self._create_claim(owner.model_dump_json().encode()):
+                return True
+            holder = self.claim_holder(stale_seconds)
+            if holder is not None and not (take_over and not holder.here):
+                return False
+            try:  # rename, not unlink: of two racing takers only one wins the rename
+                os.replace(self.claim_path, self.path / f".stale-claim-{os.getpid()}")
+            except FileNotFoundError:
+                return False
+            (self.path / f".stale-claim-{os.getpid()}").unlink(missing_ok=True)
         return False
 
-    def _claim_is_stale(self, stale_seconds: float) -> bool:
+    def _create_claim(self, content: bytes) -> bool:
+        """Create claim.json holding `content` unless one exists (False then)."""
+        fd, tmp = tempfile.mkstemp(prefix=".claim.", suffix=".tmp", dir=self.path)
         try:
-            owner = json.loads(self.claim_path.read_text())
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+                os.fchmod(handle.fileno(), 0o644)
+            try:
+                os.link(tmp, self.claim_path)
+                return True
+            except FileExistsError:
+                return False
+            except OSError:  # a file system without hard links: exclusive create, then write
+                try:
+                    fd = os.open(self.claim_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    return False
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(content)
+                return True
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def claim_holder(self, stale_seconds: float) -> "Holder | None":
+        """Who holds the run's claim, or None when nobody does or the claim is stale: empty or
+        unreadable, its process dead on this host, or no heartbeat for `stale_seconds`."""
+        try:
             age = time.time() - self.claim_path.stat().st_mtime
         except FileNotFoundError:
-            return True
-        except (OSError, json.JSONDecodeError):
-            # a claim being written right now, or torn by a crash: judge by its age alone
-            try:
-                return time.time() - self.claim_path.stat().st_mtime > stale_seconds
-            except FileNotFoundError:
-                return True
-        if owner.get("host") == socket.gethostname() and not _pid_alive(int(owner.get("pid", -1))):
-            return True
-        return age > stale_seconds
+            return None
+        owner = read_claim(self.claim_path)
+        if owner is None:
+            return None
+        here = owner.host == socket.gethostname()
+        if here and not _pid_alive(owner.pid):
+            return None
+        if age > stale_seconds:
+            return None
+        return Holder(owner.host, owner.pid, age, here)
 
     def heartbeat(self) -> None:
         """Show the claim is alive (its mtime is the heartbeat)."""
@@ -156,6 +174,34 @@ class RunDir:
 
     def release(self) -> None:
         self.claim_path.unlink(missing_ok=True)
+
+    def clean_leftovers(self) -> list[str]:
+        """Remove what a killed writer leaves in the folder: temporary files of atomic writes
+        and of claim take-overs. Only the claim's holder calls this, so none is in use."""
+        removed = []
+        for pattern in (".*.tmp", ".stale-claim-*"):
+            for leftover in self.path.glob(pattern):
+                leftover.unlink(missing_ok=True)
+                removed.append(leftover.name)
+        return removed
+
+
+class Holder(NamedTuple):
+    """A live claim's owner, as `run` reports a run it skips."""
+
+    host: str
+    pid: int
+    heartbeat_age: float   # seconds since the claim's last heartbeat
+    here: bool             # on this host (its pid is alive)
+
+    def describe(self, stale_seconds: float) -> str:
+        where = "this host" if self.here else f"host {self.host}"
+        text = f"claimed by process {self.pid} on {where}, last heartbeat {self.heartbeat_age:.0f} s ago"
+        if self.here:
+            return text + "; it is training it"
+        return (text + f"; taken over after {stale_seconds:.0f} s without a heartbeat, or now "
+                "with --take-over if no process there trains it (a results folder copied from "
+                "another machine)")
 
 
 class ResultsDir:
@@ -170,14 +216,8 @@ class ResultsDir:
         return RunDir(self.path / "runs" / run_id)
 
     def stored_hash(self) -> str | None:
-        meta = self.path / "spec.json"
-        if not meta.exists():
-            return None
-        try:
-            return json.loads(meta.read_text())["spec_hash"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError):
-            raise StoreError("corrupt spec.json", where=str(meta),
-                             hint="restore it, or move the folder away") from None
+        meta = read_spec_meta(self.path / "spec.json")
+        return None if meta is None else meta.spec_hash
 
     def check(self, *, force: bool = False) -> None:
         """Refuse (without writing anything) a folder that holds another version's runs."""

@@ -74,18 +74,21 @@ def matrix_table(configs, state, title: str) -> Table:
     return table
 
 
-def dry_run_view(plan, spec, human):
+def dry_run_view(plan, spec):
     """`run --dry-run`: the matrix table, a warning if the folder holds another spec version,
-    and the estimated wall time of what is left (`plan` is runner.DryRun)."""
+    and the estimated wall time of what is left (`plan` is dryrun.DryRun)."""
     from rich.console import Group
     from rich.markup import escape
     from rich.text import Text
 
+    human = human_seconds
     items = []
     if plan.other_version:
         items.append(Text(f"{plan.folder} holds runs of another version of this spec; `run` will "
                           "refuse unless given --force or another --results", style="yellow"))
     items.append(matrix_table(plan.configs, plan.state, f"{spec.name} (spec hash {spec.hash})"))
+    for run_id, why in plan.state.damaged.items():
+        items.append(Text(f"{run_id} will not be trained: {why}", style="yellow"))
     guess = plan.estimate
     if guess is not None:
         layout = ""
@@ -164,3 +167,41 @@ def bench_table(result: dict) -> Table:
     if result.get("compile_seconds"):
         table.add_row("compile + warm-up (s)", f"{max(result['compile_seconds'].values()):.1f}", "apart from the above")
     return table
+
+
+def human_seconds(seconds: float) -> str:
+    """A duration the way a person says it: 850 ms, 42.0 s, 3.5 min, 2.1 h, 3.0 days."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def memory_view(estimate, batch: int):
+    """`show`: what one run needs (resources.RunEstimate), and a warning when it cannot fit in
+    the memory this machine has available (on a GPU `run` checks the device's at run time)."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from elubench.machine import available_memory, trains_on_cpu
+    from elubench.resources import human_bytes as b
+    available, on_cpu = available_memory(), trains_on_cpu("auto")
+    total = estimate.cpu_total if on_cpu else estimate.device_total
+    items = [Text(f"memory of one run, estimated (fp32, batch {batch}): weights + gradients + "
+                  f"momentum {b(estimate.weights)}, activations {b(estimate.activations)} on a "
+                  f"CPU ({b(estimate.device_activations)} on a GPU), dataset {b(estimate.data)}; "
+                  f"in all about {b(estimate.cpu_total)} on a CPU, {b(estimate.device_total)} "
+                  "on a GPU", style="dim")]
+    if not on_cpu:
+        items.append(Text("training on a GPU: `run` checks its free memory before training",
+                          style="dim"))
+    elif available is not None and total > available:
+        items.append(Text(f"warning: more than the {b(available)} of memory available on this "
+                          "machine; `run` will refuse it (--no-memory-check trains anyway)",
+                          style="yellow"))
+    return Group(*items)

@@ -35,14 +35,6 @@ def _spec_file(tmp_path, content):
     return path
 
 
-def _corrupt_tree(tmp_path):
-    """A results folder where one run of spec `tiny` has a torn run.json."""
-    run = tmp_path / "torn" / "tiny" / "runs" / "elu-nobn-he-s000"
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "run.json").write_text('{"run_id": "elu-nobn-he-s000", "status": "o')
-    return tmp_path / "torn"
-
-
 CASES = {
     # spec files
     "malformed yaml": (lambda t, r, s: ["show", _spec_file(t, "name: [x\n")], "not valid YAML"),
@@ -68,6 +60,20 @@ CASES = {
     "unknown activation in spec": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
         compare={"activations": ["relu", "swish2"]}))], "unknown activation 'swish2'"),
     "bad activation parameter": (lambda t, r, s: ["show", s, "-a", "lrelu(2)"], "must be in [0, 1)"),
+    # hostile specs (issue 15; tests/test_hostile_specs.py has the timings and the memory bounds)
+    "billion laughs": (lambda t, r, s: ["show", _spec_file(t, _LAUGHS)], "more than 10,000 values"),
+    "10,000 nested brackets": (lambda t, r, s: ["show", _spec_file(t, "name: " + "[" * 10000 + "]" * 10000)],
+                               "nests deeper than 32"),
+    "5,000-digit integer": (lambda t, r, s: ["show", _spec_file(t, "name: " + "9" * 5000)], "5000 digits"),
+    "units past the limit": (lambda t, r, s: ["run", _spec_file(t, tiny_spec(model={"stacks": [
+        "1x100000000x3", "1x10x1"]})), "--results", r, "--dry-run"], "at most 65,536"),
+    "infinite width": (lambda t, r, s: ["show", s, "--width", "inf"], "finite number"),
+    "seeds flag past the limit": (lambda t, r, s: ["run", s, "--results", r, "--seeds", "1000000000"],
+                                  "--seeds"),
+    "run cannot fit in memory": (lambda t, r, s: ["run", _spec_file(t, tiny_spec(  # petabytes
+        data={"dataset": "synthetic", "synthetic": {"train_size": 100000}}, model={"stacks": [
+            "1x65536x3", "1x10x1"]}, train={"batch_size": 65536, "lr": 0.1, "iterations": 2})),
+        "--results", r, "--device", "cpu"], "one run needs about"),
     # command-line overrides and flags
     "unknown activation flag": (lambda t, r, s: ["run", s, "--results", r, "-a", "relu,nope"],
                                 "unknown activation 'nope'"),
@@ -99,8 +105,11 @@ CASES = {
                                             "run.json" / "x", "--device", "cpu"], "cannot write results"),
     "spec changed under results": (lambda t, r, s: ["run", s, "--results", r / "only-tiny", "--device", "cpu"],
                                    "refusing to mix"),
-    "corrupt record under run": (lambda t, r, s: ["run", s, "--results", _corrupt_tree(t), "--device", "cpu"],
-                                 "corrupt run record"),
+    "out is a folder": (lambda t, r, s: ["compare", r, "--spec", "demo", "--out", t], "--out names the file"),
+    "negative checkpoint interval": (lambda t, r, s: ["run", s, "--results", r, "--checkpoint-every", "-5"],
+                                     "--checkpoint-every"),
+    "nan checkpoint interval": (lambda t, r, s: ["run", s, "--results", r, "--checkpoint-every", "nan"],
+                                "--checkpoint-every"),
     "compare empty folder": (lambda t, r, s: ["compare", t / "empty-results"], "no run records"),
     "compare missing folder": (lambda t, r, s: ["compare", t / "missing"], "no such results folder"),
     "compare mixed specs": (lambda t, r, s: ["compare", r], "runs of 2 specs"),
@@ -151,5 +160,8 @@ def test_corrupt_checkpoint_is_named(cli, tmp_path):
     run_dir.mkdir(parents=True)
     (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
     code, out, err = cli("run", spec, "--results", tmp_path / "r", "--device", "cpu")
-    assert code == 2 and "cannot resume from this checkpoint" in err and "checkpoint.pt" in err
+    # the run is left as it is (exit 4: a run without a record), its file named with the fix
+    flat = " ".join(out.split())
+    assert code == 4 and "cannot resume from this checkpoint" in flat and "checkpoint.pt" in flat
+    assert "delete it to train this run from the start" in flat and "Traceback" not in out + err
     assert (run_dir / "checkpoint.pt").read_bytes() == b"not a checkpoint"

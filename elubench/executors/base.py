@@ -4,8 +4,10 @@ worker (`WorkerPayload`, `attempt`) and the driver loop of the parallel executor
 Every run goes through runner.execute_run wherever it trains, so it claims its folder, writes
 its own record and is recorded `failed` when it crashes, as in the serial path; exclusive claims
 keep two drivers from training one run twice. The driver hands out only runs not done, reports
-records as they land, and reports a run whose worker died without a record as lost: its claim
-goes stale and the next invocation trains it (from its checkpoint). Workers import torch; the
+records as they land, and reports a run whose worker died without a record as lost (Ray first
+retries it on another node, see ray_tasks): its claim goes stale and the next invocation trains
+it (from its checkpoint). A run a worker could not go on with (another process's claim, a
+damaged file, an OS error) comes back as skipped, with the reason. Workers import torch; the
 driver does not.
 """
 
@@ -22,8 +24,9 @@ from pathlib import Path
 from elubench.errors import ElubenchError, ExecutorError
 from elubench.grid import RunConfig
 from elubench.record import RunRecord
-from elubench.runner import (Interrupted, Reporter, RunSettings, execute_run, prepare_matrix,
-                             release_data, run_matrix, stop_on_first_ctrl_c)
+from elubench.runner import (Interrupted, Reporter, RunSettings, Skipped, execute_run,
+                             prepare_matrix, release_data, report_damaged, run_matrix,
+                             stop_on_first_ctrl_c)
 from elubench.store import ResultsDir
 
 
@@ -123,8 +126,9 @@ class WorkerPayload:
 
 def attempt(work: WorkerPayload, cfg: RunConfig) -> tuple[str, object]:
     """Run one config wherever an executor placed it. The outcome is plain picklable data:
-    ("done", record), ("skipped", None) when another process holds the run, ("stopped", None)
-    when the driver asked to stop, or ("error", ElubenchError) for a mistake the user can fix."""
+    ("done", record), ("skipped", why) when the run cannot go on now (another process's claim,
+    a damaged file, an OS error), ("stopped", None) when the driver asked to stop, or ("error",
+    ElubenchError) for a mistake the user can fix."""
     from elubench.train import Stopped
 
     if work.stop():
@@ -135,7 +139,7 @@ def attempt(work: WorkerPayload, cfg: RunConfig) -> tuple[str, object]:
         return "stopped", None
     except ElubenchError as exc:
         return "error", exc
-    return ("skipped", None) if record is None else ("done", record)
+    return ("skipped", record.reason) if isinstance(record, Skipped) else ("done", record)
 
 
 def worker_settings(settings: RunSettings, threads: int, **conditions) -> RunSettings:
@@ -182,6 +186,7 @@ class ParallelExecutor(Executor):
         release_data()  # a download's copy is the workers' to load, not the driver's to keep
         records = list(state.done.values())
         reporter.matrix_start(len(configs), len(state.done), len(state.todo))
+        report_damaged(state, configs, reporter)
         if not state.todo:
             return records
         threads = self.threads or settings.threads_for(spec)
@@ -216,7 +221,7 @@ def _report(cfg: RunConfig, kind: str, payload, records: list[RunRecord],
         records.append(payload)
         reporter.run_end(cfg, payload)
     elif kind == "skipped":
-        reporter.run_skipped(cfg, "another process is training it")
+        reporter.run_skipped(cfg, payload or "another process is training it")
     elif kind == "lost":
         reporter.run_skipped(cfg, f"lost: {payload}; the next invocation trains it again")
     elif kind == "error":

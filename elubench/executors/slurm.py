@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import subprocess
 import time
 from collections.abc import Sequence
 
@@ -28,7 +29,8 @@ def sbatch_options(items: Sequence[str]) -> dict[str, str]:
 class SlurmExecutor(ParallelExecutor):
     """One Slurm job per run, in a job array submitted through submitit; logs in
     results/<spec>/slurm/, which must be on a file system the nodes share. cluster="local"
-    runs the array as processes on this machine and "debug" in this process (no Slurm needed)."""
+    runs the array as processes on this machine and "debug" in this process (no Slurm needed).
+    Where sacct does not answer (a Slurm without accounting), job states come from squeue."""
 
     def __init__(self, partition: str | None = None, time_min: int = 1440, gpus_per_run: int = 0,
                  cpus_per_run: int | None = None, array_parallelism: int | None = None,
@@ -51,6 +53,8 @@ class SlurmExecutor(ParallelExecutor):
         self.poll_seconds = poll_seconds
 
     name = "slurm"
+    lost_after_s = 15.0  # without accounting: how long a job may be over without its result
+                         # file before it counts as lost (a shared file system may lag)
 
     def runs_at_once(self, todo: int) -> None:
         return None  # Slurm places the jobs
@@ -69,14 +73,24 @@ class SlurmExecutor(ParallelExecutor):
                                 hint="check the partition, time limit and --sbatch options") \
                 from None
         reporter.note(f"{len(jobs)} runs submitted as jobs {jobs[0].job_id}..; logs in {folder}")
+        squeue = None
+        if not self.on_this_machine and (why := _sacct_fails(jobs[0].job_id)):
+            # submitit asks only sacct, and warns on every poll that it failed (3 lines each);
+            # it would also wait for ever on a job that ended without a result file
+            squeue = Squeue(jobs[0].job_id.split("_")[0], self.lost_after_s)
+            reporter.note(f"sacct does not answer here ({why}); job states come from squeue only")
         pending = list(zip(jobs, todo))
         try:
             while pending:
                 stopping()  # jobs that have not started see the flag and return at once
+                if squeue:
+                    squeue.refresh()
                 waiting = []
                 for job, cfg in pending:
-                    if job.done():
+                    if (_has_result(job) if squeue else job.done()):
                         yield (cfg, *_job_outcome(job))
+                    elif squeue and (state := squeue.ended(job.job_id)):
+                        yield cfg, "lost", f"its job {job.job_id} ended ({state}) without a record"
                     else:
                         waiting.append((job, cfg))
                 if len(waiting) == len(pending):
@@ -94,3 +108,66 @@ def _job_outcome(job) -> tuple[str, object]:
         return job.result()
     except Exception as exc:
         return "lost", f"its job {job.job_id} ended without a record ({brief(exc)})"
+
+
+def _sacct_fails(job_id: str) -> str | None:
+    """Why sacct cannot give job states here (the last line it wrote, e.g. "Slurm accounting
+    storage is disabled"); None when it answers."""
+    try:
+        out = subprocess.run(["sacct", "-n", "-X", "-o", "JobID", "-j", job_id],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return brief(exc)
+    if out.returncode == 0:
+        return None
+    lines = [line.strip() for line in out.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit status {out.returncode}"
+
+
+def _has_result(job) -> bool:
+    """Whether a job wrote its result file: job.done() without asking sacct."""
+    try:  # as submitit does: a chmod refreshes a network file system's cached view
+        job.paths.folder.chmod(job.paths.folder.stat().st_mode)
+    except OSError:
+        pass
+    return job.paths.result_pickle.exists()
+
+
+class Squeue:
+    """The states of one job array's jobs from squeue, where sacct does not answer (a Slurm
+    without accounting). squeue lists ended jobs for a few minutes (MinJobAge), then forgets
+    them; a job is over when squeue says it ended or no longer lists it."""
+
+    ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "STOPPED",
+              "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT",
+              "RESV_DEL_HOLD"}
+
+    def __init__(self, array_id: str, grace_s: float):
+        self.array_id, self.grace_s = array_id, grace_s
+        self.states: dict[str, str] | None = None  # None: squeue did not answer
+        self.over_since: dict[str, float] = {}
+
+    def refresh(self) -> None:
+        try:
+            out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T",
+                                  "-j", self.array_id], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            self.states = None
+            return
+        if out.returncode != 0 and "Invalid job id" not in out.stderr:
+            self.states = None  # slurmctld busy or away: judge nothing this time
+            return
+        self.states = dict(line.strip().split("|", 1) for line in out.stdout.splitlines()
+                           if "|" in line)
+
+    def ended(self, job_id: str) -> str | None:
+        """How a job ended ("FAILED", "gone from squeue"...) once it has been over for grace_s
+        seconds; None while it may still run or write its result."""
+        if self.states is None:
+            return None
+        state = self.states.get(job_id, "gone from squeue")
+        if state in self.ACTIVE:
+            self.over_since.pop(job_id, None)
+            return None
+        since = self.over_since.setdefault(job_id, time.monotonic())
+        return state if time.monotonic() - since >= self.grace_s else None
