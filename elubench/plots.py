@@ -1,14 +1,16 @@
-"""Figures for `elubench report`: one PNG for each question a reader asks of a comparison.
+"""Figures for `elubench report`: one figure for each question a reader asks of a comparison.
 
 Each function takes tables from `results.load_results` (or the comparisons table of `stats`),
-writes one PNG with a stable name into `out_dir` and returns a `Figure` whose caption says what
-is drawn (the statistic, the band, how many seeds), so a report can print it under the image.
+writes one PNG with a stable name into `out_dir` (and the same figure as PDF or SVG beside it,
+for papers, with `formats=("png", "pdf")`) and returns a `Figure` whose caption says what is
+drawn (the statistic, the band, how many seeds), so a report can print it under the image.
 Figures are built with matplotlib's object API on the Agg canvas: no window, no pyplot state,
 nothing kept alive after saving. One activation has one colour in every figure; BN is dashed.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import zlib
@@ -29,7 +31,15 @@ FIGSIZE = (7.0, 4.5)
 DPI = 150
 _STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
           "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-          "grid.alpha": 0.3, "grid.linewidth": 0.6, "legend.frameon": False}
+          "grid.alpha": 0.3, "grid.linewidth": 0.6, "legend.frameon": False,
+          # vector files for papers: TrueType fonts in PDFs (Type 3 ones are refused by some
+          # publishers' checks), text as paths in SVGs, and fixed SVG ids so reruns match
+          "pdf.fonttype": 42, "svg.fonttype": "path", "svg.hashsalt": "elubench"}
+# The files each figure is written as: PNG (what REPORT.md and REPORT.html show) first, then
+# vector formats for papers; no dates inside them, so a rerun on the same data writes the same bytes.
+FORMATS = ("png", "pdf", "svg")
+_METADATA = {"png": None, "pdf": {"CreationDate": None}, "svg": {"Date": None}}
+_formats = contextvars.ContextVar("formats", default=("png",))
 # The i-th activation of the registry (`elubench activations`) gets the i-th colour; names
 # past the list, or not in the registry, get a colour from a hash of the name.
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf",
@@ -43,11 +53,13 @@ class PlotError(ElubenchError):
 
 @dataclass(frozen=True)
 class Figure:
-    """One written figure: the PNG, a caption saying what it shows, and its title."""
+    """One written figure: the PNG, a caption saying what it shows, its title, and every file
+    written (the PNG first, then the PDF or SVG asked for, named the same)."""
 
     path: Path
     caption: str
     title: str
+    files: tuple[Path, ...] = ()
 
 
 def _registry_rank(activation: str) -> int | None:
@@ -164,21 +176,41 @@ def _need_data(frame: pd.DataFrame, what: str) -> None:
         raise PlotError(f"no data to plot {what}", hint="the figure needs runs that ended ok")
 
 
+def figure_formats(formats) -> tuple[str, ...]:
+    """The formats to write, PNG first and always (the reports show it), each once, in FORMATS'
+    order; anything else is a PlotError."""
+    asked = [f.strip().lower().lstrip(".") for f in formats if f.strip()]
+    unknown = [f for f in asked if f not in FORMATS]
+    if unknown:
+        raise PlotError(f"unknown figure format {unknown[0]!r}", where="--figure-format",
+                        hint=f"use one or more of {', '.join(FORMATS)}, comma-separated (e.g. png,pdf)")
+    return tuple(f for f in FORMATS if f == "png" or f in asked)
+
+
 def _styled(func):
-    """Draw under the shared style, so every figure looks alike whatever the user's rcParams."""
+    """Draw under the shared style, so every figure looks alike whatever the user's rcParams;
+    `formats=("png", "pdf")` also writes the figure in those formats."""
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        with matplotlib.rc_context(_STYLE):
-            return func(*args, **kwargs)
+    def wrapper(*args, formats=("png",), **kwargs):
+        token = _formats.set(figure_formats(formats))
+        try:
+            with matplotlib.rc_context(_STYLE):
+                return func(*args, **kwargs)
+        finally:
+            _formats.reset(token)
     return wrapper
 
 
 def _save(fig: MplFigure, out_dir, name: str, title: str, caption: str) -> Figure:
-    """Write the PNG; the figure was never registered with pyplot, so nothing stays open."""
+    """Write the PNG (and the other formats of the call); the figure was never registered with
+    pyplot, so nothing stays open."""
     path = Path(out_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    return Figure(path, caption, title)
+    files = []
+    for fmt in _formats.get():
+        files.append(path.with_suffix(f".{fmt}"))
+        fig.savefig(files[-1], dpi=DPI, format=fmt, metadata=_METADATA[fmt])
+    return Figure(files[0], caption, title, tuple(files))
 
 
 def _curves(frame, runs, value: str, scale: float, ylabel: str, title: str, what: str,
@@ -363,9 +395,10 @@ def forest(comparisons, out_dir, baseline: str | None = None, *, n_seeds: int | 
 
 
 def all_figures(results, comparisons: pd.DataFrame | None, out_dir,
-                baseline: str | None = None) -> list[Figure]:
+                baseline: str | None = None, formats=("png",)) -> list[Figure]:
     """Every figure whose data exists: no curves without metrics, no bias shift without
-    activation records, no forest plot for a single configuration or without comparisons."""
+    activation records, no forest plot for a single configuration or without comparisons.
+    Each is written in `formats` (PNG always)."""
     runs, metrics, activations = results.runs, results.metrics, results.activations
 
     def has(frame, column):
@@ -374,16 +407,16 @@ def all_figures(results, comparisons: pd.DataFrame | None, out_dir,
     task = "autoencoder" if "task" in runs and (runs["task"] == "autoencoder").any() else "classification"
     figures = []
     if has(metrics, "test_error"):
-        figures.append(error_curves(metrics, out_dir, task, runs=runs))
+        figures.append(error_curves(metrics, out_dir, task, runs=runs, formats=formats))
     if has(metrics, "train_loss"):
-        figures.append(loss_curves(metrics, out_dir, runs=runs))
+        figures.append(loss_curves(metrics, out_dir, runs=runs, formats=formats))
     if has(activations, "median"):
-        figures.append(bias_shift(activations, out_dir, runs=runs))
+        figures.append(bias_shift(activations, out_dir, runs=runs, formats=formats))
     if has(runs, "test_error"):
-        figures.append(paired_seeds(runs, out_dir, task))
+        figures.append(paired_seeds(runs, out_dir, task, formats=formats))
     table = getattr(comparisons, "table", comparisons)
     if (table is not None and "mean_diff_pp" in table and table["mean_diff_pp"].notna().any()
             and runs["config"].nunique() > 1):
         n_seeds = int(runs.loc[runs["status"] == "ok", "seed"].nunique())
-        figures.append(forest(table, out_dir, baseline, n_seeds=n_seeds, task=task))
+        figures.append(forest(table, out_dir, baseline, n_seeds=n_seeds, task=task, formats=formats))
     return figures

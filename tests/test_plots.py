@@ -213,3 +213,18 @@ def test_direct_call_without_data_raises_a_clear_error(tmp_path):
     results = make_results()
     with pytest.raises(plots.PlotError, match="no data"):
         plots.bias_shift(results.activations.iloc[0:0], tmp_path)
+
+
+def test_figures_as_vector_files_beside_the_png(tmp_path):
+    assert plots.figure_formats(["pdf"]) == ("png", "pdf")  # the reports show the PNG: always written
+    assert plots.figure_formats([" SVG", "png", "pdf", "svg"]) == ("png", "pdf", "svg")
+    with pytest.raises(plots.PlotError, match="unknown figure format 'eps'"):
+        plots.figure_formats(["png", "eps"])
+    figure = plots.forest(make_comparisons(), tmp_path, "relu", formats=("pdf", "svg"))
+    assert [p.name for p in figure.files] == ["forest.png", "forest.pdf", "forest.svg"]
+    assert figure.path == figure.files[0]
+    assert (tmp_path / "forest.pdf").read_bytes().startswith(b"%PDF")
+    assert b"/FontFile2" in (tmp_path / "forest.pdf").read_bytes()  # TrueType, not Type 3
+    again = plots.forest(make_comparisons(), tmp_path / "again", "relu", formats=("pdf", "svg"))
+    assert [p.read_bytes() for p in again.files] == [p.read_bytes() for p in figure.files]
+    assert [p.name for p in plots.forest(make_comparisons(), tmp_path / "png", "relu").files] == ["forest.png"]
