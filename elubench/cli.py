@@ -357,7 +357,8 @@ def _render_comparison(result, format_: str, out: Path | None) -> None:
 def report(
     results: ResultsArg = Path("results"),
     markdown: Annotated[bool, typer.Option("--markdown/--no-markdown", help="Write REPORT.md.")] = True,
-    html: Annotated[bool, typer.Option("--html", help="Also write REPORT.html.")] = False,
+    html: Annotated[bool, typer.Option("--html", help="Also write REPORT.html: one file, figures inside.")] = False,
+    figure_format: Annotated[str, typer.Option(help="Figure files: png (always), pdf, svg; comma-separated.")] = "png,pdf",
     out: Annotated[Optional[Path], typer.Option(
         help="Folder for the report (default: the spec's results folder).", show_default=False)] = None,
     spec: Annotated[Optional[str], typer.Option(
@@ -366,14 +367,16 @@ def report(
     all_pairs: Annotated[bool, typer.Option("--all-pairs", help="Compare every pair of configurations.")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip corrupt run records.")] = False,
 ):
-    """Write REPORT.md with the spec, every table, figures and the methods paragraph."""
+    """Write REPORT.md (and REPORT.html) with the spec, every table, figures and the methods paragraph."""
     from elubench.analysis import analyze
+    from elubench.plots import figure_formats
     from elubench.report import write_report
 
     if not markdown and not html:
         raise ElubenchError("nothing to write", where="--no-markdown", hint="add --html, or drop --no-markdown")
+    formats = figure_formats(figure_format.split(","))
     analysis = analyze(results, spec=spec, skip_bad=skip_bad, baseline=baseline, all_pairs=all_pairs)
-    written = write_report(analysis, out_dir=out, markdown=markdown, html_too=html)
+    written = write_report(analysis, out_dir=out, markdown=markdown, html_too=html, figure_formats=formats)
     console = _console()
     for path in written:
         console.print(f"wrote {path}")

@@ -1,9 +1,12 @@
 """`elubench report`: REPORT.md (and optionally REPORT.html) with the spec, every table, the
-figures and the methods paragraph, written next to the results."""
+figures and the methods paragraph, written next to the results.
+
+The report is written once, as Markdown; REPORT.html is that Markdown rendered
+(`report_html`), with the figures inside the page.
+"""
 
 from __future__ import annotations
 
-import html
 import time
 from pathlib import Path
 
@@ -59,9 +62,11 @@ def _spec_summary(spec_dict: dict | None) -> list[str]:
 
 
 def write_report(analysis: Analysis, *, out_dir: Path | None = None, markdown: bool = True,
-                 html_too: bool = False) -> list[Path]:
-    """Write REPORT.md and/or REPORT.html with figures in figures/; return the files written."""
+                 html_too: bool = False, figure_formats=("png", "pdf")) -> list[Path]:
+    """Write REPORT.md and/or REPORT.html, and the figures in figures/ as PNG and each of
+    `figure_formats` (same names); return the files written."""
     from elubench.plots import all_figures
+    from elubench.report_html import render_html
     from elubench.tables import to_markdown
 
     results, comparison = analysis.results, analysis.comparison
@@ -72,7 +77,8 @@ def write_report(analysis: Analysis, *, out_dir: Path | None = None, markdown: b
     except OSError as exc:
         raise StoreError(f"cannot write the report here ({exc.strerror or exc})", where=str(out_dir),
                          hint="pass --out DIR") from None
-    figures = all_figures(results, comparison.paired, figures_dir, comparison.baseline)
+    figures = all_figures(results, comparison.paired, figures_dir, comparison.baseline,
+                          formats=figure_formats)
 
     runs = results.runs
     counts = runs["status"].value_counts().to_dict()
@@ -88,8 +94,13 @@ def write_report(analysis: Analysis, *, out_dir: Path | None = None, markdown: b
         "## Results", "", "",
     ]
     figure_lines = ["## Figures", ""]
+    images = {}
+    if figures:
+        kinds = ", ".join(f.suffix.lstrip(".").upper() for f in figures[0].files)
+        figure_lines += [f"The figures are also files, in `figures/` beside REPORT.md ({kinds}).", ""]
     for figure in figures:
         relative = figure.path.relative_to(out_dir).as_posix()
+        images[relative] = figure.path
         figure_lines += [f"### {figure.title}", "", f"![{figure.title}]({relative})", "",
                          f"*{figure.caption}*", ""]
     text = "\n".join(header) + to_markdown(analysis.sections, comparison.warnings, comparison.methods) \
@@ -100,30 +111,6 @@ def write_report(analysis: Analysis, *, out_dir: Path | None = None, markdown: b
         written[-1].write_text(text, encoding="utf-8")
     if html_too:
         written.append(out_dir / "REPORT.html")
-        written[-1].write_text(_html(analysis, header, figures, out_dir), encoding="utf-8")
-    return written + [f.path for f in figures]
+        written[-1].write_text(render_html(text, images), encoding="utf-8")
+    return written + [path for figure in figures for path in figure.files]
 
-
-def _html(analysis: Analysis, header: list[str], figures, out_dir: Path) -> str:
-    """The same report as one HTML page (tables via pandas, figures as <img>)."""
-    comparison = analysis.comparison
-    body = [f"<h1>{html.escape(header[0].removeprefix('# '))}</h1>"]
-    body += [f"<p>{html.escape(line)}</p>" for line in header[1:] if line and not line.startswith("#")]
-    body.append("<h2>Results</h2>")
-    for section in analysis.sections:
-        body.append(f"<h3>{html.escape(section.title)}</h3>")
-        body.append(section.frame.to_html(index=False, escape=True, border=0))
-        if section.note:
-            body.append(f"<p><em>{html.escape(section.note)}</em></p>")
-        if section.footnotes:
-            body.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in section.footnotes) + "</ul>")
-    if comparison.warnings:
-        body.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in comparison.warnings)
-                    + "</ul>")
-    body.append(f"<h3>Methods</h3><p>{html.escape(comparison.methods)}</p><h2>Figures</h2>")
-    for figure in figures:
-        body.append(f"<figure><img src='{figure.path.relative_to(out_dir).as_posix()}' style='max-width:100%'>"
-                    f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
-             "font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}")
-    return f"<!doctype html><meta charset='utf-8'><style>{style}</style>" + "\n".join(body)

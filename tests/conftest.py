@@ -91,3 +91,25 @@ def make_results(root, errors: dict, *, spec_name="demo", spec_hash="abc", test_
                          for i in range(3)]
                 (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     return Path(root)
+
+
+def quickstart_results(root, *, seeds: int = 10, source: str | None = None):
+    """A results tree shaped like the quick start's (its spec in spec.json, its 8
+    configurations, `seeds` seeds), from numbers: the report's every part, nothing trained."""
+    import json
+
+    from elubench.specfile import load_spec
+
+    spec = load_spec(SPECS / "quickstart.yaml")
+    if source is not None:
+        spec = spec.model_copy(update={"source": source})
+    base = {"elu": 50, "relu": 60, "lrelu": 56, "srelu": 52}
+    errors = {f"{a}{bn}": [base[a] - (5 if bn else 0) + (seed * 7) % 5 for seed in range(seeds)]
+              for a in base for bn in ("", "+bn")}
+    make_results(root, errors, spec_name=spec.name, spec_hash=spec.hash)
+    for record in (Path(root) / spec.name / "runs").glob("*/run.json"):
+        fields = json.loads(record.read_text())
+        record.write_text(json.dumps({**fields, "device": "cpu", "device_name": "a 2-core CPU"}))
+    (Path(root) / spec.name / "spec.json").write_text(json.dumps(
+        {"spec_name": spec.name, "spec_hash": spec.hash, "spec": spec.model_dump(mode="json")}))
+    return Path(root) / spec.name

@@ -121,6 +121,8 @@ CASES = {
                                "unknown format"),
     "compare bad alpha": (lambda t, r, s: ["compare", r, "--spec", "demo", "--alpha", "2"], "alpha"),
     "report nothing to write": (lambda t, r, s: ["report", r, "--no-markdown"], "nothing to write"),
+    "report unknown figure format": (lambda t, r, s: ["report", r, "--spec", "demo", "--figure-format",
+                                                      "png,tiff"], "unknown figure format 'tiff'"),
     # bench
     "bench unknown activation": (lambda t, r, s: ["bench", s, "-a", "relu,nope"], "unknown activation 'nope'"),
     "bench unknown device": (lambda t, r, s: ["bench", s, "--device", "tpu"], "unknown device"),
