@@ -288,7 +288,7 @@ TargetOpt = Annotated[Optional[float], typer.Option(
 FormatOpt = Annotated[str, typer.Option("--format", help="rich, markdown, csv, json or latex.")]
 OutOpt = Annotated[Optional[Path], typer.Option(help="Write to this file instead of the terminal.",
                                                 show_default=False)]
-SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Skip corrupt run records (named in a warning).")]
+SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Leave out damaged files (run.json, metrics.jsonl, spec.json), each named in a warning.")]
 
 
 @app.command()
@@ -361,11 +361,8 @@ def report(
     figure_format: Annotated[str, typer.Option(help="Figure files: png (always), pdf, svg; comma-separated.")] = "png,pdf",
     out: Annotated[Optional[Path], typer.Option(
         help="Folder for the report (default: the spec's results folder).", show_default=False)] = None,
-    spec: Annotated[Optional[str], typer.Option(
-        help="Which spec's runs, when the folder holds several.", show_default=False)] = None,
-    baseline: Annotated[Optional[str], typer.Option(help="Default: the spec's.", show_default=False)] = None,
-    all_pairs: Annotated[bool, typer.Option("--all-pairs", help="Compare every pair of configurations.")] = False,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip corrupt run records.")] = False,
+    spec: SpecNameOpt = None, baseline: BaselineOpt = None, all_pairs: AllPairsOpt = False,
+    skip_bad: SkipBadOpt = False,
 ):
     """Write REPORT.md (and REPORT.html) with the spec, every table, figures and the methods paragraph."""
     from elubench.analysis import analyze

@@ -35,6 +35,11 @@ def _spec_file(tmp_path, content):
     return path
 
 
+# Nine levels of nine aliases: 9**9 strings once expanded (tests/test_hostile_specs.py)
+_LAUGHS = "\n".join(['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'] + [
+    f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]"
+    for previous, name in zip("abcdefgh", "bcdefghi")]) + "\n"
+
 CASES = {
     # spec files
     "malformed yaml": (lambda t, r, s: ["show", _spec_file(t, "name: [x\n")], "not valid YAML"),
