@@ -15,8 +15,10 @@ from elubench.analysis import Analysis
 from elubench.errors import StoreError
 
 
-def _spec_summary(spec_dict: dict | None) -> list[str]:
-    """Markdown lines describing the experiment, from the resolved spec stored with the runs."""
+def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
+    """Markdown lines describing the experiment, from the resolved spec stored with the runs;
+    the matrix is the one the recorded `runs` hold (a `run` may have trained a selection of the
+    spec's, e.g. `--seeds 3`), with the spec's extent beside it where they differ."""
     if not spec_dict:
         return ["*The results folder has no spec.json: the experiment's description is unavailable.*"]
     from elubench.activations import parse_activation
@@ -51,14 +53,28 @@ def _spec_summary(spec_dict: dict | None) -> list[str]:
         f"- **Training**: SGD, batch {train.batch_size}, momentum {train.optimizer.momentum:g}, weight decay "
         f"{train.optimizer.weight_decay:g} (none on BN parameters or PReLU slopes), learning rate {schedule}, "
         f"{length}, {train.precision}",
-        f"- **Matrix**: activations {', '.join(spec.compare.activations)} × batch norm "
-        f"{', '.join('on' if b else 'off' for b in spec.compare.batchnorm)} × init "
-        f"{', '.join(spec.compare.init_list())} × "
-        f"{len(spec.compare.seed_list())} seeds; spec hash `{spec.hash}`",
+        _matrix_line(spec, runs),
     ]
     if spec.reference.test_error:
         lines.append(f"- **Reference** numbers: {spec.reference.note or 'from the spec'}")
     return lines
+
+
+def _matrix_line(spec, runs) -> str:
+    compare = spec.compare
+    activations, batchnorm, inits = compare.activations, compare.batchnorm, compare.init_list()
+    seeds = len(compare.seed_list())
+    if runs is not None and len(runs):
+        present = set(runs["activation"])
+        activations = [a for a in activations if a in present] + sorted(present - set(activations))
+        batchnorm = sorted({bool(b) for b in runs["batchnorm"]})
+        inits = list(dict.fromkeys(runs["init"]))
+        seeds = runs["seed"].nunique()
+    spec_seeds = len(compare.seed_list())
+    extent = "" if seeds == spec_seeds else f" (of the spec's {spec_seeds})"
+    return (f"- **Matrix**: activations {', '.join(activations)} × batch norm "
+            f"{', '.join('on' if b else 'off' for b in batchnorm)} × init {', '.join(inits)} × "
+            f"{seeds} seeds{extent}; spec hash `{spec.hash}`")
 
 
 def write_report(analysis: Analysis, *, out_dir: Path | None = None, markdown: bool = True,
@@ -90,7 +106,7 @@ def write_report(analysis: Analysis, *, out_dir: Path | None = None, markdown: b
         f"Generated {time.strftime('%Y-%m-%d %H:%M')} by elubench {__version__} from `{results.folder}`: "
         f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}) on {devices}; "
         f"mean wall time per run {runs['wall_seconds'].mean():.1f} s.", "",
-        "## The experiment", "", *_spec_summary(results.spec), "",
+        "## The experiment", "", *_spec_summary(results.spec, runs), "",
         "## Results", "", "",
     ]
     figure_lines = ["## Figures", ""]

@@ -149,3 +149,17 @@ def test_figure_formats(cli, tmp_path):
     assert {p.name: p.read_bytes() for p in figures.iterdir()} == first  # no dates inside
     code, out, err = cli("report", root, "--figure-format", "png", "--out", tmp_path / "png-only")
     assert code == 0 and not list((tmp_path / "png-only" / "figures").glob("*.pdf"))
+
+
+def test_the_matrix_line_says_what_was_recorded(cli, tmp_path):
+    """A `run --seeds 3` of a 10-seed spec: the report says 3 seeds, and that the spec has 10."""
+    folder = quickstart_results(tmp_path / "three", seeds=3)
+    code, _, err = cli("report", folder.parent, "--figure-format", "png")
+    assert code == 0, err
+    line = next(l for l in (folder / "REPORT.md").read_text().splitlines() if "**Matrix**" in l)
+    assert line.startswith("- **Matrix**: activations elu, relu"), line  # the spec's order
+    assert "3 seeds (of the spec's 10)" in line, line
+    folder = quickstart_results(tmp_path / "ten")
+    assert cli("report", folder.parent, "--figure-format", "png")[0] == 0
+    line = next(l for l in (folder / "REPORT.md").read_text().splitlines() if "**Matrix**" in l)
+    assert "× 10 seeds;" in line, line
