@@ -213,30 +213,68 @@ def display_tables(result, *, task: str = "classification") -> list[Section]:
 
 def to_rich(sections: list[Section], warnings: list[str], methods: str):
     from rich.console import Group
-    from rich.markup import escape
-    from rich.table import Table
     from rich.text import Text
 
-    items = []
-    for section in sections:
-        caption = "\n".join([section.note, *(f"note: {f}" for f in section.footnotes)])
-        table = Table(title=section.title, caption=caption, header_style="bold",
-                      caption_justify="left")
-        first = section.frame.columns[0]
-        for column in section.frame.columns:
-            # labels never truncate; the other cells may wrap on a narrow terminal
-            width = (int(section.frame[column].astype(str).str.len().max())
-                     if column in (first, "verdict") and len(section.frame) else None)
-            table.add_column(str(column), justify="left" if column in (first, "method", "verdict") else "right",
-                             min_width=width)
-        for row in section.frame.itertuples(index=False):
-            table.add_row(*(escape(str(v)) for v in row))
-        items.append(table)
+    items: list = [_Fitted(section) for section in sections]
     if warnings:
         items.append(Text("warnings:", style="bold yellow"))
         items += [Text(f"  - {w}", style="yellow") for w in warnings]
     items.append(Text("methods: ", style="bold") + Text(methods))
     return Group(*items)
+
+
+class _Fitted:
+    """A section's table that is never cropped. Where the console is narrower than the table's
+    natural width, its columns are printed as consecutive tables, each repeating the row's name
+    (and the verdict), so a narrow terminal shows every number, unwrapped: rich would otherwise
+    squeeze the columns below their words and crop the right-hand ones. The caption follows at
+    the console's width, not squeezed to the table's."""
+
+    def __init__(self, section: Section):
+        self.section = section
+
+    def _table(self, columns: list, title: str | None):
+        from rich.markup import escape
+        from rich.table import Table
+
+        frame = self.section.frame
+        first = frame.columns[0]
+        table = Table(title=title, header_style="bold")
+        for column in columns:
+            # labels never wrap; the other cells may on a narrow terminal
+            width = (int(frame[column].astype(str).str.len().max())
+                     if column in (first, "verdict") and len(frame) else None)
+            table.add_column(str(column), justify="left" if column in (first, "method", "verdict")
+                             else "right", min_width=width)
+        for row in frame[columns].itertuples(index=False):
+            table.add_row(*(escape(str(v)) for v in row))
+        return table
+
+    def __rich_console__(self, console, options):
+        from rich.measure import Measurement
+        from rich.text import Text
+
+        section, columns = self.section, list(self.section.frame.columns)
+
+        def fits(table) -> bool:  # measured unbounded: Measurement.get caps at the width given
+            wide = options.update_width(10_000)
+            return Measurement.get(console, wide, table).maximum <= options.max_width
+
+        keep = columns[:1] + (["verdict"] if "verdict" in columns[1:] else [])
+        chunks = [[c for c in columns if c not in keep]]
+        if not fits(self._table(columns, section.title)):
+            chunks = [[]]
+            for column in (c for c in columns if c not in keep):
+                if chunks[-1] and not fits(self._table(keep + chunks[-1] + [column], None)):
+                    chunks.append([])
+                chunks[-1].append(column)
+        for i, chunk in enumerate(chunks):
+            part = f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else ""
+            ordered = [c for c in columns if c in keep or c in chunk]
+            yield self._table(ordered, section.title + part)
+        caption = "\n".join([section.note, *(f"note: {f}" for f in section.footnotes)]).strip()
+        if caption:
+            yield Text(caption, style="table.caption")
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:

@@ -113,3 +113,33 @@ def test_compare_over_2000_runs_is_fast(cli, tmp_path):
     # generous: a busy CI machine must not fail it; the measured figure (2-3 s) and how to
     # measure it are in docs/performance.md
     assert elapsed < 30.0, elapsed
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_rich_tables_are_never_cropped(tmp_path, width):
+    """On a terminal narrower than a table, its columns go into consecutive tables that each
+    repeat the row's name and verdict: every header and every cell is shown whole."""
+    import io
+
+    from rich.console import Console
+
+    from conftest import quickstart_results
+    from elubench.analysis import analyze
+    from elubench.tables import to_rich
+
+    folder = quickstart_results(tmp_path)
+    result = analyze(folder)
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(to_rich(result.sections, result.comparison.warnings, result.comparison.methods))
+    text = console.file.getvalue()
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width
+    assert "…" not in text  # nothing truncated
+    for section in result.sections:
+        for column in section.frame.columns:
+            assert f" {column} " in text or f"┃ {column}" in text, (section.title, column)
+        for row in section.frame.itertuples(index=False):
+            for value in row:
+                assert str(value) in text, (section.title, value)
+    if width == 80:
+        assert "(1/" in text  # split, not squeezed
