@@ -207,8 +207,7 @@ def read_metrics(path: Path) -> list[dict]:
     except OSError as exc:
         raise StoreError(f"cannot read the metrics log ({exc.strerror or exc})", where=str(path)) \
             from None
-    lines = raw.split(b"\n")
-    torn = lines.pop()  # after the last newline: b"" when the file is whole
+    lines = raw.split(b"\n")[:-1]  # what follows the last newline is b"" or a torn line
     rows: list[dict] = []
     for number, line in enumerate(lines, start=1):
         try:
@@ -224,7 +223,6 @@ def read_metrics(path: Path) -> list[dict]:
                              f"after {rows[-1]['iteration']})", where=str(path),
                              hint=BAD_METRICS_HINT)
         rows.append(payload)
-    del torn  # a partial line: what a kill mid-append leaves; never trusted
     return rows
 
 

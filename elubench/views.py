@@ -81,7 +81,6 @@ def dry_run_view(plan, spec):
     from rich.markup import escape
     from rich.text import Text
 
-    human = human_seconds
     items = []
     if plan.other_version:
         items.append(Text(f"{plan.folder} holds runs of another version of this spec; `run` will "
@@ -98,14 +97,14 @@ def dry_run_view(plan, spec):
         items.append(Text.from_markup(
             f"estimate on {guess.device}: {guess.runs} runs{layout} × ({guess.iterations:,} steps × "
             f"{guess.step_seconds * 1000:.1f} ms + {guess.evaluations} evaluations × "
-            f"{human(guess.eval_seconds)}) = [bold]{human(guess.total_seconds)}[/bold] "
-            f"({human(guess.run_seconds)} per run, timed on {escape(str(plan.timed_on))})"))
+            f"{human_seconds(guess.eval_seconds)}) = [bold]{human_seconds(guess.total_seconds)}[/bold] "
+            f"({human_seconds(guess.run_seconds)} per run, timed on {escape(str(plan.timed_on))})"))
     other = plan.alternative
     if guess is not None and other is not None:
         faster = other.total_seconds < 0.9 * guess.total_seconds
         items.append(Text(
             f"one run at a time on all {other.threads} cores instead: {other.step_seconds * 1000:.1f} ms "
-            f"a step, {human(other.total_seconds)} in all"
+            f"a step, {human_seconds(other.total_seconds)} in all"
             + (f" (faster for this net: --threads {other.threads} --parallel 1; the thread count "
                "changes a run's float sums, so keep one count per results folder)" if faster else ""),
             style="yellow" if faster else "dim"))
