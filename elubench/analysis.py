@@ -28,13 +28,22 @@ def analyze(root: Path, *, spec: str | None = None, skip_bad: bool = False, base
     The baseline is an activation (each activation against it at the same BN setting) or a
     configuration label (every configuration against it).
     """
+    results = load_results(root, spec=spec, skip_bad=skip_bad)
+    return analyze_tables(results, baseline=baseline, all_pairs=all_pairs, alternative=alternative,
+                          alpha=alpha, q_values=q_values, target_percent=target_percent, rope=rope)
+
+
+def analyze_tables(results: RunTables, *, baseline: str | None = None, all_pairs: bool = False,
+                   alternative: str | None = None, alpha: float | None = None,
+                   q_values: bool = False, target_percent: float | None = None,
+                   rope: float | None = None) -> Analysis:
+    """`analyze` on one spec's runs already read."""
     from elubench.activations import parse_activation
     from elubench.errors import ActivationError
     from elubench.spec import DEFAULT_ROPE
     from elubench.stats import compare
     from elubench.tables import display_tables
 
-    results = load_results(root, spec=spec, skip_bad=skip_bad)
     settings = (results.spec or {}).get("compare", {})
     reference = {k: tuple(v) for k, v in ((results.spec or {}).get("reference", {})
                                           .get("test_error", {}) or {}).items()}
@@ -47,7 +56,7 @@ def analyze(root: Path, *, spec: str | None = None, skip_bad: bool = False, base
         except ActivationError:
             pass
         if baseline not in set(runs["activation"]):
-            raise StatsError(f"baseline {baseline!r} is not in the data",
+            raise StatsError(f"baseline {baseline!r} is not in the data of {results.name}",
                              hint=f"activations here: {', '.join(dict.fromkeys(runs['activation']))}; "
                                   f"configurations: {', '.join(dict.fromkeys(runs['config']))}")
     target = None
@@ -87,3 +96,74 @@ def _in_spec_order(runs, settings: dict):
     rank = {label: i for i, label in enumerate(order)}
     keyed = runs.assign(_rank=runs["config"].map(rank))
     return keyed.sort_values(["_rank", "seed"], kind="stable").drop(columns="_rank").reset_index(drop=True)
+
+
+# --- several experiments ----------------------------------------------------------------------
+
+@dataclass
+class Campaign:
+    """Every experiment (spec) of a results folder, each analysed as on its own with one shared
+    baseline, and the summary across them (None for one experiment, or with --no-across)."""
+
+    experiments: list[Analysis]
+    across: object | None     # stats.experiments.Across
+    notes: list[str]          # how the shared baseline was chosen, when the specs disagree
+
+
+def analyze_experiments(root: Path, *, specs: list[str] | None = None, across: bool | None = None,
+                        skip_bad: bool = False, baseline: str | None = None, all_pairs: bool = False,
+                        alternative: str | None = None, alpha: float | None = None,
+                        q_values: bool = False, target_percent: float | None = None,
+                        rope: float | None = None) -> Campaign:
+    """Analyse each experiment under `root` (or those `specs` names) and, for two or more, the
+    summary across them (`across`: None = when there are two or more, True = required,
+    False = never)."""
+    from elubench.results import load_experiments
+    from elubench.stats.experiments import Experiment, across_experiments
+
+    tables = load_experiments(root, specs=specs, skip_bad=skip_bad)
+    if across and len(tables) < 2:
+        across_experiments([Experiment(t.name, t.runs, None) for t in tables], baseline)  # says why not
+    notes = []
+    if baseline is None and not all_pairs and len(tables) > 1:
+        baseline, notes = _shared_baseline(tables)
+    options = dict(baseline=baseline, all_pairs=all_pairs, alternative=alternative, alpha=alpha,
+                   q_values=q_values, target_percent=target_percent, rope=rope)
+    analyses = []
+    for table in tables:
+        try:
+            analyses.append(analyze_tables(table, **options))
+        except StatsError as exc:  # say which experiment; --spec leaves it out
+            raise StatsError(f"experiment {table.name}: {exc.message}", where=exc.where,
+                             hint=(exc.hint + "; or " if exc.hint else "") + "leave it out: --spec NAME "
+                                  "for each experiment to compare") from None
+    summary = None
+    if len(analyses) > 1 and across is not False:
+        first = analyses[0].comparison
+        summary = across_experiments(
+            [Experiment(a.results.name, a.results.runs, a.comparison, a.task) for a in analyses],
+            None if all_pairs else first.baseline, all_pairs=all_pairs,
+            alternative=first.paired.alternative, alpha=first.paired.alpha)
+        summary.warnings[:0] = notes
+    return Campaign(analyses, summary, notes)
+
+
+def _shared_baseline(tables) -> tuple[str, list[str]]:
+    """The baseline every experiment is compared against: the specs' own when they agree, else
+    the default rule over the activations all of them have (said in a note)."""
+    from elubench.spec import default_baseline
+
+    own = {t.name: ((t.spec or {}).get("compare") or {}).get("baseline") for t in tables}
+    named = {b for b in own.values() if b}
+    if len(named) == 1 and all(own.values()):
+        return named.pop(), []
+    shared = [a for a in dict.fromkeys(tables[0].runs["activation"])
+              if all(a in set(t.runs["activation"]) for t in tables)]
+    if not shared:
+        return None, []
+    chosen = default_baseline(shared)
+    if not named:
+        return chosen, []
+    said = ", ".join(f"{name}: {b or 'none (default)'}" for name, b in own.items())
+    return chosen, [f"the specs name different baselines ({said}); every table here uses {chosen} "
+                    "(--baseline chooses another)"]

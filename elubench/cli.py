@@ -22,7 +22,7 @@ from elubench.cli_options import (
     NoMemoryCheckOpt, DeterministicOpt, GpusOpt, RayAddressOpt, RayCpusOpt, CpusPerRunOpt,
     GpusPerRunOpt, PartitionOpt, SlurmTimeOpt, SlurmParallelismOpt, SbatchOpt, SlurmClusterOpt,
     ResultsArg, SpecNameOpt, BaselineOpt, AllPairsOpt, AlternativeOpt, AlphaOpt, RopeOpt,
-    QValuesOpt, TargetOpt, FormatOpt, OutOpt, SkipBadOpt,
+    QValuesOpt, TargetOpt, FormatOpt, OutOpt, SkipBadOpt, AcrossOpt,
 )
 from elubench.errors import ElubenchError
 from elubench.files import dumps
@@ -190,15 +190,16 @@ def _train(spec, configs, runner, settings) -> None:
 
 
 @app.command()
-def compare(results: ResultsArg = Path("results"), spec: SpecNameOpt = None,
+def compare(results: ResultsArg = Path("results"), spec: SpecNameOpt = None, across: AcrossOpt = None,
             baseline: BaselineOpt = None, all_pairs: AllPairsOpt = False,
             alternative: AlternativeOpt = None, alpha: AlphaOpt = None, rope: RopeOpt = None,
             q_values: QValuesOpt = False, target: TargetOpt = None, format_: FormatOpt = "rich",
             out: OutOpt = None, skip_bad: SkipBadOpt = False):
-    """Paired statistics over recorded runs: tables, tests, effect sizes, a methods paragraph."""
+    """Paired statistics over recorded runs: tables, tests, effect sizes, a methods paragraph;
+    with several experiments, each one's and a summary across them."""
     import math
 
-    from elubench.analysis import analyze
+    from elubench.analysis import analyze_experiments
     from elubench.tables import FORMATS
 
     if format_ not in FORMATS:
@@ -214,34 +215,51 @@ def compare(results: ResultsArg = Path("results"), spec: SpecNameOpt = None,
     if out is not None and out.is_dir():
         raise ElubenchError("is a folder; --out names the file to write", where=str(out),
                             hint=f"e.g. --out {out / ('comparison.' + format_)}")
-    result = analyze(results, spec=spec, skip_bad=skip_bad, baseline=baseline, all_pairs=all_pairs,
-                     alternative=alternative, alpha=alpha, q_values=q_values, target_percent=target,
-                     rope=rope)
-    _render_comparison(result, format_, out)
+    campaign = analyze_experiments(results, specs=spec, across=across, skip_bad=skip_bad, baseline=baseline,
+                                   all_pairs=all_pairs, alternative=alternative, alpha=alpha,
+                                   q_values=q_values, target_percent=target, rope=rope)
+    _render_comparison(campaign, format_, out)
 
 
-def _render_comparison(result, format_: str, out: Path | None) -> None:
-    """The analysis in one format, to the terminal or to `out`."""
+def _title(analysis) -> str:
+    c = analysis.comparison
+    return f"{c.spec_name}: {len(analysis.results.runs)} runs, {len(c.configs)} configurations"
+
+
+def _render_comparison(campaign, format_: str, out: Path | None) -> None:
+    """The analysis in one format, to the terminal or to `out`: one experiment as before, several
+    with the summary across them."""
     from elubench.tables import to_csv, to_json, to_latex, to_markdown, to_rich
+    from elubench.tables_across import render
 
-    c = result.comparison
-    title = f"{c.spec_name}: {len(result.results.runs)} runs, {len(c.configs)} configurations"
+    if len(campaign.experiments) == 1:
+        result = campaign.experiments[0]
+        c, title = result.comparison, _title(result)
+        if format_ == "rich":
+            renderable = to_rich(result.sections, c.warnings, c.methods)
+        else:
+            text = {"markdown": lambda: f"## {title}\n\n" + to_markdown(result.sections, c.warnings, c.methods),
+                    "csv": lambda: to_csv(result.sections), "json": lambda: to_json(c, result.sections),
+                    "latex": lambda: to_latex(result.sections, c.methods)}[format_]()
+    else:
+        title = None
+        if format_ == "rich":
+            renderable = render(campaign, format_, _title)
+        else:
+            text = render(campaign, format_, _title)
     if format_ == "rich":
         if out is None:
             console = _console()
-            console.rule(title)
-            console.print(to_rich(result.sections, c.warnings, c.methods))
+            if title:
+                console.rule(title)
+            console.print(renderable)
             return
         import io
 
         from rich.console import Console
         buffer = Console(file=io.StringIO(), width=160)
-        buffer.print(to_rich(result.sections, c.warnings, c.methods))
+        buffer.print(renderable)
         text = buffer.file.getvalue().rstrip("\n")
-    else:
-        text = {"markdown": lambda: f"## {title}\n\n" + to_markdown(result.sections, c.warnings, c.methods),
-                "csv": lambda: to_csv(result.sections), "json": lambda: to_json(c, result.sections),
-                "latex": lambda: to_latex(result.sections, c.methods)}[format_]()
     if out is None:
         typer.echo(text)
         return
@@ -259,19 +277,26 @@ def report(
     figure_format: Annotated[str, typer.Option(help="Figure files: png (always), pdf, svg; comma-separated.")] = "png,pdf",
     out: Annotated[Optional[Path], typer.Option(
         help="Folder for the report (default: the spec's results folder).", show_default=False)] = None,
-    spec: SpecNameOpt = None, baseline: BaselineOpt = None, all_pairs: AllPairsOpt = False,
-    skip_bad: SkipBadOpt = False,
+    spec: SpecNameOpt = None, across: AcrossOpt = None, baseline: BaselineOpt = None,
+    all_pairs: AllPairsOpt = False, skip_bad: SkipBadOpt = False,
 ):
-    """Write REPORT.md (and REPORT.html) with the spec, every table, figures and the methods paragraph."""
-    from elubench.analysis import analyze
+    """Write REPORT.md (and REPORT.html) with the spec, every table, figures and the methods
+    paragraph; with several experiments, one report: the summary across them (critical-difference
+    diagram, forest plot) and a section per experiment, in the results folder."""
+    from elubench.analysis import analyze_experiments
     from elubench.plots import figure_formats
-    from elubench.report import write_report
+    from elubench.report import write_campaign_report, write_report
 
     if not markdown and not html:
         raise ElubenchError("nothing to write", where="--no-markdown", hint="add --html, or drop --no-markdown")
     formats = figure_formats(figure_format.split(","))
-    analysis = analyze(results, spec=spec, skip_bad=skip_bad, baseline=baseline, all_pairs=all_pairs)
-    written = write_report(analysis, out_dir=out, markdown=markdown, html_too=html, figure_formats=formats)
+    campaign = analyze_experiments(results, specs=spec, across=across, skip_bad=skip_bad,
+                                   baseline=baseline, all_pairs=all_pairs)
+    options = dict(out_dir=out, markdown=markdown, html_too=html, figure_formats=formats)
+    if len(campaign.experiments) == 1:
+        written = write_report(campaign.experiments[0], **options)
+    else:
+        written = write_campaign_report(campaign, results, **options)
     console = _console()
     for path in written:
         console.print(f"wrote {path}")

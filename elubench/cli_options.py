@@ -97,8 +97,12 @@ SlurmClusterOpt = Annotated[Optional[str], typer.Option(
 ResultsArg = Annotated[Path, typer.Argument(help="A results folder (default results/).")]
 
 
-SpecNameOpt = Annotated[Optional[str], typer.Option(
-    help="Which spec's runs, when the folder holds several.", show_default=False)]
+SpecNameOpt = Annotated[Optional[list[str]], typer.Option(
+    help="Only this experiment (spec name; repeatable), when the folder holds several.",
+    show_default=False)]
+AcrossOpt = Annotated[Optional[bool], typer.Option(
+    "--across/--no-across", help="The summary across experiments: by default when the folder "
+    "holds two or more; --across requires it, --no-across leaves it out.", show_default=False)]
 BaselineOpt = Annotated[Optional[str], typer.Option(
     help="An activation, compared with every other at the same BN setting (e.g. relu), or a "
          "configuration every other is compared with (e.g. relu+bn); default: the spec's (relu).",

@@ -77,50 +77,60 @@ def _matrix_line(spec, runs) -> str:
             f"{seeds} seeds{extent}; spec hash `{spec.hash}`")
 
 
-def write_report(analysis: Analysis, *, out_dir: Path | None = None, markdown: bool = True,
-                 html_too: bool = False, figure_formats=("png", "pdf")) -> list[Path]:
-    """Write REPORT.md and/or REPORT.html, and the figures in figures/ as PNG and each of
-    `figure_formats` (same names); return the files written."""
-    from elubench.plots import all_figures
-    from elubench.report_html import render_html
-    from elubench.tables import to_markdown
-
-    results, comparison = analysis.results, analysis.comparison
-    out_dir = Path(out_dir or results.folder)
-    figures_dir = out_dir / "figures"
+def _figures_dir(out_dir: Path, sub: str = "figures") -> Path:
+    path = out_dir / sub
     try:
-        figures_dir.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot write the report here ({exc.strerror or exc})", where=str(out_dir),
                          hint="pass --out DIR") from None
-    figures = all_figures(results, comparison.paired, figures_dir, comparison.baseline,
-                          formats=figure_formats)
+    return path
 
-    runs = results.runs
-    counts = runs["status"].value_counts().to_dict()
-    devices = ", ".join(sorted(set(runs["device_name"].dropna().astype(str)))) or "unknown"
-    spec_dict = results.spec or {}
-    header = [
-        f"# elubench report: {comparison.spec_name}", "",
-        f"{spec_dict.get('source', '')}".strip(), "",
-        f"Generated {time.strftime('%Y-%m-%d %H:%M')} by elubench {__version__} from `{results.folder}`: "
-        f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}) on {devices}; "
-        f"mean wall time per run {runs['wall_seconds'].mean():.1f} s.", "",
-        "## The experiment", "", *_spec_summary(results.spec, runs), "",
-        "## Results", "", "",
-    ]
-    figure_lines = ["## Figures", ""]
-    images = {}
+
+def _figure_lines(figures, out_dir: Path, images: dict, level: int = 2) -> list[str]:
+    """The figures as Markdown under a heading, each with its caption; `images` collects the
+    files REPORT.html embeds."""
+    lines = [f"{'#' * level} Figures", ""]
     if figures:
         kinds = ", ".join(f.suffix.lstrip(".").upper() for f in figures[0].files)
-        figure_lines += [f"The figures are also files, in `figures/` beside REPORT.md ({kinds}).", ""]
+        folder = figures[0].path.parent.relative_to(out_dir).as_posix()
+        lines += [f"The figures are also files, in `{folder}/` beside REPORT.md ({kinds}).", ""]
     for figure in figures:
         relative = figure.path.relative_to(out_dir).as_posix()
         images[relative] = figure.path
-        figure_lines += [f"### {figure.title}", "", f"![{figure.title}]({relative})", "",
-                         f"*{figure.caption}*", ""]
-    text = "\n".join(header) + to_markdown(analysis.sections, comparison.warnings, comparison.methods) \
-        + "\n" + "\n".join(figure_lines)
+        lines += [f"{'#' * (level + 1)} {figure.title}", "", f"![{figure.title}]({relative})", "",
+                  f"*{figure.caption}*", ""]
+    return lines
+
+
+def _experiment(analysis: Analysis, out_dir: Path, figures_dir: Path, images: dict, figure_formats,
+                level: int = 2) -> tuple[list[str], list]:
+    """One experiment's part of a report: what it was, its tables, its figures."""
+    from elubench.plots import all_figures
+    from elubench.tables import to_markdown
+
+    results, comparison = analysis.results, analysis.comparison
+    figures = all_figures(results, comparison.paired, figures_dir, comparison.baseline,
+                          formats=figure_formats)
+    runs = results.runs
+    counts = runs["status"].value_counts().to_dict()
+    devices = ", ".join(sorted(set(runs["device_name"].dropna().astype(str)))) or "unknown"
+    h = "#" * level
+    lines = [
+        f"{(results.spec or {}).get('source', '')}".strip(), "",
+        f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}) from `{results.folder}` "
+        f"on {devices}; mean wall time per run {runs['wall_seconds'].mean():.1f} s.", "",
+        f"{h} The experiment", "", *_spec_summary(results.spec, runs), "",
+        f"{h} Results", "", "",
+        to_markdown(analysis.sections, comparison.warnings, comparison.methods, level=level + 1),
+        *_figure_lines(figures, out_dir, images, level),
+    ]
+    return lines, figures
+
+
+def _write(text: str, images: dict, out_dir: Path, markdown: bool, html_too: bool) -> list[Path]:
+    from elubench.report_html import render_html
+
     written = []
     if markdown:
         written.append(out_dir / "REPORT.md")
@@ -128,5 +138,49 @@ def write_report(analysis: Analysis, *, out_dir: Path | None = None, markdown: b
     if html_too:
         written.append(out_dir / "REPORT.html")
         written[-1].write_text(render_html(text, images), encoding="utf-8")
-    return written + [path for figure in figures for path in figure.files]
+    return written
 
+
+def write_report(analysis: Analysis, *, out_dir: Path | None = None, markdown: bool = True,
+                 html_too: bool = False, figure_formats=("png", "pdf")) -> list[Path]:
+    """Write REPORT.md and/or REPORT.html, and the figures in figures/ as PNG and each of
+    `figure_formats` (same names); return the files written."""
+    out_dir = Path(out_dir or analysis.results.folder)
+    images: dict = {}
+    lines, figures = _experiment(analysis, out_dir, _figures_dir(out_dir), images, figure_formats)
+    text = "\n".join([f"# elubench report: {analysis.comparison.spec_name}", "",
+                      f"Generated {time.strftime('%Y-%m-%d %H:%M')} by elubench {__version__}.", "",
+                      *lines])
+    return _write(text, images, out_dir, markdown, html_too) + [p for f in figures for p in f.files]
+
+
+def write_campaign_report(campaign, root: Path, *, out_dir: Path | None = None, markdown: bool = True,
+                          html_too: bool = False, figure_formats=("png", "pdf")) -> list[Path]:
+    """One REPORT.md (and REPORT.html) for several experiments, in `root` (or `out_dir`): the
+    summary across them first (its tables, the critical-difference diagram and the forest plot
+    in figures/), then a section per experiment (its figures in figures/<spec name>/)."""
+    from elubench.plots_across import across_figures
+    from elubench.tables_across import across_sections
+    from elubench.tables import to_markdown
+
+    out_dir = Path(out_dir or root)
+    images: dict = {}
+    names = [a.results.name for a in campaign.experiments]
+    lines = [f"# elubench report: {len(names)} experiments", "",
+             f"Generated {time.strftime('%Y-%m-%d %H:%M')} by elubench {__version__} from `{root}`: "
+             f"{', '.join(names)}.", ""]
+    files = []
+    across = campaign.across
+    if across is not None:
+        figures = across_figures(across, _figures_dir(out_dir), formats=figure_formats)
+        files += [p for f in figures for p in f.files]
+        lines += [f"## Across {len(across.experiments)} experiments", "",
+                  to_markdown(across_sections(across), across.warnings, across.methods, level=3),
+                  *_figure_lines(figures, out_dir, images, level=3)]
+    for analysis in campaign.experiments:
+        name = analysis.results.name
+        part, figures = _experiment(analysis, out_dir, _figures_dir(out_dir, f"figures/{name}"), images,
+                                    figure_formats, level=3)
+        files += [p for f in figures for p in f.files]
+        lines += [f"## Experiment: {name}", "", *part]
+    return _write("\n".join(lines), images, out_dir, markdown, html_too) + files

@@ -47,15 +47,9 @@ def _label(record) -> str:
     return record.config or config_label(record.activation, record.batchnorm)
 
 
-def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
-                 detail: bool = True) -> RunTables:
-    """Read every run.json (and, with `detail`, metrics.jsonl) under `root` for one spec.
-
-    Raises StoreError for an empty tree, a corrupt record (unless skip_bad), or runs of several
-    specs without `spec` naming one.
-    """
-    import pandas as pd
-
+def _read_records(root: Path, skip_bad: bool):
+    """Every run record under `root`, its folder, and (with skip_bad) the corrupt ones as
+    (path, message)."""
     root = Path(root)
     if not root.exists():
         raise StoreError("no such results folder", where=str(root),
@@ -67,12 +61,23 @@ def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
         except StoreError as exc:
             if not skip_bad:
                 raise
-            skipped.append(exc.render())
+            skipped.append((path, exc.render()))
             continue
         folders.append(path.parent)
     if not records:
         raise StoreError("no run records (run.json) here", where=str(root),
                          hint="train some first: elubench run SPEC --results " + str(root))
+    return records, folders, skipped
+
+
+def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
+                 detail: bool = True) -> RunTables:
+    """Read every run.json (and, with `detail`, metrics.jsonl) under `root` for one spec.
+
+    Raises StoreError for an empty tree, a corrupt record (unless skip_bad), or runs of several
+    specs without `spec` naming one.
+    """
+    records, folders, skipped = _read_records(root, skip_bad)
     names = sorted({r.spec_name for r in records})
     if spec is not None:
         keep = [i for i, r in enumerate(records) if r.spec_name == spec]
@@ -83,6 +88,42 @@ def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
     elif len(names) > 1:
         raise StoreError(f"runs of {len(names)} specs are here: {', '.join(names)}", where=str(root),
                          hint="pick one with --spec NAME, or point at results/<name>")
+    return _tables(root, records, folders, [text for _, text in skipped], skip_bad, detail)
+
+
+def load_experiments(root: Path, *, specs: list[str] | None = None, skip_bad: bool = False,
+                     detail: bool = True) -> list[RunTables]:
+    """Every experiment (spec) under `root`, or those `specs` names, in that order (else by
+    name): one RunTables each. Experiments are identified by spec name, so results folders
+    merged by copying keep theirs. A corrupt record (with skip_bad) is reported with the
+    experiment whose folder holds it."""
+    records, folders, skipped = _read_records(root, skip_bad)
+    names = sorted({r.spec_name for r in records})
+    if specs:
+        unknown = [name for name in specs if name not in names]
+        if unknown:
+            raise StoreError(f"no runs of spec{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} here",
+                             where=str(root),
+                             hint=f"specs found: {', '.join(names)}")
+        names = list(dict.fromkeys(specs))
+    out = []
+    for name in names:
+        keep = [i for i, r in enumerate(records) if r.spec_name == name]
+        spec_dirs = {folders[i].parent.parent for i in keep}
+        own = [text for path, text in skipped if path.parent.parent.parent in spec_dirs]
+        out.append(_tables(root, [records[i] for i in keep], [folders[i] for i in keep], own,
+                           skip_bad, detail))
+    homeless = [text for path, text in skipped
+                if not any(path.parent.parent.parent == t.folder for t in out)]
+    if homeless and out:
+        out[0].skipped += homeless
+    return out
+
+
+def _tables(root, records, folders, skipped, skip_bad: bool, detail: bool) -> RunTables:
+    """One spec's records as RunTables (refusing two versions of the spec mixed)."""
+    import pandas as pd
+
     hashes = sorted({r.spec_hash for r in records})
     if len(hashes) > 1:
         raise StoreError(f"runs of {len(hashes)} versions of spec {records[0].spec_name!r} "

@@ -356,29 +356,38 @@ def to_json(result, sections: list[Section]) -> str:
     say why a number is missing."""
     from elubench.files import dumps
 
-    def clean(value):
-        if value is pd.NA or value is None:
-            return None
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        if hasattr(value, "item"):
-            return value.item()
-        return value
+    return dumps(json_payload(result, sections), indent=2, default=str)
 
+
+def _clean(value):
+    if value is pd.NA or value is None:
+        return None
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def json_rows(frame: pd.DataFrame) -> list[dict]:
+    """A table's rows as plain values (numpy scalars and pandas' NA made Python's)."""
+    return [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def json_payload(result, sections: list[Section]) -> dict:
+    """One experiment's statistics (a stats.Comparison) as JSON-ready data."""
     f = result.friedman
-    payload = {
+    return {
         "spec_name": result.spec_name, "baseline": result.baseline, "configs": result.configs,
         "alternative": result.paired.alternative, "alpha": result.paired.alpha,
         "primary_test": result.paired.primary, "correction": result.paired.correction,
         "comparison_family": result.paired.family, "comparison_mode": result.paired.mode,
         "rope_pp": result.rope,
-        "tables": {s.key: [{k: clean(v) for k, v in row.items()} for row in s.raw.to_dict("records")]
-                   for s in sections if s.key != "friedman"},
+        "tables": {s.key: json_rows(s.raw) for s in sections if s.key != "friedman"},
         "friedman": None if f is None else {
             "statistic": f.statistic, "p": f.p, "p_method": f.method, "p_se": f.p_se,
             "k": f.k, "n_blocks": f.n_blocks, "f_statistic": f.f_statistic, "f_p": f.f_p,
             "degenerate": f.degenerate,
-            "mean_ranks": {k: clean(v) for k, v in f.mean_ranks.items()}},
+            "mean_ranks": {k: _clean(v) for k, v in f.mean_ranks.items()}},
         "warnings": result.warnings, "methods": result.methods,
     }
-    return dumps(payload, indent=2, default=str)

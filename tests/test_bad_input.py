@@ -29,6 +29,14 @@ def world(tmp_path):
     return tmp_path, results, spec
 
 
+def _two_experiments(tmp_path, a: dict, b: dict):
+    """A results folder with two experiments, a and b, from their error counts."""
+    root = tmp_path / "two"
+    make_results(root, a, spec_name="a")
+    make_results(root, b, spec_name="b")
+    return root
+
+
 def _spec_file(tmp_path, content):
     path = tmp_path / "bad.yaml"
     path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
@@ -117,7 +125,14 @@ CASES = {
                                 "--checkpoint-every"),
     "compare empty folder": (lambda t, r, s: ["compare", t / "empty-results"], "no run records"),
     "compare missing folder": (lambda t, r, s: ["compare", t / "missing"], "no such results folder"),
-    "compare mixed specs": (lambda t, r, s: ["compare", r], "runs of 2 specs"),
+    "compare across one experiment": (lambda t, r, s: ["compare", make_results(t / "one", TEN), "--across"],
+                                      "needs two or more; there is one here"),
+    "compare no shared configuration": (lambda t, r, s: ["compare", _two_experiments(
+        t, {"elu": [1, 2, 3], "relu": [2, 3, 4]}, {"selu": [1, 2, 3], "tanh": [2, 3, 4]})],
+        "share no configuration"),
+    "compare baseline absent from one experiment": (lambda t, r, s: ["compare", _two_experiments(
+        t, {"elu": [1, 2, 3], "relu": [2, 3, 4]}, {"elu": [1, 2, 3], "selu": [2, 3, 4]}), "--baseline", "relu"],
+        "experiment b: baseline 'relu' is not in the data of b"),
     "compare unknown baseline": (lambda t, r, s: ["compare", r, "--spec", "demo", "--baseline", "tanh"],
                                  "baseline 'tanh'"),
     "compare one seed": (lambda t, r, s: ["compare", make_results(t / "one", {"relu": [1], "elu": [2]})],

@@ -65,7 +65,7 @@ def test_diverged_runs_are_counted_and_shown(cli, tmp_path):
     ("empty", [], "no run records"),
     ("missing", [], "no such results folder"),
     ("corrupt", [], "corrupt run record"),
-    ("two specs", [], "runs of 2 specs"),
+    ("two specs", ["--spec", "demo", "--spec", "nope"], "no runs of spec 'nope'"),
     ("ok", ["--baseline", "gelu"], "baseline 'gelu' is not in the data"),
     ("one seed", [], "a test needs 2 or more"),
     ("ok", ["--format", "xml"], "unknown format"),

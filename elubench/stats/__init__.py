@@ -16,6 +16,9 @@ functions that need it, to keep `import elubench.stats` fast.
     methods    the methods paragraph and the warnings
     planning   before training: family sizes, floors, the seeds significance needs
     summary    learning speed, cost, `compare`
+    experiments  across experiments (specs): ranks, Friedman, post-hoc, W/T/L, the seed-level pool
+    ranks      post-hoc tests on mean ranks (Demšar 2006): exact rank-sum differences, Nemenyi
+    meta       the random-effects meta-analysis (DerSimonian-Laird, modified HKSJ)
 """
 
 from __future__ import annotations

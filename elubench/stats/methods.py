@@ -188,3 +188,45 @@ def conditions_sentence(table: ScoreTable) -> str:
     counts = used.value_counts()
     listed = "; ".join(f"{condition} ({n} run{'s' * (n != 1)})" for condition, n in counts.items())
     return f"Runs were trained on {listed}." if len(counts) > 1 else f"Every run was trained on {counts.index[0]}."
+
+
+# --- across experiments -----------------------------------------------------------------------
+
+def across_methods(result) -> str:
+    """The paragraph for the summary across experiments (stats.experiments.Across)."""
+    n, k = len(result.experiments), len(result.configs)
+    side = SIDES[result.alternative]
+    parts = [f"Across experiments, the {n} experiments ({', '.join(result.experiments)}) were compared "
+             f"on the {k} configuration{'s' * (k != 1)} every one of them trained with at least one ok "
+             "run, at two levels."]
+    if result.friedman is not None:
+        f, cd = result.friedman, result.nemenyi
+        parts.append(
+            "Experiment level (Demšar 2006): each experiment's mean test error per configuration "
+            "was one score and the experiments were the blocks. Configurations were ranked within "
+            "each experiment (rank 1 = lowest mean error, mid-ranks for ties) and compared by an "
+            f"omnibus Friedman test (p-value: {f.method}). Post-hoc, {result.family} was tested on "
+            "the difference of rank sums, two configurations at a time: Demšar's z is reported, "
+            "and the p-value used is that statistic's exact permutation distribution under the "
+            "Friedman null (every arrangement of an experiment's ranks equally likely), "
+            f"{side}, Holm-adjusted within the family at alpha = {result.alpha:g}. For all pairs, "
+            f"Nemenyi's critical difference at alpha = {cd.alpha:g} is {cd.critical_difference:.3g} "
+            f"(q = {cd.q_alpha:.3f}); configurations whose mean ranks differ by no more are joined "
+            "in the critical-difference diagram. Wins, ties and losses count the experiments in "
+            "which that experiment's own Holm-adjusted Wilcoxon verdict was better, no evidence, or "
+            "worse.")
+    if result.meta.empty:
+        parts.append("No seed-level meta-analysis was made (the warnings say why).")
+        return " ".join(parts)
+    unit = "percentage points" if result.unit == "%" else "test MSE"
+    parts.append(
+        "Seed level: for each comparison, each experiment contributed the mean of its per-seed "
+        f"paired differences (in {unit}) and that mean's variance (the differences' variance over "
+        "their number); these were pooled by a random-effects meta-analysis (DerSimonian-Laird "
+        "between-experiment variance tau^2; the pooled difference's confidence interval and test "
+        "from the Hartung-Knapp-Sidik-Jonkman variance, never below the plain random-effects one, "
+        f"with a t distribution on k - 1 df, {side}), Holm-adjusted within the family at alpha = "
+        f"{result.alpha:g}. Heterogeneity is Cochran's Q with its chi-square p and I^2. An "
+        "experiment whose differences had a variance of 0, or fewer than 2 paired seeds, could not "
+        "be weighted and was left out of that comparison's pool (named in the warnings).")
+    return " ".join(parts)

@@ -73,9 +73,10 @@ class Friedman:
 
 
 def friedman_test(values, *, exact_limit: int = EXACT_LIMIT, monte_carlo: int = MONTE_CARLO,
-                  seed: int = 0) -> Friedman:
+                  seed: int = 0, block: str = "seed") -> Friedman:
     """Friedman test of `values`: an n x k array, rows = blocks (seeds), columns = treatments
     (configurations), lower = better, no NaN. See the module docstring for how p is computed.
+    `block` names a block in the texts of the result (a seed; an experiment across experiments).
     Raises ValueError for fewer than 2 blocks or treatments, NaN, or bad options."""
     from scipy import stats
 
@@ -102,9 +103,9 @@ def friedman_test(values, *, exact_limit: int = EXACT_LIMIT, monte_carlo: int = 
     observed = int((r2.sum(axis=0) ** 2).sum())       # orders arrangements as chi2 does
 
     if total == 0:
-        return Friedman(0.0, 1.0, "none needed: with every configuration tied in every seed, "
+        return Friedman(0.0, 1.0, f"none needed: with every configuration tied in every {block}, "
                         "nothing can be more extreme (p = 1)", None, n, k, 0.0, 1.0,
-                        "every seed ties every configuration (chi-square = 0)", mean_ranks)
+                        f"every {block} ties every configuration (chi-square = 0)", mean_ranks)
     chi2 = (k - 1) * between / total
     df = (k - 1, (k - 1) * (n - 1))
     gap = n * total - between  # >= 0 (Cauchy-Schwarz); 0 iff every seed has the same ranks
@@ -114,9 +115,9 @@ def friedman_test(values, *, exact_limit: int = EXACT_LIMIT, monte_carlo: int = 
         p = 10.0 ** log10_p
         shown = f"{p:.3g}" if p > 0 else f"10^{log10_p:.1f}, below the smallest float"
         ties = "" if ways == math.factorial(k) else ", ties included"
-        return Friedman(chi2, p, f"exact: the chance under H0 that all {n} seeds give the same "
+        return Friedman(chi2, p, f"exact: the chance under H0 that all {n} {block}s give the same "
                         f"ranks{ties}, (1/{ways})^{n - 1} = {shown}", None, n, k, None, None,
-                        f"every seed ranks the configurations in the same order{ties} (chi-square "
+                        f"every {block} ranks the configurations in the same order{ties} (chi-square "
                         f"at its maximum n(k-1) = {n * (k - 1)}: Iman-Davenport F undefined)",
                         mean_ranks)
     f = (n - 1) * between / gap
@@ -125,8 +126,8 @@ def friedman_test(values, *, exact_limit: int = EXACT_LIMIT, monte_carlo: int = 
     tail = _exact_tail(r2, observed, exact_limit)
     if tail is not None:
         tied = any(len(set(row)) < k for row in r2.tolist())
-        what = ("all within-seed arrangements of the observed mid-ranks, ties included" if tied
-                else f"all ({k}!)^{n} within-seed rank arrangements")
+        what = (f"all within-{block} arrangements of the observed mid-ranks, ties included" if tied
+                else f"all ({k}!)^{n} within-{block} rank arrangements")
         return Friedman(chi2, tail, f"exact ({what}, by dynamic programming over rank sums)",
                         None, n, k, f, f_p, None, mean_ranks)
     too_big = f"the exact distribution needs more than {exact_limit:,} rank-sum vectors"
@@ -134,10 +135,10 @@ def friedman_test(values, *, exact_limit: int = EXACT_LIMIT, monte_carlo: int = 
         hits = _monte_carlo_hits(r2, observed, monte_carlo, seed)
         p = (1 + hits) / (monte_carlo + 1)
         se = math.sqrt(p * (1 - p) / monte_carlo)
-        return Friedman(chi2, p, f"Monte Carlo ({monte_carlo:,} random within-seed permutations, "
+        return Friedman(chi2, p, f"Monte Carlo ({monte_carlo:,} random within-{block} permutations, "
                         f"seed {seed}, SE {se:.2g}): {too_big}", se, n, k, f, f_p, None, mean_ranks)
     p = float(stats.chi2.sf(chi2, k - 1))
-    return Friedman(chi2, p, f"chi-square approximation ({k - 1} df): {n} seeds is above "
+    return Friedman(chi2, p, f"chi-square approximation ({k - 1} df): {n} {block}s is above "
                     f"{PERMUTATION_MAX_N}, where it is accurate, and {too_big}",
                     None, n, k, f, f_p, None, mean_ranks)
 
