@@ -16,7 +16,7 @@ import typer
 
 from elubench import __version__
 from elubench.cli_options import (
-    SpecArg, SetOpt, WidthOpt, DeviceOpt, PrecisionOpt, CompileOpt, ActivationsOpt,
+    SpecArg, SpecsArg, SetOpt, WidthOpt, DeviceOpt, PrecisionOpt, CompileOpt, ActivationsOpt,
     BatchnormOpt, SeedsOpt, ResultsOpt, DataDirOpt, DownloadOpt, ForceOpt, DryRunOpt,
     CheckpointOpt, ShardOpt, ExecutorOpt, ParallelOpt, WorkersOpt, ThreadsOpt, TakeOverOpt,
     NoMemoryCheckOpt, DeterministicOpt, GpusOpt, RayAddressOpt, RayCpusOpt, CpusPerRunOpt,
@@ -118,7 +118,7 @@ def _load(spec: Path, overrides: list[str] | None, width: float | None, precisio
 
 
 @app.command()
-def run(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: BatchnormOpt = None,
+def run(specs: SpecsArg, activations: ActivationsOpt = None, batchnorm: BatchnormOpt = None,
         seeds: SeedsOpt = None, set_: SetOpt = None, width: WidthOpt = None,
         device: DeviceOpt = "auto", results: ResultsOpt = Path("results"),
         data_dir: DataDirOpt = None, download: DownloadOpt = False, force: ForceOpt = False,
@@ -131,60 +131,84 @@ def run(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: BatchnormO
         slurm_partition: PartitionOpt = None, slurm_time: SlurmTimeOpt = None,
         slurm_parallelism: SlurmParallelismOpt = None, sbatch: SbatchOpt = None,
         slurm_cluster: SlurmClusterOpt = None, no_memory_check: NoMemoryCheckOpt = False):
-    """Train every activation × BN × seed of a spec; skips runs already recorded.
+    """Train every activation × BN × seed of one or more specs; skips runs already recorded.
 
-    Exit codes: 0 every run has a record (ok or diverged); 2 a mistake in the input, nothing
-    trained; 3 some runs crashed (recorded failed); 4 some runs have no record (claimed
-    elsewhere, a damaged file, an OS error, lost): run again; 130 interrupted."""
+    Several specs train one after another, each in results/<spec name>/, with one progress
+    display, one summary and one exit code; every flag applies to each (--shard I/N: each
+    spec's I-th slice). All are checked before any trains. Exit codes: 0 every run has a
+    record (ok or diverged); 2 a mistake in the input, nothing trained; 3 some runs crashed
+    (recorded failed); 4 some runs have no record (claimed elsewhere, a damaged file, an OS
+    error, lost): run again; 130 interrupted."""
+    from elubench.campaign import plan_campaign
     from elubench.executors import executor_for
     from elubench.grid import select
-    from elubench.resources import check_fits
-    from elubench.dryrun import dry_run as plan_dry_run
     from elubench.runner import RunSettings
 
-    loaded = _load(spec, set_, width, precision, threads)
-    configs = select(loaded, activations=_split_names(activations), batchnorm=batchnorm,
-                     seeds=seeds, shard_text=shard)
-    runner = executor_for(executor, parallel=parallel, device=device, spec=loaded, workers=workers,
-                          gpus=gpus.split(",") if gpus else None, address=ray_address,
-                          local_cpus=ray_cpus, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
-                          partition=slurm_partition, time_min=slurm_time,
-                          array_parallelism=slurm_parallelism, sbatch=sbatch or None,
-                          cluster=slurm_cluster)
     settings = RunSettings(results=results, device=device, data_dir=data_dir, download=download,
                            force=force, checkpoint_seconds=checkpoint_every, compile=compile_,
                            deterministic=deterministic, take_over=take_over)
-    check_fits(loaded, configs, device, runner.runs_at_once(len(configs)), skip=no_memory_check)
-    if dry_run:
-        from elubench.views import dry_run_view
-        plan = plan_dry_run(loaded, configs, settings, runner.runs_at_once(len(configs)) or 1)
-        _console().print(dry_run_view(plan, loaded))
-        return
-    _train(loaded, configs, runner, settings)
+    campaign = plan_campaign(
+        specs, settings, load=lambda path: _load(path, set_, width, precision, threads),
+        select=lambda spec: select(spec, activations=_split_names(activations),
+                                   batchnorm=batchnorm, seeds=seeds, shard_text=shard),
+        executor=lambda spec: executor_for(
+            executor, parallel=parallel, device=device, spec=spec, workers=workers,
+            gpus=gpus.split(",") if gpus else None, address=ray_address, local_cpus=ray_cpus,
+            cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, partition=slurm_partition,
+            time_min=slurm_time, array_parallelism=slurm_parallelism, sbatch=sbatch or None,
+            cluster=slurm_cluster),
+        memory_check=not no_memory_check, dry_run=dry_run)
+    (_dry_run if dry_run else _train)(campaign, settings)
 
 
-def _train(spec, configs, runner, settings) -> None:
+def _dry_run(campaign, settings) -> None:
+    """Each spec's matrix (done / left), estimate and significance plan; with several, a total."""
+    from elubench.dryrun import dry_run
+    from elubench.views import dry_run_total, dry_run_view
+
+    console, plans = _console(), []
+    for note in campaign.notes:
+        console.print(note, style="dim", markup=False)
+    for e in campaign.experiments:
+        if campaign.several:
+            console.rule(f"{e.name} ({e.path})", style="dim")
+        plans.append(dry_run(e.spec, e.configs, settings, e.runner.runs_at_once(len(e.configs)) or 1))
+        console.print(dry_run_view(plans[-1], e.spec))
+    if campaign.several:
+        console.print(dry_run_total(plans))
+
+
+def _train(campaign, settings) -> None:
     """Train with a progress display; say what is missing and exit with the code that says it
     (Ctrl-C: what is recorded and how to go on)."""
-    from elubench.progress import RichReporter, summary_table, summary_view
-    from elubench.runner import Interrupted, Tally, summarize
+    from elubench.campaign import CampaignInterrupted, combined_summary, run_campaign
+    from elubench.progress import (CampaignReporter, RichReporter, campaign_view, interrupted_view,
+                                   summary_table, summary_view)
 
-    console = _console()
-    reporter = RichReporter(console, spec.task)
-    tally = Tally(reporter)
-    folder = Path(settings.results) / spec.name
+    console, first = _console(), campaign.experiments[0]
+    for note in campaign.notes:
+        console.print(note, style="dim", markup=False)
+    reporter = CampaignReporter(console, campaign.experiments) if campaign.several \
+        else RichReporter(console, first.spec.task)
+    folder = first.folder(settings.results)
     try:
-        records = runner.run(spec, configs, settings, tally)
-    except Interrupted as stop:
+        outcomes = run_campaign(campaign, settings, reporter)
+    except CampaignInterrupted as stop:
         reporter.close()
-        console.print(f"[yellow]{stop}[/yellow]")
-        console.print(f"{len(stop.records)} of {len(configs)} runs are recorded in {folder}; "
-                      "run the same command to continue.")
+        if campaign.several:
+            console.print(interrupted_view(stop, campaign.experiments, settings.results))
+        else:
+            console.print(f"[yellow]{stop}[/yellow]")
+            console.print(f"{len(stop.records)} of {len(first.configs)} runs are recorded in "
+                          f"{folder}; run the same command to continue.")
         raise typer.Exit(130)
     finally:
         reporter.close()
-    console.print(summary_table(records, f"{spec.name}: {len(records)} runs in {folder}"))
-    summary = summarize(configs, records, tally.reasons)
+    if campaign.several:
+        console.print(campaign_view(outcomes, settings.results))
+        raise typer.Exit(combined_summary(outcomes).exit_code)
+    records, summary = outcomes[0].records, outcomes[0].summary
+    console.print(summary_table(records, f"{first.name}: {len(records)} runs in {folder}"))
     console.print(summary_view(summary))
     raise typer.Exit(summary.exit_code)
 

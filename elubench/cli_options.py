@@ -10,6 +10,10 @@ from typing import Annotated, Optional
 import typer
 
 SpecArg = Annotated[Path, typer.Argument(help="A spec YAML file (see specs/).", show_default=False)]
+SpecsArg = Annotated[list[Path], typer.Argument(
+    help="One or more spec YAML files (see specs/); a shell glob works (specs/mnist-*.yaml). "
+         "Several train one after another, each in results/<spec name>/.", show_default=False,
+    metavar="spec")]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", help="Override a spec field: --set train.iterations=2000 (repeatable).",
     show_default=False)]
@@ -41,8 +45,9 @@ DryRunOpt = Annotated[bool, typer.Option(
     help="List the matrix (done / left) and estimate its wall time; train nothing.")]
 CheckpointOpt = Annotated[float, typer.Option(help="Seconds between checkpoints (taken at evaluations).")]
 ShardOpt = Annotated[Optional[str], typer.Option(
-    help="Only the I-th of N equal slices of the matrix (I/N), for schedulers elubench does not "
-         "drive.", show_default=False, rich_help_panel=SCALE)]
+    help="Only the I-th of N equal slices of the matrix (I/N; with several specs, of each "
+         "spec's), for schedulers elubench does not drive.", show_default=False,
+    rich_help_panel=SCALE)]
 ExecutorOpt = Annotated[str, typer.Option(
     help="Where runs train: auto (on a CPU as many runs at once as the cores allow, else one "
          "after another), serial (this process), local (worker processes), ray (Ray tasks) or "

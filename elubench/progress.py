@@ -19,9 +19,11 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.2f} %"
 
 
-def result_line(record: dict) -> str:
-    """One line for a finished run."""
+def result_line(record: dict, spec: str | None = None) -> str:
+    """One line for a finished run (named by its spec's name with several specs)."""
     head = f"{record['config']} seed {record['seed']}"
+    if spec is not None:
+        head = f"{escape(spec)}: {head}"
     if record["status"] == "ok":
         if record.get("test_errors") is not None:
             score = f"test error {_pct(record['test_error'])} ({record['test_errors']}/{record['test_size']})"
@@ -140,3 +142,92 @@ class RichReporter(Reporter):
 
     def close(self):
         self.progress.stop()
+
+
+class CampaignReporter(RichReporter):
+    """Several specs in one `run` (campaign), one display: one bar over every run to train of
+    every spec (its total corrected as each spec starts and finds where its folder stands),
+    and each run's bar and line named by its spec."""
+
+    def __init__(self, console: Console, experiments):
+        super().__init__(console)
+        self.names = [e.name for e in experiments]
+        self.expected = [e.todo for e in experiments]  # runs to train, as planned
+        self.finished = [0] * len(experiments)          # runs each spec finished (or skipped)
+        self.current = 0
+
+    def experiment_start(self, index, experiment):
+        self.current, self.task = index, experiment.spec.task
+
+    def experiment_stopped(self, experiment, error):
+        self.progress.console.print(f"[red]{escape(experiment.name)}: stopped (its remaining runs "
+                                    f"are not trained): {escape(error.render())}[/red]")
+        self.expected[self.current] = self.finished[self.current]
+        if self.matrix_task is not None:
+            self.progress.update(self.matrix_task, total=sum(self.expected))
+
+    def matrix_start(self, total, done, todo):
+        self.expected[self.current] = todo
+        self.console.print(f"{escape(self.names[self.current])}: {total} runs: {done} done, "
+                           f"{todo} to train")
+        if self.matrix_task is not None:
+            self.progress.update(self.matrix_task, total=sum(self.expected))
+        elif sum(self.expected):
+            self.progress.start()
+            self.matrix_task = self.progress.add_task(f"{len(self.names)} specs",
+                                                      total=sum(self.expected), info="")
+
+    def run_start(self, cfg, index, todo):
+        self.run_tasks[cfg.run_id] = self.progress.add_task(
+            f"{escape(cfg.spec_name)}: {cfg.config} s{cfg.seed}", total=None, info="")
+
+    def _finish(self, cfg, line: str):
+        self.finished[self.current] += 1
+        super()._finish(cfg, line)
+
+    def run_end(self, cfg, record):
+        self._finish(cfg, result_line(record, cfg.spec_name))
+
+    def run_skipped(self, cfg, reason):
+        self._finish(cfg, f"[dim]skipped {escape(cfg.spec_name)}/{cfg.run_id}: {escape(reason)}[/dim]")
+
+
+def campaign_view(outcomes, results):
+    """After `run` of several specs: each spec's summary table, a line per spec saying where it
+    stands, and what is missing across all of them with the campaign's exit code."""
+    from rich.console import Group
+
+    from elubench.campaign import combined_summary
+
+    items: list = []
+    for o in outcomes:
+        folder = o.experiment.folder(results)
+        if o.records:
+            items.append(summary_table(o.records, f"{o.experiment.name}: {len(o.records)} runs in {folder}"))
+    status = Text()
+    for o in outcomes:
+        s, asked = o.summary, len(o.summary.asked)
+        state = [f"{len(s.failed)} of {asked} runs failed"] * bool(s.failed) + \
+            [f"{len(s.missing)} of {asked} runs have no record"] * bool(s.missing)
+        status.append(f"{o.experiment.name}: ", style="bold")
+        status.append("; ".join(state) or f"all {asked} runs recorded",
+                      style="red" if s.failed else "yellow" if s.missing else "green")
+        status.append(f" (exit code {s.exit_code})" * bool(s.exit_code)
+                      + "; stopped by a mistake" * bool(o.error) + "\n", style="dim")
+    status.rstrip()
+    return Group(*items, status, summary_view(combined_summary(outcomes)))
+
+
+def interrupted_view(stop, experiments, results) -> Text:
+    """Ctrl-C during a campaign: what each spec's folder holds now, and how to go on."""
+    from elubench.campaign import recorded
+
+    text = Text()
+    text.append(f"{stop.stopped.name}: {stop}\n", style="yellow")
+    done = {id(o.experiment) for o in stop.outcomes}
+    for e in experiments:
+        how = "" if id(e) in done else " (stopped here)" if e is stop.stopped else " (not started)"
+        text.append(f"{e.name}: {len(recorded(e, results))} of {len(e.configs)} runs are "
+                    f"recorded in {e.folder(results)}{how}\n")
+    text.append("run the same command to continue.")
+    return text

@@ -37,6 +37,9 @@ class Reporter:
     def run_end(self, cfg: RunConfig, record: RunRecord) -> None: ...
     def run_skipped(self, cfg: RunConfig, reason: str) -> None: ...
     def note(self, text: str) -> None: ...
+    # several specs in one `run` (campaign.run_campaign): told to the outermost reporter
+    def experiment_start(self, index: int, experiment) -> None: ...
+    def experiment_stopped(self, experiment, error: ElubenchError) -> None: ...
 
 
 class Tally(Reporter):
@@ -344,13 +347,7 @@ def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
         configure(device, settings.threads_for(spec), settings.deterministic)
         _DATA.get(spec, device, settings)
     elif state.todo and check_data:
-        from elubench.errors import DataError
-        from elubench.paths import missing_data
-        missing = missing_data(spec.data, settings.data_dir)
-        if missing is not None:
-            raise DataError(f"{spec.data.dataset} was not found (or is incomplete): no {missing}",
-                            hint="pass --download to fetch it there, or --data-dir DIR pointing at "
-                                 "a directory that holds it")
+        require_data(spec, settings.data_dir)
     results.prepare(force=settings.force)
     if settings.force:
         for cfg in configs:
@@ -361,6 +358,17 @@ def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
         if run.claim_path.exists() and run.claim_holder(STALE_SECONDS) is None:
             run.release()
     return results, state
+
+
+def require_data(spec, data_dir: Path | None) -> None:
+    """DataError when the files of the spec's dataset are not there (looked for, not read)."""
+    from elubench.errors import DataError
+    from elubench.paths import missing_data
+    missing = missing_data(spec.data, data_dir)
+    if missing is not None:
+        raise DataError(f"{spec.data.dataset} was not found (or is incomplete): no {missing}",
+                        hint="pass --download to fetch it there, or --data-dir DIR pointing at "
+                             "a directory that holds it")
 
 
 def report_damaged(state: MatrixState, configs: list[RunConfig], reporter: Reporter) -> None:

@@ -113,6 +113,22 @@ def dry_run_view(plan, spec):
     return Group(*items)
 
 
+def dry_run_total(plans):
+    """`run --dry-run` of several specs: their runs together and the estimated wall time of
+    what is left, the specs trained one after another (`plans`: dryrun.DryRun, one per spec)."""
+    from rich.text import Text
+
+    runs = sum(len(p.configs) for p in plans)
+    done, left = sum(len(p.state.done) for p in plans), sum(len(p.state.todo) for p in plans)
+    damaged = sum(len(p.state.damaged) for p in plans)
+    text = Text(f"{len(plans)} specs: {runs} runs, {done} done, {left} to train"
+                + (f", {damaged} left out (damaged)" if damaged else ""), style="bold")
+    if left:
+        seconds = sum(p.estimate.total_seconds for p in plans if p.estimate is not None)
+        text.append(f"; estimate {human_seconds(seconds)} in all, one spec after another")
+    return text
+
+
 def significance_table(families) -> Table:
     """Before training: can these seeds make any comparison significant? (stats.planning)"""
     seeds = families[0].seeds

@@ -74,7 +74,7 @@ def test_the_run_command_is_thin():
     assert run.end_lineno - start + 1 < 50
 
 
-@pytest.mark.parametrize("module", ["cli", "spec", "specfile", "notation", "plan", "grid", "record",
+@pytest.mark.parametrize("module", ["cli", "campaign", "spec", "specfile", "notation", "plan", "grid", "record",
                                     "results", "store", "stats", "tables", "analysis", "files"])
 def test_modules_the_command_line_reads_import_no_torch(module):
     code = f"import sys, elubench.{module}; print('torch' in sys.modules)"
