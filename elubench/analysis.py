@@ -153,7 +153,12 @@ def _shared_baseline(tables) -> tuple[str, list[str]]:
     the default rule over the activations all of them have (said in a note)."""
     from elubench.spec import default_baseline
 
-    own = {t.name: ((t.spec or {}).get("compare") or {}).get("baseline") for t in tables}
+    def own_baseline(table):  # the spec's, or the default rule over its own activations
+        settings = (table.spec or {}).get("compare") or {}
+        activations = list(dict.fromkeys(table.runs["activation"]))
+        return settings.get("baseline") or (default_baseline(activations) if activations else None)
+
+    own = {t.name: own_baseline(t) for t in tables}
     named = {b for b in own.values() if b}
     if len(named) == 1 and all(own.values()):
         return named.pop(), []
@@ -164,6 +169,6 @@ def _shared_baseline(tables) -> tuple[str, list[str]]:
     chosen = default_baseline(shared)
     if not named:
         return chosen, []
-    said = ", ".join(f"{name}: {b or 'none (default)'}" for name, b in own.items())
+    said = ", ".join(f"{name}: {b}" for name, b in own.items())
     return chosen, [f"the specs name different baselines ({said}); every table here uses {chosen} "
                     "(--baseline chooses another)"]

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import make_results
+from conftest import SPECS, make_results
 
 A = {"elu": [50, 52, 49, 51, 50, 48], "relu": [60, 61, 59, 62, 60, 63], "srelu": [55, 54, 57, 56, 53, 55],
      "elu+bn": [45, 46, 44, 47, 45, 44], "relu+bn": [49, 50, 51, 48, 50, 52]}
@@ -95,14 +95,33 @@ def test_folders_merged_by_copying_stay_comparable(cli, tmp_path):
     assert _strict(out)["across"]["experiments"] == ["alpha", "beta"]
 
 
+def _with_baseline(root, name, baseline):
+    """Give experiment `name` a spec.json whose compare section names `baseline` (or none)."""
+    from elubench.specfile import load_spec
+
+    spec = load_spec(SPECS / "quickstart.yaml").model_dump(mode="json")
+    spec["name"], spec["compare"]["baseline"] = name, baseline
+    (root / name / "spec.json").write_text(json.dumps({"spec_name": name, "spec_hash": "abc", "spec": spec}))
+
+
 def test_specs_that_disagree_on_the_baseline_are_told(cli, tmp_path):
     root = tmp_path / "results"
     make_results(root, A, spec_name="alpha")
     make_results(root, B, spec_name="beta")
-    (root / "beta" / "spec.json").unlink(missing_ok=True)
+    _with_baseline(root, "alpha", "relu")
+    _with_baseline(root, "beta", "elu")
+    code, out, err = cli("compare", root, "--format", "json")
+    assert code == 0, err
+    payload = _strict(out)
+    assert payload["across"]["baseline"] == "relu"
+    assert all(p["baseline"] == "relu" for p in payload["experiments"].values())
+    assert any("different baselines (alpha: relu, beta: elu)" in w for w in payload["across"]["warnings"])
+    # a spec that names none has the default (relu here): no disagreement, no warning
+    _with_baseline(root, "beta", None)
+    payload = _strict(cli("compare", root, "--format", "json")[1])
+    assert not any("different baselines" in w for w in payload["across"]["warnings"])
     code, out, err = cli("compare", root, "--baseline", "elu", "--format", "json")
     assert code == 0, err
-    assert _strict(out)["across"]["baseline"] == "elu"
     assert all(p["baseline"] == "elu" for p in _strict(out)["experiments"].values())
 
 
