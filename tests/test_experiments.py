@@ -291,3 +291,14 @@ def test_mixed_tasks_skip_the_pool_and_keep_the_ranks():
     assert result.friedman is not None and result.meta.empty and result.per_experiment.empty
     assert "Seed level" not in result.methods
     assert any("mix tasks" in w for w in result.warnings)
+
+
+def test_all_pairs_reads_each_experiments_verdict_in_either_order():
+    a = Experiment("a", runs_from({"elu": [1, 2, 3, 4, 5, 6, 7, 8], "relu": [9, 10, 11, 12, 13, 14, 15, 16]}, spec="a"), None)
+    b = Experiment("b", runs_from({"relu": [9, 10, 11, 12, 13, 14, 15, 16], "elu": [1, 2, 3, 4, 5, 6, 7, 8]}, spec="b"), None)
+    for e in (a, b):
+        e.comparison = compare(e.runs, all_pairs=True)
+    assert b.comparison.paired.table.iloc[0][["a", "b", "verdict"]].tolist() == ["relu", "elu", "worse"]
+    result = across_experiments([a, b], None, all_pairs=True)
+    row = result.posthoc.iloc[0]
+    assert (row["a"], row["b"], row["wins"], row["losses"]) == ("elu", "relu", 2, 0)

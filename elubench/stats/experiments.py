@@ -154,7 +154,14 @@ def _posthoc(experiments, scores: pd.DataFrame, pairs, alternative, alpha):
         for e in experiments:
             table = e.comparison.paired.table
             row = table[(table["a"] == a) & (table["b"] == b)]
-            by_experiment[e.name] = str(row["verdict"].iloc[0]) if len(row) else "not compared"
+            flipped = table[(table["a"] == b) & (table["b"] == a)]  # all pairs, in another order
+            if len(row):
+                by_experiment[e.name] = str(row["verdict"].iloc[0])
+            elif len(flipped):
+                verdict = str(flipped["verdict"].iloc[0])
+                by_experiment[e.name] = {"better": "worse", "worse": "better"}.get(verdict, verdict)
+            else:
+                by_experiment[e.name] = "not compared"
             verdict_rows.append({"a": a, "b": b, "experiment": e.name, "verdict": by_experiment[e.name]})
         counts = pd.Series(list(by_experiment.values())).value_counts()
         tally = {"wins": int(counts.get("better", 0)), "ties": int(counts.get("no evidence", 0)),
