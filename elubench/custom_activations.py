@@ -279,7 +279,7 @@ def _load(ref: CustomRef, expected: str):
     if not attr or not hasattr(module, attr):
         public = [n for n, v in vars(module).items() if not n.startswith("_") and callable(v)
                   and getattr(v, "__module__", None) == module.__name__]
-        raise ActivationError(f"{ref}: {where} has no attribute {attr!r}",
+        raise ActivationError(f"{where} has no attribute {attr!r}",
                               hint=f"it defines {', '.join(public[:12])}" if public else
                               "define the activation there, as a function of a tensor or an "
                               "nn.Module subclass")
@@ -340,7 +340,8 @@ def registered_rows() -> list[dict[str, str]]:
     from elubench.errors import ElubenchError
     rows = []
     for name, eps in sorted(registered().items()):
-        row = {"name": name, "formula": "", "parameters": "", "he_aware_slope": "-", "aliases": "",
+        row = {"name": name, "registered": True, "formula": "", "parameters": "", "he_aware_slope": "-",
+               "aliases": "",
                "implemented_by": " and ".join(_dist(ep) for ep in eps),
                "source": " and ".join(ep.value for ep in eps)}
         builtin = _ALIASES.get(name.lower(), name.lower())
