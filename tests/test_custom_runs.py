@@ -166,6 +166,8 @@ def test_a_changed_activation_file_is_refused_and_force_keeps_the_old_records(cl
         handle.write("\n# a new version of isrlu\n")
     code, out, err = cli("run", spec, "--results", results, "--device", "cpu")
     assert code == 2 and "refusing to mix" in err and "--force" in err and "Traceback" not in err
+    flat = " ".join(err.split())
+    assert "the code of " in flat and "activations.py:isrlu changed (sha256:" in flat
     assert {p.parent.name: p.read_bytes() for p in runs.glob("*/run.json")} == before
     code, out, err = cli("run", spec, "--results", results, "--device", "cpu", "--force")
     assert code == 0, out + err
