@@ -9,7 +9,7 @@ failure is one ActivationError naming the activation, the check and the value th
 - call         called on a random batch of each shape, it returns a tensor of the input's
                shape, dtype and device (and does not raise);
 - finite       outputs and gradients (to the input and the parameters) are finite on a grid
-               from -50 to 50;
+               from -50 to 50, in every channel;
 - element-wise changing one input element changes only that output element (with
                `channelwise = True`: only outputs of its sample and channel);
 - gradcheck    torch.autograd.gradcheck passes in float64, at points away from the `kinks` it
@@ -165,7 +165,10 @@ def _finite(module, shape) -> None:
     """Outputs and gradients finite for inputs from -50 to 50, in every channel."""
     import torch
     grid = torch.arange(-(GRID // 2), GRID // 2 + 1, dtype=torch.float32) / 10  # 0.1 apart, 0 exact
-    x = grid.view(GRID, 1, *([1] * (len(shape) - 1))).expand(GRID, *shape).contiguous()
+    # every grid value in every channel; a 1x1 map is enough where the function is element-wise
+    # (a 1001 x C x H x W grid of a conv layer's full map would take gigabytes)
+    spatial = [1] * (len(shape) - 1)
+    x = grid.view(GRID, 1, *spatial).expand(GRID, shape[0], *spatial).contiguous()
     x.requires_grad_(True)
     module.zero_grad(set_to_none=True)
     y = _call(module, x.clone())

@@ -112,6 +112,8 @@ CASES = {
                                 else None, "is a folder, not a Python file"),
     "custom name clash": (lambda t, r, s: _custom(t, "acts.py:elu"), "activation name clash"),
     "custom flag on run": (lambda t, r, s: ["run", s, "--results", r, "-a", "relu,acts.py:f"], "--activations"),
+    "custom fails a check on bench": (lambda t, r, s: _custom(t, "acts.py:nan")[:1] and
+                                      ["bench", t / "bad.yaml", "-a", "acts.py:nan"], "check 'finite' failed"),
     # hostile specs (issue 15; tests/test_hostile_specs.py has the timings and the memory bounds)
     "billion laughs": (lambda t, r, s: ["show", _spec_file(t, _LAUGHS)], "more than 10,000 values"),
     "10,000 nested brackets": (lambda t, r, s: ["show", _spec_file(t, "name: " + "[" * 10000 + "]" * 10000)],
