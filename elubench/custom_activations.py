@@ -123,6 +123,8 @@ def _module_file_identity(module: str) -> str:
         found = importlib.util.find_spec(module)  # imports the parent packages, not the module
     except (ImportError, ValueError):
         found = None
+    except Exception as exc:  # a parent package that fails to import: the user's to fix
+        raise _import_failed(module.rpartition(".")[0], exc) from None
     if found is None:
         raise ActivationError(f"no module named {module!r}",
                               hint="install the package that provides it, or check the spelling "
@@ -270,7 +272,7 @@ def _load(ref: CustomRef, expected: str):
             module = _import_module(where, str(ref))
             now = _module_identity(where)
         else:
-            data = _SOURCES.get(where) or read_source(Path(where), str(ref))
+            data = _source(where, str(ref), expected)
             now = _sha(data)
             if now == expected:
                 module = _exec_file(where, data)
@@ -284,6 +286,20 @@ def _load(ref: CustomRef, expected: str):
                               "define the activation there, as a function of a tensor or an "
                               "nn.Module subclass")
     return getattr(module, attr), qualified, default_label
+
+
+def _source(path: str, text: str, expected: str) -> bytes:
+    """A file activation's bytes: as shipped with the worker's payload when they are the code
+    the spec names, else as read from the disk (a stale shipment never hides the file)."""
+    shipped = _SOURCES.get(path)
+    if shipped is not None and _sha(shipped) == expected:
+        return shipped
+    try:
+        return read_source(Path(path), text)
+    except ActivationError:
+        if shipped is None:
+            raise
+        return shipped  # neither matches: the caller says the code changed
 
 
 def _import_module(name: str, text: str):

@@ -89,7 +89,8 @@ def bind(ref: CustomRef, obj, qualified: str, code: str, default_label: str) -> 
             counts[channels] = sum(p.numel() for p in build(given, channels).parameters())
         return counts[channels]
 
-    doc = (inspect.getdoc(obj) or "").strip().splitlines()
+    # its own docstring's first line (getdoc would give a class without one nn.Module's)
+    doc = inspect.cleandoc(obj.__doc__ or "").splitlines()
     definition = CustomDef(
         label, doc[0] if doc else "", f"{qualified} ({code})", build, tuple(params),
         negative_slope=lambda p: slope, implemented_by="your code", param_count=param_count,
