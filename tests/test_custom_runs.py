@@ -252,3 +252,15 @@ def test_a_package_registers_an_activation_that_is_listed_and_trains(tmp_path):
                               timeout=300)
     assert compared.returncode == 0, compared.stderr
     assert "isrlu_pkg(alpha=0.5)" in compared.stdout and "elu" in compared.stdout
+
+
+@pytest.mark.slow
+def test_slurm_through_submitits_local_cluster_trains_it_too(tmp_path, serial):
+    """Not one of the paths the issue asks to test, but the cheapest check that a Slurm job,
+    pickled through a shared folder, resolves the activation as the other workers do."""
+    pytest.importorskip("submitit")
+    spec, reference, _ = serial
+    configs = expand(spec)[:2]
+    executor = make_executor("slurm", cluster="local", cpus_per_run=1, time_min=10, poll_seconds=0.2)
+    records = executor.run(spec, configs, _settings(tmp_path))
+    _same(records, [r for r in reference if r["run_id"] in {c.run_id for c in configs}])
