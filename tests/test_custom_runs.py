@@ -28,10 +28,11 @@ EXAMPLE = SPECS / "examples" / "activations.py"
 TRAIN = {"batch_size": 32, "lr": 0.05, "iterations": 30, "eval_every": 10}
 
 
-def _spec_file(folder: Path, activations, seeds=2, **changes) -> Path:
+def _spec_file(folder: Path, activations, seeds=2, baseline=None, **changes) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(EXAMPLE, folder / "activations.py")
-    spec = tiny_spec(train=TRAIN, compare={"activations": activations, "batchnorm": [False], "seeds": seeds},
+    compare = {"activations": activations, "batchnorm": [False], "seeds": seeds}
+    spec = tiny_spec(train=TRAIN, compare={**compare, **({"baseline": baseline} if baseline else {})},
                      **changes)
     (folder / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return folder / "spec.yaml"
@@ -149,15 +150,18 @@ def test_a_worker_that_cannot_see_the_file_trains_from_its_source_and_checks_it(
 
 @pytest.mark.slow
 def test_a_changed_activation_file_is_refused_and_force_keeps_the_old_records(cli, tmp_path):
-    spec = _spec_file(tmp_path / "spec", ["activations.py:isrlu", "relu"], seeds=2)
+    spec = _spec_file(tmp_path / "spec", ["activations.py:isrlu", "relu"], seeds=2,
+                      baseline="activations.py:isrlu")  # the custom one as the baseline, by its name
     results = tmp_path / "results"
+    code, out, err = cli("run", spec, "--results", results, "--device", "cpu", "--dry-run")
+    assert code == 0 and "against isrlu" in " ".join(out.split()), out
     code, out, err = cli("run", spec, "--results", results, "--device", "cpu")
     assert code == 0, out + err
     runs = results / "tiny" / "runs"
     before = {p.parent.name: p.read_bytes() for p in runs.glob("*/run.json")}
     assert len(before) == 4
     code, out, err = cli("compare", results)
-    assert code == 0 and "isrlu vs relu" in out
+    assert code == 0 and "relu vs isrlu" in out
     hashes = {}
     for record in map(read_record, runs.glob("*/run.json")):
         hashes.setdefault(record.seed, set()).add(record.init_hash)
