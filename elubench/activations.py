@@ -5,6 +5,13 @@
     lrelu(0.1)          positional parameter (the first one)
     prelu(shared)       a boolean flag by name
 
+Names may also point at a user's code (docs/custom-activations.md), with parameters in the
+same syntax; parsing gives a `CustomRef`, which elubench.custom_activations resolves:
+
+    acts.py:isrlu(alpha=0.5)   an attribute of a Python file (relative to the spec's folder)
+    mypkg.acts:ISRLU           an attribute of an importable module
+    isrlu                      a name a package registers (entry-point group elubench.activations)
+
 Parsing and the registry's metadata are pure Python, so the spec loader and `elubench compare`
 never import torch; `Activation.create(channels)` imports it when a module is actually built.
 """
@@ -31,6 +38,8 @@ class Param:
 
     def coerce(self, raw: Value) -> Value:
         """Convert a parsed value to this parameter's type, or raise ValueError."""
+        if self.default is REQUIRED:  # a custom activation's parameter without a default
+            return raw
         if isinstance(self.default, bool):
             if isinstance(raw, bool):
                 return raw
@@ -39,7 +48,21 @@ class Param:
             if isinstance(raw, bool) or not isinstance(raw, (int, float)):
                 raise ValueError("expected a number")
             return float(raw)
+        if isinstance(self.default, int):  # custom activations' integer parameters
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw != int(raw):
+                raise ValueError("expected a whole number")
+            return int(raw)
         return str(raw)
+
+
+class _Required:
+    """The default of a parameter that has none (a custom activation's required argument)."""
+
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED = _Required()
 
 
 @dataclass(frozen=True)
@@ -60,14 +83,20 @@ class ActivationDef:
 
 @dataclass(frozen=True)
 class Activation:
-    """A parsed activation: a registry entry plus every parameter's value."""
+    """A parsed activation: a registry entry plus every parameter's value.
+
+    A resolved custom activation (elubench.custom_activations) carries its own definition in
+    `custom` and, in `ref`, the reference it was resolved from (its text with an absolute path):
+    the key a worker resolves it again by. Its `name` is its label in tables."""
 
     name: str
     params: tuple[tuple[str, Value], ...] = field(default_factory=tuple)
+    custom: ActivationDef | None = field(default=None, compare=False, repr=False)
+    ref: str | None = None
 
     @property
     def definition(self) -> ActivationDef:
-        return REGISTRY[self.name]
+        return self.custom or REGISTRY[self.name]
 
     @property
     def kwargs(self) -> dict[str, Value]:
@@ -83,7 +112,7 @@ class Activation:
     @property
     def slug(self) -> str:
         """A file-name-safe form of the canonical text."""
-        return re.sub(r"[^a-z0-9.=_-]", "_", str(self).replace("(", "_").replace(")", ""))
+        return activation_slug(str(self))
 
     @property
     def negative_slope(self) -> float | None:
@@ -97,12 +126,19 @@ class Activation:
         return self.definition.build(self.kwargs, channels)
 
 
+def activation_slug(text: str) -> str:
+    """A file-name-safe form of an activation's canonical text or label (run ids). Built-in
+    names are lower case; custom labels keep their case (`ISRLU` and `PELU` must not both
+    become `____`)."""
+    return re.sub(r"[^A-Za-z0-9.=_-]", "_", text.replace("(", "_").replace(")", ""))
+
+
 def _format_value(value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value) if value != int(value) or abs(value) >= 1e16 else f"{value:.1f}"
-    return value
+    return str(value)
 
 
 # --- module factories (torch is imported only when a module is built) -------------------------
@@ -225,21 +261,32 @@ def _parse_value(text: str) -> Value:
         return text
 
 
-def parse_activation(text: str) -> Activation:
-    """Parse `name`, `name(value)`, `name(key=value, ...)` or `name(flag)` into an Activation."""
+def parse_activation(text: str) -> Activation | CustomRef:
+    """Parse `name`, `name(value)`, `name(key=value, ...)` or `name(flag)` into an Activation,
+    or a name that points at code (`file.py:attr`, `pkg.module:attr`, a registered name) into
+    a CustomRef. Pure Python: a registered name is looked up in the installed packages'
+    metadata, nothing is imported."""
     if not isinstance(text, str):
         raise ActivationError(f"an activation must be a name such as 'elu', got {text!r}")
+    ref = _REF.match(text)
+    if ref and ":" in ref.group(1):
+        return _parse_ref(text, ref.group(1).strip(), ref.group(2))
     match = _NAME.match(text)
     if not match:
         raise ActivationError(f"cannot read activation {text!r}",
                               hint="write a name with optional parameters: elu, lrelu(0.1), "
-                                   "elu(alpha=0.5), prelu(shared)")
+                                   "elu(alpha=0.5), prelu(shared); or code: file.py:attr, "
+                                   "pkg.module:attr")
     name = match.group(1).lower()
     name = _ALIASES.get(name, name)
     if name not in REGISTRY:
+        from elubench.custom_activations import registered
+        if match.group(1) in registered():
+            return _parse_ref(text, match.group(1), match.group(2))
         raise ActivationError(f"unknown activation {match.group(1)!r}",
                               hint=f"known activations: {known_names()} "
-                                   "(`elubench activations` lists them with their parameters)")
+                                   "(`elubench activations` lists them with their parameters); "
+                                   "your own code: file.py:attr or pkg.module:attr")
     definition = REGISTRY[name]
     values: dict[str, Value] = {p.name: p.default for p in definition.params}
     by_name = {p.name: p for p in definition.params}
@@ -277,10 +324,87 @@ def parse_activation(text: str) -> Activation:
     return Activation(name, tuple((p.name, values[p.name]) for p in definition.params))
 
 
+@dataclass(frozen=True)
+class CustomRef:
+    """A name that points at code, parsed but not resolved (nothing imported): `target` is
+    `file.py:attr`, `pkg.module:attr` or a registered name; `args` the parameters as written,
+    (None, value) for a positional one. The canonical text is `target(args)`, parameters in the
+    order given; elubench.custom_activations binds them to the code's own parameters.
+
+    Plan-only uses (shapes, a memory estimate) may take a CustomRef for an Activation: the
+    learned parameters it adds are unknown until it is resolved, and counted as none."""
+
+    target: str
+    args: tuple[tuple[str | None, Value], ...] = ()
+    negative_slope = None
+    custom = None
+
+    @property
+    def kind(self) -> str:
+        """file, module or registered."""
+        if ":" not in self.target:
+            return "registered"
+        return "file" if self.target.rpartition(":")[0].endswith(".py") else "module"
+
+    @property
+    def name(self) -> str:
+        return self.target
+
+    def __str__(self) -> str:
+        if not self.args:
+            return self.target
+        return f"{self.target}({','.join(_format_value(v) if k is None else f'{k}={_format_value(v)}' for k, v in self.args)})"
+
+    def param_count(self, channels: int) -> int:
+        return 0
+
+
+_REF = re.compile(r"^\s*([^(),]+?)\s*(?:\((.*)\))?\s*$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_REF_HINT = ("write file.py:attr (a file, relative to the spec's folder or absolute) or "
+             "pkg.module:attr (an importable module), with optional parameters: "
+             "acts.py:isrlu(alpha=0.5)")
+
+
+def _parse_ref(text: str, target: str, args: str | None) -> CustomRef:
+    where, _, attr = target.rpartition(":")
+    if ":" in target:
+        if not _IDENT.match(attr):
+            raise ActivationError(f"{text!r}: {attr!r} is not a Python attribute name", hint=_REF_HINT)
+        if not where.strip() or not (where.endswith(".py") or _MODULE.match(where)):
+            raise ActivationError(f"{text!r}: {where!r} is neither a .py file nor a module name",
+                                  hint=_REF_HINT)
+    parsed: list[tuple[str | None, Value]] = []
+    keys: set[str] = set()
+    if args is not None and args.strip():
+        for arg in (a.strip() for a in args.split(",")):
+            if "=" in arg:
+                key, raw = (s.strip() for s in arg.split("=", 1))
+                if not _IDENT.match(key):
+                    raise ActivationError(f"{text!r}: {key!r} is not a parameter name", hint=_REF_HINT)
+                if key in keys:
+                    raise ActivationError(f"{text!r}: parameter {key!r} given twice")
+                keys.add(key)
+                value = _parse_value(raw)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ActivationError(f"{text!r}: parameter {key!r} must be finite, got {raw}")
+                parsed.append((key, value))
+            elif keys:
+                raise ActivationError(f"{text!r}: a positional parameter after a named one",
+                                      hint="give positional parameters first, as in Python")
+            elif not arg:
+                raise ActivationError(f"{text!r}: an empty parameter", hint=_REF_HINT)
+            else:
+                parsed.append((None, _parse_value(arg)))
+    return CustomRef(target, tuple(parsed))
+
+
 def _param_hint(definition: ActivationDef) -> str:
     if not definition.params:
         return f"{definition.name} takes no parameters"
-    described = ", ".join(f"{p.name}={_format_value(p.default)} ({p.doc})" for p in definition.params)
+    described = ", ".join(f"{p.name}={_format_value(p.default)}" + (f" ({p.doc})" if p.doc else "")
+                          for p in definition.params)
     return f"{definition.name} parameters: {described}"
 
 

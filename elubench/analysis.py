@@ -38,7 +38,6 @@ def analyze_tables(results: RunTables, *, baseline: str | None = None, all_pairs
                    q_values: bool = False, target_percent: float | None = None,
                    rope: float | None = None) -> Analysis:
     """`analyze` on one spec's runs already read."""
-    from elubench.activations import parse_activation
     from elubench.errors import ActivationError
     from elubench.spec import DEFAULT_ROPE
     from elubench.stats import compare
@@ -51,8 +50,8 @@ def analyze_tables(results: RunTables, *, baseline: str | None = None, all_pairs
     task = str(runs["task"].iloc[0])
     baseline = baseline or settings.get("baseline")  # else stats.compare's default_baseline
     if baseline is not None and baseline not in set(runs["config"]):
-        try:  # an activation in another spelling: lrelu(0.1) for lrelu
-            baseline = str(parse_activation(baseline))
+        try:  # an activation in another spelling: lrelu(0.1) for lrelu; a custom one's reference
+            baseline = _label_of(baseline, _custom_labels(runs))
         except ActivationError:
             pass
         if baseline not in set(runs["activation"]):
@@ -82,20 +81,42 @@ def analyze_tables(results: RunTables, *, baseline: str | None = None, all_pairs
 
 def _in_spec_order(runs, settings: dict):
     """Configurations in the spec's order (activation, then BN off/on), others after them."""
-    from elubench.activations import parse_activation
+    from elubench.errors import ActivationError
     from elubench.spec import config_label
 
     inits = settings.get("init", "he")
     inits = [inits] if isinstance(inits, str) else list(inits)
+    customs = _custom_labels(runs)
+    labels = []
+    for name in settings.get("activations", []):
+        try:
+            labels.append(_label_of(name, customs))
+        except ActivationError:  # a registered name whose package is not installed here
+            pass
     order = []
     for init in inits:
-        for name in settings.get("activations", []):
+        for label in labels:
             for bn in settings.get("batchnorm", [False, True]):
-                order.append(config_label(str(parse_activation(name)), bn, init if len(inits) > 1 else None))
+                order.append(config_label(label, bn, init if len(inits) > 1 else None))
     order += sorted(set(runs["config"]) - set(order))
     rank = {label: i for i, label in enumerate(order)}
     keyed = runs.assign(_rank=runs["config"].map(rank))
     return keyed.sort_values(["_rank", "seed"], kind="stable").drop(columns="_rank").reset_index(drop=True)
+
+
+def _custom_labels(runs) -> dict[str, str]:
+    """A custom activation's reference (as the spec lists it) to its label, from the records."""
+    if "activation_ref" not in runs.columns:
+        return {}
+    return {ref: label for ref, label in zip(runs["activation_ref"], runs["activation"])
+            if isinstance(ref, str)}
+
+
+def _label_of(name: str, customs: dict[str, str]) -> str:
+    """An activation's label in the records: a custom one's from its runs, a built-in's
+    canonical text (ActivationError when it is neither)."""
+    from elubench.activations import parse_activation
+    return customs[name] if name in customs else str(parse_activation(name))
 
 
 # --- several experiments ----------------------------------------------------------------------

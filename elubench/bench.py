@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from elubench.custom_activations import resolve_name
 from elubench.data import load_data
 from elubench.grid import RunConfig
 from elubench.runtime import configure, device_name, synchronize
@@ -43,8 +44,14 @@ class Timing:
                 "repeats": len(values)}
 
 
-def _config(spec, activation: str) -> RunConfig:
-    return RunConfig(spec.name, spec.hash, activation, False, spec.compare.init_list()[0], 0, activation)
+def _config(spec, activation) -> RunConfig:
+    """A run of `activation` (a name, or a resolved Activation: a custom one carries its
+    reference, which build_for_training resolves)."""
+    if isinstance(activation, str):
+        activation = resolve_name(activation, spec)
+    label = str(activation)
+    return RunConfig(spec.name, spec.hash, label, False, spec.compare.init_list()[0], 0, label,
+                     activation.ref)
 
 
 def _synthetic_data(spec) -> Data:
@@ -197,18 +204,17 @@ def hidden_shapes(spec, batch_size: int, activation) -> list[tuple[int, ...]]:
             if row.kind in ("conv", "fc") and row.activation]
 
 
-def activation_costs(spec, activations: list[str], device, batch_size: int, repeats: int = 5,
+def activation_costs(spec, activations: list, device, batch_size: int, repeats: int = 5,
                      inner: int = 3) -> dict:
     """Forward + backward time of each activation alone, summed over the spec's hidden layer
     shapes (one training step's worth), in microseconds: the median over `repeats` of the time
     of `act(x.clone())` and its backward, less the same with the identity (the clone and the
     backward's plumbing every activation pays). Interleaved over activations, like the rest."""
-    from elubench.activations import parse_activation
-
     from elubench.layers import ExpLinear, _ExpLinearCPU
 
-    parsed = {name: parse_activation(name) for name in activations}
-    shapes = hidden_shapes(spec, batch_size, parsed[activations[0]])
+    parsed = {str(a): a for a in (resolve_name(a, spec) if isinstance(a, str) else a
+                                  for a in activations)}
+    shapes = hidden_shapes(spec, batch_size, next(iter(parsed.values())))
     inputs = [torch.randn(shape, device=device, requires_grad=True) for shape in shapes]
     grads = [torch.randn(shape, device=device) for shape in shapes]
     modules = {name: [act.create(shape[1]).to(device) for shape in shapes] for name, act in parsed.items()}
@@ -242,9 +248,8 @@ def activation_costs(spec, activations: list[str], device, batch_size: int, repe
     return {name: max(statistics.median(t) - base, 0.0) * 1e6 for name, t in times.items()}
 
 
-def _kernel(activation: str, device) -> str:
-    from elubench.activations import parse_activation
-    module = parse_activation(activation).create(1)
+def _kernel(activation, device) -> str:
+    module = activation.create(1)
     return module.implementation(device) if hasattr(module, "implementation") else "torch"
 
 
@@ -260,9 +265,13 @@ def run_bench(spec, *, device: torch.device, activations: list[str], batch_size:
     reference = _Reference(spec, device, batch_size, reference_workers)
     engines = {}
     compile_seconds = {}
-    for activation in dict.fromkeys(["relu", *activations]):
+    resolved = {}  # label -> Activation: a custom activation is keyed by its label in tables
+    for name in ["relu", *activations]:
+        activation = resolve_name(name, spec)
+        resolved.setdefault(str(activation), activation)
+    for activation in resolved:
         progress(f"building the engine (B) for {activation}")
-        engines[activation] = _Engine(spec, activation, device, batch_size, data, compile)
+        engines[activation] = _Engine(spec, resolved[activation], device, batch_size, data, compile)
         start = time.perf_counter()
         engines[activation].steps(warmup)  # includes compilation when compiling
         compile_seconds[activation] = time.perf_counter() - start
@@ -282,7 +291,7 @@ def run_bench(spec, *, device: torch.device, activations: list[str], batch_size:
     dtype = torch.bfloat16 if spec.train.precision == "bf16" else torch.float32
     progress("measuring the matmul peak and each activation alone")
     peak = max(peak_before, measure_peak(device, dtype))
-    costs = activation_costs(spec, list(engines), device, batch_size)
+    costs = activation_costs(spec, list(resolved.values()), device, batch_size)
     a = timings["reference"].summary()
     b = timings["relu"].summary()
     achieved = flops * b["median"]
@@ -300,8 +309,8 @@ def run_bench(spec, *, device: torch.device, activations: list[str], batch_size:
         "activation_microseconds": costs,
         "activation_cost_vs_relu": {act: (us / costs["relu"] if costs["relu"] > 0 else None)
                                     for act, us in costs.items()},
-        "activation_kernel": {act: _kernel(act, device) for act in costs
-                              if "[" not in act},
+        "activation_kernel": {act: _kernel(resolved[act], device) for act in costs
+                              if act in resolved},
         "compile": compile, "compile_seconds": compile_seconds if compile else None,
         "reference_workers": reference_workers,
         "device": str(device), "device_name": device_name(device),

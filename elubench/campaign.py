@@ -86,9 +86,11 @@ def unique_paths(paths: list[Path]) -> tuple[list[Path], list[str]]:
 
 def plan_campaign(paths: list[Path], settings, *, load, select, executor,
                   memory_check: bool = True, dry_run: bool = False) -> Campaign:
-    """Every spec loaded (`load(path)`), selected (`select(spec)`), given its executor
-    (`executor(spec)`) and checked, before anything trains; ElubenchError for the first
-    mistake, naming its file when there are several."""
+    """Every spec loaded (`load(path)`: the spec and the activation names the command line
+    gives, resolved from its folder), selected (`select(spec, names)`), given its executor
+    (`executor(spec)`) and checked (memory, custom activations), before anything trains;
+    ElubenchError for the first mistake, naming its file when there are several."""
+    from elubench.activation_checks import check_matrix
     from elubench.resources import check_fits
 
     paths, notes = unique_paths(paths)
@@ -97,17 +99,18 @@ def plan_campaign(paths: list[Path], settings, *, load, select, executor,
     by_name: dict[str, Path] = {}
     for path in paths:
         with naming(path if several else None):
-            spec = load(path)
+            spec, names = load(path)
         if spec.name in by_name:
             raise SpecError(f"has the same name as {by_name[spec.name]} ({spec.name!r}); both "
                             f"would write to {Path(settings.results) / spec.name}", where=str(path),
                             hint="give each spec its own `name`, or leave one of them out")
         by_name[spec.name] = path
-        configs = select(spec)
+        configs = select(spec, names)
         runner = executor(spec)
         with naming(path if several else None):
             check_fits(spec, configs, settings.device, runner.runs_at_once(len(configs)),
                        skip=not memory_check)
+            check_matrix(spec, configs)  # a custom activation's mistakes, before anything trains
         experiments.append(Experiment(path, spec, configs, runner))
     if several and not dry_run:
         for experiment in experiments:

@@ -72,17 +72,19 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ):
     """Show the network a spec builds: layers, shapes, parameters and FLOPs."""
-    from elubench.activations import parse_activation
     from elubench.plan import plan_network
     from elubench.resources import estimate_run
     from elubench.specfile import load_spec
 
-    loaded = load_spec(spec, set_ or [], width)
-    act = parse_activation(activation) if activation else loaded.compare.parsed_activations()[0]
+    from elubench.activation_checks import checked_activation
+    loaded, act = checked_activation(load_spec(spec, set_ or [], width), activation or None,
+                                     spec.parent, "--activation")
     plan = plan_network(loaded, act, bn)
     estimate = estimate_run(loaded, act, bn)
     if as_json:
+        from elubench.custom_modules import source_record
         payload = {"spec_name": loaded.name, "spec_hash": loaded.hash, "activation": str(act),
+                   "activation_source": source_record(act),
                    "batchnorm": bn, **plan.to_dict(), "memory": estimate.to_dict()}
         typer.echo(dumps(payload, indent=2))
         return
@@ -140,6 +142,7 @@ def run(specs: SpecsArg, activations: ActivationsOpt = None, batchnorm: Batchnor
     (recorded failed); 4 some runs have no record (claimed elsewhere, a damaged file, an OS
     error, lost): run again; 130 interrupted."""
     from elubench.campaign import plan_campaign
+    from elubench.custom_activations import with_names
     from elubench.executors import executor_for
     from elubench.grid import select
     from elubench.runner import RunSettings
@@ -148,9 +151,11 @@ def run(specs: SpecsArg, activations: ActivationsOpt = None, batchnorm: Batchnor
                            force=force, checkpoint_seconds=checkpoint_every, compile=compile_,
                            deterministic=deterministic, take_over=take_over)
     campaign = plan_campaign(
-        specs, settings, load=lambda path: _load(path, set_, width, precision, threads),
-        select=lambda spec: select(spec, activations=_split_names(activations),
-                                   batchnorm=batchnorm, seeds=seeds, shard_text=shard),
+        specs, settings,
+        load=lambda path: with_names(_load(path, set_, width, precision, threads),
+                                     _split_names(activations), path.parent, "--activations"),
+        select=lambda spec, names: select(spec, activations=names, batchnorm=batchnorm, seeds=seeds,
+                                          shard_text=shard),
         executor=lambda spec: executor_for(
             executor, parallel=parallel, device=device, spec=spec, workers=workers,
             gpus=gpus.split(",") if gpus else None, address=ray_address, local_cpus=ray_cpus,
@@ -351,10 +356,12 @@ def bench(
     from elubench.bench import run_bench
     from elubench.runtime import resolve_device
 
+    from elubench.activation_checks import checked_activation
     loaded = _load(spec, set_, width, precision)
-    names = _split_names(activations) or loaded.compare.activations
-    from elubench.activations import parse_activation
-    names = [str(parse_activation(n)) for n in names]
+    names = []
+    for name in _split_names(activations) or loaded.compare.activations:
+        loaded, activation = checked_activation(loaded, name, spec.parent, "--activations")
+        names.append(activation.ref or str(activation))
     console = _console(stderr=as_json)
     with console.status("measuring") as status:
         result = run_bench(loaded, device=resolve_device(device), activations=names,
@@ -372,9 +379,11 @@ def bench(
 def activations(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ):
-    """List the activation registry: names, formulas, parameters, sources."""
+    """List the activations: the built-ins and those installed packages register (entry-point
+    group elubench.activations), with their formulas, parameters and sources."""
     from elubench.activations import registry_rows
-    rows = registry_rows()
+    from elubench.custom_activations import registered_rows
+    rows = registry_rows() + registered_rows()
     if as_json:
         typer.echo(dumps(rows, indent=2))
         return

@@ -131,6 +131,8 @@ def significance(spec, configs: list[RunConfig]) -> list:
     activations = list(dict.fromkeys(c.activation for c in configs))
     labels = {c.config for c in configs}
     baseline = spec.compare.baseline
+    refs = {c.activation_ref: c.activation for c in configs if c.activation_ref}
+    baseline = refs.get(baseline, baseline)  # a custom activation's reference: its label
     if baseline not in activations and baseline not in labels:
         baseline = default_baseline(activations)
     return significance_plan(activations, sorted({c.batchnorm for c in configs}),

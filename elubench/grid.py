@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from elubench.activations import parse_activation
+from elubench.activations import CustomRef, activation_slug, parse_activation
 from elubench.errors import ElubenchError, SpecError
 from elubench.limits import MAX_SEEDS
 from elubench.spec import Spec, config_label
@@ -17,20 +17,26 @@ class RunConfig:
 
     spec_name: str
     spec_hash: str
-    activation: str   # canonical text, e.g. "lrelu(a=0.2)"
+    activation: str   # canonical text, e.g. "lrelu(a=0.2)"; a custom activation's label
     batchnorm: bool
     init: str
     seed: int
     config: str       # the configuration's label in tables: "relu+bn", "relu/xavier"
+    # A custom activation's reference, with its file's absolute path ("/abs/acts.py:isrlu"):
+    # what a worker resolves (custom_activations.activation_for); None for a built-in.
+    activation_ref: str | None = None
 
     @property
     def run_id(self) -> str:
         """Stable across machines and matrix changes: adding seeds or activations keeps old ids."""
-        slug = parse_activation(self.activation).slug
+        slug = activation_slug(self.activation)
         return f"{slug}-{'bn' if self.batchnorm else 'nobn'}-{self.init}-s{self.seed:03d}"
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "run_id": self.run_id}
+        fields = {**asdict(self), "run_id": self.run_id}
+        if self.activation_ref is None:  # a built-in's record is as it always was
+            del fields["activation_ref"]
+        return fields
 
 
 def expand(spec: Spec, *, activations: list[str] | None = None, batchnorm: list[bool] | None = None,
@@ -40,23 +46,30 @@ def expand(spec: Spec, *, activations: list[str] | None = None, batchnorm: list[
     `activations`, `batchnorm` and `seeds` narrow or extend the spec's `compare` section.
     """
     compare = spec.compare
-    names = compare.activations
-    if activations:
-        names = []
-        for text in activations:
-            canonical = str(parse_activation(text))
-            if canonical not in names:
-                names.append(canonical)
+    names = [str(parse_activation(text)) for text in activations or compare.activations]
+    labels = _labels(spec, list(dict.fromkeys(names)))
     bns = compare.batchnorm if batchnorm is None else batchnorm
     if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
         raise SpecError(f"seeds is a count from 1 to {MAX_SEEDS:,}, got {seeds:,}", where="--seeds")
     seed_list = compare.seed_list() if seeds is None else list(range(seeds))
     inits = compare.init_list()
     return [
-        RunConfig(spec.name, spec.hash, name, bn, init, seed,
-                  config_label(name, bn, init if len(inits) > 1 else None))
-        for seed in seed_list for init in inits for name in names for bn in bns
+        RunConfig(spec.name, spec.hash, label, bn, init, seed,
+                  config_label(label, bn, init if len(inits) > 1 else None), ref)
+        for seed in seed_list for init in inits for label, ref in labels for bn in bns
     ]
+
+
+def _labels(spec: Spec, names: list[str]) -> list[tuple[str, str | None]]:
+    """(label, reference) per activation: a built-in is its own label; a custom one is
+    resolved (its code imported) for its label, and two of one label are refused."""
+    if not any(isinstance(parse_activation(name), CustomRef) for name in names):
+        return [(name, None) for name in names]
+    from elubench.custom_activations import resolve
+    from elubench.custom_modules import check_labels
+    resolved = [resolve(name, spec) for name in names]
+    check_labels([(str(a), name) for a, name in zip(resolved, names)])
+    return [(str(a), a.ref) for a in resolved]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

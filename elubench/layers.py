@@ -139,3 +139,18 @@ class Unflatten(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], *self.shape)
+
+
+class FunctionActivation(nn.Module):
+    """A user's activation given as a plain function of a tensor (docs/custom-activations.md):
+    `fn(x, **params)`. It holds no parameters of its own; `name` is its label in tables."""
+
+    def __init__(self, fn, params: dict, name: str):
+        super().__init__()
+        self.fn, self.params, self.name = fn, dict(params), name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, **self.params)
+
+    def extra_repr(self) -> str:
+        return ", ".join([self.name, *(f"{k}={v!r}" for k, v in self.params.items())])

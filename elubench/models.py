@@ -81,15 +81,27 @@ def build_model(spec, activation: Activation | str, batchnorm: bool, *, seed: in
     return net
 
 
-def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Optimizer parameter groups: decay on conv/FC weights and biases; none on BN parameters
-    or PReLU slopes (decay would pull a learned slope toward ReLU, as the PReLU paper notes)."""
-    no_decay_types = (nn.PReLU, nn.modules.batchnorm._BatchNorm)
-    decay, no_decay = [], []
+def weight_decay_groups(model: nn.Module, weight_decay: float,
+                        activation_weight_decay: float = 0.0) -> list[dict]:
+    """Optimizer parameter groups: decay on conv/FC weights and biases; none on BN parameters,
+    and `activation_weight_decay` (none by default) on what the activations learn: PReLU's
+    slopes, a custom activation's parameters (decay would pull a learned slope toward ReLU, as
+    the PReLU paper notes)."""
+    hidden = [getattr(model.body, name) for name in getattr(model, "hidden", [])]
+    learned = {id(p) for module in hidden for p in module.parameters()}
+    learned |= {id(p) for m in model.modules() if isinstance(m, nn.PReLU) for p in m.parameters()}
+    decay, no_decay, activation = [], [], []
     for module in model.modules():
-        params = list(module.parameters(recurse=False))
-        (no_decay if isinstance(module, no_decay_types) else decay).extend(params)
+        for p in module.parameters(recurse=False):
+            if id(p) in learned:
+                (no_decay if activation_weight_decay == 0 else activation).append(p)
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+                no_decay.append(p)
+            else:
+                decay.append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
+    if activation:
+        groups.append({"params": activation, "weight_decay": activation_weight_decay})
     return groups

@@ -67,9 +67,10 @@ def _registry_rank(activation: str) -> int | None:
     from elubench.activations import REGISTRY, parse_activation
     from elubench.errors import ActivationError
     try:
-        return list(REGISTRY).index(parse_activation(activation).name)
-    except ActivationError:
+        name = parse_activation(activation).name
+    except ActivationError:  # a custom activation's label
         return None
+    return list(REGISTRY).index(name) if name in REGISTRY else None
 
 
 def activation_color(activation: str) -> str:

@@ -70,6 +70,12 @@ class RunRecord(BaseModel):
     init_hash: Optional[str]
     activation_stats: Optional[LayerStats] = None  # bias shift at the last evaluation
     prelu_slopes: Optional[LayerStats] = None
+    # a custom activation (docs/custom-activations.md): the reference it was resolved from
+    # (a file's absolute path), what it is (qualified name, parameters, code identity) and the
+    # values of its learned parameters at the end, per `layer.parameter`
+    activation_ref: Optional[str] = None
+    activation_source: Optional[dict[str, Any]] = None
+    activation_params: Optional[LayerStats] = None
 
     # the conditions it ran under
     device: Optional[str] = None

@@ -21,12 +21,15 @@ def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
     spec's, e.g. `--seeds 3`), with the spec's extent beside it where they differ."""
     if not spec_dict:
         return ["*The results folder has no spec.json: the experiment's description is unavailable.*"]
-    from elubench.activations import parse_activation
+    from elubench.activations import Activation, parse_activation
     from elubench.plan import plan_network
     from elubench.specfile import validate_spec
 
     spec = validate_spec(spec_dict, source="spec.json")
-    first = parse_activation(spec.compare.activations[0])
+    # the parameter count of the net with its first built-in activation (a custom one's own
+    # parameters are in its runs' records)
+    first = next((a for a in spec.compare.parsed_activations() if isinstance(a, Activation)),
+                 parse_activation("relu"))
     plan = plan_network(spec, first, False)
     train, data, model = spec.train, spec.data, spec.model
     if isinstance(train.lr, dict):
@@ -66,6 +69,9 @@ def _matrix_line(spec, runs) -> str:
     seeds = len(compare.seed_list())
     if runs is not None and len(runs):
         present = set(runs["activation"])
+        if "activation_ref" in runs.columns:  # a custom activation by its label, in the spec's order
+            labels = {r: a for r, a in zip(runs["activation_ref"], runs["activation"]) if isinstance(r, str)}
+            activations = [labels.get(a, a) for a in activations]
         activations = [a for a in activations if a in present] + sorted(present - set(activations))
         batchnorm = sorted({bool(b) for b in runs["batchnorm"]})
         inits = list(dict.fromkeys(runs["init"]))

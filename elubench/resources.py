@@ -181,10 +181,10 @@ def human_bytes(n: float) -> str:
 
 def largest_estimate(spec, configs) -> RunEstimate:
     """The largest estimate over the configurations to train (BN and PReLU add memory)."""
-    from elubench.activations import parse_activation
+    from elubench.custom_activations import activation_for
 
-    kinds = {(cfg.activation, cfg.batchnorm) for cfg in configs}
-    estimates = [estimate_run(spec, parse_activation(a), bn) for a, bn in sorted(kinds)]
+    kinds = {(cfg.activation, cfg.batchnorm): cfg for cfg in configs}
+    estimates = [estimate_run(spec, activation_for(kinds[key], spec), key[1]) for key in sorted(kinds)]
     return max(estimates, key=lambda e: (e.cpu_total, e.device_total))
 
 

@@ -93,6 +93,9 @@ class Optimizer(Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0005, ge=0)
     nesterov: bool = False
+    # Weight decay on the parameters an activation learns (PReLU's slopes, a custom
+    # activation's): none unless set, as decay would pull them toward their zero (PReLU paper).
+    activation_weight_decay: float | None = Field(None, ge=0)
 
 
 class StepLR(Strict):
@@ -303,6 +306,10 @@ class Spec(Strict):
     train: Train
     compare: Compare = Compare()
     reference: Reference = Reference()
+    # Filled in when a spec is read (elubench.custom_activations.locate), never by hand: each
+    # custom activation's target (`/abs/acts.py:isrlu`, `mypkg.acts:ISRLU`, a registered name)
+    # to its code identity (`sha256:...`, `name==version`). The hash covers it.
+    activation_code: dict[str, str] = Field({}, max_length=MAX_LIST)
 
     def run_defining(self) -> dict[str, Any]:
         """What determines one run's result: everything but the matrix's extent and the notes.
@@ -314,17 +321,27 @@ class Spec(Strict):
         when `model.width` != 1 (scaled units are rounded half up, no longer by Python's
         banker's round()), and `model.spp_input` when `spp` is set with a single `pool` value
         (the last conv stack is no longer pooled before SPP). Other specs keep their hash.
+        With custom activations, their code identities (a file by its name and SHA-256, not its
+        folder), so results of an older version of a user's function are never mixed with the
+        new one's; `train.optimizer.activation_weight_decay` when it is set.
         """
         dumped = self.model_dump(mode="json")
         data, model, train = dumped["data"], dumped["model"], dumped["train"]
         if data.get("imagefolder") is not None:
             data["imagefolder"].pop("workers", None)
         train.pop("threads")  # a run condition, recorded per run and checked by compare
+        if train["optimizer"].get("activation_weight_decay") is None:
+            train["optimizer"].pop("activation_weight_decay", None)
         if self.model.width != 1:
             model["width_rounding"] = "half-up"
         if self.model.spp and not isinstance(self.model.pool, list):
             model["spp_input"] = "last-conv-unpooled"
-        return {"task": dumped["task"], "data": data, "model": model, "train": train}
+        defining = {"task": dumped["task"], "data": data, "model": model, "train": train}
+        if self.activation_code:
+            from elubench.custom_activations import hash_key
+            defining["activation_code"] = sorted(f"{hash_key(target)} {identity}"
+                                                 for target, identity in self.activation_code.items())
+        return defining
 
     @property
     def hash(self) -> str:

@@ -212,8 +212,12 @@ def _refuse_huge_numbers(raw: Any, locate) -> None:
                 stack.append((item, path + (str(key)[:40],)))
 
 
-def validate_spec(raw: Any, *, source: str = "<spec>", lines=None, overrides=None) -> Spec:
-    """Validate a raw mapping into a Spec and check the network's shapes."""
+def validate_spec(raw: Any, *, source: str = "<spec>", lines=None, overrides=None,
+                  base_dir: Path | None = None) -> Spec:
+    """Validate a raw mapping into a Spec and check the network's shapes. With `base_dir` (the
+    spec file's folder) custom activations are located: files made absolute, every one's code
+    identity in `activation_code` (see elubench.custom_activations). Without it, the spec's
+    own `activation_code` is kept (a spec a worker or a results folder got)."""
     locate = _Locator(source, lines or {}, overrides or {})
     if not isinstance(raw, dict):
         raise SpecError("a spec is a mapping with the sections name, data, model, train, compare",
@@ -253,7 +257,32 @@ def validate_spec(raw: Any, *, source: str = "<spec>", lines=None, overrides=Non
             path = ("model", "stacks", str(exc.stack)) if exc.stack is not None else ("model",)
             raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path),
                             hint=exc.hint) from None
-    return spec
+    return spec if base_dir is None else _locate_activations(spec, base_dir, locate)
+
+
+def _locate_activations(spec: Spec, base_dir: Path, locate) -> Spec:
+    """The spec with its custom activations located (files absolute, code identities set);
+    a file that cannot be read or a module that does not exist is named where the spec lists it."""
+    from elubench.custom_activations import locate as locate_code
+    code: dict[str, str] = {}
+    names: list[str] = []
+    for index, text in enumerate(spec.compare.activations):
+        path = ("compare", "activations", str(index))
+        try:
+            [name] = locate_code([text], base_dir, code)
+        except ElubenchError as exc:
+            raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path), hint=exc.hint) \
+                from None
+        if name in names:
+            raise SpecError(f"{_dotted(path)}: {text!r} is listed twice (as {name!r})", where=locate(path))
+        names.append(name)
+    if not code and not spec.activation_code:
+        return spec
+    baseline = spec.compare.baseline
+    if baseline in spec.compare.activations:  # a custom activation's reference: located the same way
+        baseline = names[spec.compare.activations.index(baseline)]
+    compare = spec.compare.model_copy(update={"activations": names, "baseline": baseline})
+    return spec.model_copy(update={"compare": compare, "activation_code": code})
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
@@ -286,4 +315,4 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
             if isinstance(raw["model"], dict):
                 raw["model"]["width"] = width
                 set_paths[("model", "width")] = f"model.width={width} (from --width)"
-    return validate_spec(raw, source=source, lines=lines, overrides=set_paths)
+    return validate_spec(raw, source=source, lines=lines, overrides=set_paths, base_dir=path.parent)

@@ -219,13 +219,29 @@ class ResultsDir:
         meta = read_spec_meta(self.path / "spec.json")
         return None if meta is None else meta.spec_hash
 
+    def _code_change(self) -> str:
+        """What changed in the custom activations' code since the stored spec, in words ("" if
+        nothing did, or the folder does not say)."""
+        meta = read_spec_meta(self.path / "spec.json")
+        before = ((meta.spec if meta is not None else None) or {}).get("activation_code") or {}
+        now = self.spec.activation_code
+        for target in sorted(set(before) | set(now)):
+            if target not in before:
+                return f"; {target} is new to it"
+            if target not in now:
+                return f"; its runs include {target}, this spec does not"
+            if before[target] != now[target]:
+                return f"; the code of {target} changed ({before[target][:15]}… is now {now[target][:15]}…)"
+        return ""
+
     def check(self, *, force: bool = False) -> None:
         """Refuse (without writing anything) a folder that holds another version's runs."""
         stored = self.stored_hash()
         if stored is not None and stored != self.spec.hash and not force:
             raise StoreError(
                 f"holds runs of a different version of spec {self.spec.name!r} "
-                f"(hash {stored}; this one is {self.spec.hash}): refusing to mix them",
+                f"(hash {stored}; this one is {self.spec.hash}): refusing to mix them"
+                + self._code_change(),
                 where=str(self.path),
                 hint="use another --results DIR or another spec name, or --force to move the "
                      "old runs aside (to superseded/) and start again")

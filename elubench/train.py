@@ -22,7 +22,8 @@ from typing import Callable, Iterator, Protocol
 import torch
 from torch.nn import functional as F
 
-from elubench.activations import parse_activation
+from elubench.custom_activations import activation_for
+from elubench.custom_modules import source_record
 from elubench.grid import RunConfig
 from elubench.init import derive_seed, init_hash
 from elubench.models import Net, build_model, weight_decay_groups
@@ -147,6 +148,20 @@ def prelu_slopes(model: Net) -> dict:
     return out
 
 
+def activation_params(model: Net) -> dict | None:
+    """A custom activation's learned parameters per layer and name, `s1_conv1.alpha` (mean,
+    min, max over their elements), as prelu_slopes has PReLU's; None for a built-in."""
+    if model.activation.custom is None:
+        return None
+    out = {}
+    for name in model.hidden:
+        for param_name, p in getattr(model.body, name).named_parameters():
+            w = p.detach().float()
+            out[f"{name.removesuffix('_act')}.{param_name}"] = {
+                "mean": w.mean().item(), "min": w.min().item(), "max": w.max().item()}
+    return out
+
+
 class _LossWindow:
     """The losses of the steps since the last read, kept on the device so that a step never
     waits for the host; read (one sync) every `size` steps and at evaluations."""
@@ -190,14 +205,15 @@ def make_step(model, optimizer, task: str, precision: str, memory_format, compil
 def build_for_training(spec, cfg: RunConfig, device: torch.device):
     """The run's model (paired init, on the device, channels_last for conv nets), its optimizer,
     the init hash, and the memory format its inputs should have."""
-    model = build_model(spec, parse_activation(cfg.activation), cfg.batchnorm, seed=cfg.seed,
+    model = build_model(spec, activation_for(cfg, spec), cfg.batchnorm, seed=cfg.seed,
                         init=cfg.init)
     start_hash = init_hash(model)
     has_conv = any(row.kind == "conv" for row in model.plan.rows)
     memory_format = torch.channels_last if has_conv else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
     opt = spec.train.optimizer
-    optimizer = torch.optim.SGD(weight_decay_groups(model, opt.weight_decay), lr=spec.train.lr_at(0),
+    groups = weight_decay_groups(model, opt.weight_decay, opt.activation_weight_decay or 0.0)
+    optimizer = torch.optim.SGD(groups, lr=spec.train.lr_at(0),
                                 momentum=opt.momentum, nesterov=opt.nesterov, **_fast_sgd(device))
     return model, optimizer, start_hash, memory_format
 
@@ -352,6 +368,9 @@ class Trainer:
                 "lr": self.train_cfg.lr_at(max(state.iteration - 1, 0)), "train_loss": train_loss,
                 **result, "activations": stats, "prelu": prelu_slopes(self.model),
                 "seconds": state.train_seconds + state.eval_seconds}
+        learned = activation_params(self.model)
+        if learned is not None:
+            line["activation_params"] = learned
         self.sink.append_metrics(line)
         return line
 
@@ -417,6 +436,8 @@ class Trainer:
             train_seconds=state.train_seconds, eval_seconds=state.eval_seconds,
             images_per_second=state.images / state.train_seconds if state.train_seconds else None,
             init_hash=self.init_hash, prelu_slopes=prelu_slopes(self.model),
+            activation_source=source_record(self.model.activation),
+            activation_params=activation_params(self.model),
             device=str(self.device), device_name=device_name(self.device),
             precision=self.train_cfg.precision, compiled=self.options.compile,
             threads=torch.get_num_threads(), allocator=allocator_setting(self.device),

@@ -44,10 +44,13 @@ def plan_table(plan, title: str) -> Table:
 
 
 def activations_table(rows: list[dict]) -> Table:
-    table = Table(title="activations (`name`, `name(value)` or `name(key=value)`)", header_style="bold")
+    table = Table(title="activations (`name`, `name(value)` or `name(key=value)`; your own code: "
+                        "`file.py:attr`, `pkg.module:attr`)", header_style="bold")
     for column in ("name", "formula", "parameters", "he-aware slope", "by", "source"):
         table.add_column(column)
-    for row in rows:
+    for row, previous in zip(rows, [{}] + rows):
+        if row.get("registered") and not previous.get("registered"):
+            table.add_section()  # below: what installed packages register (entry points)
         name = row["name"] + (f"\n[dim]alias {row['aliases']}[/dim]" if row["aliases"] else "")
         table.add_row(name, row["formula"], row["parameters"] or "-", row["he_aware_slope"],
                       row["implemented_by"], row["source"])

@@ -43,6 +43,37 @@ def _spec_file(tmp_path, content):
     return path
 
 
+# A user's activations file (issue 10): each function fails one check before anything trains.
+_ACTS = """
+import torch
+
+def shrinks(x):
+    return x[:, :1]
+
+def mixes(x):
+    return x - x.mean()
+
+def nan(x):
+    return torch.where(x < -40, torch.full_like(x, float("nan")), x)
+
+def raises(x):
+    raise RuntimeError("boom")
+
+def elu(x):
+    return x
+
+not_callable = 3
+"""
+
+
+def _custom(t, name, command="show"):
+    """A spec beside acts.py that lists `name`, and the arguments of `command` on it."""
+    (t / "acts.py").write_text(_ACTS)
+    spec = _spec_file(t, tiny_spec(compare={"activations": [name, "relu"], "batchnorm": [False]}))
+    return [command, spec] if command == "show" else [command, spec, "--results", t / "results",
+                                                      "--device", "cpu"]
+
+
 # Nine levels of nine aliases: 9**9 strings once expanded (tests/test_hostile_specs.py)
 _LAUGHS = "\n".join(['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'] + [
     f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]"
@@ -73,6 +104,24 @@ CASES = {
     "unknown activation in spec": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
         compare={"activations": ["relu", "swish2"]}))], "unknown activation 'swish2'"),
     "bad activation parameter": (lambda t, r, s: ["show", s, "-a", "lrelu(2)"], "must be in [0, 1)"),
+    # custom activations (issue 10): found when the spec is read, checked before anything trains
+    "custom module missing": (lambda t, r, s: _custom(t, "no_such_module_xyz:f"),
+                              "no module named 'no_such_module_xyz'"),
+    "custom attribute missing": (lambda t, r, s: _custom(t, "acts.py:nothere"), "has no attribute 'nothere'"),
+    "custom not callable": (lambda t, r, s: _custom(t, "acts.py:not_callable"), "is not callable"),
+    "custom changes the shape": (lambda t, r, s: _custom(t, "acts.py:shrinks", "run"),
+                                 "check 'call' failed: it changes the shape"),
+    "custom not element-wise": (lambda t, r, s: _custom(t, "acts.py:mixes", "run"),
+                                "check 'element-wise' failed"),
+    "custom returns NaN": (lambda t, r, s: _custom(t, "acts.py:nan"), "check 'finite' failed: it returns nan"),
+    "custom raises": (lambda t, r, s: _custom(t, "acts.py:raises"), "RuntimeError: boom"),
+    "custom file missing": (lambda t, r, s: _custom(t, "../elsewhere/acts.py:f"), "no such file"),
+    "custom file is a folder": (lambda t, r, s: _custom(t, "sub.py:f") if (t / "sub.py").mkdir() is None
+                                else None, "is a folder, not a Python file"),
+    "custom name clash": (lambda t, r, s: _custom(t, "acts.py:elu"), "activation name clash"),
+    "custom flag on run": (lambda t, r, s: ["run", s, "--results", r, "-a", "relu,acts.py:f"], "--activations"),
+    "custom fails a check on bench": (lambda t, r, s: _custom(t, "acts.py:nan")[:1] and
+                                      ["bench", t / "bad.yaml", "-a", "acts.py:nan"], "check 'finite' failed"),
     # hostile specs (issue 15; tests/test_hostile_specs.py has the timings and the memory bounds)
     "billion laughs": (lambda t, r, s: ["show", _spec_file(t, _LAUGHS)], "more than 10,000 values"),
     "10,000 nested brackets": (lambda t, r, s: ["show", _spec_file(t, "name: " + "[" * 10000 + "]" * 10000)],

@@ -21,6 +21,7 @@ import uuid
 from contextlib import closing
 from pathlib import Path
 
+from elubench.custom_activations import receive, ship
 from elubench.errors import ElubenchError, ExecutorError
 from elubench.grid import RunConfig
 from elubench.record import RunRecord
@@ -106,16 +107,20 @@ class WorkerPayload:
     """What every worker needs besides its run: the spec as JSON data, how to run, when to stop.
 
     The spec travels as data and is validated again where it lands: a worker need not unpickle
-    pydantic models, and a hash check makes sure it trains the spec the driver was given.
+    pydantic models, and a hash check makes sure it trains the spec the driver was given. The
+    sources of file activations travel too (a Ray node need not see the file); the worker
+    checks each against the SHA-256 the spec (and so its hash) holds.
     """
 
     spec_data: dict
     spec_hash: str
     settings: RunSettings
     stop: StopFlag
+    activation_files: dict = dataclasses.field(default_factory=dict)  # path -> source bytes
 
     def spec(self):
         from elubench.specfile import validate_spec
+        receive(self.activation_files)
         spec = validate_spec(self.spec_data, source=f"spec {self.spec_data.get('name')!r}")
         if spec.hash != self.spec_hash:
             raise ExecutorError(f"the spec's hash changed on the way to a worker "
@@ -193,7 +198,8 @@ class ParallelExecutor(Executor):
         work = WorkerPayload(spec.model_dump(mode="json"), spec.hash,
                              worker_settings(settings, threads, executor=self.name,
                                              runs_at_once=self.runs_at_once(len(state.todo))),
-                             StopFlag(results.path.resolve() / ".stop" / uuid.uuid4().hex))
+                             StopFlag(results.path.resolve() / ".stop" / uuid.uuid4().hex),
+                             ship(spec))
         with stop_on_first_ctrl_c() as ctrl_c:
 
             def stopping() -> bool:
