@@ -12,7 +12,7 @@ from pathlib import Path
 
 from elubench import __version__
 from elubench.analysis import Analysis
-from elubench.errors import StoreError
+from elubench.errors import ElubenchError, StoreError
 
 
 def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
@@ -25,7 +25,12 @@ def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
     from elubench.plan import plan_network
     from elubench.specfile import validate_spec
 
-    spec = validate_spec(spec_dict, source="spec.json")
+    try:
+        spec = validate_spec(spec_dict, source="spec.json")
+    except ElubenchError as exc:  # e.g. an activation whose package is not installed here
+        why = exc.message.splitlines()[0].removeprefix("spec.json: ")
+        return [f"*The experiment's description cannot be read on this machine ({why}); "
+                "the tables and figures below come from the run records alone.*"]
     # the parameter count of the net with its first built-in activation (a custom one's own
     # parameters are in its runs' records)
     first = next((a for a in spec.compare.parsed_activations() if isinstance(a, Activation)),

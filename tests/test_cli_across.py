@@ -142,3 +142,19 @@ def test_report_of_one_experiment_is_unchanged(cli, three):
     assert code == 0, err
     text = (three / "beta" / "REPORT.md").read_text()
     assert text.startswith("# elubench report: beta") and "Across" not in text
+
+
+def test_the_friedman_over_experiments_is_scipys_on_the_mean_errors(cli, three):
+    """On a hand-written results tree: the summary's scores are the experiments' mean errors,
+    and its Friedman statistic is scipy's on them (experiments as blocks)."""
+    import numpy as np
+    from scipy import stats as sps
+
+    across = _strict(cli("compare", three, "--format", "json")[1])["across"]
+    configs = across["configs"]
+    means = np.array([[np.mean(errors[c]) / 10 for c in configs] for errors in (A, B, C)])  # % of 1,000
+    got = np.array([[across["scores"][name][c] for c in configs] for name in ("alpha", "beta", "gamma")])
+    assert got == pytest.approx(means)
+    assert across["friedman"]["statistic"] == pytest.approx(sps.friedmanchisquare(*means.T).statistic)
+    ranks = sps.rankdata(means, axis=1).mean(axis=0)
+    assert [across["friedman"]["mean_ranks"][c] for c in configs] == pytest.approx(ranks)

@@ -163,3 +163,21 @@ def test_the_matrix_line_says_what_was_recorded(cli, tmp_path):
     assert cli("report", folder.parent, "--figure-format", "png")[0] == 0
     line = next(l for l in (folder / "REPORT.md").read_text().splitlines() if "**Matrix**" in l)
     assert "× 10 seeds;" in line, line
+
+
+def test_a_spec_naming_code_this_machine_lacks_still_reports(tmp_path):
+    """Results shared with a machine without the package that registers an activation: the
+    report says the description is unavailable and why, and keeps every table and figure."""
+    import json
+
+    from elubench.analysis import analyze
+    from elubench.report import write_report
+
+    folder = quickstart_results(tmp_path)
+    meta = json.loads((folder / "spec.json").read_text())
+    meta["spec"]["compare"]["activations"] = ["notinstalled", "elu", "relu"]
+    (folder / "spec.json").write_text(json.dumps(meta))
+    written = write_report(analyze(tmp_path), figure_formats=("png",))
+    text = written[0].read_text()
+    assert "cannot be read on this machine (compare.activations: unknown activation 'notinstalled')" in text
+    assert "### Activation comparisons" in text and "figures/forest.png" in text
