@@ -181,6 +181,9 @@ class CampaignReporter(RichReporter):
         self.run_tasks[cfg.run_id] = self.progress.add_task(
             f"{escape(cfg.spec_name)}: {cfg.config} s{cfg.seed}", total=None, info="")
 
+    def note(self, text):  # an executor's note ("40 runs sent to Ray"), named by its spec
+        super().note(f"{escape(self.names[self.current])}: {text}")
+
     def _finish(self, cfg, line: str):
         self.finished[self.current] += 1
         super()._finish(cfg, line)

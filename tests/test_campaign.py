@@ -179,3 +179,19 @@ def test_ctrl_c_says_what_each_spec_folder_holds_and_exits_130(cli, tmp_path, mo
     assert "tiny-c: 0 of 2 runs are recorded" in text and "(not started)" in text
     assert "run the same command to continue" in text
     assert not (results / "tiny-c").exists()
+
+
+def test_an_executors_note_names_its_spec():
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from elubench.progress import CampaignReporter
+
+    console = Console(file=io.StringIO(), width=120)
+    reporter = CampaignReporter(console, [SimpleNamespace(name="alpha", todo=4), SimpleNamespace(name="beta", todo=2)])
+    reporter.experiment_start(1, SimpleNamespace(spec=SimpleNamespace(task="classification")))
+    reporter.note("2 runs sent to Ray (a local instance)")
+    reporter.close()
+    assert "beta: 2 runs sent to Ray (a local instance)" in console.file.getvalue()
