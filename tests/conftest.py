@@ -113,3 +113,62 @@ def quickstart_results(root, *, seeds: int = 10, source: str | None = None):
     (Path(root) / spec.name / "spec.json").write_text(json.dumps(
         {"spec_name": spec.name, "spec_hash": spec.hash, "spec": spec.model_dump(mode="json")}))
     return Path(root) / spec.name
+
+
+# A user's activations file (issue 10) in which each object fails one check before anything
+# trains (tests/test_custom_activations.py, the bad-input corpus of tests/test_bad_input.py).
+BAD_ACTIVATIONS = """
+import torch
+from torch import nn
+
+def shrinks(x):
+    return x[:, :1]
+
+def mixes(x):
+    return x - x.mean()
+
+def nan(x):
+    return torch.where(x < -40, torch.full_like(x, float("nan")), x)
+
+def raises(x):
+    raise RuntimeError("boom")
+
+def widens(x):
+    return x.double()
+
+def kinked(x):
+    return torch.where(x > 0, x, 0.01 * x)  # its derivative jumps at 0, as declared
+kinked.kinks = (0.0,)
+
+class _WrongBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * x
+    @staticmethod
+    def backward(ctx, g):
+        return g          # should be 2 x g
+
+def wrong_backward(x):
+    return _WrongBackward.apply(x)
+
+def grad_nan(x):  # the torch.where trap: the discarded sqrt of x < 0 is NaN, and so its gradient
+    return torch.where(x > 0, torch.sqrt(x), torch.zeros_like(x))
+
+class Normalizes(nn.Module):
+    channelwise = True
+    def forward(self, x):
+        dims = (2, 3) if x.dim() == 4 else ()
+        return x - x.mean(dim=dims, keepdim=True) if dims else x
+
+class HasLinear(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.gate = nn.Linear(channels, channels)
+    def forward(self, x):
+        return x
+
+def elu(x):  # a built-in's name
+    return x
+
+not_callable = 3
+"""

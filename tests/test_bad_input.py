@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from conftest import make_results, tiny_spec
+from conftest import BAD_ACTIVATIONS, make_results, tiny_spec
 from test_cli_compare import TEN
 
 
@@ -44,26 +44,7 @@ def _spec_file(tmp_path, content):
 
 
 # A user's activations file (issue 10): each function fails one check before anything trains.
-_ACTS = """
-import torch
-
-def shrinks(x):
-    return x[:, :1]
-
-def mixes(x):
-    return x - x.mean()
-
-def nan(x):
-    return torch.where(x < -40, torch.full_like(x, float("nan")), x)
-
-def raises(x):
-    raise RuntimeError("boom")
-
-def elu(x):
-    return x
-
-not_callable = 3
-"""
+_ACTS = BAD_ACTIVATIONS
 
 
 def _custom(t, name, command="show"):

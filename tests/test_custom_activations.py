@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import SPECS, tiny_spec
+from conftest import BAD_ACTIVATIONS, SPECS, tiny_spec
 from elubench.activation_checks import check_activation, hidden_shapes
 from elubench.activations import Activation, CustomRef, parse_activation
 from elubench.custom_activations import resolve_name
@@ -191,58 +191,7 @@ def test_learned_activation_parameters_get_no_weight_decay_unless_the_spec_says(
 
 # --- the checks before anything trains -----------------------------------------------------------
 
-BAD = """
-import torch
-from torch import nn
-
-def shrinks(x):
-    return x[:, :1]
-
-def mixes(x):
-    return x - x.mean()
-
-def nan(x):
-    return torch.where(x < -40, torch.full_like(x, float("nan")), x)
-
-def raises(x):
-    raise RuntimeError("boom")
-
-def widens(x):
-    return x.double()
-
-def kinked(x):
-    return torch.where(x > 0, x, 0.01 * x)  # its derivative jumps at 0, as declared
-kinked.kinks = (0.0,)
-
-class _WrongBackward(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return x * x
-    @staticmethod
-    def backward(ctx, g):
-        return g          # should be 2 x g
-
-def wrong_backward(x):
-    return _WrongBackward.apply(x)
-
-def grad_nan(x):  # the torch.where trap: the discarded sqrt of x < 0 is NaN, and so its gradient
-    return torch.where(x > 0, torch.sqrt(x), torch.zeros_like(x))
-
-class Normalizes(nn.Module):
-    channelwise = True
-    def forward(self, x):
-        dims = (2, 3) if x.dim() == 4 else ()
-        return x - x.mean(dim=dims, keepdim=True) if dims else x
-
-class HasLinear(nn.Module):
-    def __init__(self, channels):
-        super().__init__()
-        self.gate = nn.Linear(channels, channels)
-    def forward(self, x):
-        return x
-
-not_callable = 3
-"""
+BAD = BAD_ACTIVATIONS
 
 
 @pytest.mark.parametrize("name, check, words", [
