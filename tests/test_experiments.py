@@ -302,3 +302,13 @@ def test_all_pairs_reads_each_experiments_verdict_in_either_order():
     result = across_experiments([a, b], None, all_pairs=True)
     row = result.posthoc.iloc[0]
     assert (row["a"], row["b"], row["wins"], row["losses"]) == ("elu", "relu", 2, 0)
+
+
+def test_scores_over_fewer_ok_runs_are_named():
+    a = _experiment("a", {"elu": [50, 51, 52, 50], "relu": [60, "diverged", None, 61]})
+    b = _experiment("b", {"elu": [20, 21, 22, 20], "relu": [25, 27, 26, 24]})
+    result = across_experiments([a, b], "relu")
+    assert result.scores.loc["a", "relu"] == pytest.approx(6.05)  # (60 + 61) / 2 of 1,000, in %
+    assert any("means over the ok runs only" in w and "a: relu (2 of 4 ok)" in w for w in result.warnings)
+    clean = across_experiments(_three(), "relu")
+    assert not any("ok runs only" in w for w in clean.warnings)

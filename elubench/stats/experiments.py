@@ -108,6 +108,14 @@ def across_experiments(experiments: list[Experiment], baseline: str | None, *, a
     if not_compared:
         warnings.append(f"not compared across experiments: {', '.join(not_compared)} (no {baseline} "
                         "at the same setting in every experiment)")
+    # seeds: every seed the experiment has a run of (a configuration's missing seeds count)
+    incomplete = [f"{name}: {c} ({int(ok)} of {len(tables[name].status)} ok)" for name in names
+                  for c, ok in (tables[name].status[shared] == "ok").sum().items()
+                  if ok < len(tables[name].status)]
+    if incomplete:
+        warnings.append("the experiment-level scores are means over the ok runs only, so a "
+                        "configuration whose runs diverged, failed or are missing is scored on "
+                        "fewer (and perhaps easier) seeds: " + "; ".join(incomplete))
     friedman, nemenyi_result = _omnibus(scores, warnings, alpha)
     posthoc, verdicts = _posthoc(experiments, scores, pairs, alternative, alpha)
     if len(tasks) > 1:
