@@ -166,6 +166,9 @@ def analyze_experiments(root: Path, *, specs: list[str] | None = None, across: b
             None if all_pairs else first.baseline, all_pairs=all_pairs,
             alternative=first.paired.alternative, alpha=first.paired.alpha)
         summary.warnings[:0] = notes
+    else:  # --no-across: each experiment's tables say which baseline they share, and why
+        for analysis in analyses:
+            analysis.comparison.warnings[:0] = notes
     return Campaign(analyses, summary, notes)
 
 

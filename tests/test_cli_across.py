@@ -116,6 +116,8 @@ def test_specs_that_disagree_on_the_baseline_are_told(cli, tmp_path):
     assert payload["across"]["baseline"] == "relu"
     assert all(p["baseline"] == "relu" for p in payload["experiments"].values())
     assert any("different baselines (alpha: relu, beta: elu)" in w for w in payload["across"]["warnings"])
+    payload = _strict(cli("compare", root, "--format", "json", "--no-across")[1])
+    assert all(any("different baselines" in w for w in e["warnings"]) for e in payload["experiments"].values())
     # a spec that names none has the default (relu here): no disagreement, no warning
     _with_baseline(root, "beta", None)
     payload = _strict(cli("compare", root, "--format", "json")[1])
