@@ -124,11 +124,11 @@ def _label_of(name: str, customs: dict[str, str]) -> str:
 @dataclass
 class Campaign:
     """Every experiment (spec) of a results folder, each analysed as on its own with one shared
-    baseline, and the summary across them (None for one experiment, or with --no-across)."""
+    baseline, and the summary across them (None for one experiment, or with --no-across). How
+    the shared baseline was chosen, where the specs disagree, is in the warnings."""
 
     experiments: list[Analysis]
     across: object | None     # stats.experiments.Across
-    notes: list[str]          # how the shared baseline was chosen, when the specs disagree
 
 
 def analyze_experiments(root: Path, *, specs: list[str] | None = None, across: bool | None = None,
@@ -169,7 +169,7 @@ def analyze_experiments(root: Path, *, specs: list[str] | None = None, across: b
     else:  # --no-across: each experiment's tables say which baseline they share, and why
         for analysis in analyses:
             analysis.comparison.warnings[:0] = notes
-    return Campaign(analyses, summary, notes)
+    return Campaign(analyses, summary)
 
 
 def _shared_baseline(tables) -> tuple[str, list[str]]:

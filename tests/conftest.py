@@ -172,3 +172,18 @@ def elu(x):  # a built-in's name
 
 not_callable = 3
 """
+
+
+def recorded_runs(folder, fields) -> dict:
+    """run_id -> (the record's `fields`, every metrics line without its timing, the whole
+    record): what two executors must agree on, read from a results folder."""
+    import json
+
+    out = {}
+    for path in sorted(Path(folder).rglob("run.json")):
+        record = json.loads(path.read_text())
+        lines = [json.loads(line) for line in (path.parent / "metrics.jsonl").read_text().splitlines()]
+        for line in lines:
+            line.pop("seconds")
+        out[record["run_id"]] = ({k: record[k] for k in fields}, lines, record)
+    return out

@@ -11,7 +11,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import make_results, tiny_spec
+from conftest import make_results, recorded_runs, tiny_spec
 
 SPEC = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 30, "eval_every": 10},
                  compare={"activations": ["elu", "relu"], "batchnorm": [False, True], "seeds": 1})
@@ -30,17 +30,10 @@ if shutil.which("sbatch"):  # a real Slurm (scripts/slurm-local.sh starts one on
 
 def _runs(folder):
     """run_id -> (the record's result, every metrics line without its timing)."""
-    out = {}
-    for record_path in sorted(folder.rglob("run.json")):
-        record = json.loads(record_path.read_text())
-        lines = [json.loads(line) for line in (record_path.parent / "metrics.jsonl").read_text().splitlines()]
-        for line in lines:
-            line.pop("seconds")
-        result = {k: record[k] for k in ("status", "test_errors", "test_error", "test_loss",
-                                         "train_loss", "iterations", "init_hash", "threads",
-                                         "activation_stats", "prelu_slopes")}
-        out[record["run_id"]] = (result, lines, record["executor"], record["runs_at_once"])
-    return out
+    fields = ("status", "test_errors", "test_error", "test_loss", "train_loss", "iterations",
+              "init_hash", "threads", "activation_stats", "prelu_slopes")
+    return {run_id: (result, lines, record["executor"], record["runs_at_once"])
+            for run_id, (result, lines, record) in recorded_runs(folder, fields).items()}
 
 
 @pytest.mark.slow

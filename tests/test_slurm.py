@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import tiny_spec
+from conftest import recorded_runs, tiny_spec
 from elubench.executors.slurm import Squeue, _sacct_fails
 
 SPEC = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 20, "eval_every": 10},
@@ -65,14 +65,8 @@ def _elubench(*args, timeout=300) -> subprocess.CompletedProcess:
 
 def _runs(folder: Path) -> dict:
     """run_id -> (the record's result fields, its executor, every metrics line untimed)."""
-    out = {}
-    for path in sorted(folder.rglob("run.json")):
-        record = json.loads(path.read_text())
-        lines = [json.loads(line) for line in (path.parent / "metrics.jsonl").read_text().splitlines()]
-        for line in lines:
-            line.pop("seconds")
-        out[record["run_id"]] = ({k: record[k] for k in RESULT_FIELDS}, record["executor"], lines)
-    return out
+    return {run_id: (result, record["executor"], lines)
+            for run_id, (result, lines, record) in recorded_runs(folder, RESULT_FIELDS).items()}
 
 
 @pytest.fixture(scope="module")
