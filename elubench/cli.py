@@ -332,6 +332,35 @@ def report(
 
 
 @app.command()
+def signal(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: BatchnormOpt = None,
+           seeds: SeedsOpt = None, set_: SetOpt = None, width: WidthOpt = None,
+           data_dir: DataDirOpt = None, download: DownloadOpt = False,
+           probe: Annotated[int, typer.Option(help="Training images in the probe batch.", min=1)] = 256,
+           out: Annotated[Optional[Path], typer.Option(
+               help="Folder for signal_at_init.csv and .png (default: results/<spec name>/).",
+               show_default=False)] = None):
+    """The forward signal at initialization: the std of each conv/FC layer's response, per
+    configuration and seed, with the runs' own paired weights (He et al. 2015, section 2.2:
+    Xavier init shrinks it with depth under ReLU, He init keeps it). Nothing is trained."""
+    from elubench import init_signal as forward
+    from elubench.custom_activations import with_names
+    from elubench.grid import select
+    from elubench.views import signal_table
+
+    loaded, names = with_names(_load(spec, set_, width, None), _split_names(activations),
+                               spec.parent, "--activations")
+    configs = select(loaded, activations=names, batchnorm=batchnorm, seeds=seeds)
+    console = _console()
+    with console.status(f"{len(configs)} nets at initialization"):
+        measured = forward.measure(loaded, configs, data_dir=data_dir, download=download,
+                                   probe_size=probe)
+    rows = forward.summary(measured).to_dict("records")
+    console.print(signal_table(rows, f"{loaded.name}: response std at initialization"))
+    for path in forward.write(measured, out or Path("results") / loaded.name, loaded.name):
+        console.print(f"wrote {path}")
+
+
+@app.command()
 def bench(
     spec: SpecArg,
     activations: Annotated[Optional[list[str]], typer.Option(

@@ -223,3 +223,18 @@ def memory_view(estimate, batch: int):
                           "machine; `run` will refuse it (--no-memory-check trains anyway)",
                           style="yellow"))
     return Group(*items)
+
+
+def signal_table(rows: list[dict], title: str) -> Table:
+    """`elubench signal`: per configuration, the response std at the first, middle and last
+    conv/FC layer (mean over seeds) and how much it shrank or grew through the net."""
+    table = Table(title=title, header_style="bold")
+    table.add_column("configuration")
+    table.add_column("layers", justify="right")
+    for name in ("first layer", "middle layer", "last layer", "last / first"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(row["config"], str(row["layers"]), f"{row['first']:.3g}",
+                      f"{row['middle']:.3g} (layer {row['middle_depth']})", f"{row['last']:.3g}",
+                      f"{row['last / first']:.3g}")
+    return table
