@@ -91,6 +91,8 @@ def dry_run_view(plan, spec):
     items.append(matrix_table(plan.configs, plan.state, f"{spec.name} (spec hash {spec.hash})"))
     for run_id, why in plan.state.damaged.items():
         items.append(Text(f"{run_id} will not be trained: {why}", style="yellow"))
+    if plan.data is not None:
+        items.append(data_line(plan.data))
     guess = plan.estimate
     if guess is not None:
         layout = ""
@@ -114,6 +116,23 @@ def dry_run_view(plan, spec):
     if plan.plan:
         items.append(significance_table(plan.plan))
     return Group(*items)
+
+
+def data_line(status):
+    """One line on a spec's dataset (catalog.DatasetStatus), for `run --dry-run`."""
+    from rich.text import Text
+
+    if not status.files:
+        return Text(f"data: {status.dataset}, no files ({status.note})", style="dim")
+    where = f"data: {status.dataset} in {status.folder}"
+    if status.ok:
+        return Text(f"{where}: {len(status.files)} files, all there and intact", style="dim")
+    counts: dict[str, int] = {}
+    for file in status.bad:
+        counts[file.status] = counts.get(file.status, 0) + 1
+    what = ", ".join(f"{n} {state}" for state, n in counts.items())
+    return Text(f"{where}: {what} of {len(status.files)} files, not ready "
+                "(`elubench data SPEC` says why and how to fix it)", style="yellow")
 
 
 def dry_run_total(plans):
@@ -223,3 +242,42 @@ def memory_view(estimate, batch: int):
                           "machine; `run` will refuse it (--no-memory-check trains anyway)",
                           style="yellow"))
     return Group(*items)
+
+
+def data_table(survey) -> Table:
+    """`elubench data`: each dataset the specs need, each file it needs with its MD5 and how it
+    was found (`survey` is catalog.Survey)."""
+    from rich.markup import escape
+
+    from elubench.catalog import OK, WRONG_MD5, WRONG_SIZE
+
+    ready, count = sum(s.ok for s in survey.datasets), len(survey.datasets)
+    table = Table(title=f"data folder {escape(str(survey.data_dir))} ({survey.origin})",
+                  caption=f"{ready} of {count} dataset{'s' * (count > 1)} ready",
+                  caption_justify="left", header_style="bold")
+    for column in ("dataset", "needed by", "file", "MD5", "status"):
+        table.add_column(column)
+    for status in survey.datasets:
+        table.add_section()
+        needed_by = escape("\n".join(status.needed_by))
+        if not status.files:
+            table.add_row(status.dataset, needed_by, "-", "-",
+                          f"[green]no files:[/green] {escape(status.note)}")
+            continue
+        for index, file in enumerate(status.files):
+            try:
+                shown = file.path.relative_to(survey.data_dir)
+            except ValueError:  # an image folder lives where its spec says
+                shown = file.path
+            if file.status == OK:
+                state = "[green]ok[/green]" + (" (downloaded)" if status.downloaded else "")
+            elif file.status == WRONG_MD5:
+                state = f"[red]wrong checksum[/red]: found {file.found_md5}"
+            elif file.status == WRONG_SIZE:
+                state = f"[red]wrong size[/red]: {file.found_size:,} bytes, expected {file.size:,}"
+            else:
+                state = f"[red]{file.status}[/red]" + (f": {escape(file.reason)}" if file.reason else "")
+            first = index == 0
+            table.add_row(status.dataset if first else "", needed_by if first else "",
+                          escape(str(shown)), file.md5 or "-", state)
+    return table
