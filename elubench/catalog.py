@@ -56,7 +56,7 @@ TORCHVISION_DATASETS = ("mnist", "cifar10", "cifar100")
 
 # Why these need no files, as `elubench data` says it.
 NO_FILES = {
-    "digits": "ships inside scikit-learn (sklearn.datasets.load_digits)",
+    "digits": "ships inside scikit-learn (load_digits)",
     "synthetic": "generated from the spec's data.synthetic.seed",
 }
 

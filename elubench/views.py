@@ -255,8 +255,19 @@ def data_table(survey) -> Table:
     table = Table(title=f"data folder {escape(str(survey.data_dir))} ({survey.origin})",
                   caption=f"{ready} of {count} dataset{'s' * (count > 1)} ready",
                   caption_justify="left", header_style="bold")
-    for column in ("dataset", "needed by", "file", "MD5", "status"):
-        table.add_column(column)
+    def where(status) -> str:  # a dataset's folder: under the data folder, by its path there
+        try:
+            return f"{status.folder.relative_to(survey.data_dir)}/"
+        except ValueError:  # an image folder lives where its spec says
+            return f"{status.folder}/"
+
+    # The MD5 is never cut (a user compares it): it keeps its 32 characters on one line; file
+    # names and spec paths fold rather than lose characters.
+    table.add_column("dataset", overflow="fold")
+    table.add_column("needed by", overflow="fold")
+    table.add_column("file", overflow="fold")
+    table.add_column("MD5", no_wrap=True, min_width=32)
+    table.add_column("status", overflow="fold")
     for status in survey.datasets:
         table.add_section()
         needed_by = escape("\n".join(status.needed_by))
@@ -265,10 +276,6 @@ def data_table(survey) -> Table:
                           f"[green]no files:[/green] {escape(status.note)}")
             continue
         for index, file in enumerate(status.files):
-            try:
-                shown = file.path.relative_to(survey.data_dir)
-            except ValueError:  # an image folder lives where its spec says
-                shown = file.path
             if file.status == OK:
                 state = "[green]ok[/green]" + (" (downloaded)" if status.downloaded else "")
             elif file.status == WRONG_MD5:
@@ -277,7 +284,7 @@ def data_table(survey) -> Table:
                 state = f"[red]wrong size[/red]: {file.found_size:,} bytes, expected {file.size:,}"
             else:
                 state = f"[red]{file.status}[/red]" + (f": {escape(file.reason)}" if file.reason else "")
-            first = index == 0
-            table.add_row(status.dataset if first else "", needed_by if first else "",
-                          escape(str(shown)), file.md5 or "-", state)
+            label = f"{status.dataset}\n[dim]{escape(where(status))}[/dim]" if index == 0 else ""
+            table.add_row(label, needed_by if index == 0 else "", escape(file.name),
+                          file.md5 or "-", state)
     return table

@@ -205,8 +205,9 @@ def test_data_exits_0_and_lists_every_file_when_ready(cli, mnist, tmp_path):
     assert code == 0, out + err
     text = _flat(out)
     assert f"data folder {root} (--data-dir)" in text and "1 of 1 dataset ready" in text
+    assert "MNIST/raw/" in text  # the folder the files go in, under the data folder
     for expected in catalog.MNIST_FILES:
-        assert f"MNIST/raw/{expected.name} {expected.md5} ok" in text
+        assert f"{expected.name} {expected.md5} ok" in text
 
 
 def test_data_exits_2_with_the_table_then_one_message(cli, mnist, tmp_path):
