@@ -340,8 +340,8 @@ def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
     again, old records moved to superseded/). With `load_data`, a missing dataset or device
     fails before anything is written; a cluster's driver skips it (it may not see the data,
     and loading it would pull torch into the driver). With `check_data` (worker processes on
-    this machine) it only looks for the dataset's files, so a missing one stops the matrix
-    before anything is written."""
+    this machine) it only checks the dataset's files (there, with their MD5s: elubench.catalog),
+    so a missing or damaged one stops the matrix before anything is written."""
     results = ResultsDir(settings.results, spec)
     results.check(force=settings.force)
     state = MatrixState(todo=list(configs)) if settings.force else matrix_state(results, configs)
