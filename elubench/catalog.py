@@ -205,13 +205,15 @@ def fetch(status: DatasetStatus) -> DatasetStatus:
 
 
 def problem(statuses: list[DatasetStatus]) -> DataError | None:
-    """The one message for the first file not ready (naming it, its expected MD5, what was
-    found, and the fixes: --download or copying the files into the named folder); None when
-    every dataset is ready."""
+    """The one message for the first dataset not ready, naming one file (a damaged one before a
+    missing one), its expected MD5, what was found, and the fixes: --download or copying the
+    files into the named folder; None when every dataset is ready."""
     bad = [s for s in statuses if not s.ok]
     if not bad:
         return None
-    status, first = bad[0], bad[0].bad[0]
+    status = bad[0]
+    # a damaged file first: --download fetches the missing ones, but never replaces it
+    first = next((f for f in status.bad if f.status != MISSING), status.bad[0])
     if status.dataset == "imagefolder":
         return DataError(f"no folder {first.path}",
                          hint="imagefolder.root must hold train/<class>/ and val/<class>/")
