@@ -273,6 +273,12 @@ class Survey:
     origin: str                    # --data-dir, $ELUBENCH_DATA_DIR or the default
     datasets: list[DatasetStatus]
 
+    def require(self) -> None:
+        """DataError, the one message for the first dataset not ready (`problem`)."""
+        error = problem(self.datasets)
+        if error is not None:
+            raise error
+
     def to_dict(self) -> dict:
         return {"data_dir": str(self.data_dir), "data_dir_from": self.origin,
                 "ready": all(s.ok for s in self.datasets),

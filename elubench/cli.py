@@ -22,7 +22,7 @@ from elubench.cli_options import (
     NoMemoryCheckOpt, DeterministicOpt, GpusOpt, RayAddressOpt, RayCpusOpt, CpusPerRunOpt,
     GpusPerRunOpt, PartitionOpt, SlurmTimeOpt, SlurmParallelismOpt, SbatchOpt, SlurmClusterOpt,
     ResultsArg, SpecNameOpt, BaselineOpt, AllPairsOpt, AlternativeOpt, AlphaOpt, RopeOpt,
-    QValuesOpt, TargetOpt, FormatOpt, OutOpt, SkipBadOpt, AcrossOpt, DataSpecsArg, FetchOpt,
+    QValuesOpt, TargetOpt, FormatOpt, OutOpt, SkipBadOpt, AcrossOpt, DataSpecsArg, FetchOpt, JsonOpt,
 )
 from elubench.errors import ElubenchError
 from elubench.files import dumps
@@ -220,21 +220,18 @@ def _train(campaign, settings) -> None:
 
 @app.command("data")
 def data_(specs: DataSpecsArg, data_dir: DataDirOpt = None, download: FetchOpt = False,
-          set_: SetOpt = None,
-          as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False):
+          set_: SetOpt = None, as_json: JsonOpt = False):
     """List the datasets the specs need, the folder elubench looks in, and each file with its
     MD5: there and intact, missing, or damaged. Exit 0 when all are ready, else 2 with the fix."""
-    from elubench.catalog import problem, survey_specs
+    from elubench.catalog import survey_specs
+    from elubench.views import data_table
 
     survey = survey_specs(specs, set_ or [], data_dir, download)
     if as_json:
         typer.echo(dumps(survey.to_dict(), indent=2))
     else:
-        from elubench.views import data_table
         _console().print(data_table(survey))
-    error = problem(survey.datasets)
-    if error is not None:
-        raise error
+    survey.require()  # after the table: one message and exit 2 when a dataset is not ready
 
 
 @app.command()

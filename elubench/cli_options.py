@@ -44,6 +44,7 @@ DownloadOpt = Annotated[bool, typer.Option(help="Download a missing dataset.")]
 DataSpecsArg = Annotated[list[Path], typer.Argument(
     help="One or more spec YAML files (see specs/); a shell glob works.", show_default=False,
     metavar="spec")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 FetchOpt = Annotated[bool, typer.Option(
     "--download", help="Fetch datasets whose files are missing through torchvision into the data "
                        "folder, then check them.")]
