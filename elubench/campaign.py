@@ -2,7 +2,7 @@
 
 Every spec is loaded, selected, given its executor and checked against the memory before any
 trains; with several specs also its results folder (another version of the spec there) and its
-dataset (files missing without --download). One mistake is one message naming the file, exit
+dataset (a file missing or damaged without --download: elubench.catalog's check). One mistake is one message naming the file, exit
 2, nothing trained. Two files with the same spec name (they would share results/<name>/) are
 such a mistake; the same file given twice is trained once, with a note.
 
@@ -121,7 +121,7 @@ def plan_campaign(paths: list[Path], settings, *, load, select, executor,
 
 def _check_ready(experiment: Experiment, settings) -> None:
     """Refuse, before the first spec trains, what would stop a later one at its start: its
-    results folder holds another version of it, or its dataset's files are missing. Counts
+    results folder holds another version of it, or its dataset's files are missing or damaged. Counts
     what its folder holds for the overall progress bar. Writes nothing."""
     results = ResultsDir(settings.results, experiment.spec)
     results.check(force=settings.force)

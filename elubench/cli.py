@@ -22,8 +22,10 @@ from elubench.cli_options import (
     NoMemoryCheckOpt, DeterministicOpt, GpusOpt, RayAddressOpt, RayCpusOpt, CpusPerRunOpt,
     GpusPerRunOpt, PartitionOpt, SlurmTimeOpt, SlurmParallelismOpt, SbatchOpt, SlurmClusterOpt,
     ResultsArg, SpecNameOpt, BaselineOpt, AllPairsOpt, AlternativeOpt, AlphaOpt, RopeOpt,
-    QValuesOpt, TargetOpt, FormatOpt, OutOpt, SkipBadOpt, AcrossOpt,
+    QValuesOpt, TargetOpt, FormatOpt, OutOpt, SkipBadOpt, AcrossOpt, DataSpecsArg, FetchOpt, JsonOpt,
 )
+from elubench import cli_tools
+from elubench.cli_common import console as _console, load as _load, split_names as _split_names
 from elubench.errors import ElubenchError
 from elubench.files import dumps
 
@@ -35,17 +37,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def _console(stderr: bool = False):
-    """A rich console; into a file or a pipe it is wide, so tables are not wrapped to 80
-    columns (a terminal's own width, or $COLUMNS, still rules)."""
-    import os
-
-    from rich.console import Console
-    stream = sys.stderr if stderr else sys.stdout
-    wide = None if stream.isatty() or os.environ.get("COLUMNS") else 200
-    return Console(stderr=stderr, highlight=False, width=wide)
 
 
 def _version(value: bool):
@@ -92,31 +83,6 @@ def show(
     title = f"{loaded.name}: {act}{' + BN' if bn else ''}, spec hash {loaded.hash}"
     _console().print(plan_table(plan, title))
     _console().print(memory_view(estimate, loaded.train.batch_size))
-
-
-def _split_names(values: list[str] | None) -> list[str] | None:
-    """`--activations elu,lrelu(0.2)` and repeated flags: split on commas outside parentheses."""
-    if not values:
-        return None
-    names, depth, current = [], 0, ""
-    for char in ",".join(values):
-        depth += (char == "(") - (char == ")")
-        if char == "," and depth == 0:
-            names.append(current.strip())
-            current = ""
-        else:
-            current += char
-    names.append(current.strip())
-    return [n for n in names if n]
-
-
-def _load(spec: Path, overrides: list[str] | None, width: float | None, precision: str | None,
-          threads: int | None = None):
-    """The spec with --set, --width, --precision and --threads applied (typed by the schema)."""
-    from elubench.specfile import load_spec
-    extra = [f"train.precision={precision}"] if precision else []
-    extra += [f"train.threads={threads}"] if threads else []
-    return load_spec(spec, [*(overrides or []), *extra], width)
 
 
 @app.command()
@@ -216,6 +182,22 @@ def _train(campaign, settings) -> None:
     console.print(summary_table(records, f"{first.name}: {len(records)} runs in {folder}"))
     console.print(summary_view(summary))
     raise typer.Exit(summary.exit_code)
+
+
+@app.command("data")
+def data_(specs: DataSpecsArg, data_dir: DataDirOpt = None, download: FetchOpt = False,
+          set_: SetOpt = None, as_json: JsonOpt = False):
+    """List the datasets the specs need, the folder elubench looks in, and each file with its
+    MD5: there and intact, missing, or damaged. Exit 0 when all are ready, else 2 with the fix."""
+    from elubench.catalog import survey_specs
+    from elubench.views import data_table
+
+    survey = survey_specs(specs, set_ or [], data_dir, download)
+    if as_json:
+        typer.echo(dumps(survey.to_dict(), indent=2))
+    else:
+        _console().print(data_table(survey))
+    survey.require()  # after the table: one message and exit 2 when a dataset is not ready
 
 
 @app.command()
@@ -331,93 +313,8 @@ def report(
         console.print(f"wrote {path}")
 
 
-@app.command()
-def signal(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: BatchnormOpt = None,
-           seeds: SeedsOpt = None, set_: SetOpt = None, width: WidthOpt = None,
-           data_dir: DataDirOpt = None, download: DownloadOpt = False,
-           probe: Annotated[int, typer.Option(help="Training images in the probe batch.", min=1)] = 256,
-           out: Annotated[Optional[Path], typer.Option(
-               help="Folder for signal_at_init.csv and .png (default: results/<spec name>/).",
-               show_default=False)] = None):
-    """The forward signal at initialization: the std of each conv/FC layer's response, per
-    configuration and seed, with the runs' own paired weights (He et al. 2015, section 2.2:
-    Xavier init shrinks it with depth under ReLU, He init keeps it). Nothing is trained."""
-    from elubench import init_signal as forward
-    from elubench.custom_activations import with_names
-    from elubench.grid import select
-    from elubench.views import signal_table
-
-    loaded, names = with_names(_load(spec, set_, width, None), _split_names(activations),
-                               spec.parent, "--activations")
-    configs = select(loaded, activations=names, batchnorm=batchnorm, seeds=seeds)
-    console = _console()
-    with console.status(f"{len(configs)} nets at initialization"):
-        measured = forward.measure(loaded, configs, data_dir=data_dir, download=download,
-                                   probe_size=probe)
-    rows = forward.summary(measured).to_dict("records")
-    console.print(signal_table(rows, f"{loaded.name}: response std at initialization"))
-    for path in forward.write(measured, out or Path("results") / loaded.name, loaded.name):
-        console.print(f"wrote {path}")
-
-
-@app.command()
-def bench(
-    spec: SpecArg,
-    activations: Annotated[Optional[list[str]], typer.Option(
-        "--activations", "-a", help="Activations whose step time to compare with relu's "
-                                    "(comma-separated; default: the spec's).", show_default=False)] = None,
-    set_: SetOpt = None,
-    width: WidthOpt = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Default: the spec's.", min=1,
-                                                      show_default=False)] = None,
-    steps: Annotated[int, typer.Option(help="Timed steps per measurement.", min=1)] = 20,
-    warmup: Annotated[int, typer.Option(help="Untimed steps before measuring.", min=1)] = 5,
-    repeats: Annotated[int, typer.Option(help="Interleaved measurements of each loop.", min=1)] = 3,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    precision: Annotated[Optional[str], typer.Option(help="fp32 or bf16; default: the spec's.",
-                                                     show_default=False)] = None,
-    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the engine's model.")] = False,
-    reference_workers: Annotated[int, typer.Option(
-        help="DataLoader workers of the reference loop.", min=0)] = 2,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-):
-    """Measure elubench's training engine against a plain PyTorch loop (images/s, FLOP/s)."""
-    from elubench.bench import run_bench
-    from elubench.runtime import resolve_device
-
-    from elubench.activation_checks import checked_activation
-    loaded = _load(spec, set_, width, precision)
-    names = []
-    for name in _split_names(activations) or loaded.compare.activations:
-        loaded, activation = checked_activation(loaded, name, spec.parent, "--activations")
-        names.append(activation.ref or str(activation))
-    console = _console(stderr=as_json)
-    with console.status("measuring") as status:
-        result = run_bench(loaded, device=resolve_device(device), activations=names,
-                           batch_size=batch_size, steps=steps, warmup=warmup, repeats=repeats,
-                           compile=compile_, reference_workers=reference_workers,
-                           progress=lambda text: status.update(text))
-    if as_json:
-        typer.echo(dumps(result, indent=2))
-        return
-    from elubench.views import bench_table
-    console.print(bench_table(result))
-
-
-@app.command()
-def activations(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-):
-    """List the activations: the built-ins and those installed packages register (entry-point
-    group elubench.activations), with their formulas, parameters and sources."""
-    from elubench.activations import registry_rows
-    from elubench.custom_activations import registered_rows
-    rows = registry_rows() + registered_rows()
-    if as_json:
-        typer.echo(dumps(rows, indent=2))
-        return
-    from elubench.views import activations_table
-    _console().print(activations_table(rows))
+for _command in (cli_tools.signal, cli_tools.bench, cli_tools.activations):
+    app.command()(_command)
 
 
 def main() -> None:

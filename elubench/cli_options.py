@@ -39,6 +39,15 @@ DataDirOpt = Annotated[Optional[Path], typer.Option(
     help="Where datasets live (default: $ELUBENCH_DATA_DIR or ~/.cache/elubench/data).",
     show_default=False)]
 DownloadOpt = Annotated[bool, typer.Option(help="Download a missing dataset.")]
+
+# `data`
+DataSpecsArg = Annotated[list[Path], typer.Argument(
+    help="One or more spec YAML files (see specs/); a shell glob works.", show_default=False,
+    metavar="spec")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+FetchOpt = Annotated[bool, typer.Option(
+    "--download", help="Fetch datasets whose files are missing through torchvision into the data "
+                       "folder, then check them.")]
 ForceOpt = Annotated[bool, typer.Option(
     help="Train the selected runs again; old records move to superseded/, never deleted.")]
 DryRunOpt = Annotated[bool, typer.Option(

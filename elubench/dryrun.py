@@ -97,6 +97,7 @@ class DryRun:
     timed_on: str | None = None      # the configuration whose steps were timed
     plan: list = field(default_factory=list)  # stats.planning.FamilyPlan per family of tests
     alternative: Estimate | None = None  # CPU: one run at a time with every core, for contrast
+    data: object | None = None       # catalog.DatasetStatus: the spec's dataset as found here
 
 
 def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int = 1) -> DryRun:
@@ -104,6 +105,7 @@ def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int 
     runs training at once), and whether its seeds can make a comparison significant at all;
     writes nothing. On a CPU with more cores than a run's threads it also times the other layout
     (one run at a time on every core), so a user sees which is faster for this net."""
+    from elubench.catalog import dataset_status
     from elubench.runtime import cpu_count
 
     results = ResultsDir(settings.results, spec)
@@ -118,7 +120,7 @@ def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int 
             alternative = estimate(spec, state.todo[0], len(state.todo), settings, threads=cores)
     return DryRun(configs, state, results.path, other, guess,
                   state.todo[0].config if state.todo else None, significance(spec, configs),
-                  alternative)
+                  alternative, dataset_status(spec.data, settings.data_dir))
 
 
 def significance(spec, configs: list[RunConfig]) -> list:

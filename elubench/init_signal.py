@@ -78,8 +78,11 @@ def forward_signal(spec, configs: list[RunConfig], probe: torch.Tensor, source: 
 def measure(spec, configs: list[RunConfig], *, data_dir: Path | None, download: bool,
             probe_size: int) -> Signal:
     """`forward_signal` on the first `probe_size` training images of the spec's dataset,
-    preprocessed as for training (on the CPU: a forward pass per run is cheap)."""
+    preprocessed as for training (on the CPU: a forward pass per run is cheap). A missing or
+    damaged dataset is the message `elubench data` gives."""
+    from elubench.catalog import require
     from elubench.data import load_data
+    require(spec.data, data_dir, download)
     data = load_data(spec.data, device="cpu", data_dir=data_dir, download=download)
     probe = data.probe(min(probe_size, data.train_size))
     return forward_signal(spec, configs, probe, f"{spec.data.dataset}, the first training images")

@@ -242,8 +242,12 @@ class DataCache:
     def get(self, spec, device, settings: RunSettings):
         key = (spec.hash, str(device))
         if key not in self._cache:
+            from elubench.catalog import require
             from elubench.data import load_data
             self._cache.clear()  # one dataset resident at a time
+            # a missing or damaged file (with --download: fetched first) is one message here,
+            # not a crash inside torchvision's reader
+            require(spec.data, settings.data_dir, download=settings.download)
             self._cache[key] = load_data(spec.data, device=device, data_dir=settings.data_dir,
                                          download=settings.download, cache_dir=settings.cache_dir)
         return self._cache[key]
@@ -336,8 +340,8 @@ def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
     again, old records moved to superseded/). With `load_data`, a missing dataset or device
     fails before anything is written; a cluster's driver skips it (it may not see the data,
     and loading it would pull torch into the driver). With `check_data` (worker processes on
-    this machine) it only looks for the dataset's files, so a missing one stops the matrix
-    before anything is written."""
+    this machine) it only checks the dataset's files (there, with their MD5s: elubench.catalog),
+    so a missing or damaged one stops the matrix before anything is written."""
     results = ResultsDir(settings.results, spec)
     results.check(force=settings.force)
     state = MatrixState(todo=list(configs)) if settings.force else matrix_state(results, configs)
@@ -361,14 +365,10 @@ def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
 
 
 def require_data(spec, data_dir: Path | None) -> None:
-    """DataError when the files of the spec's dataset are not there (looked for, not read)."""
-    from elubench.errors import DataError
-    from elubench.paths import missing_data
-    missing = missing_data(spec.data, data_dir)
-    if missing is not None:
-        raise DataError(f"{spec.data.dataset} was not found (or is incomplete): no {missing}",
-                        hint="pass --download to fetch it there, or --data-dir DIR pointing at "
-                             "a directory that holds it")
+    """DataError when a file of the spec's dataset is missing or not intact (its MD5: the
+    catalog's check, which `elubench data` lists), before anything trains."""
+    from elubench.catalog import require
+    require(spec.data, data_dir)
 
 
 def report_damaged(state: MatrixState, configs: list[RunConfig], reporter: Reporter) -> None:

@@ -91,6 +91,8 @@ def dry_run_view(plan, spec):
     items.append(matrix_table(plan.configs, plan.state, f"{spec.name} (spec hash {spec.hash})"))
     for run_id, why in plan.state.damaged.items():
         items.append(Text(f"{run_id} will not be trained: {why}", style="yellow"))
+    if plan.data is not None:
+        items.append(data_line(plan.data))
     guess = plan.estimate
     if guess is not None:
         layout = ""
@@ -114,6 +116,23 @@ def dry_run_view(plan, spec):
     if plan.plan:
         items.append(significance_table(plan.plan))
     return Group(*items)
+
+
+def data_line(status):
+    """One line on a spec's dataset (catalog.DatasetStatus), for `run --dry-run`."""
+    from rich.text import Text
+
+    if not status.files:
+        return Text(f"data: {status.dataset}, no files ({status.note})", style="dim")
+    where = f"data: {status.dataset} in {status.folder}"
+    if status.ok:
+        return Text(f"{where}: {len(status.files)} files, all there and intact", style="dim")
+    counts: dict[str, int] = {}
+    for file in status.bad:
+        counts[file.status] = counts.get(file.status, 0) + 1
+    what = ", ".join(f"{n} {state}" for state, n in counts.items())
+    return Text(f"{where}: {what} of {len(status.files)} files, not ready "
+                "(`elubench data SPEC` says why and how to fix it)", style="yellow")
 
 
 def dry_run_total(plans):
@@ -237,4 +256,50 @@ def signal_table(rows: list[dict], title: str) -> Table:
         table.add_row(row["config"], str(row["layers"]), f"{row['first']:.3g}",
                       f"{row['middle']:.3g} (layer {row['middle_depth']})", f"{row['last']:.3g}",
                       f"{row['last / first']:.3g}")
+    return table
+
+
+def data_table(survey) -> Table:
+    """`elubench data`: each dataset the specs need, each file it needs with its MD5 and how it
+    was found (`survey` is catalog.Survey)."""
+    from rich.markup import escape
+
+    from elubench.catalog import OK, WRONG_MD5, WRONG_SIZE
+
+    ready, count = sum(s.ok for s in survey.datasets), len(survey.datasets)
+    table = Table(title=f"data folder {escape(str(survey.data_dir))} ({survey.origin})",
+                  caption=f"{ready} of {count} dataset{'s' * (count > 1)} ready",
+                  caption_justify="left", header_style="bold")
+    def where(status) -> str:  # a dataset's folder: under the data folder, by its path there
+        try:
+            return f"{status.folder.relative_to(survey.data_dir)}/"
+        except ValueError:  # an image folder lives where its spec says
+            return f"{status.folder}/"
+
+    # The MD5 is never cut (a user compares it): it keeps its 32 characters on one line; file
+    # names and spec paths fold rather than lose characters.
+    table.add_column("dataset", overflow="fold")
+    table.add_column("needed by", overflow="fold")
+    table.add_column("file", overflow="fold")
+    table.add_column("MD5", no_wrap=True, min_width=32)
+    table.add_column("status", overflow="fold")
+    for status in survey.datasets:
+        table.add_section()
+        needed_by = escape("\n".join(status.needed_by))
+        if not status.files:
+            table.add_row(status.dataset, needed_by, "-", "-",
+                          f"[green]no files:[/green] {escape(status.note)}")
+            continue
+        for index, file in enumerate(status.files):
+            if file.status == OK:
+                state = "[green]ok[/green]" + (" (downloaded)" if status.downloaded else "")
+            elif file.status == WRONG_MD5:
+                state = f"[red]wrong checksum[/red]: found {file.found_md5}"
+            elif file.status == WRONG_SIZE:
+                state = f"[red]wrong size[/red]: {file.found_size:,} bytes, expected {file.size:,}"
+            else:
+                state = f"[red]{file.status}[/red]" + (f": {escape(file.reason)}" if file.reason else "")
+            label = f"{status.dataset}\n[dim]{escape(where(status))}[/dim]" if index == 0 else ""
+            table.add_row(label, needed_by if index == 0 else "", escape(file.name),
+                          file.md5 or "-", state)
     return table

@@ -43,6 +43,17 @@ def _spec_file(tmp_path, content):
     return path
 
 
+def _damaged_mnist(t):
+    """A data folder whose MNIST training labels are one byte short of the real file's size."""
+    raw = t / "damaged" / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / "train-labels-idx1-ubyte").write_bytes(bytes(60_007))
+    return t / "damaged"
+
+
+_MNIST = tiny_spec(name="m", data={"dataset": "mnist"}, model={"stacks": ["1x8x3", "1x10x1"]})
+
+
 # A user's activations file (issue 10): each function fails one check before anything trains.
 _ACTS = BAD_ACTIVATIONS
 
@@ -139,6 +150,18 @@ CASES = {
     "missing dataset": (lambda t, r, s: ["run", _spec_file(t, tiny_spec(
         name="m", data={"dataset": "mnist"}, model={"stacks": ["1x8x3", "1x10x1"]})),
         "--results", r, "--data-dir", t / "empty", "--device", "cpu"], "--download"),
+    "damaged dataset": (lambda t, r, s: ["run", _spec_file(t, _MNIST), "--results", r, "--data-dir",
+                                         _damaged_mnist(t), "--device", "cpu"], "60,007 bytes"),
+    "data missing dataset": (lambda t, r, s: ["data", _spec_file(t, _MNIST), "--data-dir", t / "empty"],
+                             "mnist was not found"),
+    "data damaged dataset": (lambda t, r, s: ["data", _spec_file(t, _MNIST), "--data-dir",
+                                              _damaged_mnist(t), "--json"], "is damaged"),
+    "data no such spec": (lambda t, r, s: ["data", t / "nope.yaml"], "no such spec file"),
+    "signal missing dataset": (lambda t, r, s: ["signal", _spec_file(t, _MNIST), "--data-dir", t / "empty",
+                                                "--out", r], "mnist was not found"),
+    "signal damaged dataset": (lambda t, r, s: ["signal", _spec_file(t, _MNIST), "--data-dir",
+                                                _damaged_mnist(t), "--out", r], "60,007 bytes"),
+    "signal unknown activation": (lambda t, r, s: ["signal", s, "-a", "nosuch", "--out", r], "nosuch"),
     "imagefolder missing root": (lambda t, r, s: ["run", _spec_file(t, tiny_spec(
         name="i", data={"dataset": "imagefolder", "imagefolder": {"root": str(t / "no-images"), "crop": 8,
                                                                   "resize": 8, "classes": 10}})),

@@ -91,3 +91,15 @@ def test_csv_and_markdown_carry_the_same_verdicts(cli, tmp_path):
     verdicts = [r["verdict"] for r in strict(out)["tables"]["paired"]]
     code, csv_text, _ = cli("compare", root, "--format", "csv")
     assert all(v in csv_text for v in verdicts)
+
+
+def test_data_json_is_strict(cli, tmp_path):
+    code, out, err = cli("data", "specs/quickstart.yaml", "specs/mnist-mlp-8x128.yaml",
+                         "--data-dir", tmp_path, "--json")
+    assert code == 2 and "mnist was not found" in err  # the JSON comes first, whole
+    report = strict(out)
+    assert set(report) == {"data_dir", "data_dir_from", "ready", "datasets"} and not report["ready"]
+    mnist = report["datasets"][1]
+    assert set(mnist) == {"dataset", "needed_by", "ready", "folder", "note", "downloaded", "files"}
+    assert set(mnist["files"][0]) == {"name", "path", "md5", "size", "status", "found_md5", "found_size"}
+    assert {f["status"] for f in mnist["files"]} == {"missing"}

@@ -105,6 +105,15 @@ def torchvision_raw(name: str, root: Path, download: bool) -> Raw:
                "the dataset's official train/test split")
 
 
+def download_torchvision(name: str, root: Path) -> None:
+    """Fetch MNIST / CIFAR-10 / CIFAR-100 into `root` through torchvision's own download (both
+    splits; it skips what is there); DataError naming the host when it fails."""
+    from torchvision import datasets
+    cls = getattr(datasets, TORCHVISION[name])
+    for train in (True, False):
+        _open_torchvision(cls, name, root, train, download=True)
+
+
 def _open_torchvision(cls, name: str, root: Path, train: bool, download: bool):
     """One split of a torchvision dataset, its failures turned into DataError."""
     try:
