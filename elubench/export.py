@@ -273,7 +273,8 @@ def export_results(root: Path, *, tensorboard: Path | None = None, mlflow: str |
     targets: list[Target] = []
     if tensorboard is not None:
         from elubench.export_tensorboard import TensorBoardTarget
-        _outside(Path(tensorboard), root, "--tensorboard")
+        for name in sorted({run.record.spec_name for run in runs}):  # where its runs would go
+            _outside(Path(tensorboard) / name, root, "--tensorboard")
         targets.append(TensorBoardTarget(Path(tensorboard)))
     if mlflow is not None:
         from elubench.export_mlflow import MlflowTarget, store_folder
@@ -305,8 +306,8 @@ def export_results(root: Path, *, tensorboard: Path | None = None, mlflow: str |
 
 
 def _outside(target: Path, root: Path, flag: str) -> None:
-    """Export writes nothing into the results folder: refuse a target inside it."""
+    """Export writes nothing into the results folder: refuse a target folder inside it."""
     target, root = target.expanduser().resolve(), Path(root).expanduser().resolve()
-    if target == root or target.is_relative_to(root):
-        raise ExportError("is inside the results folder; an export writes nothing there",
-                          where=f"{flag} {target}", hint=f"choose a folder outside {root}")
+    if target.is_relative_to(root):
+        raise ExportError(f"would write into the results folder {root}; an export writes nothing "
+                          "there", where=f"{flag} {target}", hint=f"choose a folder outside {root}")

@@ -282,6 +282,7 @@ def test_the_command_exports_to_both_and_again_adds_nothing(results, tmp_path, m
 
     monkeypatch.setenv("COLUMNS", "200")
     tb, uri = tmp_path / "tb", f"file:{tmp_path / 'mlruns'}"
+    untouched = _listing(results)
     runner = CliRunner()
     first = runner.invoke(app, ["export", str(results), "--tensorboard", str(tb), "--mlflow", uri])
     assert first.exit_code == 0, first.output
@@ -295,6 +296,19 @@ def test_the_command_exports_to_both_and_again_adds_nothing(results, tmp_path, m
     assert " ".join(again.output.split()).count("3 runs (2 ok, 1 failed): 0 exported, 3 already exported") == 2
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     assert len(_mlflow_runs(uri)) == 4 and len(list(tb.glob("*/*"))) == 4
+    assert _listing(results) == untouched  # export reads the results, never writes there
+
+
+def test_a_damaged_record_stops_the_export_unless_skip_bad_leaves_it_out(cli, results, tmp_path):
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    (copy / "tiny" / "runs" / "elu-bn-he-s000" / "run.json").write_text("{not json")
+    code, out, err = cli("export", copy, "--tensorboard", tmp_path / "tb")
+    assert code == 2 and "corrupt run record" in err and not (tmp_path / "tb").exists()
+    code, out, err = cli("export", copy, "--tensorboard", tmp_path / "tb", "--skip-bad")
+    text = " ".join(out.split())
+    assert code == 0 and "warning: left out:" in text and "elu-bn-he-s000" in text, out + err
+    assert "3 runs (1 ok, 1 diverged, 1 failed): 3 exported" in text
 
 
 def test_export_imports_neither_torch_nor_the_training_code(results, tmp_path):
@@ -337,9 +351,12 @@ def test_no_target_and_a_target_inside_the_results_are_refused(cli, results, tmp
     code, _, err = cli("export", results)
     assert code == 2 and "--tensorboard DIR and/or --mlflow URI" in err
     code, _, err = cli("export", results, "--tensorboard", results / "tb")
-    assert code == 2 and "inside the results folder" in err and not (results / "tb").exists()
+    assert code == 2 and "would write into the results folder" in err and not (results / "tb").exists()
     code, _, err = cli("export", results, "--mlflow", f"file:{results / 'mlruns'}")
-    assert code == 2 and "inside the results folder" in err and not (results / "mlruns").exists()
+    assert code == 2 and "would write into the results folder" in err and not (results / "mlruns").exists()
+    # a spec's folder given as RESULTS, its parent as the log folder: runs would land inside it
+    code, _, err = cli("export", results / "tiny", "--tensorboard", results)
+    assert code == 2 and "would write into the results folder" in err
     code, _, err = cli("export", results, "--tensorboard", tmp_path / "tb", "--spec", "nope")
     assert code == 2 and "no runs of spec 'nope'" in err
 
