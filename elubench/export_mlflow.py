@@ -82,13 +82,20 @@ class MlflowTarget:
         self.uri = self.destination = uri
         (client_type, self._metric, self._param, self._view_type,
          self._mlflow_error) = _mlflow()
-        self.client = client_type(tracking_uri=uri)
+        try:
+            self.client = client_type(tracking_uri=uri)
+        except self._mlflow_error as exc:  # a refused file store, a store this MLflow lacks
+            raise self._fail(exc, "open the store") from None
         self.experiments: dict[str, str] = {}        # spec name -> experiment id
         self.existing: dict[tuple[str, str], list] = {}  # (spec name, run id) -> MLflow runs
 
     def _fail(self, exc: Exception, doing: str) -> ExportError:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return ExportError(f"MLflow could not {doing}: {first}", where=f"--mlflow {self.uri}")
+        scheme = urlparse(self.uri).scheme
+        hint = None if scheme in ("file", "http", "https") else \
+            "a database store needs the full MLflow (pip install mlflow), not mlflow-skinny"
+        return ExportError(f"MLflow could not {doing}: {first}", where=f"--mlflow {self.uri}",
+                           hint=hint)
 
     def check(self, runs: list[ExportRun]) -> None:
         """Find each spec's experiment and the runs an earlier export made there; refuse an

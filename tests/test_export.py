@@ -337,6 +337,16 @@ def test_a_missing_extra_is_one_message_naming_the_install(cli, results, tmp_pat
     assert "Traceback" not in err and not target.exists()
 
 
+def test_a_file_store_refused_by_mlflow_is_one_message(cli, results, tmp_path, monkeypatch):
+    import mlflow
+
+    if int(mlflow.__version__.split(".")[0]) < 3:
+        pytest.skip("MLflow 2 opens file stores without MLFLOW_ALLOW_FILE_STORE")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "false")  # the user's explicit no is kept
+    code, out, err = cli("export", results, "--mlflow", f"file:{tmp_path / 'mlruns'}")
+    assert code == 2 and "MLflow could not open the store" in err and "Traceback" not in err, out + err
+
+
 @pytest.mark.parametrize("case", ["missing", "empty"])
 def test_a_results_folder_without_records_is_refused(cli, tmp_path, case):
     folder = tmp_path / "results"
