@@ -134,9 +134,9 @@ SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Leave out damaged 
 TensorBoardOpt = Annotated[Optional[Path], typer.Option(
     "--tensorboard", metavar="DIR", show_default=False,
     help="Write TensorBoard event files: one TensorBoard run per run, in DIR/<spec>/<run id>/ "
-         "(needs pip install 'elubench[tensorboard]').")]
+         "(needs pip install 'elubench\\[tensorboard]').")]
 MlflowOpt = Annotated[Optional[str], typer.Option(
     "--mlflow", metavar="URI", show_default=False,
     help="Log to an MLflow tracking store: a folder (file:./mlruns), a database "
          "(sqlite:///mlflow.db) or a server (http://host:5000); one experiment per spec, one "
-         "MLflow run per run (needs pip install 'elubench[mlflow]').")]
+         "MLflow run per run (needs pip install 'elubench\\[mlflow]').")]

@@ -80,8 +80,9 @@ class TensorBoardTarget:
     def export(self, run: ExportRun) -> str:
         folder = self.folder(run)
         marker = _read_marker(folder / MARKER)
-        if (marker.get("record_sha256") == run.digest
-                and all((folder / name).is_file() for name in marker.get("event_files") or [None])):
+        written = marker.get("event_files")
+        if (marker.get("record_sha256") == run.digest and isinstance(written, list) and written
+                and all(isinstance(n, str) and _ours(n) and (folder / n).is_file() for n in written)):
             return "skipped"
         old = sorted(p for p in folder.glob(EVENTS_PREFIX + "*") if _ours(p.name)) \
             if folder.is_dir() else []
