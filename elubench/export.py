@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Protocol, Union
+from typing import Optional, Protocol, Union
 
 from elubench.errors import ExportError, StoreError
 from elubench.record import RunRecord, read_metrics, read_spec_meta

@@ -100,7 +100,7 @@ class TensorBoardTarget:
         return "replaced" if old or marker else "exported"
 
     def _write_events(self, folder: Path, run: ExportRun) -> str:
-        event_pb2, summary_pb2 = self._event_pb2, self._summary_pb2
+        event_pb2 = self._event_pb2
         writer = self._writer(str(folder), filename_suffix=SUFFIX)
         try:
             hparams = {**run.params(), "status": run.record.status, "elubench": run.version()}
