@@ -23,6 +23,7 @@ from elubench.cli_options import (
     GpusPerRunOpt, PartitionOpt, SlurmTimeOpt, SlurmParallelismOpt, SbatchOpt, SlurmClusterOpt,
     ResultsArg, SpecNameOpt, BaselineOpt, AllPairsOpt, AlternativeOpt, AlphaOpt, RopeOpt,
     QValuesOpt, TargetOpt, FormatOpt, OutOpt, SkipBadOpt, AcrossOpt, DataSpecsArg, FetchOpt, JsonOpt,
+    TensorBoardOpt, MlflowOpt,
 )
 from elubench import cli_tools
 from elubench.cli_common import console as _console, load as _load, split_names as _split_names
@@ -311,6 +312,22 @@ def report(
     console = _console()
     for path in written:
         console.print(f"wrote {path}")
+
+
+@app.command()
+def export(results: ResultsArg = Path("results"), tensorboard: TensorBoardOpt = None,
+           mlflow: MlflowOpt = None, spec: SpecNameOpt = None, skip_bad: SkipBadOpt = False):
+    """Export recorded runs (ok, diverged and failed) to TensorBoard and/or MLflow: curves by
+    iteration, bias shift, PReLU slopes, the configuration as parameters, final results.
+    Exporting again adds only what is new or changed (docs/export.md)."""
+    from elubench.export import export_results
+    from elubench.views import ExportProgress, export_view
+
+    console = _console()
+    with ExportProgress(console) as progress:
+        outcome = export_results(results, tensorboard=tensorboard, mlflow=mlflow, specs=spec,
+                                 skip_bad=skip_bad, progress=progress)
+    console.print(export_view(outcome))
 
 
 for _command in (cli_tools.signal, cli_tools.bench, cli_tools.activations):

@@ -138,3 +138,14 @@ FormatOpt = Annotated[str, typer.Option("--format", help="rich, markdown, csv, j
 OutOpt = Annotated[Optional[Path], typer.Option(help="Write to this file instead of the terminal.",
                                                 show_default=False)]
 SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Leave out damaged files (run.json, metrics.jsonl, spec.json), each named in a warning.")]
+
+# `export`
+TensorBoardOpt = Annotated[Optional[Path], typer.Option(
+    "--tensorboard", metavar="DIR", show_default=False,
+    help="Write TensorBoard event files: one TensorBoard run per run, in DIR/<spec>/<run id>/ "
+         "(needs pip install 'elubench\\[tensorboard]').")]
+MlflowOpt = Annotated[Optional[str], typer.Option(
+    "--mlflow", metavar="URI", show_default=False,
+    help="Log to an MLflow tracking store: a folder (file:./mlruns), a database "
+         "(sqlite:///mlflow.db) or a server (http://host:5000); one experiment per spec, one "
+         "MLflow run per run (needs pip install 'elubench\\[mlflow]').")]

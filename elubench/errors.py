@@ -64,3 +64,8 @@ class ExecutorError(ElubenchError):
 
 class ResourceError(ElubenchError):
     """A run would not fit in the memory of the machine or device that would train it."""
+
+
+class ExportError(ElubenchError):
+    """An export target cannot be written: its optional extra is missing, it is unreachable, or
+    it holds files elubench did not write where an export would go."""

@@ -47,9 +47,9 @@ def _label(record) -> str:
     return record.config or config_label(record.activation, record.batchnorm)
 
 
-def _read_records(root: Path, skip_bad: bool):
+def read_records(root: Path, skip_bad: bool):
     """Every run record under `root`, its folder, and (with skip_bad) the corrupt ones as
-    (path, message)."""
+    (path, message). StoreError when `root` does not exist or holds no record."""
     root = Path(root)
     if not root.exists():
         raise StoreError("no such results folder", where=str(root),
@@ -77,7 +77,7 @@ def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
     Raises StoreError for an empty tree, a corrupt record (unless skip_bad), or runs of several
     specs without `spec` naming one.
     """
-    records, folders, skipped = _read_records(root, skip_bad)
+    records, folders, skipped = read_records(root, skip_bad)
     names = sorted({r.spec_name for r in records})
     if spec is not None:
         keep = [i for i, r in enumerate(records) if r.spec_name == spec]
@@ -97,7 +97,7 @@ def load_experiments(root: Path, *, specs: list[str] | None = None, skip_bad: bo
     name): one RunTables each. Experiments are identified by spec name, so results folders
     merged by copying keep theirs. A corrupt record (with skip_bad) is reported with the
     experiment whose folder holds it."""
-    records, folders, skipped = _read_records(root, skip_bad)
+    records, folders, skipped = read_records(root, skip_bad)
     names = sorted({r.spec_name for r in records})
     if specs:
         unknown = [name for name in specs if name not in names]

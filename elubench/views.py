@@ -303,3 +303,55 @@ def data_table(survey) -> Table:
             table.add_row(label, needed_by if index == 0 else "", escape(file.name),
                           file.md5 or "-", state)
     return table
+
+
+class ExportProgress:
+    """A bar over every (target, run) of `elubench export`, gone when it ends
+    (export.Progress)."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), console=console, transient=True)
+        self._task = None
+
+    def __enter__(self):
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._bar.__exit__(*exc)
+
+    def start(self, total: int) -> None:
+        self._task = self._bar.add_task("exporting", total=total)
+
+    def advance(self, text: str) -> None:
+        self._bar.update(self._task, advance=1, description=text)
+
+
+def export_view(outcome):
+    """What `elubench export` did: per target, the runs by status, how many it wrote and how
+    many it found already exported; the warnings; how to open what it wrote."""
+    from rich.text import Text
+
+    text = Text()
+    for warning in outcome.warnings:
+        text.append(f"warning: {warning}\n", style="yellow")
+    for s in outcome.summaries:
+        statuses = ", ".join(f"{s.statuses[k]} {k}" for k in ("ok", "diverged", "failed") if s.statuses[k])
+        written = f"{s.exported} exported"
+        if s.replaced:
+            written += f" ({s.replaced} replacing the export of a record that changed since)"
+        text.append(f"{s.label} {s.destination}: {s.runs} runs ({statuses}): {written}, "
+                    f"{s.skipped} already exported\n")
+    text.append(f"in {human_seconds(outcome.seconds)}\n", style="dim")
+    for s in outcome.summaries:
+        if s.label == "TensorBoard":
+            text.append(f"open: tensorboard --logdir {s.destination}\n", style="dim")
+        elif s.destination.startswith(("http://", "https://")):
+            text.append(f"open: {s.destination}\n", style="dim")
+        else:  # a file store needs MLflow 3's opt-in to be read (docs/export.md)
+            opt_in = "MLFLOW_ALLOW_FILE_STORE=true " if s.destination.startswith("file:") else ""
+            text.append(f"open: {opt_in}mlflow ui --backend-store-uri {s.destination}\n", style="dim")
+    text.rstrip()
+    return text

@@ -75,11 +75,21 @@ def test_the_run_command_is_thin():
 
 
 @pytest.mark.parametrize("module", ["cli", "campaign", "spec", "specfile", "notation", "plan", "grid", "record",
-                                    "results", "store", "stats", "tables", "analysis", "files"])
+                                    "results", "store", "stats", "tables", "analysis", "files",
+                                    "export", "export_tensorboard", "export_mlflow"])
 def test_modules_the_command_line_reads_import_no_torch(module):
     code = f"import sys, elubench.{module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", module
+
+
+def test_help_imports_no_torch_tensorboard_or_mlflow():
+    """`elubench --help` starts fast: the heavy packages load inside the commands that use them."""
+    code = ("import sys; from elubench.cli import app\n"
+            "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'tensorboard', 'mlflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "export" in out.stdout and out.stdout.strip().splitlines()[-1] == "[]", out.stdout
 
 
 def test_modules_stay_near_300_lines():
