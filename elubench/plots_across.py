@@ -110,7 +110,7 @@ def forest(result, out_dir) -> Figure:
     fig.legend(handles=[Line2D([], [], color="#555555", marker="s", linestyle="", label="one experiment"),
                         *[Line2D([], [], color=_VERDICT_COLOURS[v], marker="D", linestyle="", label=f"pooled: {v}")
                           for v in verdicts]], loc="outside lower center", ncols=len(verdicts) + 1)
-    caption = (f"For each comparison: every experiment's mean per-seed difference with its 95 % t "
+    caption = ("For each comparison: every experiment's mean per-seed difference with its 95 % t "
                "interval (marker size: weight in the pool), and beneath them the random-effects pool "
                "(DerSimonian–Laird τ², Hartung–Knapp–Sidik–Jonkman 95 % interval on k − 1 df), coloured "
                "by its Holm-adjusted verdict; right: Holm p and I².")

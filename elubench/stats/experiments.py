@@ -74,7 +74,6 @@ def across_experiments(experiments: list[Experiment], baseline: str | None, *, a
                               "SPEC --results DIR), or leave out --across")
     tables = {e.name: prepare(e.runs) for e in experiments}
     has_ok = {name: [c for c in t.configs if t.scores[c].notna().any()] for name, t in tables.items()}
-    first = tables[names[0]]
     every = list(dict.fromkeys(c for name in names for c in tables[name].configs))
     shared = [c for c in every if all(c in has_ok[name] for name in names)]
     left_out = {c: [name for name in names if c in has_ok[name]] for c in every if c not in shared}
