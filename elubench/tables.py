@@ -117,7 +117,9 @@ def _bn_section(key: str, title: str, frame: pd.DataFrame, labels: list[str], la
 
 def display_tables(result, *, task: str = "classification") -> list[Section]:
     """Every part of a Comparison as a titled table of formatted cells."""
-    unit = "test loss (MSE)" if task == "autoencoder" else "test error (%)"
+    # An autoencoder's scores are its reconstruction MSE on the same x 100 scale as test error in
+    # % (stats.scores), so that one ROPE and one table layout serve both: its labels say so.
+    unit = "test MSE × 100" if task == "autoencoder" else "test error (%)"
     sections = []
     rope = getattr(result, "rope", None)
     bayes_note = (f"; P(a better / ≈ / b better): Bayesian signed-rank test, ROPE ±{rope:g} pp"
@@ -206,6 +208,17 @@ def display_tables(result, *, task: str = "classification") -> list[Section]:
                               "time per image vs relu": c["time_per_image_vs_relu"].map(lambda v: _num(v, 3))})
         sections.append(Section("cost", "training speed", frame, c,
                                 "mean over runs; time relative to relu at the same BN setting"))
+    return _autoencoder_units(sections) if task == "autoencoder" else sections
+
+
+def _autoencoder_units(sections: list[Section]) -> list[Section]:
+    """An autoencoder's differences are in MSE x 100, not percentage points: say so in every
+    column header and note that names the unit."""
+    for section in sections:
+        section.frame = section.frame.rename(columns={"Δ pp [95% CI]": "Δ MSE×100 [95% CI]"})
+        section.note = (section.note.replace(" pp;", " (MSE × 100);")
+                        .replace("err(", "MSE(").replace(" test error", " test MSE"))
+        section.title = section.title.replace(" test error", " test MSE")
     return sections
 
 

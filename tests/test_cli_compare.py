@@ -143,3 +143,26 @@ def test_rich_tables_are_never_cropped(tmp_path, width):
                 assert str(value) in text, (section.title, value)
     if width == 80:
         assert "(1/" in text  # split, not squeezed
+
+
+def test_autoencoder_tables_name_their_unit(cli, tmp_path):
+    """An autoencoder's scores are reconstruction MSE, shown x 100: every header and note says
+    so, and no percentage point is claimed."""
+    import numpy as np
+
+    mse = {"elu": [0.0674, 0.0685, 0.0687, 0.0671], "relu": [0.0899, 0.0904, 0.0901, 0.0910]}
+    root = make_results(tmp_path / "r", {c: [1] * 4 for c in mse})
+    for path in root.rglob("run.json"):
+        record = json.loads(path.read_text())
+        value = mse[record["config"]][record["seed"]]
+        record.update(task="autoencoder", test_errors=None, test_error=value, test_loss=value)
+        path.write_text(json.dumps(record))
+    code, out, err = cli("compare", root, "--format", "markdown")
+    assert code == 0, err
+    assert "Test MSE × 100 per configuration" in out and "Δ MSE×100 [95% CI]" in out
+    assert " pp" not in out and "test error" not in out
+    elu_row = next(line for line in out.splitlines() if line.startswith("| elu |"))
+    assert f"{np.mean(mse['elu']) * 100:.4f} ± {np.std(mse['elu'], ddof=1) * 100:.4f}" in elu_row
+    relu_vs = next(line for line in out.splitlines() if line.startswith("| elu vs relu |"))
+    diff = (np.array(mse["elu"]) - np.array(mse["relu"])).mean() * 100
+    assert f"{diff:.2f}" in relu_vs

@@ -68,7 +68,9 @@ def methods_text(paired: PairedComparisons, descriptives: pd.DataFrame,
     if families:
         every = pd.concat([frame for frame in (t, *( (bn.effects, bn.contrasts) if bn else ()))
                            if len(frame)], ignore_index=True)
-        units = "the number of misclassified test images" if paired.counts else "test error"
+        unit = table.unit if table is not None else "percentage points"
+        units = ("the number of misclassified test images" if paired.counts
+                 else "test error" if unit == "percentage points" else "reconstruction MSE")
         methods = ", ".join(sorted(set(every["wilcoxon_method"].dropna()) - {"not testable"}))
         parts.append(
             f"Tests were grouped in {len(families)} famil{'ies' if len(families) > 1 else 'y'}, one per "
@@ -84,7 +86,7 @@ def methods_text(paired: PairedComparisons, descriptives: pd.DataFrame,
             + f", at alpha = {paired.alpha:g}. A comparison was called better or worse only where its "
             "Holm-adjusted Wilcoxon p was at most alpha, in the direction of the Wilcoxon statistic "
             "(the sign of T+ - T-), not of the mean. We also report the paired t-test, the mean "
-            "difference in percentage points with its 95 % t-interval, d_z (mean over the standard "
+            f"difference in {unit} with its 95 % t-interval, d_z (mean over the standard "
             "deviation of the differences), the matched-pairs rank-biserial correlation, and the "
             f"smallest p each test could reach (here from {every['p_floor'].min():.3g}).")
         parts.append(
@@ -97,7 +99,8 @@ def methods_text(paired: PairedComparisons, descriptives: pd.DataFrame,
             "Beside the tests, a Bayesian signed-rank test (Benavoli et al. 2017; Dirichlet-process "
             "prior of strength 0.5 at 0; 50,000 posterior samples, 20,000 above 50 pairs) gives the "
             "posterior probability that a is practically better than b, equivalent to it, or worse, "
-            f"with a region of practical equivalence of ±{rope:g} percentage points.")
+            f"with a region of practical equivalence of ±{rope:g} "
+            f"{table.unit if table is not None else 'percentage points'}.")
     parts.append(f"Software: Python {platform.python_version()}, NumPy {np.__version__}, "
                  f"SciPy {scipy.__version__}, pandas {pd.__version__}.")
     return " ".join(parts)

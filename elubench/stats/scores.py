@@ -26,6 +26,9 @@ class ScoreTable:
     counts: bool            # `scores` are integer error counts
     conditions: pd.DataFrame | None = None  # seed x config: the numeric conditions of the run
     implementations: dict | None = None     # config -> {activation kernel: runs}, ok runs
+    # What a difference x pp is in: "percentage points" of test error, or for an autoencoder
+    # "MSE × 100" (its reconstruction MSE on the same scale, so one ROPE and layout serve both).
+    unit: str = "percentage points"
 
 
 def condition_text(run) -> str:
@@ -90,7 +93,9 @@ def prepare(runs: pd.DataFrame) -> ScoreTable:
         known = ok[ok["activation_impl"].notna()]
         implementations = {config: group["activation_impl"].value_counts().to_dict()
                            for config, group in known.groupby("config", sort=False)}
-    return ScoreTable(configs, info, scores, status, pp, bool(counts_ok), conditions, implementations)
+    unit = "MSE × 100" if "task" in runs and (runs["task"] == "autoencoder").all() else "percentage points"
+    return ScoreTable(configs, info, scores, status, pp, bool(counts_ok), conditions, implementations,
+                      unit)
 
 
 def check_options(alternative: str, alpha: float = 0.05) -> None:
