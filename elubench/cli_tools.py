@@ -26,6 +26,7 @@ def signal(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: Batchno
     configuration and seed, with the runs' own paired weights (He et al. 2015, section 2.2:
     Xavier init shrinks it with depth under ReLU, He init keeps it). Nothing is trained."""
     from elubench import init_signal as forward
+    from elubench.activation_checks import check_matrix
     from elubench.custom_activations import with_names
     from elubench.grid import select
     from elubench.views import signal_table
@@ -33,6 +34,7 @@ def signal(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: Batchno
     loaded, names = with_names(_load(spec, set_, width, None), _split_names(activations),
                                spec.parent, "--activations")
     configs = select(loaded, activations=names, batchnorm=batchnorm, seeds=seeds)
+    check_matrix(loaded, configs)  # a custom activation's mistakes: one message, not a traceback
     console = _console()
     with console.status(f"{len(configs)} nets at initialization"):
         measured = forward.measure(loaded, configs, data_dir=data_dir, download=download,

@@ -164,6 +164,8 @@ CASES = {
                                                 "--out", r], "mnist was not found"),
     "signal damaged dataset": (lambda t, r, s: ["signal", _spec_file(t, _MNIST), "--data-dir",
                                                 _damaged_mnist(t), "--out", r], "60,007 bytes"),
+    "signal custom raises": (lambda t, r, s: ["signal", _custom(t, "acts.py:raises")[1], "--out", r],
+                             "RuntimeError: boom"),
     "signal unknown activation": (lambda t, r, s: ["signal", s, "-a", "nosuch", "--out", r], "nosuch"),
     "imagefolder missing root": (lambda t, r, s: ["run", _spec_file(t, tiny_spec(
         name="i", data={"dataset": "imagefolder", "imagefolder": {"root": str(t / "no-images"), "crop": 8,
