@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from elubench.errors import ElubenchError, SpecError
+from elubench.catalog import require
 from elubench.runner import (Interrupted, MatrixState, Reporter, Summary, Tally, matrix_state,
-                             require_data, summarize)
+                             summarize)
 from elubench.store import ResultsDir
 
 
@@ -129,7 +130,7 @@ def _check_ready(experiment: Experiment, settings) -> None:
     experiment.recorded = len(state.done) + len(state.failed)
     experiment.todo = len(experiment.configs) if settings.force else len(state.todo)
     if experiment.todo and not settings.download:
-        require_data(experiment.spec, settings.data_dir)
+        require(experiment.spec.data, settings.data_dir)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from elubench.catalog import require
 from elubench.errors import ElubenchError, StoreError
 from elubench.grid import RunConfig
 from elubench.record import RunRecord
@@ -242,7 +243,6 @@ class DataCache:
     def get(self, spec, device, settings: RunSettings):
         key = (spec.hash, str(device))
         if key not in self._cache:
-            from elubench.catalog import require
             from elubench.data import load_data
             self._cache.clear()  # one dataset resident at a time
             # a missing or damaged file (with --download: fetched first) is one message here,
@@ -351,7 +351,7 @@ def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
         configure(device, settings.threads_for(spec), settings.deterministic)
         _DATA.get(spec, device, settings)
     elif state.todo and check_data:
-        require_data(spec, settings.data_dir)
+        require(spec.data, settings.data_dir)
     results.prepare(force=settings.force)
     if settings.force:
         for cfg in configs:
@@ -362,13 +362,6 @@ def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
         if run.claim_path.exists() and run.claim_holder(STALE_SECONDS) is None:
             run.release()
     return results, state
-
-
-def require_data(spec, data_dir: Path | None) -> None:
-    """DataError when a file of the spec's dataset is missing or not intact (its MD5: the
-    catalog's check, which `elubench data` lists), before anything trains."""
-    from elubench.catalog import require
-    require(spec.data, data_dir)
 
 
 def report_damaged(state: MatrixState, configs: list[RunConfig], reporter: Reporter) -> None:

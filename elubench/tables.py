@@ -64,7 +64,7 @@ def _verdict(row) -> str:
     return str(row["verdict"])
 
 
-def _paired_cells(row, *, label: str, bayes: bool) -> dict:
+def _paired_cells(row, *, label: str, bayes: bool, diff: str = "Δ pp [95% CI]") -> dict:
     """The cells every family's table shows, the verdict first so that a narrow terminal never
     hides it; the rest (median difference, the Wilcoxon method, the t statistic) are in CSV and
     JSON, and the method in the table's note."""
@@ -72,7 +72,7 @@ def _paired_cells(row, *, label: str, bayes: bool) -> dict:
         label: row.get("label") or f"{row['a']} vs {row['b']}",
         "verdict": _verdict(row),
         "n": _int(row["n_pairs"]),
-        "Δ pp [95% CI]": f"{_num(row['mean_diff_pp'])} {_ci(row['ci_low'], row['ci_high'])}",
+        diff: f"{_num(row['mean_diff_pp'])} {_ci(row['ci_low'], row['ci_high'])}",
         "W/T/L": "–" if _missing(row.get("wins")) else f"{int(row['wins'])}/{int(row['ties'])}/{int(row['losses'])}",
         "Wilcoxon p": _p(row["wilcoxon_p"]),
         "Holm p": _p(row["p_holm"]),
@@ -106,9 +106,10 @@ def _family_note(frame: pd.DataFrame, question: str, side: str, alpha: float, ex
 
 
 def _bn_section(key: str, title: str, frame: pd.DataFrame, labels: list[str], label: str,
-                meaning: str, question: str, alpha: float, rope, bayes_note: str) -> Section:
+                meaning: str, question: str, alpha: float, rope, bayes_note: str,
+                diff: str) -> Section:
     """One of the two BN families as a table: its rows, what d and W/T/L mean, the family."""
-    rows = [_paired_cells({**r, "label": text}, label=label, bayes=rope is not None)
+    rows = [_paired_cells({**r, "label": text}, label=label, bayes=rope is not None, diff=diff)
             for text, (_, r) in zip(labels, frame.iterrows())]
     note = (f"{meaning}; " + _family_note(frame, question, "two-sided", alpha, bayes_note)
             + f"; {_methods_used(frame)}")
@@ -119,11 +120,14 @@ def display_tables(result, *, task: str = "classification") -> list[Section]:
     """Every part of a Comparison as a titled table of formatted cells."""
     # An autoencoder's scores are its reconstruction MSE on the same x 100 scale as test error in
     # % (stats.scores), so that one ROPE and one table layout serve both: its labels say so.
-    unit = "test MSE × 100" if task == "autoencoder" else "test error (%)"
+    ae = task == "autoencoder"
+    unit = "test MSE × 100" if ae else "test error (%)"
+    score, metric = ("MSE", "test MSE") if ae else ("err", "test error")
+    diff = "Δ MSE×100 [95% CI]" if ae else "Δ pp [95% CI]"
     sections = []
     rope = getattr(result, "rope", None)
-    bayes_note = (f"; P(a better / ≈ / b better): Bayesian signed-rank test, ROPE ±{rope:g} pp"
-                  if rope is not None else "")
+    bayes_note = (f"; P(a better / ≈ / b better): Bayesian signed-rank test, ROPE ±{rope:g} "
+                  f"{'(MSE × 100)' if ae else 'pp'}" if rope is not None else "")
 
     d = result.descriptives
     has_ref = d["ref_mean"].notna().any()
@@ -162,7 +166,7 @@ def display_tables(result, *, task: str = "classification") -> list[Section]:
     if len(table):
         rows = []
         for _, r in table.iterrows():
-            cells = _paired_cells(r, label="comparison", bayes=rope is not None)
+            cells = _paired_cells(r, label="comparison", bayes=rope is not None, diff=diff)
             if paired.q_values:
                 cells["BH q"] = _p(r["q_bh"])
             rows.append(cells)
@@ -181,15 +185,16 @@ def display_tables(result, *, task: str = "classification") -> list[Section]:
             "bn_effects", "BN effects: each activation with batch normalization against without",
             bn.effects, [r["activation"] + (f" ({r['init']})" if r["init"] else "")
                          for _, r in bn.effects.iterrows()], "activation",
-            "d = err(with BN) − err(without) per seed; negative = BN helps; W/T/L: seeds where BN "
-            "lowers / ties / raises the error", "BN effect per activation", bn.alpha, rope, bayes_note))
+            f"d = {score}(with BN) − {score}(without) per seed; negative = BN helps; W/T/L: seeds "
+            "where BN lowers / ties / raises the error", "BN effect per activation", bn.alpha, rope,
+            bayes_note, diff))
         if len(bn.contrasts):
             sections.append(_bn_section(
                 "bn_contrasts", "BN × activation: does BN help one activation more than another?",
                 bn.contrasts, [f"BN effect: {r['a']} − {r['b']}" for _, r in bn.contrasts.iterrows()],
                 "contrast", "d = BN effect of a − BN effect of b per seed; negative = BN helps a more; "
                 "W/T/L: seeds where BN helps a more / the same / less",
-                "each activation's BN effect against another's", bn.alpha, rope, bayes_note))
+                "each activation's BN effect against another's", bn.alpha, rope, bayes_note, diff))
 
     if result.speed is not None:
         s = result.speed
@@ -198,7 +203,7 @@ def display_tables(result, *, task: str = "classification") -> list[Section]:
                               "reached": [f"{int(a)}/{int(b)}" for a, b in zip(s.table["n_reached"], s.table["n"])],
                               "mean iterations": s.table["mean_iterations"].map(_int),
                               "median iterations": s.table["median_iterations"].map(_int)})
-        sections.append(Section("speed", f"iterations to reach {target} test error", frame, s.table,
+        sections.append(Section("speed", f"iterations to reach {target} {metric}", frame, s.table,
                                 f"target: {s.target_source}; first evaluation at or below it"))
 
     c = result.cost
@@ -208,17 +213,6 @@ def display_tables(result, *, task: str = "classification") -> list[Section]:
                               "time per image vs relu": c["time_per_image_vs_relu"].map(lambda v: _num(v, 3))})
         sections.append(Section("cost", "training speed", frame, c,
                                 "mean over runs; time relative to relu at the same BN setting"))
-    return _autoencoder_units(sections) if task == "autoencoder" else sections
-
-
-def _autoencoder_units(sections: list[Section]) -> list[Section]:
-    """An autoencoder's differences are in MSE x 100, not percentage points: say so in every
-    column header and note that names the unit."""
-    for section in sections:
-        section.frame = section.frame.rename(columns={"Δ pp [95% CI]": "Δ MSE×100 [95% CI]"})
-        section.note = (section.note.replace(" pp;", " (MSE × 100);")
-                        .replace("err(", "MSE(").replace(" test error", " test MSE"))
-        section.title = section.title.replace(" test error", " test MSE")
     return sections
 
 

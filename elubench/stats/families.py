@@ -143,7 +143,13 @@ def comparisons(table: ScoreTable, baseline, all_pairs, alternative, alpha, q_va
         out["q_bh"] = bh(out["wilcoxon_p"].to_numpy(dtype=float))
     return PairedComparisons(out, None if all_pairs else baseline, alternative, alpha, q_values,
                              int(out["wilcoxon_p"].notna().sum()), len(table.status), table.counts,
-                             family, mode, untestable=untestable, not_compared=left_out)
+                             family, mode, difference=_difference(table), untestable=untestable,
+                             not_compared=left_out)
+
+
+def _difference(table: ScoreTable) -> str:
+    score = "err" if table.unit == "percentage points" else "MSE"  # an autoencoder's score
+    return f"d = {score}(a) - {score}(b) per seed; negative = a better"
 
 
 BAYES_COLUMNS = ["p_a_better", "p_equivalent", "p_b_better", "rope_pp"]

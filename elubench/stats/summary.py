@@ -38,7 +38,8 @@ def _speed(table: ScoreTable, runs: pd.DataFrame, metrics: pd.DataFrame, target:
     source = "given"
     if target is None:
         means = ok.groupby("config")["test_error"].mean()
-        target, source = float(means.max()), f"mean final test error of the worst configuration ({means.idxmax()})"
+        metric = "test error" if table.unit == "percentage points" else "test MSE"  # an autoencoder's
+        target, source = float(means.max()), f"mean final {metric} of the worst configuration ({means.idxmax()})"
     hits = metrics[metrics["run_id"].isin(ok["run_id"]) & (metrics["test_error"] <= target)]
     first = hits.groupby("run_id")["iteration"].min()
     per_run = ok[["run_id", "config", "seed"]].reset_index(drop=True)
