@@ -10,7 +10,7 @@ import time
 import torch
 from torch.nn import functional as F
 
-from elubench.layers import SELU_ALPHA, SELU_SCALE, _ExpLinearCPU
+from elubench.activations.modules import SELU_ALPHA, SELU_SCALE, _ExpLinearCPU
 
 torch.set_num_threads(1)
 x0 = torch.randn(64, 32, 8, 8)

@@ -1,4 +1,4 @@
-"""Calibrate elubench.resources' activation-memory estimate against a measurement on this CPU.
+"""Calibrate elubench.net.memory' activation-memory estimate against a measurement on this CPU.
 
     python benchmarks/memory_calibration.py            # per step and pass (about 2 min, 2 cores)
     python benchmarks/memory_calibration.py --runs     # whole runs' peak RSS (about 4 min)
@@ -50,9 +50,9 @@ def _kib(field: str) -> int:
 def measure(spec_path: str, activation: str, batchnorm: bool, batch: int) -> dict:
     import torch
 
-    from elubench.grid import RunConfig
-    from elubench.specfile import load_spec
-    from elubench.train import (activation_implementation, activation_stats, build_for_training,
+    from elubench.spec.matrix import RunConfig
+    from elubench.spec.loader import load_spec
+    from elubench.training.trainer import (activation_implementation, activation_stats, build_for_training,
                                 make_step)
 
     torch.set_num_threads(1)
@@ -91,9 +91,9 @@ def whole_runs() -> None:
 
     import yaml
 
-    from elubench.activations import parse_activation
-    from elubench.resources import estimate_run
-    from elubench.specfile import load_spec
+    from elubench.activations.registry import parse_activation
+    from elubench.net.memory import estimate_run
+    from elubench.spec.loader import load_spec
 
     def stacks(path):
         return yaml.safe_load((ROOT / path).read_text())["model"]["stacks"]
@@ -132,10 +132,10 @@ def main() -> None:
     if len(sys.argv) > 1:
         print(json.dumps(measure(*json.loads(sys.argv[1]))))
         return
-    from elubench.activations import parse_activation
-    from elubench.resources import FLOAT, per_image
-    from elubench.plan import plan_network
-    from elubench.specfile import load_spec
+    from elubench.activations.registry import parse_activation
+    from elubench.net.memory import FLOAT, per_image
+    from elubench.spec.layout import plan_network
+    from elubench.spec.loader import load_spec
 
     ratios, passes = [], []
     print(f"{'spec':20} {'act':5} {'bn':3} {'batch':>5} {'step: estimate':>14} {'measured':>9} "

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import wilcoxon
 
-from elubench.results import load_experiments
+from elubench.store.reader import load_experiments
 
 
 def _curves(tables) -> pd.DataFrame:

@@ -41,7 +41,7 @@ def cli(capsys, monkeypatch):
     """Run `elubench ARGS...` in-process through the real entry point; return (code, out, err)."""
     import sys
 
-    from elubench.cli import main
+    from elubench.cli.app import main
 
     def run(*args):
         monkeypatch.setattr(sys, "argv", ["elubench", *map(str, args)])
@@ -98,7 +98,7 @@ def quickstart_results(root, *, seeds: int = 10, source: str | None = None):
     configurations, `seeds` seeds), from numbers: the report's every part, nothing trained."""
     import json
 
-    from elubench.specfile import load_spec
+    from elubench.spec.loader import load_spec
 
     spec = load_spec(SPECS / "quickstart.yaml")
     if source is not None:

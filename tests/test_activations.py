@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from elubench.activations import REGISTRY, parse_activation, registry_rows
-from elubench.errors import ActivationError
-from elubench.models import weight_decay_groups
+from elubench.activations.registry import REGISTRY, parse_activation, registry_rows
+from elubench.core.errors import ActivationError
+from elubench.net.build import weight_decay_groups
 
 
 def test_names_with_parameters():

@@ -223,7 +223,7 @@ def test_bad_input_is_one_message_and_exit_2(cli, world, case):
 
 def test_every_command_that_reads_user_input_is_in_the_corpus(tmp_path):
     """A new command (or one whose cases were dropped) fails here until the corpus covers it."""
-    from elubench.cli import app
+    from elubench.cli.app import app
     commands = {command.name or command.callback.__name__ for command in app.registered_commands}
     takes_input = commands - {"activations"}  # no arguments to get wrong
     covered = {build(tmp_path, tmp_path / "r", tmp_path / "s.yaml")[0] for build, _ in CASES.values()}

@@ -113,15 +113,15 @@ def test_dry_run_of_two_specs_lists_both_and_a_total(cli, tmp_path):
 
 def test_a_failed_run_in_one_spec_does_not_stop_the_next_and_sets_the_exit_code(cli, tmp_path,
                                                                                    monkeypatch):
-    import elubench.train
-    real = elubench.train.train_run
+    import elubench.training.trainer
+    real = elubench.training.trainer.train_run
 
     def crash(spec, cfg, *args, **kwargs):
         if spec.name == "tiny-a" and cfg.seed == 1:
             raise RuntimeError("boom")
         return real(spec, cfg, *args, **kwargs)
 
-    monkeypatch.setattr(elubench.train, "train_run", crash)
+    monkeypatch.setattr(elubench.training.trainer, "train_run", crash)
     results = tmp_path / "results"
     code, out, err = cli("run", _spec(tmp_path, "tiny-a"), _spec(tmp_path, "tiny-b"),
                          "--results", results, *FAST)
@@ -134,16 +134,16 @@ def test_a_failed_run_in_one_spec_does_not_stop_the_next_and_sets_the_exit_code(
 
 
 def test_a_mistake_found_once_something_trained_stops_only_its_spec(cli, tmp_path, monkeypatch):
-    import elubench.data
-    from elubench.errors import DataError
-    real = elubench.data.load_data
+    import elubench.data.load
+    from elubench.core.errors import DataError
+    real = elubench.data.load.load_data
 
     def load(data, **kwargs):
         if data.preprocess == "none":
             raise DataError("the images do not decode", where="somewhere")
         return real(data, **kwargs)
 
-    monkeypatch.setattr(elubench.data, "load_data", load)
+    monkeypatch.setattr(elubench.data.load, "load_data", load)
     a = _spec(tmp_path, "tiny-a")
     b = _spec(tmp_path, "tiny-b", data={"dataset": "digits", "preprocess": "none"})
     c = _spec(tmp_path, "tiny-c")
@@ -160,15 +160,15 @@ def test_a_mistake_found_once_something_trained_stops_only_its_spec(cli, tmp_pat
 
 
 def test_ctrl_c_says_what_each_spec_folder_holds_and_exits_130(cli, tmp_path, monkeypatch):
-    import elubench.train
-    real = elubench.train.train_run
+    import elubench.training.trainer
+    real = elubench.training.trainer.train_run
 
     def stop(spec, cfg, *args, **kwargs):
         if spec.name == "tiny-b":
-            raise elubench.train.Stopped(f"{cfg.run_id} stopped at iteration 10")
+            raise elubench.training.trainer.Stopped(f"{cfg.run_id} stopped at iteration 10")
         return real(spec, cfg, *args, **kwargs)
 
-    monkeypatch.setattr(elubench.train, "train_run", stop)
+    monkeypatch.setattr(elubench.training.trainer, "train_run", stop)
     results = tmp_path / "results"
     specs = [_spec(tmp_path, name) for name in ("tiny-a", "tiny-b", "tiny-c")]
     code, out, err = cli("run", *specs, "--results", results, *FAST)
@@ -187,7 +187,7 @@ def test_an_executors_note_names_its_spec():
 
     from rich.console import Console
 
-    from elubench.progress import CampaignReporter
+    from elubench.cli.progress import CampaignReporter
 
     console = Console(file=io.StringIO(), width=120)
     reporter = CampaignReporter(console, [SimpleNamespace(name="alpha", todo=4), SimpleNamespace(name="beta", todo=2)])

@@ -97,7 +97,7 @@ def test_folders_merged_by_copying_stay_comparable(cli, tmp_path):
 
 def _with_baseline(root, name, baseline):
     """Give experiment `name` a spec.json whose compare section names `baseline` (or none)."""
-    from elubench.specfile import load_spec
+    from elubench.spec.loader import load_spec
 
     spec = load_spec(SPECS / "quickstart.yaml").model_dump(mode="json")
     spec["name"], spec["compare"]["baseline"] = name, baseline

@@ -124,8 +124,8 @@ def test_rich_tables_are_never_cropped(tmp_path, width):
     from rich.console import Console
 
     from conftest import quickstart_results
-    from elubench.analysis import analyze
-    from elubench.tables import to_rich
+    from elubench.report.analysis import analyze
+    from elubench.report.tables import to_rich
 
     folder = quickstart_results(tmp_path)
     result = analyze(folder)

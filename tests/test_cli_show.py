@@ -82,7 +82,7 @@ def test_bad_bracket_string_stacks_through_the_cli(cli, write_spec):
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys; from elubench.cli import app; from typer.testing import CliRunner;"
+    code = ("import sys; from elubench.cli.app import app; from typer.testing import CliRunner;"
             "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
             "r = CliRunner().invoke(app, ['show', '--help']); assert r.exit_code == 0;"
             "bad = [m for m in ('torch', 'torchvision', 'pandas', 'scipy') if m in sys.modules];"
@@ -91,7 +91,7 @@ def test_help_does_not_import_torch():
 
 
 def test_show_does_not_import_torch(tmp_path):
-    code = ("import sys; from elubench.cli import app; from typer.testing import CliRunner;"
+    code = ("import sys; from elubench.cli.app import app; from typer.testing import CliRunner;"
             f"r = CliRunner().invoke(app, ['show', r'{SPECS / 'elu-cifar100-11.yaml'}', '--json']);"
             "assert r.exit_code == 0, r.output; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,11 +13,11 @@ import torch
 import yaml
 
 from conftest import BAD_ACTIVATIONS, SPECS, tiny_spec
-from elubench.activation_checks import check_activation, hidden_shapes
-from elubench.activations import Activation, CustomRef, parse_activation
-from elubench.custom_activations import resolve_name
-from elubench.errors import ActivationError, ElubenchError, SpecError
-from elubench.specfile import load_spec
+from elubench.activations.checks import check_activation, hidden_shapes
+from elubench.activations.registry import Activation, CustomRef, parse_activation
+from elubench.activations.code import resolve_name
+from elubench.core.errors import ActivationError, ElubenchError, SpecError
+from elubench.spec.loader import load_spec
 
 EXAMPLE = SPECS / "examples" / "activations.py"
 
@@ -128,7 +128,7 @@ def test_a_function_and_a_module_class_resolve_like_built_ins(tmp_path):
     module = pisrlu.create(7)  # the constructor asks for `channels`: one alpha per channel
     assert module.alpha.shape == (7,) and torch.all(module.alpha == 0.5)
     assert pisrlu.param_count(7) == 7
-    from elubench.plan import plan_network
+    from elubench.spec.layout import plan_network
     counted = plan_network(spec, pisrlu, False)
     builtin = plan_network(spec, parse_activation("elu"), False)
     assert counted.total_params - builtin.total_params == 8 + 16  # the hidden layers' channels
@@ -151,8 +151,8 @@ def test_the_example_isrlu_is_the_published_function(tmp_path):
 def test_init_is_paired_for_custom_activations(tmp_path):
     """Same seed, same initial weights as every other activation; he-aware follows a
     declared negative_slope, as it does lrelu's."""
-    from elubench.init import init_hash
-    from elubench.models import build_model
+    from elubench.net.init import init_hash
+    from elubench.net.build import build_model
     source = EXAMPLE.read_text() + textwrap.dedent("""
         def leaky(x, a: float = 0.1):
             return torch.nn.functional.leaky_relu(x, a)
@@ -175,7 +175,7 @@ def test_init_is_paired_for_custom_activations(tmp_path):
 
 
 def test_learned_activation_parameters_get_no_weight_decay_unless_the_spec_says(tmp_path):
-    from elubench.models import build_model, weight_decay_groups
+    from elubench.net.build import build_model, weight_decay_groups
     spec = load_spec(example_spec(tmp_path, ["activations.py:PISRLU"]))
     model = build_model(spec, resolve_name(spec.compare.activations[0], spec), True, seed=0)
     alphas = {id(p) for name, p in model.named_parameters() if name.endswith(".alpha")}
@@ -244,7 +244,7 @@ def test_a_name_clash_names_both(tmp_path):
     spec = load_spec(write_spec(tmp_path, ["acts.py:elu"], source))
     with pytest.raises(ActivationError, match="name clash: '.*/acts.py:elu' is named 'elu', as is the built-in elu"):
         resolve_name(spec.compare.activations[0], spec)
-    from elubench.grid import expand
+    from elubench.spec.matrix import expand
     spec = load_spec(write_spec(tmp_path, ["acts.py:f", "acts.py:g"], source))
     with pytest.raises(ActivationError) as info:
         expand(spec)
@@ -262,9 +262,9 @@ def test_the_checks_meet_a_paper_nets_shapes_without_a_grid_of_its_full_maps(tmp
     """Every hidden layer's shape of the 18-layer CIFAR net is checked, and no call gets a
     tensor of the -50..50 grid times a full map (1001 x 192 x 32 x 32: 0.8 GB, 24 s; now
     the whole check takes about 0.6 s)."""
-    from elubench import activation_checks
-    from elubench.custom_activations import with_names
-    from elubench.grid import expand
+    from elubench.activations import checks as activation_checks
+    from elubench.activations.code import with_names
+    from elubench.spec.matrix import expand
     spec = load_spec(SPECS / "elu-cifar100-18.yaml")
     spec, names = with_names(spec, [f"{EXAMPLE}:PISRLU", f"{EXAMPLE}:isrlu"], tmp_path, "-a")
     sizes = []

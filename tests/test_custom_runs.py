@@ -17,12 +17,12 @@ import pytest
 import yaml
 
 from conftest import ROOT, SPECS, tiny_spec
-from elubench.errors import ExecutorError
-from elubench.executors import StopFlag, WorkerPayload, make_executor
-from elubench.grid import expand
-from elubench.record import read_metrics, read_record
-from elubench.runner import RunSettings, run_matrix
-from elubench.specfile import load_spec
+from elubench.core.errors import ExecutorError
+from elubench.execution.executors import StopFlag, WorkerPayload, make_executor
+from elubench.spec.matrix import expand
+from elubench.store.record import read_metrics, read_record
+from elubench.execution.runner import RunSettings, run_matrix
+from elubench.spec.loader import load_spec
 
 EXAMPLE = SPECS / "examples" / "activations.py"
 TRAIN = {"batch_size": 32, "lr": 0.05, "iterations": 30, "eval_every": 10}
@@ -116,7 +116,7 @@ def _attempt_in_a_fresh_process(work, cfg, tmp_path):
     """attempt(work, cfg) in a new interpreter (as a worker on another node: nothing resolved)."""
     blob = tmp_path / "work.pkl"
     blob.write_bytes(pickle.dumps((work, cfg)))
-    code = ("import pickle, sys; from elubench.executors import attempt; "
+    code = ("import pickle, sys; from elubench.execution.executors import attempt; "
             f"work, cfg = pickle.loads(open({str(blob)!r}, 'rb').read()); "
             "kind, payload = attempt(work, cfg); "
             "print(kind); print(payload.render() if kind == 'error' else payload.status)")
@@ -133,7 +133,7 @@ def test_a_worker_that_cannot_see_the_file_trains_from_its_source_and_checks_it(
     [cfg] = expand(spec)
     payload = dict(spec_data=spec.model_dump(mode="json"), spec_hash=spec.hash,
                    settings=_settings(tmp_path / "results"), stop=StopFlag(tmp_path / "stop"))
-    from elubench.custom_activations import ship
+    from elubench.activations.code import ship
     files = ship(spec)
     assert list(files) == [spec.compare.activations[0].rpartition(":")[0]]
     tampered = {path: source + b"\n# not the code the spec hash covers\n" for path, source in files.items()}
@@ -209,7 +209,7 @@ build-backend = "setuptools.build_meta"
 name = "elubench-isrlu-test"
 version = "0.1.0"
 
-[project.entry-points."elubench.activations"]
+[project.entry-points."elubench.activations.registry"]
 isrlu_pkg = "isrlu_pkg.acts:isrlu"
 
 [tool.setuptools]

@@ -12,11 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from elubench import data as data_module
-from elubench.data import crop_flip, digits_raw, load_data, synthetic_images
+from elubench.core import paths
+from elubench.data.memory import crop_flip
+from elubench.data.sources import digits_raw, synthetic_images
+from elubench.data.load import load_data
 from elubench.data import preprocess as preprocessing
-from elubench.errors import DataError
-from elubench.spec import Data, Synthetic
+from elubench.core.errors import DataError
+from elubench.spec.data_section import Data, Synthetic
 
 SMALL_SYNTHETIC = {"shape": (3, 12, 10), "classes": 4, "train_size": 120, "test_size": 40}
 
@@ -108,10 +110,10 @@ def test_gcn_zca_whitens_the_training_set(tmp_path):
 
 def test_gcn_matches_pylearn2_formula():
     x = torch.rand(5, 3, 4, 4)
-    out = data_module.gcn(x, 55.0).flatten(1)
+    out = preprocessing.gcn(x, 55.0).flatten(1)
     assert torch.allclose(out.mean(1), torch.zeros(5), atol=1e-5)
     assert torch.allclose(out.norm(dim=1), torch.full((5,), 55.0), rtol=1e-5)
-    flat_image = data_module.gcn(torch.full((1, 1, 2, 2), 0.7), 55.0)
+    flat_image = preprocessing.gcn(torch.full((1, 1, 2, 2), 0.7), 55.0)
     assert torch.equal(flat_image, torch.zeros_like(flat_image))  # no division by ~0
 
 
@@ -299,8 +301,8 @@ def test_missing_dataset_names_directory_and_download_flag(tmp_path, monkeypatch
         load_data(Data(dataset="cifar10"), cache_dir=tmp_path)
     monkeypatch.delenv("ELUBENCH_DATA_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert data_module.default_data_dir() == tmp_path / "xdg" / "elubench" / "data"
-    assert data_module.default_cache_dir() == tmp_path / "xdg" / "elubench" / "cache"
+    assert paths.default_data_dir() == tmp_path / "xdg" / "elubench" / "data"
+    assert paths.default_cache_dir() == tmp_path / "xdg" / "elubench" / "cache"
 
 
 def test_download_is_passed_through_and_failures_become_data_errors(tmp_path, monkeypatch):

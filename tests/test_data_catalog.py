@@ -1,4 +1,4 @@
-"""`elubench data` and the dataset check `elubench run` makes before training (elubench.catalog).
+"""`elubench data` and the dataset check `elubench run` makes before training (elubench.data.catalog).
 
 CI has no MNIST, so the files here are small fakes in torchvision's layout; the ok path patches
 the expected MD5s to those of the files written. One test checks the real MD5s where real MNIST
@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from conftest import SPECS, tiny_spec
-from elubench import catalog
-from elubench.catalog import MISSING, OK, WRONG_MD5, WRONG_SIZE, Expected
-from elubench.errors import DataError
-from elubench.spec import Data
+from elubench.data import catalog
+from elubench.data.catalog import MISSING, OK, WRONG_MD5, WRONG_SIZE, Expected
+from elubench.core.errors import DataError
+from elubench.spec.data_section import Data
 
 MNIST_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                "t10k-labels-idx1-ubyte"]
@@ -190,7 +190,7 @@ def test_digits_and_synthetic_need_no_files_and_no_torch():
     for name in ("digits", "synthetic"):
         status = catalog.dataset_status(Data(dataset=name), Path("/nonexistent"))
         assert status.ok and status.files == [] and status.note
-    code = ("import sys; from elubench.catalog import dataset_status; from elubench.spec import Data;"
+    code = ("import sys; from elubench.data.catalog import dataset_status; from elubench.spec.data_section import Data;"
             "[dataset_status(Data(dataset=n), '/nonexistent') for n in ('mnist', 'digits', 'synthetic')];"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -95,19 +95,19 @@ def test_same_conditions_say_so_once(cli, tmp_path):
 
 
 def test_the_default_executor_fills_the_cores_on_a_cpu(monkeypatch):
-    from elubench.executors import LocalExecutor, SerialExecutor, default_executor
-    from elubench.specfile import validate_spec
+    from elubench.execution.executors import LocalExecutor, SerialExecutor, default_executor
+    from elubench.spec.loader import validate_spec
 
     spec = validate_spec(SPEC)
-    monkeypatch.setattr("elubench.machine.usable_cores", lambda: 8)
-    monkeypatch.setattr("elubench.machine.available_memory", lambda: 64 * 2 ** 30)
+    monkeypatch.setattr("elubench.core.machine.usable_cores", lambda: 8)
+    monkeypatch.setattr("elubench.core.machine.available_memory", lambda: 64 * 2 ** 30)
     chosen = default_executor("cpu", spec)
     assert isinstance(chosen, LocalExecutor) and chosen.workers == 8
     assert default_executor("cpu", spec, threads=4).workers == 2
     assert isinstance(default_executor("cpu", spec, threads=8), SerialExecutor)
     # memory bounds the runs at once: 8 cores, but room for 3 runs
-    from elubench.plan import run_memory_bytes
+    from elubench.spec.layout import run_memory_bytes
     per_run = run_memory_bytes(spec, spec.compare.parsed_activations()[0])
-    monkeypatch.setattr("elubench.machine.available_memory", lambda: int(3.5 * per_run / 0.8))
+    monkeypatch.setattr("elubench.core.machine.available_memory", lambda: int(3.5 * per_run / 0.8))
     assert default_executor("cpu", spec).workers == 3
     assert isinstance(default_executor("cuda", spec), SerialExecutor)

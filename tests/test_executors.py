@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_spec
-from elubench.errors import DataError, ExecutorError
-from elubench.executors import (StopFlag, WorkerPayload, assign_gpus, make_executor, sbatch_options,
+from elubench.core.errors import DataError, ExecutorError
+from elubench.execution.executors import (StopFlag, WorkerPayload, assign_gpus, make_executor, sbatch_options,
                                 visible_gpus)
-from elubench.grid import expand
-from elubench.runner import Reporter, RunSettings, execute_run, run_matrix
-from elubench.specfile import validate_spec
-from elubench.record import read_record
+from elubench.spec.matrix import expand
+from elubench.execution.runner import Reporter, RunSettings, execute_run, run_matrix
+from elubench.spec.loader import validate_spec
+from elubench.store.record import read_record
 
 SPEC = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 30, "eval_every": 10})
 
@@ -218,10 +218,10 @@ def _wait_for(condition, timeout=60.0):
 
 DRIVER = """
 import json, sys
-from elubench.executors import make_executor
-from elubench.grid import expand
-from elubench.runner import Interrupted, RunSettings
-from elubench.specfile import validate_spec
+from elubench.execution.executors import make_executor
+from elubench.spec.matrix import expand
+from elubench.execution.runner import Interrupted, RunSettings
+from elubench.spec.loader import validate_spec
 spec = validate_spec({spec!r})
 settings = RunSettings(results={root!r}, device="cpu", checkpoint_seconds=0, threads=1)
 try:
@@ -310,7 +310,7 @@ def test_a_users_mistake_in_a_worker_stops_the_matrix_with_its_message(tmp_path)
 @pytest.mark.slow
 def test_slurm_debug_cluster_records_a_crash_and_finishes_the_rest(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
-    import elubench.train as train
+    import elubench.training.trainer as train
     spec = _spec()
     configs = expand(spec, seeds=1)
     real = train.train_run

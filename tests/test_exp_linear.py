@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from elubench.activations import parse_activation
-from elubench.layers import SELU_ALPHA, SELU_SCALE, ExpLinear
+from elubench.activations.registry import parse_activation
+from elubench.activations.modules import SELU_ALPHA, SELU_SCALE, ExpLinear
 
 EDGES = [0.0, -0.0, 1e-30, -1e-30, 1e-8, -1e-8, 1e-3, -1e-3, 0.5, -0.5, 1.0, -1.0, 20.0, -20.0,
          50.0, -50.0, -100.0, -1e4, 88.0, 1e30, -1e30, math.inf, -math.inf, math.nan]
@@ -119,7 +119,7 @@ def test_the_registry_builds_it_and_says_where_it_runs():
         assert isinstance(module, ExpLinear) and module.inplace
         assert module.implementation("cpu") in ("elubench", "torch")
         assert module.implementation("cuda") == "torch"
-    from elubench.activations import registry_rows
+    from elubench.activations.registry import registry_rows
     rows = {row["name"]: row for row in registry_rows()}
     assert rows["elu"]["implemented_by"] == "elubench or torch (CPU, measured), torch (GPU)"
     assert rows["relu"]["implemented_by"] == "torch"
@@ -143,7 +143,7 @@ def test_either_kernel_on_request(monkeypatch):
 
 
 def test_the_machine_choice_is_measured_once_and_cached(monkeypatch, tmp_path):
-    from elubench import kernels
+    from elubench.activations import kernels
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("ELUBENCH_ACTIVATION_KERNELS", raising=False)
     kernels._cpu_choice.cache_clear()

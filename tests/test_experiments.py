@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from elubench.errors import StatsError
+from elubench.core.errors import StatsError
 from elubench.stats import compare
 from elubench.stats.experiments import Experiment, across_experiments
 from elubench.stats.meta import random_effects

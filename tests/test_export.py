@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, tiny_spec
-from elubench.export import export_results, numeric_series
-from elubench.grid import expand
-from elubench.runner import RunSettings, run_matrix
-from elubench.specfile import validate_spec
+from elubench.export.runs import export_results, numeric_series
+from elubench.spec.matrix import expand
+from elubench.execution.runner import RunSettings, run_matrix
+from elubench.spec.loader import validate_spec
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("mlflow")
@@ -37,14 +37,14 @@ STATUSES = {("tiny", "prelu-nobn-he-s000"): "ok", ("tiny", "elu-bn-he-s000"): "o
 def results(tmp_path_factory):
     """Two specs' runs recorded by `elubench run`'s own code: prelu (its slopes) and elu+bn ok,
     relu crashed (failed, no curve), and relu at a learning rate that diverges."""
-    import elubench.train
+    import elubench.training.trainer
 
     root = tmp_path_factory.mktemp("export") / "results"
     settings = RunSettings(results=root, device="cpu", checkpoint_seconds=0, threads=1)
     spec = validate_spec(tiny_spec(train=TRAIN, compare={
         "activations": ["prelu", "elu", "relu"], "batchnorm": [False, True], "seeds": 1}))
     wanted = {run_id for (name, run_id) in STATUSES if name == "tiny"}
-    real = elubench.train.train_run
+    real = elubench.training.trainer.train_run
 
     def crash_relu(spec, cfg, *args, **kwargs):
         if cfg.activation == "relu":
@@ -52,7 +52,7 @@ def results(tmp_path_factory):
         return real(spec, cfg, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(elubench.train, "train_run", crash_relu)
+        patch.setattr(elubench.training.trainer, "train_run", crash_relu)
         run_matrix(spec, [c for c in expand(spec) if c.run_id in wanted], settings)
     diverging = validate_spec(tiny_spec(
         name="tiny-diverged", train={**TRAIN, "lr": 1e6, "iterations": 200, "eval_every": 100},
@@ -278,7 +278,7 @@ def test_a_second_mlflow_export_adds_no_run_and_a_changed_record_replaces_its_ow
 def test_the_command_exports_to_both_and_again_adds_nothing(results, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from elubench.cli import app
+    from elubench.cli.app import app
 
     monkeypatch.setenv("COLUMNS", "200")
     tb, uri = tmp_path / "tb", f"file:{tmp_path / 'mlruns'}"
@@ -312,10 +312,10 @@ def test_a_damaged_record_stops_the_export_unless_skip_bad_leaves_it_out(cli, re
 
 
 def test_export_imports_neither_torch_nor_the_training_code(results, tmp_path):
-    code = ("import sys; from pathlib import Path; from elubench.export import export_results; "
+    code = ("import sys; from pathlib import Path; from elubench.export.runs import export_results; "
             f"export_results(Path({str(results)!r}), tensorboard=Path({str(tmp_path / 'tb')!r}), "
             f"mlflow={'file:' + str(tmp_path / 'mlruns')!r}); "
-            "print(sorted(m for m in ('torch', 'elubench.train', 'elubench.runner') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'elubench.training.trainer', 'elubench.execution.runner') if m in sys.modules))")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=tmp_path, timeout=300)

@@ -7,11 +7,11 @@ import torch
 from torch.nn import functional as F
 
 from conftest import tiny_spec
-from elubench.data import load_data
-from elubench.grid import expand
-from elubench.models import build_model
-from elubench.specfile import validate_spec
-from elubench.train import build_for_training, make_step
+from elubench.data.load import load_data
+from elubench.spec.matrix import expand
+from elubench.net.build import build_model
+from elubench.spec.loader import validate_spec
+from elubench.training.trainer import build_for_training, make_step
 
 
 def _spec(activation, bn):
@@ -83,7 +83,7 @@ def test_engine_matches_a_plain_loop(activation, bn):
 
 @pytest.mark.slow
 def test_bf16_autocast_trains(tmp_path):
-    from elubench.runner import RunSettings, execute_run
+    from elubench.execution.runner import RunSettings, execute_run
     spec = validate_spec(tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 60,
                                           "precision": "bf16"},
                                    compare={"activations": ["elu"], "batchnorm": [True], "seeds": 1}))

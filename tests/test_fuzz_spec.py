@@ -18,7 +18,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from conftest import tiny_spec
-from elubench.errors import ElubenchError
+from elubench.core.errors import ElubenchError
 
 SCALE = float(os.environ.get("ELUBENCH_FUZZ_EXAMPLES", "1"))
 FUZZ = settings(deadline=None, database=None, derandomize=os.environ.get("ELUBENCH_FUZZ") != "random",
@@ -49,7 +49,7 @@ notation_text = st.one_of(st.lists(st.sampled_from(NOTATION_PIECES), max_size=25
 
 
 def _check_layers(layers):
-    from elubench.limits import MAX_COUNT, MAX_KERNEL, MAX_UNITS
+    from elubench.core.limits import MAX_COUNT, MAX_KERNEL, MAX_UNITS
     for layer in layers:
         assert 1 <= layer.count <= MAX_COUNT and 1 <= layer.units <= MAX_UNITS
         assert layer.kernel is None or 1 <= layer.kernel <= MAX_KERNEL
@@ -58,7 +58,7 @@ def _check_layers(layers):
 @examples(2500)
 @given(notation_text)
 def test_parse_stack_fuzz(text):
-    from elubench.notation import format_stack, parse_stack
+    from elubench.spec.notation import format_stack, parse_stack
     layers = expect_own_error(parse_stack, text)
     if layers is not None:
         _check_layers(layers)
@@ -68,7 +68,7 @@ def test_parse_stack_fuzz(text):
 @examples(1500)
 @given(notation_text)
 def test_parse_architecture_fuzz(text):
-    from elubench.notation import parse_architecture
+    from elubench.spec.notation import parse_architecture
     stacks = expect_own_error(parse_architecture, text)
     for layers in stacks or []:
         _check_layers(layers)
@@ -140,9 +140,9 @@ def mutated_specs(draw):
 
 def _use(spec):
     """What commands do with a spec that validated: none of it may fail with a traceback."""
-    from elubench.grid import expand
-    from elubench.plan import plan_network
-    from elubench.resources import estimate_run
+    from elubench.spec.matrix import expand
+    from elubench.spec.layout import plan_network
+    from elubench.net.memory import estimate_run
     assert spec.hash and spec.to_yaml()
     for activation in spec.compare.parsed_activations()[:2]:
         for bn in spec.compare.batchnorm:
@@ -155,7 +155,7 @@ def _use(spec):
 @examples(1500)
 @given(mutated_specs())
 def test_validate_spec_fuzz(raw):
-    from elubench.specfile import validate_spec
+    from elubench.spec.loader import validate_spec
     spec = expect_own_error(validate_spec, raw)
     if spec is not None:
         expect_own_error(_use, spec)
@@ -164,7 +164,7 @@ def test_validate_spec_fuzz(raw):
 @examples(300)
 @given(mutated_specs())
 def test_load_spec_fuzz_on_dumped_specs(tmp_path_factory, raw):
-    from elubench.specfile import load_spec
+    from elubench.spec.loader import load_spec
     try:
         text = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
     except (yaml.YAMLError, ValueError, OverflowError):
@@ -197,7 +197,7 @@ yaml_text = st.one_of(st.lists(st.sampled_from(YAML_PIECES), max_size=12).map(""
 @examples(2000)
 @given(yaml_text)
 def test_load_spec_fuzz_on_yaml_text(tmp_path_factory, text):
-    from elubench.specfile import load_spec
+    from elubench.spec.loader import load_spec
     path = tmp_path_factory.getbasetemp() / "fuzz.yaml"
     try:
         path.write_text(text, encoding="utf-8")
@@ -215,7 +215,7 @@ def test_load_spec_fuzz_on_yaml_text(tmp_path_factory, text):
                  st.text(max_size=10)),
        st.one_of(st.sampled_from([p.strip() for p in YAML_PIECES]), st.text(max_size=20)))
 def test_overrides_fuzz(tmp_path_factory, key, value):
-    from elubench.specfile import load_spec
+    from elubench.spec.loader import load_spec
     path = tmp_path_factory.getbasetemp() / "base.yaml"
     if not path.exists():
         path.write_text(yaml.safe_dump(tiny_spec(), sort_keys=False))
@@ -226,7 +226,7 @@ def test_overrides_fuzz(tmp_path_factory, key, value):
 
 @pytest.mark.parametrize("width", [1e-9, 0.5, 64.0, 1e12, math.inf, math.nan, -1.0])
 def test_width_flag_fuzz_corners(tmp_path, width):
-    from elubench.specfile import load_spec
+    from elubench.spec.loader import load_spec
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(tiny_spec(), sort_keys=False))
     spec = expect_own_error(load_spec, path, [], width)

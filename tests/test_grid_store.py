@@ -4,10 +4,10 @@ import os
 import pytest
 
 from conftest import tiny_spec
-from elubench.errors import SpecError, StoreError
-from elubench.grid import expand, parse_shard, shard
-from elubench.specfile import validate_spec
-from elubench.store import ResultsDir, RunDir, find_records, read_metrics, read_record, write_json_atomic
+from elubench.core.errors import SpecError, StoreError
+from elubench.spec.matrix import expand, parse_shard, shard
+from elubench.spec.loader import validate_spec
+from elubench.store.rundir import ResultsDir, RunDir, find_records, read_metrics, read_record, write_json_atomic
 
 
 def test_expand_is_seed_major_with_stable_ids():

@@ -122,8 +122,8 @@ def test_alias_bombs_and_nesting_need_little_time_and_memory(tmp_path, case):
     ("name: 2024-13-45\n", "cannot read the value '2024-13-45'"),
 ])
 def test_other_hostile_yaml(write_spec, text, words):
-    from elubench.errors import SpecError
-    from elubench.specfile import load_spec
+    from elubench.core.errors import SpecError
+    from elubench.spec.loader import load_spec
     path = write_spec(text)
     with pytest.raises(SpecError) as caught:
         load_spec(path)
@@ -135,7 +135,7 @@ def test_a_deep_real_spec_still_loads(write_spec):
     """The bounds leave room: anchors, merges and a reference table read as before."""
     text = TINY.replace("compare:", "reference:\n  test_error:\n    relu: &r [1.0, 0.1]\n"
                                     "    elu: *r\ncompare:")
-    spec = __import__("elubench.specfile", fromlist=["load_spec"]).load_spec(write_spec(text))
+    spec = __import__("elubench.spec.loader", fromlist=["load_spec"]).load_spec(write_spec(text))
     assert spec.reference.test_error["elu"] == (1.0, 0.1)
 
 
@@ -144,7 +144,7 @@ def test_a_deep_real_spec_still_loads(write_spec):
 @pytest.mark.parametrize("written, value", [("1e-3", 0.001), ("1e6", 1e6), ("1.5e-4", 1.5e-4),
                                             ("1.0e+2", 100.0), ("0.05", 0.05), ("2E-2", 0.02)])
 def test_exponent_floats_read_as_numbers_in_files_and_overrides(write_spec, written, value):
-    from elubench.specfile import load_spec
+    from elubench.spec.loader import load_spec
     spec = load_spec(write_spec(_with(TINY, "lr: 0.05", f"lr: {written}")))
     assert spec.train.lr == pytest.approx(value)
     spec = load_spec(write_spec(TINY, "other.yaml"), [f"train.lr={written}"])
@@ -152,7 +152,7 @@ def test_exponent_floats_read_as_numbers_in_files_and_overrides(write_spec, writ
 
 
 def test_yaml_1_2_floats_leave_integers_and_text_alone(write_spec):
-    from elubench.specfile import load_spec
+    from elubench.spec.loader import load_spec
     spec = load_spec(write_spec(TINY), ["train.iterations=1e3", "compare.activations=[elu, relu]",
                                         "name=e5x"])
     assert spec.train.iterations == 1000 and isinstance(spec.train.iterations, int)
@@ -194,8 +194,8 @@ def test_set_with_huge_numbers_is_a_message(cli, tmp_path):
     ({"model": {"stacks": ["1x8x3", "1x10x1"], "width": float("nan")}}, "finite"),
 ])
 def test_every_number_is_bounded(change, words):
-    from elubench.errors import SpecError
-    from elubench.specfile import validate_spec
+    from elubench.core.errors import SpecError
+    from elubench.spec.loader import validate_spec
     with pytest.raises(SpecError) as caught:
         validate_spec(tiny_spec(**change))
     assert words in caught.value.render()
@@ -210,8 +210,8 @@ def test_seeds_flag_is_bounded(cli, tmp_path):
 
 
 def test_long_notation_text_is_quoted_in_part():
-    from elubench.errors import NotationError
-    from elubench.notation import parse_stack
+    from elubench.core.errors import NotationError
+    from elubench.spec.notation import parse_stack
     with pytest.raises(NotationError) as caught:
         parse_stack("1x8x3, " * 20_000 + "1x8x" + "9" * 5000)
     assert len(caught.value.render()) < 500 and "…" in caught.value.render()
@@ -225,10 +225,10 @@ def test_long_notation_text_is_quoted_in_part():
     ("he-init-30layer.yaml", "mish", False),
 ])
 def test_estimated_parameters_are_the_built_models(name, activation, bn):
-    from elubench.activations import parse_activation
-    from elubench.models import build_model
-    from elubench.resources import estimate_run
-    from elubench.specfile import load_spec
+    from elubench.activations.registry import parse_activation
+    from elubench.net.build import build_model
+    from elubench.net.memory import estimate_run
+    from elubench.spec.loader import load_spec
     spec = load_spec(SPECS / name)
     model = build_model(spec, activation, bn)
     estimate = estimate_run(spec, parse_activation(activation), bn)
@@ -237,9 +237,9 @@ def test_estimated_parameters_are_the_built_models(name, activation, bn):
 
 
 def test_estimate_grows_with_batch_width_and_bn():
-    from elubench.activations import parse_activation
-    from elubench.resources import estimate_run
-    from elubench.specfile import load_spec
+    from elubench.activations.registry import parse_activation
+    from elubench.net.memory import estimate_run
+    from elubench.spec.loader import load_spec
     elu = parse_activation("elu")
 
     def est(*overrides, bn=False):
@@ -258,10 +258,10 @@ def test_estimate_grows_with_batch_width_and_bn():
 def test_activation_estimate_against_a_measured_step():
     """One training step measured as benchmarks/memory_calibration.py does (peak RSS growth
     less gradients and momentum): the estimate is an upper figure within a factor of 3."""
-    from elubench.activations import parse_activation
-    from elubench.plan import plan_network
-    from elubench.resources import ACTIVATION_FACTOR, per_image
-    from elubench.specfile import load_spec
+    from elubench.activations.registry import parse_activation
+    from elubench.spec.layout import plan_network
+    from elubench.net.memory import ACTIVATION_FACTOR, per_image
+    from elubench.spec.loader import load_spec
     case = ["specs/quickstart.yaml", "elu", True, 1024]
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "memory_calibration.py"),
                           json.dumps(case)], capture_output=True, text=True, check=True, cwd=ROOT,
@@ -286,7 +286,7 @@ def _too_big(tmp_path):
 def test_show_prints_the_estimate_and_warns(cli, tmp_path, monkeypatch):
     code, out, _ = cli("show", SPECS / "quickstart.yaml")
     assert code == 0 and "memory of one run, estimated" in out and "warning" not in out
-    monkeypatch.setattr("elubench.machine.trains_on_cpu", lambda device: True)
+    monkeypatch.setattr("elubench.core.machine.trains_on_cpu", lambda device: True)
     code, out, _ = cli("show", _too_big(tmp_path))
     assert code == 0 and "warning: more than the" in " ".join(out.split())
     code, out, _ = cli("show", SPECS / "quickstart.yaml", "--json")
@@ -311,7 +311,7 @@ def test_the_check_uses_the_memory_available_and_can_be_overridden(cli, tmp_path
     flags = ["--results", tmp_path / "r", "--device", "cpu", "--dry-run"]
     code, _, err = cli("run", path, *flags)
     assert code == 0, err
-    monkeypatch.setattr("elubench.machine.available_memory", lambda: 2 ** 20)
+    monkeypatch.setattr("elubench.core.machine.available_memory", lambda: 2 ** 20)
     code, _, err = cli("run", path, *flags)
     assert code == 2 and "1.0 MiB" in err
     code, _, err = cli("run", path, *flags, "--no-memory-check")
@@ -319,14 +319,14 @@ def test_the_check_uses_the_memory_available_and_can_be_overridden(cli, tmp_path
 
 
 def test_the_check_divides_memory_between_runs_at_once(monkeypatch):
-    from elubench.errors import ResourceError
-    from elubench.grid import expand
-    from elubench.resources import check_fits, largest_estimate
-    from elubench.specfile import validate_spec
+    from elubench.core.errors import ResourceError
+    from elubench.spec.matrix import expand
+    from elubench.net.memory import check_fits, largest_estimate
+    from elubench.spec.loader import validate_spec
     spec = validate_spec(tiny_spec())
     configs = expand(spec)
     need = largest_estimate(spec, configs).cpu_total
-    monkeypatch.setattr("elubench.machine.available_memory", lambda: int(1.5 * need))
+    monkeypatch.setattr("elubench.core.machine.available_memory", lambda: int(1.5 * need))
     check_fits(spec, configs, "cpu", 1)
     with pytest.raises(ResourceError, match="for 2 runs at once"):
         check_fits(spec, configs, "cpu", 2)
@@ -336,10 +336,10 @@ def test_the_check_divides_memory_between_runs_at_once(monkeypatch):
 
 def test_the_check_asks_a_cuda_device(monkeypatch):
     torch = pytest.importorskip("torch")
-    from elubench.errors import ResourceError
-    from elubench.grid import expand
-    from elubench.resources import check_fits
-    from elubench.specfile import validate_spec
+    from elubench.core.errors import ResourceError
+    from elubench.spec.matrix import expand
+    from elubench.net.memory import check_fits
+    from elubench.spec.loader import validate_spec
     spec = validate_spec(tiny_spec())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -352,8 +352,8 @@ def test_the_check_asks_a_cuda_device(monkeypatch):
 
 def test_show_and_the_new_modules_import_no_torch(tmp_path):
     code = ("import sys; sys.argv = ['elubench', 'show', sys.argv[1]]\n"
-            "import elubench.resources, elubench.safeyaml, elubench.limits\n"
-            "from elubench.cli import main\n"
+            "import elubench.net.memory, elubench.spec.safe_yaml, elubench.core.limits\n"
+            "from elubench.cli.app import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "print('torch' in sys.modules, file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code, str(SPECS / "quickstart.yaml")],

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from conftest import SPECS, tiny_spec
-from elubench.init import init_hash, initialize, linear_layers
-from elubench.models import build_model
-from elubench.specfile import load_spec, validate_spec
+from elubench.net.init import init_hash, initialize, linear_layers
+from elubench.net.build import build_model
+from elubench.spec.loader import load_spec, validate_spec
 
 ACTIVATIONS = ["elu", "relu", "lrelu(0.1)", "srelu", "prelu", "prelu(shared)", "gelu", "selu"]
 

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from conftest import tiny_spec
-from elubench.grid import select
-from elubench.init_signal import forward_signal, layer_stds, summary
-from elubench.models import build_model
-from elubench.spec import Spec
+from elubench.spec.matrix import select
+from elubench.tools.signal import forward_signal, layer_stds, summary
+from elubench.net.build import build_model
+from elubench.spec.schema import Spec
 
 DEEP_FC = {  # ten square FC layers: fan_in = fan_out, so Xavier's Var[w] is 1 / n exactly
     "name": "deep-fc",

@@ -68,8 +68,8 @@ def test_a_diverged_runs_nan_slopes_are_written_as_null(tmp_path):
     """The store writes what the trainer hands it as strict JSON, whatever floats it holds."""
     import math
 
-    from elubench.record import RunRecord
-    from elubench.store import RunDir
+    from elubench.store.record import RunRecord
+    from elubench.store.rundir import RunDir
 
     record = RunRecord(run_id="r", spec_name="s", spec_hash="h", activation="prelu",
                        batchnorm=False, seed=0, status="diverged", reason="non-finite loss",

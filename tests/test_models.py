@@ -5,10 +5,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import SPECS, tiny_spec
-from elubench.activations import parse_activation
-from elubench.models import Net, build_model
-from elubench.plan import plan_network
-from elubench.specfile import load_spec, validate_spec
+from elubench.activations.registry import parse_activation
+from elubench.net.build import Net, build_model
+from elubench.spec.layout import plan_network
+from elubench.spec.loader import load_spec, validate_spec
 
 
 def test_paper_parameter_counts():

@@ -1,8 +1,8 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from elubench.errors import NotationError
-from elubench.notation import Layer, format_stack, parse_architecture, parse_stack
+from elubench.core.errors import NotationError
+from elubench.spec.notation import Layer, format_stack, parse_architecture, parse_stack
 
 
 @pytest.mark.parametrize("text, expected", [

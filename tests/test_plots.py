@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elubench import plots
+from elubench.report import plots
 
 CONFIGS = ["elu", "elu+bn", "relu", "relu+bn"]
 SEEDS = [0, 1, 2]
@@ -191,7 +191,7 @@ def test_colours_are_fixed_per_activation():
     assert plots.activation_color("relu") == plots.activation_color("relu") != plots.activation_color("elu")
     assert plots.activation_color("lrelu(0.1)") == plots.activation_color("lrelu")
     assert plots.activation_color("my_act") == plots.activation_color("my_act")
-    from elubench.activations import REGISTRY
+    from elubench.activations.registry import REGISTRY
     colours = [plots.activation_color(name) for name in REGISTRY]
     assert len(set(colours)) == len(colours), "two registered activations share a colour"
     assert colours[:2] == ["#1f77b4", "#d62728"]  # elu blue, relu red, in every report

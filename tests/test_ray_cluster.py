@@ -7,7 +7,7 @@ completes in the same driver invocation with the serial path's records. A run wh
 on every try is reported lost once Ray's retries are spent.
 
 Every "node" here has this machine's hostname, so a dead attempt's claim is stale as soon as
-its process is gone (elubench.store's claim rules); across hosts it goes stale after
+its process is gone (elubench.store.rundir's claim rules); across hosts it goes stale after
 STALE_SECONDS without a heartbeat, which a retried task waits for (ray_tasks.attempt_in_ray;
 the last test checks that wait without Ray).
 
@@ -30,13 +30,13 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_spec
-from elubench.errors import DataError
-from elubench.executors import StopFlag, WorkerPayload, make_executor
-from elubench.executors.ray_tasks import MAX_RETRIES, attempt_in_ray
-from elubench.grid import expand
-from elubench.record import read_record
-from elubench.runner import Reporter, RunSettings, run_matrix
-from elubench.specfile import validate_spec
+from elubench.core.errors import DataError
+from elubench.execution.executors import StopFlag, WorkerPayload, make_executor
+from elubench.execution.executors.ray_tasks import MAX_RETRIES, attempt_in_ray
+from elubench.spec.matrix import expand
+from elubench.store.record import read_record
+from elubench.execution.runner import Reporter, RunSettings, run_matrix
+from elubench.spec.loader import validate_spec
 
 pytestmark = pytest.mark.slow  # they train real runs
 

@@ -9,9 +9,9 @@ import stat
 
 import pytest
 
-from elubench.errors import StoreError
-from elubench.files import write_bytes_atomic, write_json_atomic
-from elubench.record import REQUIRED_KEYS, SCALAR_FIELDS, RunRecord, parse_record, read_record
+from elubench.core.errors import StoreError
+from elubench.core.files import write_bytes_atomic, write_json_atomic
+from elubench.store.record import REQUIRED_KEYS, SCALAR_FIELDS, RunRecord, parse_record, read_record
 
 RUN = {"run_id": "elu-nobn-he-s000", "spec_name": "tiny", "spec_hash": "abc", "activation": "elu",
        "batchnorm": False, "init": "he", "seed": 0, "config": "elu"}

@@ -16,10 +16,10 @@ import yaml
 from conftest import make_results, tiny_spec
 from test_cli_compare import TEN
 
-from elubench.grid import expand
-from elubench.runner import RunSettings, Skipped, execute_run
-from elubench.specfile import validate_spec
-from elubench.store import ResultsDir
+from elubench.spec.matrix import expand
+from elubench.execution.runner import RunSettings, Skipped, execute_run
+from elubench.spec.loader import validate_spec
+from elubench.store.rundir import ResultsDir
 
 FIELDS = ("status", "test_errors", "test_error", "test_loss", "train_loss", "iterations",
           "init_hash", "activation_stats")
@@ -53,7 +53,7 @@ def _result(path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Two recorded runs and the records and metrics of an uninterrupted run of each."""
-    from elubench.runner import run_matrix
+    from elubench.execution.runner import run_matrix
 
     results = tmp_path_factory.mktemp("trained")
     spec = validate_spec(_spec())
@@ -111,7 +111,7 @@ def test_compare_names_a_damaged_metrics_log_and_skip_bad_leaves_its_curve_out(c
 
 
 def test_a_torn_last_metrics_line_is_what_a_kill_leaves_and_is_not_damage(tmp_path):
-    from elubench.record import read_metrics
+    from elubench.store.record import read_metrics
     path = tmp_path / "metrics.jsonl"
     path.write_bytes(b'{"iteration": 0}\n{"iteration": 10}\n{"iterat')
     assert [r["iteration"] for r in read_metrics(path)] == [0, 10]
@@ -119,7 +119,7 @@ def test_a_torn_last_metrics_line_is_what_a_kill_leaves_and_is_not_damage(tmp_pa
 
 def _interrupted(tmp_path, spec):
     """A run stopped after its first checkpoint: checkpoint.pt and metrics, no run.json."""
-    from elubench.train import Stopped
+    from elubench.training.trainer import Stopped
     cfg = expand(spec)[0]
     settings = RunSettings(results=tmp_path / "results", device="cpu", checkpoint_seconds=0)
     evaluations = []
@@ -185,7 +185,7 @@ def test_a_failed_attempt_keeps_its_checkpoint_and_the_retry_resumes(tmp_path, t
 
 @pytest.mark.parametrize("code", [errno.EFBIG, errno.ENOSPC, errno.EACCES])
 def test_an_os_error_leaves_the_run_resumable_not_failed(tmp_path, trained, monkeypatch, code):
-    from elubench.store import RunDir
+    from elubench.store.rundir import RunDir
     spec = validate_spec(_spec())
     cfg = expand(spec)[0]
     settings = RunSettings(results=tmp_path / "results", device="cpu", checkpoint_seconds=0)
@@ -272,7 +272,7 @@ def test_a_claim_from_another_host_says_who_and_how_to_take_it_over(cli, tmp_pat
 
 
 def test_take_over_never_takes_a_live_process_claim_on_this_host(tmp_path):
-    from elubench.store import RunDir
+    from elubench.store.rundir import RunDir
     run = RunDir(tmp_path / "r")
     assert run.claim(60)
     assert not RunDir(tmp_path / "r").claim(60, take_over=True)  # our own pid: alive
@@ -300,19 +300,19 @@ def test_leftovers_of_a_kill_are_cleaned_by_the_next_run(cli, trained, tmp_path,
 # --- exit codes -----------------------------------------------------------------------------
 
 def test_exit_code_3_when_a_run_failed(cli, tmp_path, spec_file, monkeypatch):
-    import elubench.train
-    real = elubench.train.train_run
+    import elubench.training.trainer
+    real = elubench.training.trainer.train_run
 
     def crash_seed_1(spec, cfg, *args, **kwargs):
         if cfg.seed == 1:
             raise RuntimeError("boom")
         return real(spec, cfg, *args, **kwargs)
 
-    monkeypatch.setattr(elubench.train, "train_run", crash_seed_1)
+    monkeypatch.setattr(elubench.training.trainer, "train_run", crash_seed_1)
     code, out, err = _run(cli, spec_file, tmp_path / "results")
     assert code == 3, out + err
     assert "1 of 2 runs failed" in out and "relu-nobn-he-s001" in out
-    monkeypatch.setattr(elubench.train, "train_run", real)
+    monkeypatch.setattr(elubench.training.trainer, "train_run", real)
     code, out, err = _run(cli, spec_file, tmp_path / "results")
     assert code == 0 and "all 2 runs recorded" in out, out + err
 
@@ -329,7 +329,7 @@ def test_a_claim_of_an_unreaped_dead_process_is_stale(tmp_path):
     claim: it is dead, not alive (a retried Ray task would otherwise wait 180 s)."""
     import subprocess
 
-    from elubench.store import RunDir
+    from elubench.store.rundir import RunDir
     child = subprocess.Popen(["sleep", "0"])
     try:
         deadline = time.time() + 10

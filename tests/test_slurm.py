@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from conftest import recorded_runs, tiny_spec
-from elubench.executors.slurm import Squeue, _sacct_fails
+from elubench.execution.executors.slurm import Squeue, _sacct_fails
 
 SPEC = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 20, "eval_every": 10},
                  compare={"activations": ["elu", "relu"], "batchnorm": [False], "seeds": 2})
@@ -119,10 +119,10 @@ def test_a_slurm_without_accounting_is_said_once_not_on_every_poll(matrix):
 
 LOST_DRIVER = """
 import json, sys
-from elubench.executors import make_executor
-from elubench.grid import expand
-from elubench.runner import Reporter, RunSettings
-from elubench.specfile import validate_spec
+from elubench.execution.executors import make_executor
+from elubench.spec.matrix import expand
+from elubench.execution.runner import Reporter, RunSettings
+from elubench.spec.loader import validate_spec
 
 class Notes(Reporter):
     skipped = {}

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from elubench.errors import StatsError
+from elubench.core.errors import StatsError
 from elubench.stats import (bh, bn_interaction, compare, cost, descriptives, friedman, holm,
                             learning_speed, methods_text, paired_comparisons, seeds_for_power,
                             signed_rank)

@@ -29,9 +29,9 @@ def _sources():
 
 
 def test_the_trainer_knows_nothing_of_the_results_store():
-    assert not {m for m in _imports(PACKAGE / "train.py") if m.startswith(("elubench.store",
-                                                                          "elubench.results"))}
-    code = "import sys, elubench.train; print('elubench.store' in sys.modules)"
+    assert not {m for m in _imports(PACKAGE / "training" / "trainer.py") if m.startswith(("elubench.store.rundir",
+                                                                          "elubench.store.reader"))}
+    code = "import sys, elubench.training.trainer; print('elubench.store.rundir' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -41,8 +41,8 @@ def test_one_atomic_writer():
     writers = [p.relative_to(PACKAGE).as_posix() for p in _sources()
                if re.search(r"mkstemp|NamedTemporaryFile", p.read_text())]
     # store.py's mkstemp is the writability probe of a results folder (deleted at once)
-    assert writers == ["files.py", "store.py"]
-    assert "os.replace(tmp" not in (PACKAGE / "store.py").read_text()
+    assert writers == ["core/files.py", "store/rundir.py"]
+    assert "os.replace(tmp" not in (PACKAGE / "store" / "rundir.py").read_text()
 
 
 def test_no_code_parses_a_configuration_label():
@@ -57,26 +57,28 @@ def test_no_code_parses_a_configuration_label():
 def test_one_definition_of_the_run_record_and_its_statuses():
     defined = [p.relative_to(PACKAGE).as_posix() for p in _sources()
                if re.search(r"^(STATUSES|RECORD_KEYS|RUN_COLUMNS)\s*=", p.read_text(), re.M)]
-    assert defined == ["record.py", "results.py"]  # results.RUN_COLUMNS is derived from it
-    assert "SCALAR_FIELDS" in (PACKAGE / "results.py").read_text()
+    assert defined == ["store/reader.py", "store/record.py"]  # results.RUN_COLUMNS is derived from it
+    assert "SCALAR_FIELDS" in (PACKAGE / "store" / "reader.py").read_text()
 
 
 def test_one_default_baseline_rule():
     hits = [p.relative_to(PACKAGE).as_posix() for p in _sources()
             if re.search(r"""["']relu["'] if ["']relu["'] in""", p.read_text())]
-    assert hits == ["spec.py"]
+    assert hits == ["spec/schema.py"]
 
 
 def test_the_run_command_is_thin():
-    tree = ast.parse((PACKAGE / "cli.py").read_text())
+    tree = ast.parse((PACKAGE / "cli" / "app.py").read_text())
     run = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run")
     start = min(d.lineno for d in run.decorator_list)
     assert run.end_lineno - start + 1 < 50
 
 
-@pytest.mark.parametrize("module", ["cli", "campaign", "spec", "specfile", "notation", "plan", "grid", "record",
-                                    "results", "store", "stats", "tables", "analysis", "files",
-                                    "export", "export_tensorboard", "export_mlflow"])
+@pytest.mark.parametrize("module", ["cli", "execution.campaign", "spec.schema", "spec.loader",
+                                    "spec.notation", "spec.layout", "spec.matrix", "store.record",
+                                    "store.reader", "store.rundir", "stats", "report.tables",
+                                    "report.analysis", "core.files", "export.runs",
+                                    "export.tensorboard", "export.mlflow"])
 def test_modules_the_command_line_reads_import_no_torch(module):
     code = f"import sys, elubench.{module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -85,7 +87,7 @@ def test_modules_the_command_line_reads_import_no_torch(module):
 
 def test_help_imports_no_torch_tensorboard_or_mlflow():
     """`elubench --help` starts fast: the heavy packages load inside the commands that use them."""
-    code = ("import sys; from elubench.cli import app\n"
+    code = ("import sys; from elubench.cli.app import app\n"
             "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('torch', 'tensorboard', 'mlflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -5,11 +5,11 @@ import json
 import pytest
 
 from conftest import tiny_spec
-from elubench.grid import expand
-from elubench.runner import RunSettings, execute_run, run_matrix
-from elubench.specfile import validate_spec
-from elubench.record import REQUIRED_KEYS, read_record
-from elubench.store import ResultsDir
+from elubench.spec.matrix import expand
+from elubench.execution.runner import RunSettings, execute_run, run_matrix
+from elubench.spec.loader import validate_spec
+from elubench.store.record import REQUIRED_KEYS, read_record
+from elubench.store.rundir import ResultsDir
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ def test_stopped_run_resumes_to_the_same_record(tmp_path):
     cfg = expand(spec, seeds=1)[2]  # relu, no BN, dropout on
     whole = execute_run(spec, cfg, _settings(tmp_path / "whole"))
 
-    from elubench.train import Stopped
+    from elubench.training.trainer import Stopped
     calls = {"n": 0}
 
     def stop_after_23_steps():
@@ -106,7 +106,7 @@ def test_divergence_is_recorded_not_raised(tmp_path):
 def test_a_crash_is_recorded_as_failed_and_retried(tmp_path, monkeypatch):
     spec = _spec()
     cfg = expand(spec, seeds=1)[0]
-    import elubench.train as train
+    import elubench.training.trainer as train
 
     def boom(*a, **k):
         raise RuntimeError("out of memory (simulated)")
@@ -191,8 +191,8 @@ class MemorySink:
 def test_the_trainer_trains_into_any_sink_and_matches_the_store(tmp_path):
     import torch
 
-    from elubench.data import load_data
-    from elubench.train import LoopOptions, train_run
+    from elubench.data.load import load_data
+    from elubench.training.trainer import LoopOptions, train_run
 
     spec = _spec()
     cfg = expand(spec, activations=["elu"], batchnorm=[True], seeds=1)[0]
@@ -213,7 +213,7 @@ def test_cpu_records_say_which_allocator_setting_was_in_force(tmp_path):
 
     record = execute_run(_spec(), expand(_spec(), seeds=1)[0], _settings(tmp_path))
     assert record.allocator.startswith("glibc keeps freed memory")
-    code = ("import torch; from elubench.runtime import configure, allocator_setting; "
+    code = ("import torch; from elubench.training.runtime import configure, allocator_setting; "
             "configure(torch.device('cpu')); print(allocator_setting(torch.device('cpu')))")
     off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**__import__("os").environ, "ELUBENCH_KEEP_FREED_MEMORY": "0"})

@@ -7,7 +7,8 @@ The package's modules, one concern each:
   writer.
 * :mod:`elubench.data.memory`: :class:`InMemoryData` and its batched gather on the device.
 * :mod:`elubench.data.stream`: :class:`StreamData` for image folders.
-* this module: :func:`load_data`, which picks one of them, and the names other code imports.
+* :mod:`elubench.data.load`: :func:`~elubench.data.load.load_data`, which picks one of them.
+* :mod:`elubench.data.catalog`: the files each dataset needs and their MD5s (no torch).
 
 ``load_data(spec.data, device=...)`` returns one of two sources with the same interface:
 
@@ -40,43 +41,3 @@ mean and std) or ``gcn-zca`` (pylearn2's global contrast normalization, then ZCA
 the fit is cached on disk, keyed by a hash of everything it depends on). Zero padding for the
 random crop is applied after preprocessing; test images and the probe are centre-cropped.
 """
-
-from __future__ import annotations
-
-from pathlib import Path
-
-import torch
-
-from elubench.data.memory import InMemoryData, centre, crop_flip
-from elubench.data.preprocess import (ZCA_VERSION, cached_zca, fit_zca, gcn, standardize,
-                                      write_cache, zca_key)
-from elubench.data.sources import (TORCHVISION, Raw, digits_raw, read_raw, synthetic_images,
-                                   torchvision_raw)
-from elubench.data.stream import STATS_SAMPLE, Seeded, StreamData, spread
-from elubench.errors import DataError
-from elubench.paths import default_cache_dir, default_data_dir
-from elubench.spec import Data
-
-# The function `preprocess` is deliberately not re-exported: it would shadow the submodule
-# `elubench.data.preprocess`. The names above are bound here for callers; code looks them up in
-# its own submodule, so a test that monkeypatches one must patch it there (for example
-# `elubench.data.preprocess.fit_zca`), not here.
-__all__ = ["InMemoryData", "Raw", "STATS_SAMPLE", "Seeded", "StreamData", "TORCHVISION",
-           "ZCA_VERSION", "cached_zca", "centre", "crop_flip", "default_cache_dir",
-           "default_data_dir", "digits_raw", "fit_zca", "gcn", "load_data", "read_raw", "spread",
-           "standardize", "synthetic_images", "torchvision_raw", "write_cache", "zca_key"]
-
-
-def load_data(data: Data, *, device: torch.device | str = "cpu", data_dir: Path | None = None,
-              download: bool = False, cache_dir: Path | None = None) -> InMemoryData | StreamData:
-    """The dataset a spec names, preprocessed and ready to batch on `device`."""
-    device = torch.device(device)
-    cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    if data.dataset == "imagefolder":
-        return StreamData(data, device, cache_dir)
-    raw = read_raw(data, data_dir, download)
-    classes = data.classes()
-    for labels in (raw.train_y, raw.test_y):
-        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
-            raise DataError(f"{data.dataset}: labels fall outside 0..{classes - 1}")
-    return InMemoryData(data, raw, device, cache_dir)

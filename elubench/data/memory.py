@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from elubench.data.preprocess import preprocess
-from elubench.init import derive_seed
-from elubench.spec import Data
+from elubench.core.seeds import derive_seed
+from elubench.spec.data_section import Data
 
 if TYPE_CHECKING:  # annotations only: sources imports crop_flip from this module
     from elubench.data.sources import Raw

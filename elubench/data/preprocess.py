@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from elubench.files import write_bytes_atomic
-from elubench.spec import Data
+from elubench.core.files import write_bytes_atomic
+from elubench.spec.data_section import Data
 
 if TYPE_CHECKING:  # annotations only: sources imports memory, which imports this module
     from elubench.data.sources import Raw
@@ -80,7 +80,7 @@ def cached_zca(flat: Tensor, bias: float, path: Path) -> tuple[Tensor, Tensor]:
 
 def write_cache(path: Path, write: Callable) -> None:
     """Build a cache file in memory with ``write(buffer)`` and write it atomically
-    (elubench.files.write_bytes_atomic), so readers never see half of it. A cache that cannot
+    (elubench.core.files.write_bytes_atomic), so readers never see half of it. A cache that cannot
     be written costs only a refit next time: a warning, not an error."""
     try:
         buffer = io.BytesIO()

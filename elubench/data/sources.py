@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from elubench.data.memory import crop_flip
-from elubench.errors import DataError
-from elubench.init import derive_seed
-from elubench.paths import default_data_dir
-from elubench.spec import Data, Synthetic
+from elubench.core.errors import DataError
+from elubench.core.seeds import derive_seed
+from elubench.core.paths import default_data_dir
+from elubench.spec.data_section import Data, Synthetic
 
 
 @dataclass

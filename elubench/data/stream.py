@@ -17,9 +17,9 @@ import torch
 from torch import Tensor
 
 from elubench.data.preprocess import write_cache
-from elubench.errors import DataError
-from elubench.init import derive_seed
-from elubench.spec import Data
+from elubench.core.errors import DataError
+from elubench.core.seeds import derive_seed
+from elubench.spec.data_section import Data
 
 STATS_SAMPLE = 1000  # imagefolder: training images that estimate the channel mean and std
 

@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from elubench.errors import StatsError
+from elubench.core.errors import StatsError
 from elubench.stats.families import comparison_pairs
 from elubench.stats.paired import holm
 from elubench.stats.scores import check_options, prepare

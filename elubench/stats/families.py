@@ -20,7 +20,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from elubench.errors import StatsError
+from elubench.core.errors import StatsError
 from elubench.stats.paired import (PAIRED_COLUMNS, PRIMARY, best_holm, bh, holm,
                                    paired_or_untestable, wilcoxon_seeds)
 from elubench.stats.scores import ScoreTable, check_options, prepare

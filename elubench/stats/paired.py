@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from elubench.errors import StatsError
+from elubench.core.errors import StatsError
 from elubench.stats.scores import check_options
 
 PRIMARY = "Wilcoxon signed-rank"

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from elubench.errors import StatsError
-from elubench.record import STATUSES
+from elubench.core.errors import StatsError
+from elubench.store.record import STATUSES
 
 ALTERNATIVES = ("two-sided", "less", "greater")
 

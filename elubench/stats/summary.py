@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from elubench.errors import StatsError
-from elubench.spec import default_baseline
+from elubench.core.errors import StatsError
+from elubench.spec.schema import default_baseline
 from elubench.stats.families import (BNInteraction, FriedmanResult, PairedComparisons, bn_effects,
                                      comparisons, friedman_table, reference_activation)
 from elubench.stats.methods import (condition_warnings, methods_text, reach_warnings,

@@ -1,0 +1,249 @@
+"""The checks a custom activation passes before anything trains (`run`, `show`, `bench`).
+
+A user's function meets the net's tensors only after data is loaded and, on a cluster, after
+a queue; a bug found there costs hours. So each custom activation of a matrix is built and
+called here first, on the shapes its layers will give it (N x C x H x W, N x C), and a
+failure is one ActivationError naming the activation, the check and the value that failed:
+
+- construct    built for every layer's channel count without raising;
+- call         called on a random batch of each shape, it returns a tensor of the input's
+               shape, dtype and device (and does not raise);
+- finite       outputs and gradients (to the input and the parameters) are finite on a grid
+               from -50 to 50, in every channel;
+- element-wise changing one input element changes only that output element (with
+               `channelwise = True`: only outputs of its sample and channel);
+- gradcheck    torch.autograd.gradcheck passes in float64, at points away from the `kinks` it
+               declares (its parameters included);
+- no weights   it holds no conv or FC layer: the paired init draws their weights per layer of
+               the net, and a hidden one would shift every draw after it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from elubench.activations.registry import Activation
+from elubench.core.errors import ActivationError
+
+BATCH = 2          # images per check batch: enough to see a batch-wise dependence
+GRID = 1001        # points of the -50..50 grid, 0.1 apart (0 among them: many kinks are there)
+GRADCHECK_CHANNELS = 3
+
+
+def check_matrix(spec, configs) -> None:
+    """Check every custom activation among `configs` (grid.RunConfig) on the spec's shapes."""
+    from elubench.activations.code import activation_for
+    seen: dict[str, Activation] = {}
+    for cfg in configs:
+        if cfg.activation_ref is not None and cfg.activation_ref not in seen:
+            seen[cfg.activation_ref] = activation_for(cfg, spec)
+    for activation in seen.values():
+        check_activation(activation, hidden_shapes(spec, activation), spec.train.precision)
+
+
+def hidden_shapes(spec, activation) -> list[tuple[int, ...]]:
+    """The per-image shapes the activation meets: every hidden conv/FC layer's output."""
+    from elubench.spec.layout import plan_network
+    plan = plan_network(spec, activation, False)  # BN changes no shape
+    return list(dict.fromkeys(tuple(row.out_shape) for row in plan.rows
+                              if row.kind in ("conv", "fc") and row.activation))
+
+
+class _Failed(Exception):
+    def __init__(self, check: str, detail: str, hint: str | None = None):
+        super().__init__(detail)
+        self.check, self.detail, self.hint = check, detail, hint
+
+
+def check_activation(activation: Activation, shapes: list[tuple[int, ...]],
+                     precision: str = "fp32") -> None:
+    """Run every check; raise one ActivationError for the first that fails."""
+    if activation.custom is None:
+        return
+    import torch
+    try:
+        with torch.random.fork_rng(devices=[]):  # the checks' draws leave the runs' RNG alone
+            _run_checks(activation, shapes, precision)
+    except _Failed as failed:
+        qualified = getattr(activation.custom, "qualified", "")
+        raise ActivationError(f"activation {activation} ({qualified}): check '{failed.check}' "
+                              f"failed: {failed.detail}", hint=failed.hint) from None
+
+
+def _dims(shape) -> str:
+    return "×".join(str(n) for n in shape)
+
+
+def _run_checks(activation: Activation, shapes, precision: str) -> None:
+    import torch
+    dtypes = [torch.float32] + ([torch.bfloat16] if precision == "bf16" else [])
+    for shape in shapes:
+        module = _build(activation, shape[0])
+        _no_weights(module)
+        for dtype in dtypes:
+            x = torch.randn((BATCH, *shape), generator=torch.Generator().manual_seed(0)).to(dtype)
+            _call(module, x)
+        _finite(module, shape)
+        _element_wise(module, torch.randn((BATCH, *shape), generator=torch.Generator().manual_seed(1)),
+                      bool(getattr(activation.custom, "channelwise", False)))
+    kinks = getattr(activation.custom, "kinks", ())
+    for rank in sorted({len(shape) for shape in shapes}):
+        _gradcheck(_build(activation, GRADCHECK_CHANNELS), rank, kinks)
+
+
+def _build(activation: Activation, channels: int):
+    try:
+        return activation.create(channels).train()
+    except Exception as exc:
+        raise _Failed("construct", f"building it for {channels} channels raised "
+                                   f"{exc.__class__.__name__}: {exc}") from None
+
+
+def _no_weights(module) -> None:
+    from torch import nn
+    for name, sub in module.named_modules():
+        if isinstance(sub, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+            raise _Failed("no weights", f"it holds a {type(sub).__name__} ({name or 'itself'})",
+                          hint="an activation acts on each element (or channel); the paired "
+                               "init draws every conv/FC layer's weights in the net's order")
+
+
+def _call(module, x):
+    """module(x) checked: a tensor of x's shape, dtype and device. Called on a copy, as the
+    net's activations may overwrite their input."""
+    import torch
+    try:
+        y = module(x.clone())
+    except Exception as exc:
+        raise _Failed("call", f"on a {_dims(x.shape)} {_dtype(x)} tensor it raised "
+                              f"{exc.__class__.__name__}: {exc}") from None
+    if not isinstance(y, torch.Tensor):
+        raise _Failed("call", f"on a {_dims(x.shape)} tensor it returned a {type(y).__name__}, "
+                              "not a tensor")
+    if y.shape != x.shape:
+        raise _Failed("call", f"it changes the shape: {_dims(x.shape)} in, {_dims(y.shape)} out",
+                      hint="an activation returns a tensor of its input's shape")
+    if y.dtype != x.dtype:
+        raise _Failed("call", f"it changes the dtype: {_dtype(x)} in, {_dtype(y)} out",
+                      hint="compute in the input's dtype (e.g. torch.tensor(c, dtype=x.dtype))")
+    if y.device != x.device:
+        raise _Failed("call", f"it moves the tensor: {x.device} in, {y.device} out")
+    return y
+
+
+def _dtype(x) -> str:
+    return str(x.dtype).removeprefix("torch.")
+
+
+def _element_wise(module, x, channelwise: bool) -> None:
+    """Nudge one element at a time; only it (or its sample's channel) may change."""
+    import torch
+    with torch.no_grad():
+        base = _call(module, x)
+        for k, flat in enumerate((0, x.numel() // 2 + 1, x.numel() - 1)):
+            position = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), x.shape))
+            nudged = x.clone()
+            nudged[position] += 0.5 + 0.25 * k
+            out = _call(module, nudged)
+            changed = (out != base) & ~(torch.isnan(out) & torch.isnan(base))
+            allowed = torch.zeros_like(changed)
+            if channelwise:
+                allowed[position[:2]] = True
+            else:
+                allowed[position] = True
+            others = (changed & ~allowed).nonzero()
+            if len(others):
+                where = tuple(int(i) for i in others[0])
+                raise _Failed("element-wise", f"changing input element {position} of a "
+                                              f"{_dims(x.shape)} batch also changed output element "
+                                              f"{where}" + (f" and {len(others) - 1} more" if len(others) > 1 else ""),
+                              hint="an activation acts on each element alone; declare "
+                                   "`channelwise = True` on it if it may mix one channel's values")
+
+
+def _finite(module, shape) -> None:
+    """Outputs and gradients finite for inputs from -50 to 50, in every channel."""
+    import torch
+    grid = torch.arange(-(GRID // 2), GRID // 2 + 1, dtype=torch.float32) / 10  # 0.1 apart, 0 exact
+    # every grid value in every channel; a 1x1 map is enough where the function is element-wise
+    # (a 1001 x C x H x W grid of a conv layer's full map would take gigabytes)
+    spatial = [1] * (len(shape) - 1)
+    x = grid.view(GRID, 1, *spatial).expand(GRID, shape[0], *spatial).contiguous()
+    x.requires_grad_(True)
+    module.zero_grad(set_to_none=True)
+    y = _call(module, x.clone())
+    bad = ~torch.isfinite(y.detach())
+    if bad.any():
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise _Failed("finite", f"it returns {y[index].item()} at x = {x[index].item():g}",
+                      hint="outputs must be finite for every input a layer can give it")
+    try:
+        y.sum().backward()
+    except Exception as exc:
+        raise _Failed("finite", f"its backward raised {exc.__class__.__name__}: {exc}") from None
+    grad = x.grad
+    bad = ~torch.isfinite(grad)
+    if bad.any():
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise _Failed("finite", f"its gradient is {grad[index].item()} at x = {x[index].item():g}",
+                      hint="a branch torch.where discards still has its gradient computed: "
+                           "evaluate each branch only where it is finite (e.g. on clamp(x, max=0))")
+    for name, p in module.named_parameters():
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            raise _Failed("finite", f"the gradient of its parameter {name!r} is not finite on "
+                                    "inputs from -50 to 50")
+
+
+def _gradcheck(module, rank: int, kinks) -> None:
+    """torch.autograd.gradcheck in float64, the module's parameters among the inputs."""
+    import torch
+    from torch.func import functional_call
+
+    module = copy.deepcopy(module).double()
+    names = [name for name, p in module.named_parameters() if p.requires_grad]
+    shape = (BATCH, GRADCHECK_CHANNELS) if rank == 1 else (BATCH, GRADCHECK_CHANNELS, 2, 2)
+    x = torch.empty(shape, dtype=torch.float64).uniform_(-4.0, 4.0,
+                                                         generator=torch.Generator().manual_seed(2))
+    for kink in kinks:  # gradcheck's finite differences straddling a kink would differ from autograd
+        x = torch.where((x - kink).abs() < 0.05, x + 0.1, x)
+    params = [dict(module.named_parameters())[name].detach().clone().requires_grad_(True) for name in names]
+
+    def call(inp, *values):
+        return functional_call(module, dict(zip(names, values)), (inp.clone(),))
+
+    try:
+        ok = torch.autograd.gradcheck(call, (x.requires_grad_(True), *params), eps=1e-6, atol=1e-5,
+                                      rtol=1e-3, raise_exception=False)
+    except Exception as exc:
+        raise _Failed("gradcheck", f"in float64 it raised {exc.__class__.__name__}: "
+                                   f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+    if not ok:
+        raise _Failed("gradcheck", _mismatch(call, x.detach(), params),
+                      hint="its backward does not match its forward; if its derivative jumps at "
+                           "some points, declare them: kinks = (0.0,)")
+
+
+def _mismatch(call, x, params) -> str:
+    """Where autograd and central differences disagree most (the input's own derivative)."""
+    import torch
+    x = x.clone().requires_grad_(True)
+    analytic = torch.autograd.grad(call(x, *params).sum(), x)[0]
+    eps = 1e-6
+    with torch.no_grad():
+        numeric = (call(x + eps, *params) - call(x - eps, *params)) / (2 * eps)
+    gap = (analytic - numeric).abs()
+    index = tuple(int(i) for i in torch.unravel_index(gap.argmax(), gap.shape))
+    if gap[index] <= 1e-5 + 1e-3 * numeric[index].abs():
+        return "autograd's and numerical gradients differ (in a parameter's or across elements)"
+    return (f"at x = {x[index].item():.6g} autograd gives the derivative {analytic[index].item():.6g}, "
+            f"central differences {numeric[index].item():.6g}")
+
+
+def checked_activation(spec, text: str | None, base_dir, flag: str):
+    """(spec, Activation) for the one activation `show` lays out: `text` (a file read from the
+    spec's folder) or the spec's first; a custom one resolved and checked on the spec's shapes."""
+    from elubench.activations.code import resolve_name, with_names
+    spec, [name] = with_names(spec, [text or spec.compare.activations[0]], base_dir, flag)
+    activation = resolve_name(name, spec)
+    check_activation(activation, hidden_shapes(spec, activation), spec.train.precision)
+    return spec, activation

@@ -1,0 +1,117 @@
+"""The torch modules elubench implements for activations (everything else comes from torch.nn):
+shifted ReLU, the exponential linear family with its own CPU kernel, and a user's function
+wrapped as a module."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ShiftedReLU(nn.Module):
+    """SReLU of the ELU paper: max(floor, x), floor = -1. Not the S-shaped ReLU.
+
+    torch.threshold(x, floor, floor) is exactly max(floor, x), in one kernel each way (its
+    backward is one threshold_backward); clamp_min's backward takes two, and relu(x + 1) - 1
+    three passes over memory.
+    """
+
+    def __init__(self, floor: float = -1.0):
+        super().__init__()
+        self.floor = float(floor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.threshold(x, self.floor, self.floor)
+
+    def extra_repr(self) -> str:
+        return f"floor={self.floor}"
+
+
+# The exponential linear family: scale * (x if x > 0 else alpha * (exp(input_scale * x) - 1)).
+# ELU is (alpha, 1, 1); SELU (1.6733, 1.0507, 1); CELU(a) (a, 1, 1/a). PyTorch's CPU kernels
+# for these evaluate expm1, which some builds and CPUs do one element at a time (issue 17
+# measured 14.5x ReLU's cost for F.elu). `ExpLinear` computes the same function from vectorized
+# ops where that is faster (elubench.activations.kernels measures it once per machine), taking its
+# gradient from the saved output (aten's fused elu_backward with is_result=True: no second
+# exp), and keeps PyTorch's kernel on GPUs (memory-bound and fast) and under torch.compile
+# (which generates its own).
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+
+
+class _ExpLinearCPU(torch.autograd.Function):
+    """Forward: scale * (relu(x) + alpha * (exp(input_scale * min(x, 0)) - 1)), in place when
+    asked (the tensor it overwrites is a conv, FC or BN output nobody's backward needs). The
+    negative part is exactly 0 for x > 0 (exp(0) - 1), so the positive side is exactly x, even
+    where x is below alpha's rounding unit; the output's sign is the input's, which the
+    backward relies on. Backward from the output y: input_scale * (y + alpha * scale) where
+    y <= 0, scale elsewhere."""
+
+    @staticmethod
+    def forward(ctx, x, alpha: float, scale: float, input_scale: float, inplace: bool):
+        negative = torch.clamp_max(x, 0.0)
+        if input_scale != 1.0:
+            negative.mul_(input_scale)
+        negative.exp_().sub_(1.0)
+        if inplace:
+            ctx.mark_dirty(x)
+            y = x.relu_()
+        else:
+            y = torch.relu(x)
+        y.add_(negative, alpha=alpha)
+        if scale != 1.0:
+            y.mul_(scale)
+        ctx.save_for_backward(y)
+        ctx.coefficients = (alpha, scale, input_scale)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        alpha, scale, input_scale = ctx.coefficients
+        return (torch.ops.aten.elu_backward(grad, alpha, scale, input_scale, True, y),
+                None, None, None, None)
+
+
+class ExpLinear(nn.Module):
+    """ELU, SELU and CELU (see above): elubench's vectorized kernel on the CPU, PyTorch's
+    elsewhere. `implementation(device)` says which trained a run (recorded in run.json)."""
+
+    def __init__(self, alpha: float = 1.0, scale: float = 1.0, input_scale: float = 1.0,
+                 inplace: bool = False, name: str = "elu"):
+        super().__init__()
+        self.alpha, self.scale, self.input_scale = float(alpha), float(scale), float(input_scale)
+        self.inplace, self.name = inplace, name
+
+    @staticmethod
+    def implementation(device: torch.device) -> str:
+        """"elubench" or "torch": measured once per machine on the CPU, "torch" elsewhere
+        (elubench.activations.kernels; $ELUBENCH_ACTIVATION_KERNELS overrides)."""
+        from elubench.activations.kernels import exp_linear_kernel
+        return exp_linear_kernel(device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling() or self.implementation(x.device) == "torch":
+            return torch.ops.aten.elu_(x, self.alpha, self.scale, self.input_scale) if self.inplace \
+                else torch.ops.aten.elu(x, self.alpha, self.scale, self.input_scale)
+        return _ExpLinearCPU.apply(x, self.alpha, self.scale, self.input_scale, self.inplace)
+
+    def extra_repr(self) -> str:
+        return (f"{self.name}: alpha={self.alpha:g}, scale={self.scale:g}, "
+                f"input_scale={self.input_scale:g}, inplace={self.inplace}")
+
+
+class FunctionActivation(nn.Module):
+    """A user's activation given as a plain function of a tensor (docs/custom-activations.md):
+    `fn(x, **params)`. It holds no parameters of its own; `name` is its label in tables."""
+
+    def __init__(self, fn, params: dict, name: str):
+        super().__init__()
+        self.fn, self.params, self.name = fn, dict(params), name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, **self.params)
+
+    def extra_repr(self) -> str:
+        return ", ".join([self.name, *(f"{k}={v!r}" for k, v in self.params.items())])

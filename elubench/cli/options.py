@@ -1,0 +1,151 @@
+"""The command line's options and arguments, declared once: the commands in elubench.cli.app stay
+short, and two commands that take the same option (`compare` and `report`, `run` and `bench`)
+share its help text. Pure declarations: typer only, nothing heavy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+SpecArg = Annotated[Path, typer.Argument(help="A spec YAML file (see specs/).", show_default=False)]
+SpecsArg = Annotated[list[Path], typer.Argument(
+    help="One or more spec YAML files (see specs/); a shell glob works (specs/mnist-*.yaml). "
+         "Several train one after another, each in results/<spec name>/.", show_default=False,
+    metavar="spec")]
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="Override a spec field: --set train.iterations=2000 (repeatable).",
+    show_default=False)]
+WidthOpt = Annotated[Optional[float], typer.Option(
+    help="Scale every layer's units except the output layer's (sets model.width).",
+    show_default=False)]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+PrecisionOpt = Annotated[Optional[str], typer.Option(
+    help="fp32 or bf16 (autocast); sets train.precision.", show_default=False)]
+CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the model.")]
+ActivationsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--activations", "-a", help="Only these activations (comma-separated or repeated); "
+                                "default: the spec's.", show_default=False)]
+
+# `run` (and, where they share a name, `show` and `bench`)
+SCALE = "Scaling out"
+BatchnormOpt = Annotated[Optional[str], typer.Option(
+    help="on, off or both; default: the spec's.", show_default=False)]
+SeedsOpt = Annotated[Optional[int], typer.Option(help="Seeds 0..N-1; default: the spec's.", min=1,
+                                                 show_default=False)]
+ResultsOpt = Annotated[Path, typer.Option(help="Results folder (one subfolder per spec).")]
+DataDirOpt = Annotated[Optional[Path], typer.Option(
+    help="Where datasets live (default: $ELUBENCH_DATA_DIR or ~/.cache/elubench/data).",
+    show_default=False)]
+DownloadOpt = Annotated[bool, typer.Option(help="Download a missing dataset.")]
+
+# `data`
+DataSpecsArg = Annotated[list[Path], typer.Argument(
+    help="One or more spec YAML files (see specs/); a shell glob works.", show_default=False,
+    metavar="spec")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+FetchOpt = Annotated[bool, typer.Option(
+    "--download", help="Fetch datasets whose files are missing through torchvision into the data "
+                       "folder, then check them.")]
+ForceOpt = Annotated[bool, typer.Option(
+    help="Train the selected runs again; old records move to superseded/, never deleted.")]
+DryRunOpt = Annotated[bool, typer.Option(
+    help="List the matrix (done / left) and estimate its wall time; train nothing.")]
+CheckpointOpt = Annotated[float, typer.Option(help="Seconds between checkpoints (taken at evaluations).")]
+ShardOpt = Annotated[Optional[str], typer.Option(
+    help="Only the I-th of N equal slices of the matrix (I/N; with several specs, of each "
+         "spec's), for schedulers elubench does not drive.", show_default=False,
+    rich_help_panel=SCALE)]
+ExecutorOpt = Annotated[str, typer.Option(
+    help="Where runs train: auto (on a CPU as many runs at once as the cores allow, else one "
+         "after another), serial (this process), local (worker processes), ray (Ray tasks) or "
+         "slurm (a Slurm job array).", rich_help_panel=SCALE)]
+ParallelOpt = Annotated[Optional[int], typer.Option(
+    help="K runs at once on this device (K local workers sharing one GPU, or the cores).", min=1,
+    show_default=False, rich_help_panel=SCALE)]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    help="local: worker processes (one GPU each when there are GPUs; on a CPU each run keeps its "
+         "--threads).", min=1, show_default=False, rich_help_panel=SCALE)]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    help="CPU threads per run (sets train.threads; default the spec's, 1). Runs with different "
+         "counts give different float sums: keep one count per results folder.", min=1,
+    show_default=False)]
+TakeOverOpt = Annotated[bool, typer.Option(
+    help="Train runs claimed by a process on another host too (a results folder copied from a "
+         "machine where nothing trains them now).")]
+NoMemoryCheckOpt = Annotated[bool, typer.Option(help="Train even when the estimate says a run will not fit in memory.")]
+DeterministicOpt = Annotated[bool, typer.Option(
+    help="GPU: deterministic algorithms (cuDNN, atomics), slower; recorded in every run.")]
+GpusOpt = Annotated[Optional[str], typer.Option(
+    help="local: GPUs to spread workers over, e.g. 0,1 (default: all visible).", show_default=False,
+    rich_help_panel=SCALE)]
+RayAddressOpt = Annotated[Optional[str], typer.Option(
+    help="ray: the cluster to use (default: start a local Ray instance).", show_default=False,
+    rich_help_panel=SCALE)]
+RayCpusOpt = Annotated[Optional[int], typer.Option(
+    help="ray: CPUs of the local Ray instance (default: all).", show_default=False,
+    rich_help_panel=SCALE)]
+CpusPerRunOpt = Annotated[Optional[float], typer.Option(
+    help="ray/slurm: CPU cores (and torch threads) per run.", show_default=False,
+    rich_help_panel=SCALE)]
+GpusPerRunOpt = Annotated[Optional[float], typer.Option(
+    help="ray/slurm: GPUs per run (ray default: 1 when the cluster has GPUs; slurm: 0).",
+    show_default=False, rich_help_panel=SCALE)]
+PartitionOpt = Annotated[Optional[str], typer.Option(help="slurm: partition.", show_default=False,
+                                                     rich_help_panel=SCALE)]
+SlurmTimeOpt = Annotated[Optional[int], typer.Option(
+    help="slurm: time limit per job in minutes (a run cut at the limit resumes from its checkpoint "
+         "on the next `run`; default 1440).", show_default=False, rich_help_panel=SCALE)]
+SlurmParallelismOpt = Annotated[Optional[int], typer.Option(
+    help="slurm: most jobs of the array running at once.", show_default=False, rich_help_panel=SCALE)]
+SbatchOpt = Annotated[Optional[list[str]], typer.Option(
+    help="slurm: an extra sbatch option KEY=VALUE (repeatable), e.g. account=proj.",
+    show_default=False, rich_help_panel=SCALE)]
+SlurmClusterOpt = Annotated[Optional[str], typer.Option(
+    help="slurm: slurm, or local/debug to try the job array on this machine.", show_default=False,
+    rich_help_panel=SCALE)]
+
+
+# `compare` and `report`
+ResultsArg = Annotated[Path, typer.Argument(help="A results folder (default results/).")]
+
+
+SpecNameOpt = Annotated[Optional[list[str]], typer.Option(
+    help="Only this experiment (spec name; repeatable), when the folder holds several.",
+    show_default=False)]
+AcrossOpt = Annotated[Optional[bool], typer.Option(
+    "--across/--no-across", help="The summary across experiments: by default when the folder "
+    "holds two or more; --across requires it, --no-across leaves it out.", show_default=False)]
+BaselineOpt = Annotated[Optional[str], typer.Option(
+    help="An activation, compared with every other at the same BN setting (e.g. relu), or a "
+         "configuration every other is compared with (e.g. relu+bn); default: the spec's (relu).",
+    show_default=False)]
+AllPairsOpt = Annotated[bool, typer.Option("--all-pairs", help="Compare every pair of configurations.")]
+AlternativeOpt = Annotated[Optional[str], typer.Option(
+    help="two-sided, less (a has lower error) or greater; default: the spec's (two-sided).",
+    show_default=False)]
+AlphaOpt = Annotated[Optional[float], typer.Option(help="Significance level; default: the spec's (0.05).",
+                                                   show_default=False)]
+RopeOpt = Annotated[Optional[float], typer.Option(
+    help="Region of practical equivalence of the Bayesian signed-rank test, in percentage points; "
+         "default: the spec's (0.5).", show_default=False)]
+QValuesOpt = Annotated[bool, typer.Option("--q-values", help="Also report Benjamini–Hochberg q-values.")]
+TargetOpt = Annotated[Optional[float], typer.Option(
+    help="Test error (%) whose iterations-to-reach are compared (default: the worst "
+         "configuration's final mean).", show_default=False)]
+FormatOpt = Annotated[str, typer.Option("--format", help="rich, markdown, csv, json or latex.")]
+OutOpt = Annotated[Optional[Path], typer.Option(help="Write to this file instead of the terminal.",
+                                                show_default=False)]
+SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Leave out damaged files (run.json, metrics.jsonl, spec.json), each named in a warning.")]
+
+# `export`
+TensorBoardOpt = Annotated[Optional[Path], typer.Option(
+    "--tensorboard", metavar="DIR", show_default=False,
+    help="Write TensorBoard event files: one TensorBoard run per run, in DIR/<spec>/<run id>/ "
+         "(needs pip install 'elubench\\[tensorboard]').")]
+MlflowOpt = Annotated[Optional[str], typer.Option(
+    "--mlflow", metavar="URI", show_default=False,
+    help="Log to an MLflow tracking store: a folder (file:./mlruns), a database "
+         "(sqlite:///mlflow.db) or a server (http://host:5000); one experiment per spec, one "
+         "MLflow run per run (needs pip install 'elubench\\[mlflow]').")]

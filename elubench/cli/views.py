@@ -1,0 +1,357 @@
+"""Rich renderings of plain results (tables for the terminal). No torch."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+
+def _shape(shape) -> str:
+    return "×".join(str(n) for n in shape)
+
+
+def _si(n: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return f"{n:g}"
+
+
+def plan_table(plan, title: str) -> Table:
+    # Numbers never wrap or truncate (min_width); the type column wraps on narrow terminals.
+    widest_shape = max(len(_shape(r.out_shape)) for r in plan.rows)
+    table = Table(title=title, show_footer=True, header_style="bold")
+    table.add_column("stack", justify="right")
+    table.add_column("layer", justify="right")
+    table.add_column("type", "total")
+    table.add_column("units", justify="right", min_width=5)
+    table.add_column("kernel", justify="right", min_width=6)
+    table.add_column("output", justify="right", footer=_shape(plan.rows[-1].out_shape),
+                     min_width=max(widest_shape, len(_shape(plan.input_shape))))
+    table.add_column("params", justify="right", footer=f"{plan.total_params:,}",
+                     min_width=len(f"{plan.total_params:,}"))
+    table.add_column("FLOPs", justify="right", footer=_si(plan.forward_flops), min_width=8)
+    table.add_row("", "", "input", "", "", _shape(plan.input_shape), "", "")
+    for row in plan.rows:
+        kernel = ""
+        if row.kind == "conv":
+            kernel = f"{row.kernel}×{row.kernel}" + (f" /{row.stride}" if row.stride > 1 else "")
+        elif row.kind == "fc":
+            kernel = "FC"
+        table.add_row(str(row.stack), str(row.layer or ""), row.description,
+                      str(row.units or ""), kernel, _shape(row.out_shape),
+                      f"{row.params:,}" if row.params else "", _si(row.flops) if row.flops else "")
+    return table
+
+
+def activations_table(rows: list[dict]) -> Table:
+    table = Table(title="activations (`name`, `name(value)` or `name(key=value)`; your own code: "
+                        "`file.py:attr`, `pkg.module:attr`)", header_style="bold")
+    for column in ("name", "formula", "parameters", "he-aware slope", "by", "source"):
+        table.add_column(column)
+    for row, previous in zip(rows, [{}] + rows):
+        if row.get("registered") and not previous.get("registered"):
+            table.add_section()  # below: what installed packages register (entry points)
+        name = row["name"] + (f"\n[dim]alias {row['aliases']}[/dim]" if row["aliases"] else "")
+        table.add_row(name, row["formula"], row["parameters"] or "-", row["he_aware_slope"],
+                      row["implemented_by"], row["source"])
+    return table
+
+
+def matrix_table(configs, state, title: str) -> Table:
+    """Per configuration: seeds done, failed (to retry), started (checkpoint) and left."""
+    rows: dict[str, dict[str, int]] = {}
+    for cfg in configs:
+        row = rows.setdefault(cfg.config, {"done": 0, "failed": 0, "started": 0, "left": 0})
+        if cfg.run_id in state.done:
+            row["done"] += 1
+        else:
+            row["left"] += 1
+            row["failed"] += cfg.run_id in state.failed
+            row["started"] += cfg.run_id in state.started
+    table = Table(title=title, header_style="bold")
+    table.add_column("configuration")
+    for column in ("done", "left", "of which failed before", "of which checkpointed"):
+        table.add_column(column, justify="right")
+    for config, row in rows.items():
+        table.add_row(config, str(row["done"]), str(row["left"]), str(row["failed"]), str(row["started"]))
+    return table
+
+
+def dry_run_view(plan, spec):
+    """`run --dry-run`: the matrix table, a warning if the folder holds another spec version,
+    and the estimated wall time of what is left (`plan` is dryrun.DryRun)."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.text import Text
+
+    items = []
+    if plan.other_version:
+        items.append(Text(f"{plan.folder} holds runs of another version of this spec; `run` will "
+                          "refuse unless given --force or another --results", style="yellow"))
+    items.append(matrix_table(plan.configs, plan.state, f"{spec.name} (spec hash {spec.hash})"))
+    for run_id, why in plan.state.damaged.items():
+        items.append(Text(f"{run_id} will not be trained: {why}", style="yellow"))
+    if plan.data is not None:
+        items.append(data_line(plan.data))
+    guess = plan.estimate
+    if guess is not None:
+        layout = ""
+        if guess.device == "cpu":
+            layout = (f", {guess.at_once} at once" if guess.at_once > 1 else ", one at a time") + \
+                f", {guess.threads} thread{'s' * (guess.threads > 1)} each"
+        items.append(Text.from_markup(
+            f"estimate on {guess.device}: {guess.runs} runs{layout} × ({guess.iterations:,} steps × "
+            f"{guess.step_seconds * 1000:.1f} ms + {guess.evaluations} evaluations × "
+            f"{human_seconds(guess.eval_seconds)}) = [bold]{human_seconds(guess.total_seconds)}[/bold] "
+            f"({human_seconds(guess.run_seconds)} per run, timed on {escape(str(plan.timed_on))})"))
+    other = plan.alternative
+    if guess is not None and other is not None:
+        faster = other.total_seconds < 0.9 * guess.total_seconds
+        items.append(Text(
+            f"one run at a time on all {other.threads} cores instead: {other.step_seconds * 1000:.1f} ms "
+            f"a step, {human_seconds(other.total_seconds)} in all"
+            + (f" (faster for this net: --threads {other.threads} --parallel 1; the thread count "
+               "changes a run's float sums, so keep one count per results folder)" if faster else ""),
+            style="yellow" if faster else "dim"))
+    if plan.plan:
+        items.append(significance_table(plan.plan))
+    return Group(*items)
+
+
+def data_line(status):
+    """One line on a spec's dataset (catalog.DatasetStatus), for `run --dry-run`."""
+    from rich.text import Text
+
+    if not status.files:
+        return Text(f"data: {status.dataset}, no files ({status.note})", style="dim")
+    where = f"data: {status.dataset} in {status.folder}"
+    if status.ok:
+        return Text(f"{where}: {len(status.files)} files, all there and intact", style="dim")
+    counts: dict[str, int] = {}
+    for file in status.bad:
+        counts[file.status] = counts.get(file.status, 0) + 1
+    what = ", ".join(f"{n} {state}" for state, n in counts.items())
+    return Text(f"{where}: {what} of {len(status.files)} files, not ready "
+                "(`elubench data SPEC` says why and how to fix it)", style="yellow")
+
+
+def dry_run_total(plans):
+    """`run --dry-run` of several specs: their runs together and the estimated wall time of
+    what is left, the specs trained one after another (`plans`: dryrun.DryRun, one per spec)."""
+    from rich.text import Text
+
+    runs = sum(len(p.configs) for p in plans)
+    done, left = sum(len(p.state.done) for p in plans), sum(len(p.state.todo) for p in plans)
+    damaged = sum(len(p.state.damaged) for p in plans)
+    text = Text(f"{len(plans)} specs: {runs} runs, {done} done, {left} to train"
+                + (f", {damaged} left out (damaged)" if damaged else ""), style="bold")
+    if left:
+        seconds = sum(p.estimate.total_seconds for p in plans if p.estimate is not None)
+        text.append(f"; estimate {human_seconds(seconds)} in all, one spec after another")
+    return text
+
+
+def significance_table(families) -> Table:
+    """Before training: can these seeds make any comparison significant? (stats.planning)"""
+    seeds = families[0].seeds
+    table = Table(title=f"what {seeds} seed{'s' * (seeds != 1)} can show (Wilcoxon signed-rank, Holm within each "
+                        "family)", header_style="bold")
+    for column in ("family", "comparisons", "side", f"smallest p with {seeds} seed{'s' * (seeds != 1)}",
+                   "strictest Holm α", "can reach significance", "fewest seeds that could"):
+        table.add_column(column, justify="left" if column in ("family", "side") else "right")
+    for f in families:
+        table.add_row(f"{f.name}: {f.question}", str(f.size), f.side, f"{f.floor:.2g}",
+                      f"{f.strictest:.3g}", "yes" if f.reachable else "[red]no[/red]",
+                      str(f.fewest_seeds))
+    return table
+
+
+def bench_table(result: dict) -> Table:
+    """`elubench bench`: A vs B, FLOP/s against the measured peak, activation step times."""
+    title = (f"{result['spec_name']} (width {result['model_width']:g}, batch {result['batch_size']}) "
+             f"on {result['device_name']}, {result['threads']} threads, {result['dtype']}, "
+             f"torch {result['torch']}")
+    table = Table(title=title, header_style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("detail")
+
+    def spread(s):
+        return f"median of {s['repeats']}; min {s['min']:,.0f}, max {s['max']:,.0f}"
+
+    table.add_row("A: reference loop (img/s)", f"{result['reference_images_per_second']:,.0f}",
+                  spread(result["reference"]) + f"; {result['reference_workers']} loader workers")
+    table.add_row("B: elubench engine (img/s)", f"{result['elubench_images_per_second']:,.0f}",
+                  spread(result["elubench"]))
+    table.add_row("speed-up B/A", f"{result['speedup']:.2f}×", "")
+    table.add_row("training FLOPs / image", _si(result["flops_per_image"]), "forward + backward, torch counter")
+    table.add_row("achieved FLOP/s (B)", _si(result["achieved_flops"]), "")
+    table.add_row("peak FLOP/s (matmul)", _si(result["peak_flops"]),
+                  "best of several sizes, before and after the loops, same dtype")
+    table.add_row("fraction of peak",
+                  f"{100 * result['peak_fraction']:.0f} %",
+                  "above 100 %: the engine beat every matmul the probe timed" if result["peak_fraction"] > 1 else "")
+    for name, ratio in result["activation_time_ratio"].items():
+        table.add_row(f"step time {name} / relu", f"{ratio:.3f}",
+                      spread(result["activation_images_per_second"][name]))
+    costs, kernels = result.get("activation_microseconds", {}), result.get("activation_kernel", {})
+    for name, us in costs.items():
+        ratio = result["activation_cost_vs_relu"].get(name)
+        kernel = "" if "[" in name else f"; {kernels.get(name, 'torch')} kernel (as trained)"
+        table.add_row(f"{name} alone, fwd + bwd per step (µs)", f"{us:,.0f}",
+                      (f"{ratio:.2f}× relu's" if ratio is not None else "")
+                      + f"{kernel}; at the spec's hidden layer shapes")
+    if result.get("compile_seconds"):
+        table.add_row("compile + warm-up (s)", f"{max(result['compile_seconds'].values()):.1f}", "apart from the above")
+    return table
+
+
+def human_seconds(seconds: float) -> str:
+    """A duration the way a person says it: 850 ms, 42.0 s, 3.5 min, 2.1 h, 3.0 days."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def memory_view(estimate, batch: int):
+    """`show`: what one run needs (resources.RunEstimate), and a warning when it cannot fit in
+    the memory this machine has available (on a GPU `run` checks the device's at run time)."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from elubench.core.machine import available_memory, trains_on_cpu
+    from elubench.net.memory import human_bytes as b
+    available, on_cpu = available_memory(), trains_on_cpu("auto")
+    total = estimate.cpu_total if on_cpu else estimate.device_total
+    items = [Text(f"memory of one run, estimated (fp32, batch {batch}): weights + gradients + "
+                  f"momentum {b(estimate.weights)}, activations {b(estimate.activations)} on a "
+                  f"CPU ({b(estimate.device_activations)} on a GPU), dataset {b(estimate.data)}; "
+                  f"in all about {b(estimate.cpu_total)} on a CPU, {b(estimate.device_total)} "
+                  "on a GPU", style="dim")]
+    if not on_cpu:
+        items.append(Text("training on a GPU: `run` checks its free memory before training",
+                          style="dim"))
+    elif available is not None and total > available:
+        items.append(Text(f"warning: more than the {b(available)} of memory available on this "
+                          "machine; `run` will refuse it (--no-memory-check trains anyway)",
+                          style="yellow"))
+    return Group(*items)
+
+
+def signal_table(rows: list[dict], title: str) -> Table:
+    """`elubench signal`: per configuration, the response std at the first, middle and last
+    conv/FC layer (mean over seeds) and how much it shrank or grew through the net."""
+    table = Table(title=title, header_style="bold")
+    table.add_column("configuration")
+    table.add_column("layers", justify="right")
+    for name in ("first layer", "middle layer", "last layer", "last / first"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(row["config"], str(row["layers"]), f"{row['first']:.3g}",
+                      f"{row['middle']:.3g} (layer {row['middle_depth']})", f"{row['last']:.3g}",
+                      f"{row['last / first']:.3g}")
+    return table
+
+
+def data_table(survey) -> Table:
+    """`elubench data`: each dataset the specs need, each file it needs with its MD5 and how it
+    was found (`survey` is catalog.Survey)."""
+    from rich.markup import escape
+
+    from elubench.data.catalog import OK, WRONG_MD5, WRONG_SIZE
+
+    ready, count = sum(s.ok for s in survey.datasets), len(survey.datasets)
+    table = Table(title=f"data folder {escape(str(survey.data_dir))} ({survey.origin})",
+                  caption=f"{ready} of {count} dataset{'s' * (count > 1)} ready",
+                  caption_justify="left", header_style="bold")
+    def where(status) -> str:  # a dataset's folder: under the data folder, by its path there
+        try:
+            return f"{status.folder.relative_to(survey.data_dir)}/"
+        except ValueError:  # an image folder lives where its spec says
+            return f"{status.folder}/"
+
+    # The MD5 is never cut (a user compares it): it keeps its 32 characters on one line; file
+    # names and spec paths fold rather than lose characters.
+    table.add_column("dataset", overflow="fold")
+    table.add_column("needed by", overflow="fold")
+    table.add_column("file", overflow="fold")
+    table.add_column("MD5", no_wrap=True, min_width=32)
+    table.add_column("status", overflow="fold")
+    for status in survey.datasets:
+        table.add_section()
+        needed_by = escape("\n".join(status.needed_by))
+        if not status.files:
+            table.add_row(status.dataset, needed_by, "-", "-",
+                          f"[green]no files:[/green] {escape(status.note)}")
+            continue
+        for index, file in enumerate(status.files):
+            if file.status == OK:
+                state = "[green]ok[/green]" + (" (downloaded)" if status.downloaded else "")
+            elif file.status == WRONG_MD5:
+                state = f"[red]wrong checksum[/red]: found {file.found_md5}"
+            elif file.status == WRONG_SIZE:
+                state = f"[red]wrong size[/red]: {file.found_size:,} bytes, expected {file.size:,}"
+            else:
+                state = f"[red]{file.status}[/red]" + (f": {escape(file.reason)}" if file.reason else "")
+            label = f"{status.dataset}\n[dim]{escape(where(status))}[/dim]" if index == 0 else ""
+            table.add_row(label, needed_by if index == 0 else "", escape(file.name),
+                          file.md5 or "-", state)
+    return table
+
+
+class ExportProgress:
+    """A bar over every (target, run) of `elubench export`, gone when it ends
+    (export.Progress)."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), console=console, transient=True)
+        self._task = None
+
+    def __enter__(self):
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._bar.__exit__(*exc)
+
+    def start(self, total: int) -> None:
+        self._task = self._bar.add_task("exporting", total=total)
+
+    def advance(self, text: str) -> None:
+        self._bar.update(self._task, advance=1, description=text)
+
+
+def export_view(outcome):
+    """What `elubench export` did: per target, the runs by status, how many it wrote and how
+    many it found already exported; the warnings; how to open what it wrote."""
+    from rich.text import Text
+
+    text = Text()
+    for warning in outcome.warnings:
+        text.append(f"warning: {warning}\n", style="yellow")
+    for s in outcome.summaries:
+        statuses = ", ".join(f"{s.statuses[k]} {k}" for k in ("ok", "diverged", "failed") if s.statuses[k])
+        written = f"{s.exported} exported"
+        if s.replaced:
+            written += f" ({s.replaced} replacing the export of a record that changed since)"
+        text.append(f"{s.label} {s.destination}: {s.runs} runs ({statuses}): {written}, "
+                    f"{s.skipped} already exported\n")
+    text.append(f"in {human_seconds(outcome.seconds)}\n", style="dim")
+    for s in outcome.summaries:
+        if s.label == "TensorBoard":
+            text.append(f"open: tensorboard --logdir {s.destination}\n", style="dim")
+        elif s.destination.startswith(("http://", "https://")):
+            text.append(f"open: {s.destination}\n", style="dim")
+        else:  # a file store needs MLflow 3's opt-in to be read (docs/export.md)
+            opt_in = "MLFLOW_ALLOW_FILE_STORE=true " if s.destination.startswith("file:") else ""
+            text.append(f"open: {opt_in}mlflow ui --backend-store-uri {s.destination}\n", style="dim")
+    text.rstrip()
+    return text

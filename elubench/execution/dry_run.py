@@ -1,0 +1,143 @@
+"""`run --dry-run`: where a matrix stands, what the rest would cost on this machine (a few
+steps timed on random data of the spec's shape), and whether its seeds can make a comparison
+significant at all. Writes nothing."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elubench.spec.matrix import RunConfig
+from elubench.execution.runner import MatrixState, RunSettings, matrix_state
+from elubench.store.rundir import ResultsDir
+
+
+@dataclass
+class Estimate:
+    step_seconds: float       # one training step, measured on this device with `threads`
+    eval_seconds: float       # one evaluation of the whole test set (estimated from batches)
+    iterations: int           # per run
+    evaluations: int          # per run
+    runs: int                 # runs left to train
+    device: str
+    threads: int = 1          # CPU threads per run while timed
+    at_once: int = 1          # runs training at once
+
+    @property
+    def run_seconds(self) -> float:
+        return self.iterations * self.step_seconds + self.evaluations * self.eval_seconds
+
+    @property
+    def total_seconds(self) -> float:
+        """Waves of `at_once` runs; assumes runs at once do not slow each other (each has its
+        own cores), which memory bandwidth may not quite allow."""
+        return math.ceil(self.runs / max(1, self.at_once)) * self.run_seconds
+
+
+def estimate(spec, cfg: RunConfig, runs: int, settings: RunSettings, *, threads: int | None = None,
+             at_once: int = 1, steps: int = 8, warmup: int = 3) -> Estimate:
+    """Time a few steps of `cfg`'s net on random data of the spec's shape (no dataset needed),
+    with `threads` CPU threads (default: a run's), and scale to the matrix: a user learns the
+    cost before starting."""
+    import torch
+
+    from elubench.training.runtime import configure, resolve_device, synchronize
+    from elubench.training.trainer import build_for_training, eval_batch_size, make_step
+
+    device = resolve_device(settings.device)
+    threads = threads or settings.threads_for(spec)
+    configure(device, threads)
+    train = spec.train
+    sizes = spec.data.sizes()
+    batch = train.batch_size if sizes is None else min(train.batch_size, sizes[0])
+    model, optimizer, _, memory_format = build_for_training(spec, cfg, device)
+    step = make_step(model, optimizer, spec.task, train.precision, memory_format)
+    classes = spec.data.classes() or 2
+    x = torch.randn(batch, *spec.data.input_shape(), device=device)
+    y = torch.randint(0, classes, (batch,), device=device)
+    for _ in range(warmup):
+        step(x, y)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step(x, y)
+    loss.item()
+    step_seconds = (time.perf_counter() - start) / steps
+
+    eval_batch = eval_batch_size(batch)
+    model.eval()
+    with torch.no_grad():
+        xe = torch.randn(eval_batch, *spec.data.input_shape(), device=device)
+        model(xe.contiguous(memory_format=memory_format))
+        synchronize(device)
+        start = time.perf_counter()
+        model(xe.contiguous(memory_format=memory_format)).sum().item()
+        batch_seconds = time.perf_counter() - start
+    test_size = sizes[1] if sizes else 50_000
+    eval_seconds = batch_seconds * test_size / eval_batch
+
+    steps_per_epoch = max(1, (sizes[0] if sizes else 1_281_167) // batch)
+    iterations = train.iterations or train.epochs * steps_per_epoch
+    evaluations = iterations // train.eval_interval(iterations) + 1
+    return Estimate(step_seconds, eval_seconds, iterations, evaluations, runs, str(device),
+                    threads if device.type == "cpu" else 1, at_once)
+
+
+@dataclass
+class DryRun:
+    """What `run --dry-run` shows: where each run stands and what the rest would cost."""
+
+    configs: list[RunConfig]
+    state: MatrixState
+    folder: Path
+    other_version: bool              # the folder holds another version of this spec
+    estimate: Estimate | None        # None when nothing is left to train
+    timed_on: str | None = None      # the configuration whose steps were timed
+    plan: list = field(default_factory=list)  # stats.planning.FamilyPlan per family of tests
+    alternative: Estimate | None = None  # CPU: one run at a time with every core, for contrast
+    data: object | None = None       # catalog.DatasetStatus: the spec's dataset as found here
+
+
+def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int = 1) -> DryRun:
+    """Where the matrix stands in the results folder, an estimate of the rest (with `at_once`
+    runs training at once), and whether its seeds can make a comparison significant at all;
+    writes nothing. On a CPU with more cores than a run's threads it also times the other layout
+    (one run at a time on every core), so a user sees which is faster for this net."""
+    from elubench.data.catalog import dataset_status
+    from elubench.training.runtime import cpu_count
+
+    results = ResultsDir(settings.results, spec)
+    other = results.stored_hash() not in (None, spec.hash)
+    state = MatrixState(todo=list(configs)) if other or settings.force else matrix_state(results, configs)
+    guess = alternative = None
+    if state.todo:
+        at_once = max(1, min(at_once, len(state.todo)))
+        guess = estimate(spec, state.todo[0], len(state.todo), settings, at_once=at_once)
+        cores = cpu_count()
+        if guess.device == "cpu" and cores > guess.threads:
+            alternative = estimate(spec, state.todo[0], len(state.todo), settings, threads=cores)
+    return DryRun(configs, state, results.path, other, guess,
+                  state.todo[0].config if state.todo else None, significance(spec, configs),
+                  alternative, dataset_status(spec.data, settings.data_dir))
+
+
+def significance(spec, configs: list[RunConfig]) -> list:
+    """The families `compare` will test on these runs, with their floors (stats.planning)."""
+    from elubench.spec.schema import default_baseline
+    from elubench.stats.planning import significance_plan
+
+    if not configs:
+        return []
+    activations = list(dict.fromkeys(c.activation for c in configs))
+    labels = {c.config for c in configs}
+    baseline = spec.compare.baseline
+    refs = {c.activation_ref: c.activation for c in configs if c.activation_ref}
+    baseline = refs.get(baseline, baseline)  # a custom activation's reference: its label
+    if baseline not in activations and baseline not in labels:
+        baseline = default_baseline(activations)
+    return significance_plan(activations, sorted({c.batchnorm for c in configs}),
+                             list(dict.fromkeys(c.init for c in configs)), baseline,
+                             len({c.seed for c in configs}), spec.compare.alpha,
+                             spec.compare.alternative)

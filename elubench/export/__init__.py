@@ -1,0 +1,1 @@
+"""`elubench export`: recorded runs into TensorBoard event files and MLflow runs."""

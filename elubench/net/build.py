@@ -1,0 +1,107 @@
+"""Build the torch network a spec describes, from the same plan `elubench show` prints."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+from elubench.activations.registry import Activation, parse_activation
+from elubench.net.init import initialize
+from elubench.net.layers import GlobalAvgPool, SamePad, SpatialPyramidPool, Unflatten
+from elubench.spec.layout import Plan, plan_network
+
+
+class Net(nn.Module):
+    """A plain feed-forward net; `hidden` names the activation modules (for bias-shift probes)."""
+
+    def __init__(self, plan: Plan, activation: Activation):
+        super().__init__()
+        self.plan = plan
+        self.activation = activation
+        modules: OrderedDict[str, nn.Module] = OrderedDict()
+        self.hidden: list[str] = []  # module names of hidden-layer activations, in order
+        for row in plan.rows:
+            prefix = f"s{row.stack}"
+            if row.kind == "conv":
+                name = f"{prefix}_conv{row.layer}"
+                channels, k = row.in_shape[0], row.kernel
+                left, right, top, bottom = row.padding
+                if left == right and top == bottom:
+                    conv = nn.Conv2d(channels, row.units, k, row.stride, padding=(top, left),
+                                     bias=row.bias)
+                else:  # even kernels: one more zero on the right/bottom
+                    modules[f"{name}_pad"] = SamePad(row.padding)
+                    conv = nn.Conv2d(channels, row.units, k, row.stride, padding=0, bias=row.bias)
+                modules[name] = conv
+                if row.batchnorm:
+                    modules[f"{name}_bn"] = nn.BatchNorm2d(row.units)
+            elif row.kind == "fc":
+                name = f"{prefix}_fc{row.layer}"
+                modules[name] = nn.Linear(row.in_shape[0], row.units, bias=row.bias)
+                if row.batchnorm:
+                    modules[f"{name}_bn"] = nn.BatchNorm1d(row.units)
+            elif row.kind in ("maxpool", "avgpool"):
+                pool = nn.MaxPool2d(2, 2) if row.kind == "maxpool" else nn.AvgPool2d(2, 2)
+                modules[f"{prefix}_{row.kind}"] = pool
+            elif row.kind == "dropout":
+                modules[f"{prefix}_dropout"] = nn.Dropout(row.rate)
+            elif row.kind == "flatten":
+                modules[f"{prefix}_flatten"] = nn.Flatten(1)
+            elif row.kind == "spp":
+                modules[f"{prefix}_spp"] = SpatialPyramidPool(row.levels)
+            elif row.kind == "gap":
+                modules[f"{prefix}_gap"] = GlobalAvgPool()
+            elif row.kind == "unflatten":
+                modules[f"{prefix}_unflatten"] = Unflatten(row.out_shape)
+            else:  # pragma: no cover - the plan and the builder are written together
+                raise AssertionError(f"unknown plan row {row.kind}")
+            if row.kind in ("conv", "fc") and row.activation:
+                act_name = f"{name}_act"
+                modules[act_name] = activation.create(row.units)
+                self.hidden.append(act_name)
+        self.body = nn.Sequential(modules)
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def build_model(spec, activation: Activation | str, batchnorm: bool, *, seed: int = 0,
+                init: str | None = None) -> Net:
+    """The spec's net for one activation and BN setting, initialized for `seed`.
+
+    `init` defaults to the spec's (first) scheme. Shapes were checked when the spec loaded.
+    """
+    if isinstance(activation, str):
+        activation = parse_activation(activation)
+    plan = plan_network(spec, activation, batchnorm)
+    net = Net(plan, activation)
+    scheme = init or spec.compare.init_list()[0]
+    initialize(net, scheme, seed, activation.negative_slope)
+    return net
+
+
+def weight_decay_groups(model: nn.Module, weight_decay: float,
+                        activation_weight_decay: float = 0.0) -> list[dict]:
+    """Optimizer parameter groups: decay on conv/FC weights and biases; none on BN parameters,
+    and `activation_weight_decay` (none by default) on what the activations learn: PReLU's
+    slopes, a custom activation's parameters (decay would pull a learned slope toward ReLU, as
+    the PReLU paper notes)."""
+    hidden = [getattr(model.body, name) for name in getattr(model, "hidden", [])]
+    learned = {id(p) for module in hidden for p in module.parameters()}
+    learned |= {id(p) for m in model.modules() if isinstance(m, nn.PReLU) for p in m.parameters()}
+    decay, no_decay, activation = [], [], []
+    for module in model.modules():
+        for p in module.parameters(recurse=False):
+            if id(p) in learned:
+                (no_decay if activation_weight_decay == 0 else activation).append(p)
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+                no_decay.append(p)
+            else:
+                decay.append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    if activation:
+        groups.append({"params": activation, "weight_decay": activation_weight_decay})
+    return groups

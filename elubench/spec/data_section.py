@@ -1,0 +1,131 @@
+"""The spec's data section, and `Strict`, the base every spec section shares.
+
+Split from elubench.spec (the schema) for size; elubench.spec re-exports every name here, so
+`from elubench.spec import Data` keeps working. Pure Python: no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+
+from elubench.core.limits import MAX_CLASSES, MAX_IMAGES, MAX_SEED, MAX_SIDE
+
+DatasetName = Literal["digits", "synthetic", "mnist", "cifar10", "cifar100", "imagefolder"]
+
+# Image shape (channels, height, width) and class count of the fixed datasets.
+DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
+    "digits": ((1, 8, 8), 10),
+    "mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+}
+
+# (train, test) images of the fixed datasets; digits: elubench's fixed split (see elubench/data/sources.py).
+DATASET_SIZES: dict[str, tuple[int, int]] = {
+    "digits": (1352, 445),
+    "mnist": (60000, 10000),
+    "cifar10": (50000, 10000),
+    "cifar100": (50000, 10000),
+}
+
+
+class Strict(BaseModel):
+    # No NaN or infinity in any float field: no spec value means them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
+
+
+# --- data -------------------------------------------------------------------------------------
+
+class Augment(Strict):
+    pad: NonNegativeInt = Field(0, le=MAX_SIDE)  # zero padding on each side before the random crop
+    crop: PositiveInt | None = Field(None, le=MAX_SIDE)  # random crop in training, centre crop at test
+    hflip: bool = False              # random horizontal flip in training
+
+
+class Synthetic(Strict):
+    """A learnable, seeded image set: each class is a smooth random template plus noise."""
+
+    shape: tuple[Side, Side, Side] = (3, 32, 32)
+    classes: int = Field(10, ge=2, le=MAX_CLASSES)
+    train_size: PositiveInt = Field(5000, le=MAX_IMAGES)
+    test_size: PositiveInt = Field(1000, le=MAX_IMAGES)
+    noise: float = Field(1.0, ge=0, le=1000)
+    seed: NonNegativeInt = Field(0, le=MAX_SEED)  # the data's own seed: the same set for every run
+
+
+class ImageFolder(Strict):
+    root: str                        # holds train/ and val/ with one folder per class
+    resize: PositiveInt = Field(256, le=MAX_SIDE)
+    crop: PositiveInt = Field(224, le=MAX_SIDE)
+    classes: PositiveInt | None = Field(None, le=MAX_CLASSES)  # checked against the folders when given
+    workers: NonNegativeInt = Field(4, le=256)
+
+
+class Data(Strict):
+    dataset: DatasetName
+    preprocess: Literal["none", "standardize", "gcn-zca"] = "standardize"
+    augment: Augment = Augment()
+    synthetic: Synthetic | None = None
+    imagefolder: ImageFolder | None = None
+    train_limit: PositiveInt | None = Field(None, le=MAX_IMAGES)  # only the first N training images
+    test_limit: PositiveInt | None = Field(None, le=MAX_IMAGES)   # evaluate on only the first N
+    gcn_scale: PositiveFloat = 55.0         # gcn-zca: per-image norm after centring (Maxout)
+    zca_bias: PositiveFloat = 0.1           # gcn-zca: added to the eigenvalues (pylearn2 default)
+
+    @model_validator(mode="after")
+    def _sections_match_dataset(self):
+        if self.dataset == "synthetic" and self.synthetic is None:
+            object.__setattr__(self, "synthetic", Synthetic())
+        if self.dataset != "synthetic" and self.synthetic is not None:
+            raise ValueError("the 'synthetic' section only applies to dataset: synthetic")
+        if self.dataset == "imagefolder" and self.imagefolder is None:
+            raise ValueError("dataset: imagefolder needs an 'imagefolder' section with at least 'root'")
+        if self.dataset != "imagefolder" and self.imagefolder is not None:
+            raise ValueError("the 'imagefolder' section only applies to dataset: imagefolder")
+        _, h, w = self.image_shape()
+        crop, pad = self.augment.crop, self.augment.pad
+        if crop is not None and crop > min(h, w) + 2 * pad:
+            raise ValueError(f"augment.crop {crop} is larger than the padded {h + 2 * pad}x"
+                             f"{w + 2 * pad} image")
+        if pad and crop is None:
+            raise ValueError("augment.pad needs augment.crop (pad, then crop back to a size)")
+        return self
+
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of a stored image, before augmentation's crop."""
+        if self.dataset == "synthetic":
+            return tuple(self.synthetic.shape)
+        if self.dataset == "imagefolder":
+            return (3, self.imagefolder.crop, self.imagefolder.crop)
+        return DATASETS[self.dataset][0]
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) the network sees: the crop size when augmenting."""
+        c, h, w = self.image_shape()
+        if self.augment.crop is not None:
+            return (c, self.augment.crop, self.augment.crop)
+        return (c, h, w)
+
+    def sizes(self) -> tuple[int, int] | None:
+        """(train, test) image counts after the limits; None when only the files can tell."""
+        if self.dataset == "synthetic":
+            sizes = (self.synthetic.train_size, self.synthetic.test_size)
+        elif self.dataset in DATASET_SIZES:
+            sizes = DATASET_SIZES[self.dataset]
+        else:
+            return None
+        return (min(sizes[0], self.train_limit or sizes[0]), min(sizes[1], self.test_limit or sizes[1]))
+
+    def classes(self) -> int | None:
+        if self.dataset == "synthetic":
+            return self.synthetic.classes
+        if self.dataset == "imagefolder":
+            return self.imagefolder.classes
+        return DATASETS[self.dataset][1]
+
+

@@ -1,0 +1,107 @@
+"""Expand a spec into its run matrix: activation × batchnorm × init × seed, with stable ids."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from elubench.activations.registry import CustomRef, activation_slug, parse_activation
+from elubench.core.errors import ElubenchError, SpecError
+from elubench.core.limits import MAX_SEEDS
+from elubench.spec.schema import Spec, config_label
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run of the matrix: plain data, picklable for worker processes."""
+
+    spec_name: str
+    spec_hash: str
+    activation: str   # canonical text, e.g. "lrelu(a=0.2)"; a custom activation's label
+    batchnorm: bool
+    init: str
+    seed: int
+    config: str       # the configuration's label in tables: "relu+bn", "relu/xavier"
+    # A custom activation's reference, with its file's absolute path ("/abs/acts.py:isrlu"):
+    # what a worker resolves (custom_activations.activation_for); None for a built-in.
+    activation_ref: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        """Stable across machines and matrix changes: adding seeds or activations keeps old ids."""
+        slug = activation_slug(self.activation)
+        return f"{slug}-{'bn' if self.batchnorm else 'nobn'}-{self.init}-s{self.seed:03d}"
+
+    def to_dict(self) -> dict:
+        fields = {**asdict(self), "run_id": self.run_id}
+        if self.activation_ref is None:  # a built-in's record is as it always was
+            del fields["activation_ref"]
+        return fields
+
+
+def expand(spec: Spec, *, activations: list[str] | None = None, batchnorm: list[bool] | None = None,
+           seeds: int | None = None) -> list[RunConfig]:
+    """The matrix in seed-major order, so a stopped matrix leaves complete, paired seeds.
+
+    `activations`, `batchnorm` and `seeds` narrow or extend the spec's `compare` section.
+    """
+    compare = spec.compare
+    names = [str(parse_activation(text)) for text in activations or compare.activations]
+    labels = _labels(spec, list(dict.fromkeys(names)))
+    bns = compare.batchnorm if batchnorm is None else batchnorm
+    if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
+        raise SpecError(f"seeds is a count from 1 to {MAX_SEEDS:,}, got {seeds:,}", where="--seeds")
+    seed_list = compare.seed_list() if seeds is None else list(range(seeds))
+    inits = compare.init_list()
+    return [
+        RunConfig(spec.name, spec.hash, label, bn, init, seed,
+                  config_label(label, bn, init if len(inits) > 1 else None), ref)
+        for seed in seed_list for init in inits for label, ref in labels for bn in bns
+    ]
+
+
+def _labels(spec: Spec, names: list[str]) -> list[tuple[str, str | None]]:
+    """(label, reference) per activation: a built-in is its own label; a custom one is
+    resolved (its code imported) for its label, and two of one label are refused."""
+    if not any(isinstance(parse_activation(name), CustomRef) for name in names):
+        return [(name, None) for name in names]
+    from elubench.activations.code import resolve
+    from elubench.activations.binding import check_labels
+    resolved = [resolve(name, spec) for name in names]
+    check_labels([(str(a), name) for a, name in zip(resolved, names)])
+    return [(str(a), a.ref) for a in resolved]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`I/N` (1-based I) -> (I, N)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not match:
+        raise SpecError(f"cannot read shard {text!r}", where="--shard",
+                        hint="write I/N with 1 <= I <= N, e.g. --shard 2/4")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1 or not 1 <= index <= count:
+        raise SpecError(f"shard {index}/{count} is out of range", where="--shard",
+                        hint="write I/N with 1 <= I <= N, e.g. --shard 2/4")
+    return index, count
+
+
+def shard(configs: list[RunConfig], index: int, count: int) -> list[RunConfig]:
+    """The index-th (1-based) of `count` round-robin slices; stable when seeds are appended."""
+    return [c for k, c in enumerate(configs) if k % count == index - 1]
+
+
+BATCHNORM_FLAG = {"on": [True], "off": [False], "both": [False, True]}
+
+
+def select(spec: Spec, *, activations: list[str] | None = None, batchnorm: str | None = None,
+           seeds: int | None = None, shard_text: str | None = None) -> list[RunConfig]:
+    """The runs `elubench run`'s selection flags ask for: --activations, --batchnorm
+    on|off|both, --seeds N and --shard I/N over the spec's matrix."""
+    if batchnorm is not None and batchnorm not in BATCHNORM_FLAG:
+        raise ElubenchError(f"unknown value {batchnorm!r}", where="--batchnorm",
+                            hint="use on, off or both")
+    configs = expand(spec, activations=activations, seeds=seeds,
+                     batchnorm=BATCHNORM_FLAG[batchnorm] if batchnorm else None)
+    if shard_text is not None:
+        configs = shard(configs, *parse_shard(shard_text))
+    return configs

@@ -1,0 +1,285 @@
+"""The run record: the one definition of what `run.json` holds, and the one validating reader
+of every file a run leaves (run.json, metrics.jsonl, claim.json).
+
+The trainer builds it for runs that end (ok or diverged), the runner builds its failed form
+(`RunRecord.failed`), the store writes it and every reader validates what it reads against it
+(`read_record`), so a record that lacks a key or holds a wrong type is named as corrupt instead
+of surfacing later as a traceback. Pure Python (pydantic): `compare` reads records without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from elubench.core.errors import StoreError
+from elubench.core.files import finite
+
+STATUSES = ("ok", "diverged", "failed")
+Status = Literal["ok", "diverged", "failed"]
+BAD_RECORD_HINT = ("move the file away (`run` then trains that run again); `compare` and "
+                   "`report` can leave it out with --skip-bad")
+BAD_METRICS_HINT = ("restore it from a copy, or move it away together with the run's "
+                    "checkpoint.pt and run.json (`run` then trains that run again from its start); "
+                    "`compare` and `report` can leave the run out with --skip-bad")
+
+LayerStats = dict[str, dict[str, Optional[float]]]
+
+
+class RunRecord(BaseModel):
+    """One run's record. Fields without a default are the contract every run.json has (tools may
+    rely on them; null where a run has no such result); the others are details a newer or older
+    elubench may lack. Unknown keys (from a newer elubench) are kept, never dropped."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    # what was run (grid.RunConfig)
+    run_id: str
+    spec_name: str
+    spec_hash: str
+    activation: str
+    batchnorm: bool
+    init: str = "he"
+    seed: int
+    config: Optional[str] = None  # the configuration's label in tables (spec.config_label)
+
+    # how it ended
+    status: Status
+    reason: Optional[str] = None      # why it diverged or failed
+    traceback: Optional[str] = None   # failed runs: where
+    task: Literal["classification", "autoencoder"] = "classification"
+    test_errors: Optional[int]        # misclassified test images (classification)
+    test_size: Optional[int]
+    test_error: Optional[float]       # fraction (classification) or reconstruction MSE
+    test_loss: Optional[float]
+    train_loss: Optional[float]       # mean over the iterations since the previous evaluation
+    iterations: Optional[int]         # trained (a diverged run: up to the first bad loss)
+    total_iterations: Optional[int] = None
+    epochs: Optional[float] = None
+    batch_size: Optional[int] = None
+    wall_seconds: Optional[float]
+    train_seconds: Optional[float] = None
+    eval_seconds: Optional[float] = None
+    images_per_second: Optional[float]
+    init_hash: Optional[str]
+    activation_stats: Optional[LayerStats] = None  # bias shift at the last evaluation
+    prelu_slopes: Optional[LayerStats] = None
+    # a custom activation (docs/custom-activations.md): the reference it was resolved from
+    # (a file's absolute path), what it is (qualified name, parameters, code identity) and the
+    # values of its learned parameters at the end, per `layer.parameter`
+    activation_ref: Optional[str] = None
+    activation_source: Optional[dict[str, Any]] = None
+    activation_params: Optional[LayerStats] = None
+
+    # the conditions it ran under
+    device: Optional[str] = None
+    device_name: Optional[str] = None
+    precision: Optional[str] = None
+    compiled: Optional[bool] = None
+    threads: Optional[int] = None     # CPU intra-op threads of the run
+    activation_impl: Optional[str] = None  # whose kernel: elubench | torch | torch (compiled)
+    allocator: Optional[str] = None   # runtime.keep_freed_memory's setting on the CPU
+    executor: Optional[str] = None    # serial | local | ray | slurm
+    runs_at_once: Optional[int] = None  # runs training at once beside it (null: unknown)
+    deterministic: Optional[bool] = None
+    host: Optional[str] = None
+    versions: Optional[dict[str, str]] = None
+    data: Optional[dict[str, Any]] = None
+    resumed_at: Optional[list[int]] = None
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _ok_means_a_result(self):
+        """A run that says ok holds its result; one that does not is corrupt, never a run that
+        statistics would quietly leave out."""
+        if self.status == "ok":
+            if self.test_error is None or not math.isfinite(self.test_error):
+                raise ValueError(f"status is ok but test_error is {self.test_error!r}: the record "
+                                 "holds no result")
+            if self.task == "classification" and (self.test_errors is None or self.test_size is None):
+                raise ValueError("status is ok but test_errors or test_size is missing: the record "
+                                 "holds no result")
+        return self
+
+    @classmethod
+    def failed(cls, run: dict, *, reason: str, traceback: str, task: str, device: str,
+               wall_seconds: float, finished_at: float) -> RunRecord:
+        """The record of a run that crashed: who it was, why, and no result."""
+        return cls(**run, status="failed", reason=reason, traceback=traceback, task=task,
+                   test_errors=None, test_size=None, test_error=None, test_loss=None,
+                   train_loss=None, iterations=None, wall_seconds=wall_seconds,
+                   images_per_second=None, init_hash=None, device=device,
+                   finished_at=finished_at)
+
+    def to_json(self) -> dict:
+        """Plain data for run.json: strict JSON (non-finite numbers as null)."""
+        return finite(self.model_dump(mode="json"))
+
+    def get(self, key: str, default=None):
+        """Dict-style access, so code that only reads a record takes a RunRecord or its JSON."""
+        return getattr(self, key, default)
+
+    def __getitem__(self, key: str):
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+
+def _scalar(annotation) -> bool:
+    """A str/int/float/bool field, optional or not: one table cell per run."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return all(_scalar(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+    if typing.get_origin(annotation) is Literal:
+        return True
+    return annotation in (str, int, float, bool)
+
+
+REQUIRED_KEYS = tuple(name for name, f in RunRecord.model_fields.items() if f.is_required())
+SCALAR_FIELDS = tuple(name for name, f in RunRecord.model_fields.items() if _scalar(f.annotation))
+
+
+def parse_record(payload: Any, where: str) -> RunRecord:
+    """Validate a record's JSON; StoreError names the file and what is wrong."""
+    if not isinstance(payload, dict):
+        raise StoreError("corrupt run record (not a JSON object)", where=where, hint=BAD_RECORD_HINT)
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise StoreError(f"run record lacks {', '.join(missing)}", where=where, hint=BAD_RECORD_HINT)
+    try:
+        return RunRecord.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(_problem(e) for e in exc.errors()[:3])
+        raise StoreError(f"corrupt run record ({problems})", where=where,
+                         hint=BAD_RECORD_HINT) from None
+
+
+def _problem(error: dict) -> str:
+    if not error["loc"]:  # a check of the whole record
+        return error["msg"].removeprefix("Value error, ")
+    return f"{'.'.join(map(str, error['loc']))}: {error['msg']} (got {error.get('input')!r:.40})"
+
+
+def read_record(path: Path) -> RunRecord:
+    """Read and validate one run.json; StoreError names the file if it is corrupt."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"corrupt run record ({exc.__class__.__name__}: {exc})", where=str(path),
+                         hint=BAD_RECORD_HINT) from None
+    return parse_record(payload, str(path))
+
+
+class MetricsRow(BaseModel):
+    """One line of metrics.jsonl: an evaluation. `iteration` is the contract; the rest are the
+    numbers tables and figures read (null where a run has none), and anything else is kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    iteration: int
+    test_error: Optional[float] = None
+    train_loss: Optional[float] = None
+    lr: Optional[float] = None
+    seconds: Optional[float] = None
+    activations: Optional[LayerStats] = None
+
+    @model_validator(mode="after")
+    def _sane(self):
+        if self.iteration < 0:
+            raise ValueError(f"iteration {self.iteration} is negative")
+        return self
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of a metrics.jsonl, each validated; [] when there is none.
+
+    A torn last line (no newline: a crash mid-append) is dropped, as the run resumes from a
+    checkpoint taken before it. Any other damage (bytes that are not UTF-8, a line that is not a
+    JSON object of the row's shape, iterations that go back) raises StoreError naming the file
+    and line, so no table or resumed run is built on half a log.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StoreError(f"cannot read the metrics log ({exc.strerror or exc})", where=str(path)) \
+            from None
+    lines = raw.split(b"\n")[:-1]  # what follows the last newline is b"" or a torn line
+    rows: list[dict] = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            payload = json.loads(line.decode("utf-8"))
+            if not isinstance(payload, dict):
+                raise ValueError("not a JSON object")
+            row = MetricsRow.model_validate(payload)
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, ValidationError too
+            raise StoreError(f"corrupt metrics log, line {number} ({_reason(exc)})",
+                             where=str(path), hint=BAD_METRICS_HINT) from None
+        if rows and row.iteration < rows[-1]["iteration"]:
+            raise StoreError(f"corrupt metrics log, line {number} (iteration {row.iteration} "
+                             f"after {rows[-1]['iteration']})", where=str(path),
+                             hint=BAD_METRICS_HINT)
+        rows.append(payload)
+    return rows
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(_problem(e) for e in exc.errors()[:2])
+    if isinstance(exc, UnicodeDecodeError):
+        return f"bytes that are not UTF-8 text at offset {exc.start}"
+    return f"{exc.__class__.__name__}: {str(exc)[:80]}"
+
+
+class Claim(BaseModel):
+    """claim.json: which process trains a run. Written whole (see store.RunDir.claim); one that
+    does not read as this is stale: no live writer leaves it so."""
+
+    host: str
+    pid: int
+    claimed: Optional[float] = None  # when (the file's mtime is the heartbeat)
+
+
+def read_claim(path: Path) -> Claim | None:
+    """The claim's owner, or None when the file is empty, torn or not a claim."""
+    try:
+        return Claim.model_validate_json(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+class SpecMeta(BaseModel):
+    """spec.json: the spec a results folder holds runs of (`run` refuses to mix versions)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    spec_hash: str
+    spec_name: Optional[str] = None
+    spec: Optional[dict] = None
+
+
+def read_spec_meta(path: Path) -> SpecMeta | None:
+    """A results folder's spec.json, validated; None when there is none."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read spec.json ({exc.strerror or exc})", where=str(path)) from None
+    try:
+        return SpecMeta.model_validate_json(raw)
+    except ValueError as exc:
+        raise StoreError(f"corrupt spec.json ({_reason(exc)})", where=str(path),
+                         hint="restore it from a copy, or move the spec's folder away (a new "
+                              "`run` starts it again); `compare` and `report` go on without it "
+                              "with --skip-bad") from None

@@ -1,0 +1,2 @@
+"""Measurements beside the benchmark: the engine against a plain PyTorch loop (bench) and the
+forward signal at initialization (signal)."""

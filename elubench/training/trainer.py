@@ -1,0 +1,447 @@
+"""One training run: paired init, the SGD loop, evaluations, checkpoints and the record.
+
+The trainer trains; where its evaluations and checkpoints are kept is a `RunSink` it is given
+(store.RunDir is the one in use), so this module knows nothing of the results tree.
+
+The hot loop never waits for the device: the loss of each step goes into a device-side window
+that is read once every `sync_every` steps (for divergence checks and progress) and at
+evaluations. Data batches come from `data.epoch_batches`, already on the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import math
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator, Protocol
+
+import torch
+from torch.nn import functional as F
+
+from elubench.activations.code import activation_for
+from elubench.activations.binding import source_record
+from elubench.spec.matrix import RunConfig
+from elubench.core.seeds import derive_seed
+from elubench.net.init import init_hash
+from elubench.net.build import Net, build_model, weight_decay_groups
+from elubench.store.record import RunRecord
+from elubench.training.runtime import allocator_setting, compiled, device_name, synchronize, versions
+
+
+class Stopped(Exception):
+    """The run was asked to stop (Ctrl-C); its checkpoint is saved."""
+
+
+class BadCheckpoint(Exception):
+    """The sink's checkpoint cannot be resumed from (corrupt, or another run's)."""
+
+
+class RunSink(Protocol):
+    """Where one run's evaluations and checkpoints are kept (store.RunDir)."""
+
+    def metrics(self) -> list[dict]: ...                      # the lines recorded so far
+    def truncate_metrics(self, last_iteration: int) -> None: ...
+    def append_metrics(self, line: dict) -> None: ...
+    def load_checkpoint(self) -> bytes | None: ...           # None: start from scratch
+    def save_checkpoint(self, payload: bytes) -> None: ...
+
+
+@dataclass
+class LoopOptions:
+    """How the training loop runs (not what it trains)."""
+
+    device: torch.device
+    checkpoint_seconds: float = 300.0  # at most this long between checkpoints (at evaluations)
+    compile: bool = False
+    sync_every: int = 100              # steps between host reads of the loss window
+    should_stop: Callable[[], bool] = lambda: False
+    progress: Callable[[dict], None] | None = None
+
+
+@dataclass
+class _State:
+    """What a checkpoint must carry besides the model and optimizer to resume exactly."""
+
+    iteration: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    wall_before: float = 0.0          # wall time of earlier attempts (resumed runs)
+    images: int = 0
+    window_loss_sum: float = 0.0      # training loss since the last evaluation
+    window_loss_steps: int = 0
+    resumed_at: list[int] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+
+
+# --- the pieces a step and an evaluation are made of ----------------------------------------
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _loss(out: torch.Tensor, x: torch.Tensor, y: torch.Tensor, task: str, reduction="mean"):
+    out = out.float()
+    if task == "autoencoder":
+        per_image = F.mse_loss(out, x.float(), reduction="none").flatten(1).mean(1)
+        return per_image.mean() if reduction == "mean" else per_image.sum()
+    return F.cross_entropy(out, y, reduction=reduction)
+
+
+@torch.no_grad()
+def evaluate(model, data, task: str, batch_size: int, precision: str, memory_format) -> dict:
+    """Test error and loss over the whole test set; one host sync at the end."""
+    model.eval()
+    device = next(model.parameters()).device
+    errors = torch.zeros((), dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+    for x, y in data.test_batches(batch_size):
+        x = x.contiguous(memory_format=memory_format)
+        with _autocast(device, precision):
+            out = model(x)
+        loss_sum += _loss(out, x, y, task, reduction="sum")
+        if task == "classification":
+            errors += (out.argmax(1) != y).sum()
+    n = data.test_size
+    loss = loss_sum.item() / n
+    if task == "autoencoder":
+        return {"test_errors": None, "test_error": loss, "test_loss": loss, "test_size": n}
+    count = int(errors.item())
+    return {"test_errors": count, "test_error": count / n, "test_loss": loss, "test_size": n}
+
+
+@torch.no_grad()
+def activation_stats(model: Net, probe: torch.Tensor, precision: str, memory_format) -> dict:
+    """Per hidden layer: the mean and the median over units of each unit's mean activation on
+    the probe images (the ELU paper's Figure 2, "bias shift")."""
+    model.eval()
+    means: list[torch.Tensor] = []
+
+    def hook(module, inputs, output):
+        dims = (0, 2, 3) if output.dim() == 4 else (0,)
+        means.append(output.float().mean(dim=dims))
+
+    handles = [getattr(model.body, name).register_forward_hook(hook) for name in model.hidden]
+    try:
+        with _autocast(probe.device, precision):
+            model(probe.contiguous(memory_format=memory_format))
+    finally:
+        for handle in handles:
+            handle.remove()
+    summary = torch.stack([torch.stack([m.mean(), m.median()]) for m in means]).tolist()
+    return {name.removesuffix("_act"): {"mean": mean, "median": median}
+            for name, (mean, median) in zip(model.hidden, summary)}
+
+
+def prelu_slopes(model: Net) -> dict:
+    """Learned PReLU slopes per layer (mean, min, max over channels)."""
+    out = {}
+    for name, module in model.body.named_children():
+        if isinstance(module, torch.nn.PReLU):
+            w = module.weight.detach().float()
+            out[name.removesuffix("_act")] = {"mean": w.mean().item(), "min": w.min().item(),
+                                              "max": w.max().item()}
+    return out
+
+
+def activation_params(model: Net) -> dict | None:
+    """A custom activation's learned parameters per layer and name, `s1_conv1.alpha` (mean,
+    min, max over their elements), as prelu_slopes has PReLU's; None for a built-in."""
+    if model.activation.custom is None:
+        return None
+    out = {}
+    for name in model.hidden:
+        for param_name, p in getattr(model.body, name).named_parameters():
+            w = p.detach().float()
+            out[f"{name.removesuffix('_act')}.{param_name}"] = {
+                "mean": w.mean().item(), "min": w.min().item(), "max": w.max().item()}
+    return out
+
+
+class _LossWindow:
+    """The losses of the steps since the last read, kept on the device so that a step never
+    waits for the host; read (one sync) every `size` steps and at evaluations."""
+
+    def __init__(self, size: int, device: torch.device):
+        self.values = torch.zeros(size, device=device)
+        self.filled = 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.values[self.filled] = loss
+        self.filled += 1
+
+    @property
+    def full(self) -> bool:
+        return self.filled == len(self.values)
+
+    def read(self) -> list[float]:
+        out = self.values[:self.filled].tolist()
+        self.filled = 0
+        return out
+
+
+def make_step(model, optimizer, task: str, precision: str, memory_format, compile: bool = False):
+    """One SGD step as a function of a batch; returns the detached loss (no host sync)."""
+    forward = compiled(model) if compile else model
+    device = next(model.parameters()).device
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=memory_format)
+        with _autocast(device, precision):
+            out = forward(x)
+        loss = _loss(out, x, y, task)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
+def build_for_training(spec, cfg: RunConfig, device: torch.device):
+    """The run's model (paired init, on the device, channels_last for conv nets), its optimizer,
+    the init hash, and the memory format its inputs should have."""
+    model = build_model(spec, activation_for(cfg, spec), cfg.batchnorm, seed=cfg.seed,
+                        init=cfg.init)
+    start_hash = init_hash(model)
+    has_conv = any(row.kind == "conv" for row in model.plan.rows)
+    memory_format = torch.channels_last if has_conv else torch.contiguous_format
+    model = model.to(device=device, memory_format=memory_format)
+    opt = spec.train.optimizer
+    groups = weight_decay_groups(model, opt.weight_decay, opt.activation_weight_decay or 0.0)
+    optimizer = torch.optim.SGD(groups, lr=spec.train.lr_at(0),
+                                momentum=opt.momentum, nesterov=opt.nesterov, **_fast_sgd(device))
+    return model, optimizer, start_hash, memory_format
+
+
+def activation_implementation(model: Net, device: torch.device, compiled: bool = False) -> str:
+    """Whose kernel computed the net's activation: "elubench" (layers.ExpLinear on the CPU),
+    "torch", or "torch (compiled)"."""
+    if compiled:
+        return "torch (compiled)"
+    if not model.hidden:
+        return "torch"
+    module = getattr(model.body, model.hidden[0])
+    return module.implementation(device) if hasattr(module, "implementation") else "torch"
+
+
+def eval_batch_size(batch_size: int) -> int:
+    """Evaluation batches: larger than training's (no gradients kept), bounded for memory."""
+    return min(max(2 * batch_size, 256), 1000)
+
+
+def _fast_sgd(device: torch.device) -> dict:
+    """The fastest SGD implementation for the device (same arithmetic as the plain loop)."""
+    if device.type == "cuda":
+        return {"fused": True}
+    return {"foreach": True}
+
+
+# --- one run ----------------------------------------------------------------------------------
+
+def train_run(spec, cfg: RunConfig, data, sink: RunSink, options: LoopOptions) -> RunRecord:
+    """Train one run to its end (or divergence) and return its record (not yet written)."""
+    trainer = Trainer(spec, cfg, data, sink, options)
+    diverged = trainer.train()
+    return trainer.record(diverged)
+
+
+class Trainer:
+    """The state of one run and the named steps of its loop."""
+
+    def __init__(self, spec, cfg: RunConfig, data, sink: RunSink, options: LoopOptions):
+        self.wall_start = time.perf_counter()
+        self.spec, self.cfg, self.data, self.sink, self.options = spec, cfg, data, sink, options
+        self.train_cfg, self.task, self.device = spec.train, spec.task, options.device
+        self.model, self.optimizer, self.init_hash, self.memory_format = build_for_training(
+            spec, cfg, self.device)
+        self.step = make_step(self.model, self.optimizer, self.task, self.train_cfg.precision,
+                              self.memory_format, options.compile)
+        self.batch_size = min(self.train_cfg.batch_size, data.train_size)
+        self.steps_per_epoch = data.steps_per_epoch(self.batch_size)
+        self.total = self.train_cfg.iterations or self.train_cfg.epochs * self.steps_per_epoch
+        self.eval_every = self.train_cfg.eval_interval(self.total)
+        self.probe = data.probe(min(self.train_cfg.probe_size, data.train_size))
+        self.window = _LossWindow(options.sync_every, self.device)
+        # decided now, not at the first step: on a CPU it may time the kernels once (kernels.py)
+        self.activation_impl = activation_implementation(self.model, self.device, options.compile)
+        self.state = _State()
+        self.last: dict = {"test_error": None}  # the latest metrics line
+        self.lr: float | None = None
+
+    # the loop
+
+    def train(self) -> str | None:
+        """Train to the last iteration; return why the run diverged, or None."""
+        self._start_or_resume()
+        last_checkpoint = time.perf_counter()
+        self._progress("start", total=self.total)
+        self.model.train()
+        t_window = time.perf_counter()
+        for x, y in self._batches():
+            self._set_lr()
+            self.window.add(self.step(x, y))
+            self.state.iteration += 1
+            self.state.images += self.batch_size
+            at_eval = self.state.iteration % self.eval_every == 0 or self.state.iteration == self.total
+            stop = self.options.should_stop()
+            if not (self.window.full or at_eval or stop):
+                continue
+            diverged = self._read_window(t_window)
+            if diverged:
+                return diverged
+            if at_eval:
+                self._evaluation()
+                if time.perf_counter() - last_checkpoint >= self.options.checkpoint_seconds:
+                    self._save_checkpoint()
+                    last_checkpoint = time.perf_counter()
+            if stop and self.state.iteration < self.total:
+                self._save_checkpoint()
+                raise Stopped(f"{self.cfg.run_id} stopped at iteration {self.state.iteration}; "
+                              "its checkpoint is saved")
+            t_window = time.perf_counter()
+        return None
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches from the current iteration to the last: the epoch's draws, from (seed, epoch)."""
+        while self.state.iteration < self.total:
+            epoch, offset = divmod(self.state.iteration, self.steps_per_epoch)
+            batches = self.data.epoch_batches(epoch, self.cfg.seed, self.batch_size)
+            for batch in itertools.islice(batches, offset, None):
+                if self.state.iteration >= self.total:
+                    return
+                yield batch
+
+    def _set_lr(self) -> None:
+        rate = self.train_cfg.lr_at(self.state.iteration)
+        if rate != self.lr:
+            self.lr = rate
+            for group in self.optimizer.param_groups:
+                group["lr"] = rate
+
+    def _read_window(self, since: float) -> str | None:
+        """Read the window's losses (the one host sync, so the time since `since` includes the
+        device's queued work); say why if one is not finite."""
+        losses = self.window.read()
+        seconds = time.perf_counter() - since
+        self.state.train_seconds += seconds
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        if bad is not None:
+            first_bad = self.state.iteration - len(losses) + bad + 1
+            self.state.iteration = first_bad
+            return f"non-finite training loss ({losses[bad]}) at iteration {first_bad}"
+        self.state.window_loss_sum += sum(losses)
+        self.state.window_loss_steps += len(losses)
+        self._progress("progress", loss=sum(losses) / len(losses), test_error=self.last["test_error"],
+                       images_per_second=len(losses) * self.batch_size / max(seconds, 1e-9))
+        return None
+
+    def _evaluation(self) -> None:
+        self.last = self._evaluate()
+        self.state.window_loss_sum, self.state.window_loss_steps = 0.0, 0
+        self._progress("eval", test_error=self.last["test_error"])
+
+    def _progress(self, event: str, **values) -> None:
+        if self.options.progress:
+            self.options.progress({"event": event, "iteration": self.state.iteration,
+                                   "total": self.total, **values})
+
+    # evaluations
+
+    def _evaluate(self) -> dict:
+        """Evaluate on the test set and the probe, append a metrics line and return it."""
+        synchronize(self.device)
+        t0 = time.perf_counter()
+        precision = self.train_cfg.precision
+        result = evaluate(self.model, self.data, self.task, eval_batch_size(self.batch_size),
+                          precision, self.memory_format)
+        stats = activation_stats(self.model, self.probe, precision, self.memory_format)
+        self.model.train()
+        state = self.state
+        state.eval_seconds += time.perf_counter() - t0
+        train_loss = state.window_loss_sum / state.window_loss_steps if state.window_loss_steps else None
+        line = {"iteration": state.iteration, "epoch": state.iteration / self.steps_per_epoch,
+                "lr": self.train_cfg.lr_at(max(state.iteration - 1, 0)), "train_loss": train_loss,
+                **result, "activations": stats, "prelu": prelu_slopes(self.model),
+                "seconds": state.train_seconds + state.eval_seconds}
+        learned = activation_params(self.model)
+        if learned is not None:
+            line["activation_params"] = learned
+        self.sink.append_metrics(line)
+        return line
+
+    # checkpoints
+
+    def _start_or_resume(self) -> None:
+        """Resume from the sink's checkpoint (dropping later metrics lines), or start afresh
+        with an evaluation at iteration 0. The dropout stream is seeded per seed, so every
+        activation sees the same masks."""
+        torch.manual_seed(derive_seed(self.cfg.seed, "torch"))
+        payload = self.sink.load_checkpoint()
+        if payload is None:
+            self.sink.truncate_metrics(-1)
+            self.last = self._evaluate()
+            return
+        self._restore(payload)
+        self.state.resumed_at.append(self.state.iteration)
+        self.sink.truncate_metrics(self.state.iteration)
+        lines = self.sink.metrics()
+        self.last = lines[-1] if lines else {"test_error": None}
+
+    def _save_checkpoint(self) -> None:
+        wall = self.state.wall_before + time.perf_counter() - self.wall_start
+        cuda = self.device.type == "cuda"
+        payload = {"run_id": self.cfg.run_id, "spec_hash": self.cfg.spec_hash,
+                   "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                   "state": {**asdict(self.state), "wall_before": wall},
+                   "rng_cpu": torch.get_rng_state(),
+                   "rng_cuda": torch.cuda.get_rng_state(self.device) if cuda else None}
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        self.sink.save_checkpoint(buffer.getvalue())
+
+    def _restore(self, raw: bytes) -> None:
+        try:
+            payload = torch.load(io.BytesIO(raw), map_location=self.device, weights_only=True)
+            if payload["run_id"] != self.cfg.run_id or payload["spec_hash"] != self.cfg.spec_hash:
+                raise ValueError("it belongs to another run or spec")
+            self.model.load_state_dict(payload["model"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            torch.set_rng_state(payload["rng_cpu"].cpu())
+            if payload["rng_cuda"] is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(payload["rng_cuda"].cpu(), self.device)
+            self.state = _State(**payload["state"])
+        except Exception as exc:  # whatever is wrong, the user resolves it (runner says how)
+            raise BadCheckpoint(f"{exc.__class__.__name__}: {exc}") from None
+
+    # the record
+
+    def record(self, diverged: str | None) -> RunRecord:
+        """The record of a run that ended: its last evaluation's result unless it diverged."""
+        state, data = self.state, self.data
+        result = dict.fromkeys(("test_errors", "test_error", "test_loss", "train_loss",
+                                "activation_stats"))
+        if not diverged:
+            result.update({key: self.last[key] for key in result if key in self.last},
+                          activation_stats=self.last["activations"])
+        return RunRecord(
+            **self.cfg.to_dict(), **result, status="diverged" if diverged else "ok",
+            reason=diverged, task=self.task, test_size=data.test_size, iterations=state.iteration, total_iterations=self.total,
+            epochs=state.iteration / self.steps_per_epoch, batch_size=self.batch_size,
+            wall_seconds=state.wall_before + time.perf_counter() - self.wall_start,
+            train_seconds=state.train_seconds, eval_seconds=state.eval_seconds,
+            images_per_second=state.images / state.train_seconds if state.train_seconds else None,
+            init_hash=self.init_hash, prelu_slopes=prelu_slopes(self.model),
+            activation_source=source_record(self.model.activation),
+            activation_params=activation_params(self.model),
+            device=str(self.device), device_name=device_name(self.device),
+            precision=self.train_cfg.precision, compiled=self.options.compile,
+            threads=torch.get_num_threads(), allocator=allocator_setting(self.device),
+            activation_impl=self.activation_impl,
+            host=socket.gethostname(), versions=versions(), data=data.info,
+            resumed_at=state.resumed_at, started_at=state.started_at, finished_at=time.time())
