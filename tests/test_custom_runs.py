@@ -209,7 +209,7 @@ build-backend = "setuptools.build_meta"
 name = "elubench-isrlu-test"
 version = "0.1.0"
 
-[project.entry-points."elubench.activations.registry"]
+[project.entry-points."elubench.activations"]
 isrlu_pkg = "isrlu_pkg.acts:isrlu"
 
 [tool.setuptools]

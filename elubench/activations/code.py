@@ -5,7 +5,7 @@ Three kinds of name point at code (activations.CustomRef):
     acts.py:isrlu(alpha=0.5)   an attribute of a Python file, relative to the spec's folder
     mypkg.acts:ISRLU           an attribute of an importable module
     isrlu                      a name a package registers in the entry-point group
-                               `elubench.activations.registry` (isrlu = "mypkg.acts:isrlu")
+                               `elubench.activations` (isrlu = "mypkg.acts:isrlu")
 
 Two steps, so that reading a spec stays pure Python:
 
@@ -37,7 +37,7 @@ from elubench.activations.registry import _ALIASES, REGISTRY, Activation, Custom
 from elubench.activations.binding import bind
 from elubench.core.errors import ActivationError
 
-GROUP = "elubench.activations.registry"
+GROUP = "elubench.activations"
 MAX_SOURCE_BYTES = 1 << 20  # an activation's file; far more than any activation needs
 
 

@@ -10,7 +10,7 @@ same syntax; parsing gives a `CustomRef`, which elubench.activations.code resolv
 
     acts.py:isrlu(alpha=0.5)   an attribute of a Python file (relative to the spec's folder)
     mypkg.acts:ISRLU           an attribute of an importable module
-    isrlu                      a name a package registers (entry-point group elubench.activations.registry)
+    isrlu                      a name a package registers (entry-point group elubench.activations)
 
 Parsing and the registry's metadata are pure Python, so the spec loader and `elubench compare`
 never import torch; `Activation.create(channels)` imports it when a module is actually built.

@@ -92,7 +92,7 @@ def activations(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ):
     """List the activations: the built-ins and those installed packages register (entry-point
-    group elubench.activations.registry), with their formulas, parameters and sources."""
+    group elubench.activations), with their formulas, parameters and sources."""
     from elubench.activations.registry import registry_rows
     from elubench.activations.code import registered_rows
     rows = registry_rows() + registered_rows()
