@@ -10,7 +10,8 @@ import time
 import torch
 from torch.nn import functional as F
 
-from elubench.activations.modules import SELU_ALPHA, SELU_SCALE, _ExpLinearCPU
+from elubench.activations.kernels import ExpLinearCPU
+from elubench.activations.modules import SELU_ALPHA, SELU_SCALE
 
 torch.set_num_threads(1)
 x0 = torch.randn(64, 32, 8, 8)
@@ -32,7 +33,7 @@ def forward_backward(act):
 
 
 def ours(alpha, scale=1.0, input_scale=1.0, inplace=False):
-    return lambda x: _ExpLinearCPU.apply(x, alpha, scale, input_scale, inplace)
+    return lambda x: ExpLinearCPU.apply(x, alpha, scale, input_scale, inplace)
 
 
 CASES = {"identity (clone + backward)": lambda x: x, "relu": torch.relu, "silu": F.silu,

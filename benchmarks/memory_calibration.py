@@ -91,7 +91,7 @@ def whole_runs() -> None:
 
     import yaml
 
-    from elubench.activations.registry import parse_activation
+    from elubench.activations.names import parse_activation
     from elubench.net.memory import estimate_run
     from elubench.spec.loader import load_spec
 
@@ -132,9 +132,9 @@ def main() -> None:
     if len(sys.argv) > 1:
         print(json.dumps(measure(*json.loads(sys.argv[1]))))
         return
-    from elubench.activations.registry import parse_activation
+    from elubench.activations.names import parse_activation
     from elubench.net.memory import FLOAT, per_image
-    from elubench.spec.layout import plan_network
+    from elubench.spec.layout import net_layout
     from elubench.spec.loader import load_spec
 
     ratios, passes = [], []
@@ -146,9 +146,9 @@ def main() -> None:
                              text=True, check=True, cwd=ROOT)
         got = json.loads(out.stdout)
         spec = load_spec(ROOT / spec_path)
-        plan = plan_network(spec, parse_activation(activation), batchnorm)
+        plan = net_layout(spec, parse_activation(activation), batchnorm)
         assert plan.total_params == got["params"]
-        floats = per_image(plan, activation)
+        floats = per_image(plan, parse_activation(activation))
         step, inference = batch * floats.step * FLOAT, PROBE * floats.inference * FLOAT
         ratios.append(got["activations"] / step)
         passes.append(got["inference"] / inference)

@@ -3,4 +3,6 @@
 Importing the package is cheap (no torch); torch loads only where a net is built or trained.
 """
 
-__version__ = "0.1.0"
+from elubench.core import __version__
+
+__all__ = ["__version__"]

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from elubench.activations.registry import REGISTRY, parse_activation, registry_rows
+from elubench.activations.names import parse_activation
+from elubench.activations.registry import REGISTRY, registry_rows
 from elubench.core.errors import ActivationError
 from elubench.net.build import weight_decay_groups
 

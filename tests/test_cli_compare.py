@@ -125,17 +125,19 @@ def test_rich_tables_are_never_cropped(tmp_path, width):
 
     from conftest import quickstart_results
     from elubench.report.analysis import analyze
-    from elubench.report.tables import to_rich
+    from elubench.report.render import to_rich
+    from elubench.report.tables import display_tables
 
     folder = quickstart_results(tmp_path)
     result = analyze(folder)
+    sections = display_tables(result.comparison)
     console = Console(file=io.StringIO(), width=width, color_system=None)
-    console.print(to_rich(result.sections, result.comparison.warnings, result.comparison.methods))
+    console.print(to_rich(sections, result.comparison.warnings, result.comparison.methods))
     text = console.file.getvalue()
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= width
     assert "…" not in text  # nothing truncated
-    for section in result.sections:
+    for section in sections:
         for column in section.frame.columns:
             assert f" {column} " in text or f"┃ {column}" in text, (section.title, column)
         for row in section.frame.itertuples(index=False):

@@ -13,8 +13,10 @@ import torch
 import yaml
 
 from conftest import BAD_ACTIVATIONS, SPECS, tiny_spec
-from elubench.activations.checks import check_activation, hidden_shapes
-from elubench.activations.registry import Activation, CustomRef, parse_activation
+from elubench.activations.checks import check_activation
+from elubench.net.checks import hidden_shapes
+from elubench.activations.names import CustomRef, parse_activation
+from elubench.activations.registry import Activation
 from elubench.activations.code import resolve_name
 from elubench.core.errors import ActivationError, ElubenchError, SpecError
 from elubench.spec.loader import load_spec
@@ -128,9 +130,9 @@ def test_a_function_and_a_module_class_resolve_like_built_ins(tmp_path):
     module = pisrlu.create(7)  # the constructor asks for `channels`: one alpha per channel
     assert module.alpha.shape == (7,) and torch.all(module.alpha == 0.5)
     assert pisrlu.param_count(7) == 7
-    from elubench.spec.layout import plan_network
-    counted = plan_network(spec, pisrlu, False)
-    builtin = plan_network(spec, parse_activation("elu"), False)
+    from elubench.spec.layout import net_layout
+    counted = net_layout(spec, pisrlu, False)
+    builtin = net_layout(spec, parse_activation("elu"), False)
     assert counted.total_params - builtin.total_params == 8 + 16  # the hidden layers' channels
 
 
@@ -264,13 +266,14 @@ def test_the_checks_meet_a_paper_nets_shapes_without_a_grid_of_its_full_maps(tmp
     the whole check takes about 0.6 s)."""
     from elubench.activations import checks as activation_checks
     from elubench.activations.code import with_names
+    from elubench.net.checks import check_matrix
     from elubench.spec.matrix import expand
     spec = load_spec(SPECS / "elu-cifar100-18.yaml")
     spec, names = with_names(spec, [f"{EXAMPLE}:PISRLU", f"{EXAMPLE}:isrlu"], tmp_path, "-a")
     sizes = []
     call = activation_checks._call
     monkeypatch.setattr(activation_checks, "_call", lambda module, x: sizes.append(x.shape) or call(module, x))
-    activation_checks.check_matrix(spec, expand(spec, activations=names, seeds=1))
+    check_matrix(spec, expand(spec, activations=names, seeds=1))
     shapes = hidden_shapes(spec, resolve_name(names[0], spec))
     assert len(shapes) > 5 and {(2, *shape) for shape in shapes} <= set(sizes)  # every layer's
     bound = max(max(2 * math.prod(shape) for shape in shapes),  # a batch of 2

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from elubench.core import paths
-from elubench.data.memory import crop_flip
+from elubench.data.augment import crop_flip
 from elubench.data.sources import digits_raw, synthetic_images
 from elubench.data.load import load_data
 from elubench.data import preprocess as preprocessing

@@ -106,7 +106,7 @@ def test_the_default_executor_fills_the_cores_on_a_cpu(monkeypatch):
     assert default_executor("cpu", spec, threads=4).workers == 2
     assert isinstance(default_executor("cpu", spec, threads=8), SerialExecutor)
     # memory bounds the runs at once: 8 cores, but room for 3 runs
-    from elubench.spec.layout import run_memory_bytes
+    from elubench.net.memory import run_memory_bytes
     per_run = run_memory_bytes(spec, spec.compare.parsed_activations()[0])
     monkeypatch.setattr("elubench.core.machine.available_memory", lambda: int(3.5 * per_run / 0.8))
     assert default_executor("cpu", spec).workers == 3

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from elubench.activations.registry import parse_activation
+from elubench.activations.names import parse_activation
 from elubench.activations.modules import SELU_ALPHA, SELU_SCALE, ExpLinear
 
 EDGES = [0.0, -0.0, 1e-30, -1e-30, 1e-8, -1e-8, 1e-3, -1e-3, 0.5, -0.5, 1.0, -1.0, 20.0, -20.0,

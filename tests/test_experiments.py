@@ -12,7 +12,7 @@ from scipy import stats as sps
 
 from elubench.core.errors import StatsError
 from elubench.stats import compare
-from elubench.stats.experiments import Experiment, across_experiments
+from elubench.stats.experiments import ExperimentResult, across_experiments
 from elubench.stats.meta import random_effects
 from elubench.stats.omnibus import friedman_test
 from elubench.stats.ranks import nemenyi, rank_difference_test
@@ -159,7 +159,7 @@ def test_one_sided_meta_p():
 
 def _experiment(name, errors, size=1000, baseline="relu", task="classification"):
     runs = runs_from(errors, size=size, spec=name, task=task)
-    return Experiment(name, runs, compare(runs, baseline=baseline), task)
+    return ExperimentResult(name, runs, compare(runs, baseline=baseline))
 
 
 def _three(**extra):
@@ -294,8 +294,8 @@ def test_mixed_tasks_skip_the_pool_and_keep_the_ranks():
 
 
 def test_all_pairs_reads_each_experiments_verdict_in_either_order():
-    a = Experiment("a", runs_from({"elu": [1, 2, 3, 4, 5, 6, 7, 8], "relu": [9, 10, 11, 12, 13, 14, 15, 16]}, spec="a"), None)
-    b = Experiment("b", runs_from({"relu": [9, 10, 11, 12, 13, 14, 15, 16], "elu": [1, 2, 3, 4, 5, 6, 7, 8]}, spec="b"), None)
+    a = ExperimentResult("a", runs_from({"elu": [1, 2, 3, 4, 5, 6, 7, 8], "relu": [9, 10, 11, 12, 13, 14, 15, 16]}, spec="a"), None)
+    b = ExperimentResult("b", runs_from({"relu": [9, 10, 11, 12, 13, 14, 15, 16], "elu": [1, 2, 3, 4, 5, 6, 7, 8]}, spec="b"), None)
     for e in (a, b):
         e.comparison = compare(e.runs, all_pairs=True)
     assert b.comparison.paired.table.iloc[0][["a", "b", "verdict"]].tolist() == ["relu", "elu", "worse"]

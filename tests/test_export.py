@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, tiny_spec
-from elubench.export.runs import export_results, numeric_series
+from elubench.export.driver import export_results
+from elubench.export.runs import numeric_series
 from elubench.spec.matrix import expand
 from elubench.execution.runner import RunSettings, run_matrix
 from elubench.spec.loader import validate_spec
@@ -312,7 +313,7 @@ def test_a_damaged_record_stops_the_export_unless_skip_bad_leaves_it_out(cli, re
 
 
 def test_export_imports_neither_torch_nor_the_training_code(results, tmp_path):
-    code = ("import sys; from pathlib import Path; from elubench.export.runs import export_results; "
+    code = ("import sys; from pathlib import Path; from elubench.export.driver import export_results; "
             f"export_results(Path({str(results)!r}), tensorboard=Path({str(tmp_path / 'tb')!r}), "
             f"mlflow={'file:' + str(tmp_path / 'mlruns')!r}); "
             "print(sorted(m for m in ('torch', 'elubench.training.trainer', 'elubench.execution.runner') if m in sys.modules))")

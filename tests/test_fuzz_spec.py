@@ -141,12 +141,12 @@ def mutated_specs(draw):
 def _use(spec):
     """What commands do with a spec that validated: none of it may fail with a traceback."""
     from elubench.spec.matrix import expand
-    from elubench.spec.layout import plan_network
+    from elubench.spec.layout import net_layout
     from elubench.net.memory import estimate_run
     assert spec.hash and spec.to_yaml()
     for activation in spec.compare.parsed_activations()[:2]:
         for bn in spec.compare.batchnorm:
-            plan_network(spec, activation, bn)
+            net_layout(spec, activation, bn)
             estimate = estimate_run(spec, activation, bn)
             assert estimate.cpu_total > 0 and estimate.device_total > 0
     assert expand(spec)

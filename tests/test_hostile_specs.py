@@ -225,7 +225,7 @@ def test_long_notation_text_is_quoted_in_part():
     ("he-init-30layer.yaml", "mish", False),
 ])
 def test_estimated_parameters_are_the_built_models(name, activation, bn):
-    from elubench.activations.registry import parse_activation
+    from elubench.activations.names import parse_activation
     from elubench.net.build import build_model
     from elubench.net.memory import estimate_run
     from elubench.spec.loader import load_spec
@@ -237,7 +237,7 @@ def test_estimated_parameters_are_the_built_models(name, activation, bn):
 
 
 def test_estimate_grows_with_batch_width_and_bn():
-    from elubench.activations.registry import parse_activation
+    from elubench.activations.names import parse_activation
     from elubench.net.memory import estimate_run
     from elubench.spec.loader import load_spec
     elu = parse_activation("elu")
@@ -258,8 +258,8 @@ def test_estimate_grows_with_batch_width_and_bn():
 def test_activation_estimate_against_a_measured_step():
     """One training step measured as benchmarks/memory_calibration.py does (peak RSS growth
     less gradients and momentum): the estimate is an upper figure within a factor of 3."""
-    from elubench.activations.registry import parse_activation
-    from elubench.spec.layout import plan_network
+    from elubench.activations.names import parse_activation
+    from elubench.spec.layout import net_layout
     from elubench.net.memory import ACTIVATION_FACTOR, per_image
     from elubench.spec.loader import load_spec
     case = ["specs/quickstart.yaml", "elu", True, 1024]
@@ -267,8 +267,8 @@ def test_activation_estimate_against_a_measured_step():
                           json.dumps(case)], capture_output=True, text=True, check=True, cwd=ROOT,
                          timeout=120)
     measured = json.loads(out.stdout)["activations"]
-    plan = plan_network(load_spec(SPECS / "quickstart.yaml"), parse_activation("elu"), True)
-    estimate = ACTIVATION_FACTOR * 1024 * per_image(plan, "elu").step * 4
+    plan = net_layout(load_spec(SPECS / "quickstart.yaml"), parse_activation("elu"), True)
+    estimate = ACTIVATION_FACTOR * 1024 * per_image(plan, parse_activation("elu")).step * 4
     assert measured / 3 < estimate and measured < 1.5 * estimate, (measured, estimate)
 
 

@@ -5,9 +5,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import SPECS, tiny_spec
-from elubench.activations.registry import parse_activation
+from elubench.activations.names import parse_activation
 from elubench.net.build import Net, build_model
-from elubench.spec.layout import plan_network
+from elubench.spec.layout import net_layout
 from elubench.spec.loader import load_spec, validate_spec
 
 
@@ -16,8 +16,8 @@ def test_paper_parameter_counts():
     relu = parse_activation("relu")
     c11 = load_spec(SPECS / "elu-cifar100-11.yaml")
     c18 = load_spec(SPECS / "elu-cifar100-18.yaml")
-    assert plan_network(c11, relu, False).total_params == 1_669_028
-    assert plan_network(c18, relu, False).total_params == 39_330_404
+    assert net_layout(c11, relu, False).total_params == 1_669_028
+    assert net_layout(c18, relu, False).total_params == 39_330_404
 
 
 def test_hand_computed_count_of_the_11_layer_net():
@@ -26,11 +26,11 @@ def test_hand_computed_count_of_the_11_layer_net():
               (260, 280, 2), (280, 280, 1), (280, 300, 2), (300, 300, 1), (300, 100, 1)]
     by_hand = sum((cin * k * k + 1) * cout for cin, cout, k in layers)
     spec = load_spec(SPECS / "elu-cifar100-11.yaml")
-    assert plan_network(spec, parse_activation("elu"), False).total_params == by_hand
+    assert net_layout(spec, parse_activation("elu"), False).total_params == by_hand
 
 
 def _meta_net(spec, activation, bn):
-    plan = plan_network(spec, activation, bn)
+    plan = net_layout(spec, activation, bn)
     with torch.device("meta"):
         return plan, Net(plan, activation)
 
@@ -63,7 +63,7 @@ def test_plan_flops_and_shape_equal_torch_flop_counter(spec_file):
 
 def test_rules_in_the_11_layer_plan():
     spec = load_spec(SPECS / "elu-cifar100-11.yaml")
-    rows = plan_network(spec, parse_activation("elu"), True).rows
+    rows = net_layout(spec, parse_activation("elu"), True).rows
     pools = [r for r in rows if r.kind == "maxpool"]
     assert [r.out_shape[1] for r in pools] == [16, 8, 4, 2, 1]  # five pools, then 1x1 maps
     assert [r.rate for r in rows if r.kind == "dropout"] == [0.1, 0.2, 0.3, 0.4, 0.5]
@@ -88,7 +88,7 @@ def test_even_kernels_keep_the_size_and_pad_right():
 
 def test_spp_and_stride():
     spec = load_spec(SPECS / "elu-imagenet-15.yaml")
-    rows = plan_network(spec, parse_activation("elu"), False).rows
+    rows = net_layout(spec, parse_activation("elu"), False).rows
     assert rows[0].stride == 2 and rows[0].out_shape == (96, 112, 112)
     index = next(i for i, r in enumerate(rows) if r.kind == "spp")
     spp = rows[index]
@@ -107,7 +107,7 @@ def test_spp_replaces_the_last_conv_stacks_pool_unless_listed(pool, pooled):
     per-stack list is obeyed as written."""
     spec = validate_spec(tiny_spec(model={"stacks": ["1x8x3", "1x8x3", "1x32xFC", "1x10xFC"],
                                           "pool": pool, "spp": [2, 1]}))
-    rows = plan_network(spec, parse_activation("relu"), False).rows
+    rows = net_layout(spec, parse_activation("relu"), False).rows
     assert [r.out_shape[1] for r in rows if r.kind.endswith("pool")] == pooled
     spp = next(r for r in rows if r.kind == "spp")
     assert spp.in_shape == (8, *[pooled[-1] if pooled else 8] * 2) and spp.out_shape == (8 * 5,)
@@ -117,14 +117,14 @@ def test_spp_replaces_the_last_conv_stacks_pool_unless_listed(pool, pooled):
 
 def test_flatten_without_spp_still_pools_the_last_conv_stack():
     spec = validate_spec(tiny_spec(model={"stacks": ["1x8x3", "1x8x3", "1x10xFC"]}))
-    rows = plan_network(spec, parse_activation("relu"), False).rows
+    rows = net_layout(spec, parse_activation("relu"), False).rows
     assert [r.out_shape[1] for r in rows if r.kind == "maxpool"] == [4, 2]
     assert next(r for r in rows if r.kind == "flatten").out_shape == (8 * 2 * 2,)
 
 
 def test_conv_output_on_a_large_map_gets_global_average_pooling():
     spec = validate_spec(tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "pool": "none"}))
-    rows = plan_network(spec, parse_activation("relu"), False).rows
+    rows = net_layout(spec, parse_activation("relu"), False).rows
     assert rows[-1].kind == "gap"
     out = build_model(spec, "relu", False)(torch.randn(3, 1, 8, 8))
     assert out.shape == (3, 10)

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elubench.report import plots
+from elubench.core.errors import PlotError
+from elubench.core.units import AUTOENCODER
+from elubench.report import curves, figures, plots
 
 CONFIGS = ["elu", "elu+bn", "relu", "relu+bn"]
 SEEDS = [0, 1, 2]
@@ -67,20 +69,21 @@ def assert_png(figure, name):
 @pytest.fixture
 def captured(monkeypatch):
     """The matplotlib figure of each call, kept before it is saved (to read the drawn data)."""
-    figures = []
-    save = plots._save
+    drawn = []
+    save = figures.save
 
     def keep(fig, *args):
-        figures.append(fig)
+        drawn.append(fig)
         return save(fig, *args)
 
-    monkeypatch.setattr(plots, "_save", keep)
-    return figures
+    for module in (curves, plots):  # each looks `save` up in its own namespace
+        monkeypatch.setattr(module, "save", keep)
+    return drawn
 
 
 def test_seed_summary_is_the_mean_over_seeds_per_iteration():
     metrics = make_results().metrics
-    summary = plots.seed_summary(metrics, "train_loss")
+    summary = curves.seed_summary(metrics, "train_loss")
     assert 0 not in set(summary["iteration"])  # the missing loss at iteration 0 is left out
     row = summary[(summary["config"] == "elu") & (summary["iteration"] == 10)].iloc[0]
     assert row["mean"] == pytest.approx(2.0) and row["n"] == 3 and row["std"] == pytest.approx(0)
@@ -90,7 +93,7 @@ def test_seed_summary_is_the_mean_over_seeds_per_iteration():
 
 def test_error_curves_draw_the_mean_over_ok_seeds(tmp_path, captured):
     results = make_results()
-    figure = plots.error_curves(results.metrics, tmp_path, runs=results.runs)
+    figure = curves.error_curves(results.metrics, tmp_path, runs=results.runs)
     assert_png(figure, "error_curves.png")
     assert "n = 2–3 seeds" in figure.caption and "±1 standard deviation" in figure.caption
     assert "relu+bn seed 2 (diverged)" in figure.caption
@@ -105,7 +108,7 @@ def test_error_curves_draw_the_mean_over_ok_seeds(tmp_path, captured):
 
 def test_loss_curves_tolerate_missing_loss_and_use_log_axis(tmp_path, captured):
     results = make_results()
-    figure = plots.loss_curves(results.metrics, tmp_path, runs=results.runs)
+    figure = curves.loss_curves(results.metrics, tmp_path, runs=results.runs)
     assert_png(figure, "loss_curves.png")
     assert "n = 2–3 seeds" in figure.caption and "log y axis" in figure.caption
     ax = captured[0].axes[0]
@@ -115,18 +118,19 @@ def test_loss_curves_tolerate_missing_loss_and_use_log_axis(tmp_path, captured):
 
 def test_autoencoder_task_plots_mse(tmp_path, captured):
     results = make_results(task="autoencoder")
-    figure = plots.error_curves(results.metrics, tmp_path, "autoencoder", runs=results.runs)
+    figure = curves.error_curves(results.metrics, tmp_path, AUTOENCODER, runs=results.runs)
     assert_png(figure, "error_curves.png")
-    assert "MSE" in figure.caption
+    assert "MSE × 100" in figure.caption  # the tables' unit (core.units), not percent
     line = captured[0].axes[0].get_lines()[0]
-    assert np.nanmax(line.get_ydata()) < 1  # MSE as stored, not scaled to percent
-    paired = plots.paired_seeds(results.runs, tmp_path, "autoencoder")
+    stored = results.metrics[results.metrics["config"] == line.get_label()].groupby("iteration")["test_error"]
+    np.testing.assert_allclose(line.get_ydata(), stored.mean().to_numpy() * 100)
+    paired = plots.paired_seeds(results.runs, tmp_path, AUTOENCODER)
     assert "MSE" in paired.caption and "n = 2–3 seeds" in paired.caption
 
 
 def test_bias_shift_one_panel_per_config_one_line_per_layer(tmp_path, captured):
     results = make_results()
-    figure = plots.bias_shift(results.activations, tmp_path, runs=results.runs)
+    figure = curves.bias_shift(results.activations, tmp_path, runs=results.runs)
     assert_png(figure, "bias_shift.png")
     assert "3 hidden layers" in figure.caption and "n = 2–3 seeds" in figure.caption
     panels = {ax.get_title(): ax for ax in captured[0].axes if ax.get_title()}
@@ -188,11 +192,11 @@ def test_all_figures_makes_what_has_data(tmp_path):
 
 
 def test_colours_are_fixed_per_activation():
-    assert plots.activation_color("relu") == plots.activation_color("relu") != plots.activation_color("elu")
-    assert plots.activation_color("lrelu(0.1)") == plots.activation_color("lrelu")
-    assert plots.activation_color("my_act") == plots.activation_color("my_act")
+    assert figures.activation_color("relu") == figures.activation_color("relu") != figures.activation_color("elu")
+    assert figures.activation_color("lrelu(0.1)") == figures.activation_color("lrelu")
+    assert figures.activation_color("my_act") == figures.activation_color("my_act")
     from elubench.activations.registry import REGISTRY
-    colours = [plots.activation_color(name) for name in REGISTRY]
+    colours = [figures.activation_color(name) for name in REGISTRY]
     assert len(set(colours)) == len(colours), "two registered activations share a colour"
     assert colours[:2] == ["#1f77b4", "#d62728"]  # elu blue, relu red, in every report
 
@@ -203,23 +207,23 @@ def test_figures_read_what_a_configuration_is_from_columns_not_its_label(tmp_pat
     names = {"elu": "A", "elu+bn": "B", "relu": "C", "relu+bn": "D"}
     for frame in (results.metrics, results.runs):
         frame["config"] = frame["config"].map(names)
-    plots.error_curves(results.metrics, tmp_path, runs=results.runs)
+    curves.error_curves(results.metrics, tmp_path, runs=results.runs)
     lines = {line.get_label(): line for line in captured[0].axes[0].get_lines()}
-    assert lines["A"].get_color() == plots.activation_color("elu") and lines["A"].get_linestyle() == "-"
-    assert lines["D"].get_color() == plots.activation_color("relu") and lines["D"].get_linestyle() == "--"
+    assert lines["A"].get_color() == figures.activation_color("elu") and lines["A"].get_linestyle() == "-"
+    assert lines["D"].get_color() == figures.activation_color("relu") and lines["D"].get_linestyle() == "--"
 
 
 def test_direct_call_without_data_raises_a_clear_error(tmp_path):
     results = make_results()
-    with pytest.raises(plots.PlotError, match="no data"):
-        plots.bias_shift(results.activations.iloc[0:0], tmp_path)
+    with pytest.raises(PlotError, match="no data"):
+        curves.bias_shift(results.activations.iloc[0:0], tmp_path)
 
 
 def test_figures_as_vector_files_beside_the_png(tmp_path):
-    assert plots.figure_formats(["pdf"]) == ("png", "pdf")  # the reports show the PNG: always written
-    assert plots.figure_formats([" SVG", "png", "pdf", "svg"]) == ("png", "pdf", "svg")
-    with pytest.raises(plots.PlotError, match="unknown figure format 'eps'"):
-        plots.figure_formats(["png", "eps"])
+    assert figures.figure_formats(["pdf"]) == ("png", "pdf")  # the reports show the PNG: always written
+    assert figures.figure_formats([" SVG", "png", "pdf", "svg"]) == ("png", "pdf", "svg")
+    with pytest.raises(PlotError, match="unknown figure format 'eps'"):
+        figures.figure_formats(["png", "eps"])
     figure = plots.forest(make_comparisons(), tmp_path, "relu", formats=("pdf", "svg"))
     assert [p.name for p in figure.files] == ["forest.png", "forest.pdf", "forest.svg"]
     assert figure.path == figure.files[0]

@@ -53,10 +53,10 @@ def test_set_on_a_piecewise_table(write_spec):
 
 
 def test_width_scales_all_but_the_output_layer(write_spec):
-    from elubench.activations.registry import parse_activation
-    from elubench.spec.layout import plan_network
+    from elubench.activations.names import parse_activation
+    from elubench.spec.layout import net_layout
     spec = load_spec(write_spec(tiny_spec()), width=0.5)
-    units = [r.units for r in plan_network(spec, parse_activation("relu"), False).linear_layers]
+    units = [r.units for r in net_layout(spec, parse_activation("relu"), False).linear_layers]
     assert units == [4, 8, 10]
     assert spec.hash != load_spec(write_spec(tiny_spec())).hash
 
@@ -64,11 +64,11 @@ def test_width_scales_all_but_the_output_layer(write_spec):
 def test_width_rounds_half_up(write_spec):
     """6, 10 and 14 units at width 0.25 are 1.5, 2.5 and 3.5: half up gives 2, 3, 4 (Python's
     round() gave 2, 2, 4)."""
-    from elubench.activations.registry import parse_activation
-    from elubench.spec.layout import plan_network
+    from elubench.activations.names import parse_activation
+    from elubench.spec.layout import net_layout
     spec = load_spec(write_spec(tiny_spec(model={"stacks": ["1x6x3", "1x10x3", "1x14x3", "1x10x1"],
                                                  "pool": "none"})), width=0.25)
-    units = [r.units for r in plan_network(spec, parse_activation("relu"), False).linear_layers]
+    units = [r.units for r in net_layout(spec, parse_activation("relu"), False).linear_layers]
     assert units == [2, 3, 4, 10]
 
 

@@ -8,7 +8,8 @@ import inspect
 import re
 from dataclasses import dataclass
 
-from elubench.activations.registry import _ALIASES, REGISTRY, REQUIRED, Activation, ActivationDef, CustomRef, Param
+from elubench.activations.names import CustomRef
+from elubench.activations.registry import ALIASES, REGISTRY, REQUIRED, Activation, ActivationDef, Param
 from elubench.core.errors import ActivationError
 
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,39}$")
@@ -59,7 +60,7 @@ def bind(ref: CustomRef, obj, qualified: str, code: str, default_label: str) -> 
         raise ActivationError(f"{text!r}: its name {label!r} cannot label a table column",
                               hint="a name is a letter or _ then letters, digits, _ . or - "
                                    "(at most 40 characters)")
-    builtin = _ALIASES.get(label.lower(), label.lower())
+    builtin = ALIASES.get(label.lower(), label.lower())
     if builtin in REGISTRY:
         raise ActivationError(f"activation name clash: {text!r} is named {label!r}, as is the "
                               f"built-in {builtin} ({REGISTRY[builtin].formula})",

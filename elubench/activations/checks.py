@@ -1,4 +1,5 @@
-"""The checks a custom activation passes before anything trains (`run`, `show`, `bench`).
+"""The checks a custom activation passes before anything trains (`run`, `show`, `bench`; on the
+net's own layer shapes through elubench.net.checks).
 
 A user's function meets the net's tensors only after data is loaded and, on a cluster, after
 a queue; a bug found there costs hours. So each custom activation of a matrix is built and
@@ -28,25 +29,6 @@ from elubench.core.errors import ActivationError
 BATCH = 2          # images per check batch: enough to see a batch-wise dependence
 GRID = 1001        # points of the -50..50 grid, 0.1 apart (0 among them: many kinks are there)
 GRADCHECK_CHANNELS = 3
-
-
-def check_matrix(spec, configs) -> None:
-    """Check every custom activation among `configs` (grid.RunConfig) on the spec's shapes."""
-    from elubench.activations.code import activation_for
-    seen: dict[str, Activation] = {}
-    for cfg in configs:
-        if cfg.activation_ref is not None and cfg.activation_ref not in seen:
-            seen[cfg.activation_ref] = activation_for(cfg, spec)
-    for activation in seen.values():
-        check_activation(activation, hidden_shapes(spec, activation), spec.train.precision)
-
-
-def hidden_shapes(spec, activation) -> list[tuple[int, ...]]:
-    """The per-image shapes the activation meets: every hidden conv/FC layer's output."""
-    from elubench.spec.layout import plan_network
-    plan = plan_network(spec, activation, False)  # BN changes no shape
-    return list(dict.fromkeys(tuple(row.out_shape) for row in plan.rows
-                              if row.kind in ("conv", "fc") and row.activation))
 
 
 class _Failed(Exception):
@@ -238,12 +220,3 @@ def _mismatch(call, x, params) -> str:
     return (f"at x = {x[index].item():.6g} autograd gives the derivative {analytic[index].item():.6g}, "
             f"central differences {numeric[index].item():.6g}")
 
-
-def checked_activation(spec, text: str | None, base_dir, flag: str):
-    """(spec, Activation) for the one activation `show` lays out: `text` (a file read from the
-    spec's folder) or the spec's first; a custom one resolved and checked on the spec's shapes."""
-    from elubench.activations.code import resolve_name, with_names
-    spec, [name] = with_names(spec, [text or spec.compare.activations[0]], base_dir, flag)
-    activation = resolve_name(name, spec)
-    check_activation(activation, hidden_shapes(spec, activation), spec.train.precision)
-    return spec, activation

@@ -33,50 +33,12 @@ import sys
 import types
 from pathlib import Path, PurePath
 
-from elubench.activations.registry import _ALIASES, REGISTRY, Activation, CustomRef, parse_activation
 from elubench.activations.binding import bind
-from elubench.core.errors import ActivationError
-
-GROUP = "elubench.activations"
+from elubench.activations.names import (CustomRef, distribution, entry_point, parse_activation,
+                                        registered)
+from elubench.activations.registry import ALIASES, REGISTRY, Activation, format_value
+from elubench.core.errors import ActivationError, ElubenchError
 MAX_SOURCE_BYTES = 1 << 20  # an activation's file; far more than any activation needs
-
-
-# --- registered names (entry points; pure metadata, nothing imported) ---------------------------
-
-_ENTRY_POINTS: dict[tuple, dict] = {}
-
-
-def registered() -> dict[str, list]:
-    """Every name installed packages register, to its entry points (several when packages
-    clash). Read again whenever sys.path changes (a package installed into a folder on it)."""
-    key = tuple(sys.path)
-    if key not in _ENTRY_POINTS:
-        found: dict[str, list] = {}
-        for ep in importlib.metadata.entry_points(group=GROUP):
-            if all(other.value != ep.value or _dist(other) != _dist(ep) for other in found.get(ep.name, [])):
-                found.setdefault(ep.name, []).append(ep)
-        _ENTRY_POINTS.clear()
-        _ENTRY_POINTS[key] = found
-    return _ENTRY_POINTS[key]
-
-
-def _dist(ep) -> str:
-    dist = getattr(ep, "dist", None)
-    return f"{dist.metadata['Name']} {dist.version}" if dist is not None else "an unknown package"
-
-
-def _entry_point(name: str):
-    eps = registered().get(name, [])
-    if not eps:
-        raise ActivationError(f"no installed package registers the activation {name!r}",
-                              hint="install the package that provides it (`elubench activations` "
-                                   "lists the registered ones)")
-    if len(eps) > 1:
-        raise ActivationError(f"activation name clash: {name!r} is registered by "
-                              + " and by ".join(f"{_dist(ep)} ({ep.value})" for ep in eps),
-                              hint="uninstall one, or name the code itself: "
-                                   + " or ".join(ep.value for ep in eps))
-    return eps[0]
 
 
 # --- code identity (at spec load) -------------------------------------------------------------
@@ -146,7 +108,7 @@ def _module_identity(module: str) -> str:
 def identify(ref: CustomRef, base_dir: Path | None) -> tuple[CustomRef, str]:
     """The reference with a file's path made absolute (from `base_dir`), and its code identity."""
     if ref.kind == "registered":
-        ep = _entry_point(ref.target)
+        ep = entry_point(ref.target)
         return ref, _distribution_identity(ep.dist, ep.value.partition(":")[0]) if ep.dist \
             else _module_identity(ep.value.partition(":")[0])
     where, _, attr = ref.target.rpartition(":")
@@ -176,13 +138,6 @@ def locate(names: list[str], base_dir: Path | None, code: dict[str, str]) -> lis
             code[parsed.target] = identity
         out.append(str(parsed))
     return out
-
-
-def hash_key(target: str) -> str:
-    """A target as the spec hash sees it: a file by its name, not its folder (the same code
-    in another checkout is the same spec)."""
-    where, _, attr = target.rpartition(":")
-    return f"{PurePath(where).name}:{attr}" if where.endswith(".py") else target
 
 
 # --- shipping a file's source to workers that do not see it -----------------------------------
@@ -260,7 +215,7 @@ def _import_failed(what: str, exc: BaseException) -> ActivationError:
 def _load(ref: CustomRef, expected: str):
     """(object, qualified name, label by default) of a reference; its identity checked."""
     if ref.kind == "registered":
-        ep = _entry_point(ref.target)
+        ep = entry_point(ref.target)
         where, _, attr = ep.value.partition(":")
         qualified = f"{ref.target} = {ep.value}"
         now = _distribution_identity(ep.dist, where) if ep.dist else _module_identity(where)
@@ -336,7 +291,6 @@ def _exec_file(path: str, data: bytes) -> types.ModuleType:
 def with_names(spec, names: list[str] | None, base_dir: Path, flag: str):
     """(spec, names) for activations named on the command line (`flag`): their files made
     absolute from the spec's folder, their code identities added to the spec's."""
-    from elubench.core.errors import ElubenchError
     if not names:
         return spec, names
     code = dict(spec.activation_code)
@@ -352,15 +306,13 @@ def with_names(spec, names: list[str] | None, base_dir: Path, flag: str):
 def registered_rows() -> list[dict[str, str]]:
     """Registered activations as `elubench activations` lists them, each loaded to show its
     parameters; one that does not load, or that a built-in's name hides, says so in its row."""
-    from elubench.activations.registry import _format_value
-    from elubench.core.errors import ElubenchError
     rows = []
     for name, eps in sorted(registered().items()):
         row = {"name": name, "registered": True, "formula": "", "parameters": "", "he_aware_slope": "-",
                "aliases": "",
-               "implemented_by": " and ".join(_dist(ep) for ep in eps),
+               "implemented_by": " and ".join(distribution(ep) for ep in eps),
                "source": " and ".join(ep.value for ep in eps)}
-        builtin = _ALIASES.get(name.lower(), name.lower())
+        builtin = ALIASES.get(name.lower(), name.lower())
         if builtin in REGISTRY:
             row["formula"] = f"not usable: the built-in {builtin} has this name"
         else:
@@ -370,8 +322,8 @@ def registered_rows() -> list[dict[str, str]]:
                 definition = activation.definition
                 slope = activation.negative_slope
                 row.update(formula=definition.formula, he_aware_slope="-" if slope is None
-                           else _format_value(slope), parameters=", ".join(
-                               f"{p.name}={_format_value(p.default)}" for p in definition.params))
+                           else format_value(slope), parameters=", ".join(
+                               f"{p.name}={format_value(p.default)}" for p in definition.params))
                 if " sha256:" in identity:
                     row["source"] += f" ({_module_file(ref)})"
             except ElubenchError as exc:
@@ -381,5 +333,5 @@ def registered_rows() -> list[dict[str, str]]:
 
 
 def _module_file(ref: CustomRef) -> str:
-    found = importlib.util.find_spec(_entry_point(ref.target).value.partition(":")[0])
+    found = importlib.util.find_spec(entry_point(ref.target).value.partition(":")[0])
     return found.origin if found is not None else "?"

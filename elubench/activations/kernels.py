@@ -26,11 +26,48 @@ import time
 
 import torch
 
-from elubench import __version__
+from elubench.core import __version__
+from elubench.core.files import write_json_atomic
+from elubench.core.machine import cpu_name
+from elubench.core.paths import default_cache_dir
 
 KERNELS_ENV = "ELUBENCH_ACTIVATION_KERNELS"  # torch | elubench | auto (the default)
 MARGIN = 0.9   # elubench's kernel must take at most this fraction of PyTorch's time
 CACHE_NAME = "kernels.json"
+
+
+class ExpLinearCPU(torch.autograd.Function):
+    """Forward: scale * (relu(x) + alpha * (exp(input_scale * min(x, 0)) - 1)), in place when
+    asked (the tensor it overwrites is a conv, FC or BN output nobody's backward needs). The
+    negative part is exactly 0 for x > 0 (exp(0) - 1), so the positive side is exactly x, even
+    where x is below alpha's rounding unit; the output's sign is the input's, which the
+    backward relies on. Backward from the output y: input_scale * (y + alpha * scale) where
+    y <= 0, scale elsewhere."""
+
+    @staticmethod
+    def forward(ctx, x, alpha: float, scale: float, input_scale: float, inplace: bool):
+        negative = torch.clamp_max(x, 0.0)
+        if input_scale != 1.0:
+            negative.mul_(input_scale)
+        negative.exp_().sub_(1.0)
+        if inplace:
+            ctx.mark_dirty(x)
+            y = x.relu_()
+        else:
+            y = torch.relu(x)
+        y.add_(negative, alpha=alpha)
+        if scale != 1.0:
+            y.mul_(scale)
+        ctx.save_for_backward(y)
+        ctx.coefficients = (alpha, scale, input_scale)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        alpha, scale, input_scale = ctx.coefficients
+        return (torch.ops.aten.elu_backward(grad, alpha, scale, input_scale, True, y),
+                None, None, None, None)
 
 
 def exp_linear_kernel(device) -> str:
@@ -44,15 +81,11 @@ def exp_linear_kernel(device) -> str:
 
 
 def _machine_key() -> str:
-    from elubench.training.runtime import device_name
-    return f"{device_name(torch.device('cpu'))} | torch {torch.__version__} | elubench {__version__}"
+    return f"{cpu_name()} | torch {torch.__version__} | elubench {__version__}"
 
 
 @functools.lru_cache(maxsize=1)
 def _cpu_choice() -> str:
-    from elubench.core.files import write_json_atomic
-    from elubench.core.paths import default_cache_dir
-
     path = default_cache_dir() / CACHE_NAME
     key = _machine_key()
     with _locked(path.with_suffix(".lock")):
@@ -97,8 +130,6 @@ def _locked(path):
 def measure(shape=(64, 32, 8, 8), rounds: int = 11, calls: int = 40) -> dict:
     """Forward + backward of ELU in place with each kernel on one thread, medians of
     interleaved rounds, and the choice they make."""
-    from elubench.activations.modules import _ExpLinearCPU
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -106,7 +137,7 @@ def measure(shape=(64, 32, 8, 8), rounds: int = 11, calls: int = 40) -> dict:
         grad = torch.randn(shape)
         leaf = x0.clone().requires_grad_()
         kernels = {"torch": lambda x: torch.ops.aten.elu_(x, 1.0, 1.0, 1.0),
-                   "elubench": lambda x: _ExpLinearCPU.apply(x, 1.0, 1.0, 1.0, True)}
+                   "elubench": lambda x: ExpLinearCPU.apply(x, 1.0, 1.0, 1.0, True)}
 
         def once(kernel) -> float:
             start = time.perf_counter()

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from elubench.activations.kernels import ExpLinearCPU, exp_linear_kernel
+
 
 class ShiftedReLU(nn.Module):
     """SReLU of the ELU paper: max(floor, x), floor = -1. Not the S-shaped ReLU.
@@ -40,40 +42,6 @@ SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
 
 
-class _ExpLinearCPU(torch.autograd.Function):
-    """Forward: scale * (relu(x) + alpha * (exp(input_scale * min(x, 0)) - 1)), in place when
-    asked (the tensor it overwrites is a conv, FC or BN output nobody's backward needs). The
-    negative part is exactly 0 for x > 0 (exp(0) - 1), so the positive side is exactly x, even
-    where x is below alpha's rounding unit; the output's sign is the input's, which the
-    backward relies on. Backward from the output y: input_scale * (y + alpha * scale) where
-    y <= 0, scale elsewhere."""
-
-    @staticmethod
-    def forward(ctx, x, alpha: float, scale: float, input_scale: float, inplace: bool):
-        negative = torch.clamp_max(x, 0.0)
-        if input_scale != 1.0:
-            negative.mul_(input_scale)
-        negative.exp_().sub_(1.0)
-        if inplace:
-            ctx.mark_dirty(x)
-            y = x.relu_()
-        else:
-            y = torch.relu(x)
-        y.add_(negative, alpha=alpha)
-        if scale != 1.0:
-            y.mul_(scale)
-        ctx.save_for_backward(y)
-        ctx.coefficients = (alpha, scale, input_scale)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        (y,) = ctx.saved_tensors
-        alpha, scale, input_scale = ctx.coefficients
-        return (torch.ops.aten.elu_backward(grad, alpha, scale, input_scale, True, y),
-                None, None, None, None)
-
-
 class ExpLinear(nn.Module):
     """ELU, SELU and CELU (see above): elubench's vectorized kernel on the CPU, PyTorch's
     elsewhere. `implementation(device)` says which trained a run (recorded in run.json)."""
@@ -88,14 +56,13 @@ class ExpLinear(nn.Module):
     def implementation(device: torch.device) -> str:
         """"elubench" or "torch": measured once per machine on the CPU, "torch" elsewhere
         (elubench.activations.kernels; $ELUBENCH_ACTIVATION_KERNELS overrides)."""
-        from elubench.activations.kernels import exp_linear_kernel
         return exp_linear_kernel(device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling() or self.implementation(x.device) == "torch":
             return torch.ops.aten.elu_(x, self.alpha, self.scale, self.input_scale) if self.inplace \
                 else torch.ops.aten.elu(x, self.alpha, self.scale, self.input_scale)
-        return _ExpLinearCPU.apply(x, self.alpha, self.scale, self.input_scale, self.inplace)
+        return ExpLinearCPU.apply(x, self.alpha, self.scale, self.input_scale, self.inplace)
 
     def extra_repr(self) -> str:
         return (f"{self.name}: alpha={self.alpha:g}, scale={self.scale:g}, "

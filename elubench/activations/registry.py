@@ -79,6 +79,9 @@ class ActivationDef:
     aliases: tuple[str, ...] = ()
     # Learned parameters the module adds to a layer of `channels` units (PReLU's slopes).
     param_count: Callable[[dict[str, Value], int], int] = lambda p, channels: 0
+    # Built to write into its input (see IN_PLACE_WHY): `build` then gets inplace=True among
+    # its parameters, and the memory estimate counts no separate output for it.
+    in_place: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class Activation:
         changed = [(k, v) for (k, v), p in zip(self.params, self.definition.params) if v != p.default]
         if not changed:
             return self.name
-        return f"{self.name}({','.join(f'{k}={_format_value(v)}' for k, v in changed)})"
+        return f"{self.name}({','.join(f'{k}={format_value(v)}' for k, v in changed)})"
 
     @property
     def slug(self) -> str:
@@ -121,9 +124,14 @@ class Activation:
     def param_count(self, channels: int) -> int:
         return self.definition.param_count(self.kwargs, channels)
 
+    @property
+    def in_place(self) -> bool:
+        return self.definition.in_place
+
     def create(self, channels: int):
         """Build the torch module for a layer with `channels` units."""
-        return self.definition.build(self.kwargs, channels)
+        extra = {"inplace": True} if self.in_place else {}
+        return self.definition.build({**self.kwargs, **extra}, channels)
 
 
 def activation_slug(text: str) -> str:
@@ -133,7 +141,7 @@ def activation_slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=_-]", "_", text.replace("(", "_").replace(")", ""))
 
 
-def _format_value(value: Value) -> str:
+def format_value(value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -143,36 +151,36 @@ def _format_value(value: Value) -> str:
 
 # --- module factories (torch is imported only when a module is built) -------------------------
 
-def _torch_module(name: str, **fixed):
+def _torch_module(name: str):
     def build(params: dict[str, Value], channels: int):
         from torch import nn
-        return getattr(nn, name)(**fixed, **params)
+        return getattr(nn, name)(**params)
     return build
 
 
-# In place: an activation always follows a conv, an FC layer or BN, none of which needs its
+# IN_PLACE_WHY: an activation always follows a conv, an FC layer or BN, none of which needs its
 # output for the backward pass. Writing into that output saves allocating (and, on the CPU,
 # page-faulting) a new tensor, and torch's in-place ELU computes its gradient from the result,
 # alpha + ELU(x), with no second exp. Only for activations whose gradient torch computes from
-# the result (relu, elu, lrelu, selu, celu); silu or mish in place would need a copy of x.
-def _in_place(name: str):
-    return _torch_module(name, inplace=True)
+# the result (relu, elu, lrelu, selu, celu: `in_place=True` below); silu or mish in place would
+# need a copy of x.
 
 
 def _exp_linear(kind: str):
-    """ELU, SELU or CELU as elubench's ExpLinear (its own CPU kernel; see elubench.layers)."""
+    """ELU, SELU or CELU as elubench's ExpLinear (its own CPU kernel; elubench.activations.kernels)."""
     def build(params: dict[str, Value], channels: int):
         from elubench.activations.modules import SELU_ALPHA, SELU_SCALE, ExpLinear
         if kind == "selu":
-            return ExpLinear(SELU_ALPHA, SELU_SCALE, 1.0, inplace=True, name=kind)
+            return ExpLinear(SELU_ALPHA, SELU_SCALE, 1.0, inplace=bool(params.get("inplace")), name=kind)
         alpha = float(params["alpha"])
-        return ExpLinear(alpha, 1.0, 1.0 / alpha if kind == "celu" else 1.0, inplace=True, name=kind)
+        return ExpLinear(alpha, 1.0, 1.0 / alpha if kind == "celu" else 1.0,
+                         inplace=bool(params.get("inplace")), name=kind)
     return build
 
 
 def _build_lrelu(p, channels):
     from torch import nn
-    return nn.LeakyReLU(negative_slope=p["a"], inplace=True)
+    return nn.LeakyReLU(negative_slope=p["a"], inplace=bool(p.get("inplace")))
 
 
 def _build_srelu(p, channels):
@@ -197,18 +205,18 @@ def _slope(v):
 # whichever a measurement on this machine found faster (elubench.activations.kernels); PyTorch's on a GPU.
 EXP_LINEAR_IMPL = "elubench or torch (CPU, measured), torch (GPU)"
 
-_DEFS = [
+DEFINITIONS = [
     ActivationDef(
         "elu", "x if x > 0 else alpha * (exp(x) - 1)", "Clevert et al. 2015",
         _exp_linear("elu"), (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
-        implemented_by=EXP_LINEAR_IMPL,
+        implemented_by=EXP_LINEAR_IMPL, in_place=True,
     ),
-    ActivationDef("relu", "max(0, x)", "Nair & Hinton 2010", _in_place("ReLU"),
-                  negative_slope=lambda p: 0.0),
+    ActivationDef("relu", "max(0, x)", "Nair & Hinton 2010", _torch_module("ReLU"),
+                  negative_slope=lambda p: 0.0, in_place=True),
     ActivationDef(
         "lrelu", "max(a * x, x)", "Maas et al. 2013 (ELU paper: a = 0.1)", _build_lrelu,
         (Param("a", 0.1, "slope for negative inputs", _slope, "in [0, 1)"),),
-        negative_slope=lambda p: p["a"], aliases=("leaky_relu", "leakyrelu"),
+        negative_slope=lambda p: p["a"], aliases=("leaky_relu", "leakyrelu"), in_place=True,
     ),
     ActivationDef(
         "srelu", "max(floor, x)", "shifted ReLU, Clevert et al. 2015 (not the S-shaped ReLU)",
@@ -224,11 +232,12 @@ _DEFS = [
         param_count=lambda p, channels: 1 if p["shared"] else channels,
     ),
     ActivationDef("selu", "scale * (x if x > 0 else alpha * (exp(x) - 1)), fixed scale/alpha",
-                  "Klambauer et al. 2017", _exp_linear("selu"), implemented_by=EXP_LINEAR_IMPL),
+                  "Klambauer et al. 2017", _exp_linear("selu"), implemented_by=EXP_LINEAR_IMPL,
+                  in_place=True),
     ActivationDef("celu", "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))", "Barron 2017",
                   _exp_linear("celu"),
                   (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
-                  implemented_by=EXP_LINEAR_IMPL),
+                  implemented_by=EXP_LINEAR_IMPL, in_place=True),
     ActivationDef("gelu", "x * Phi(x)", "Hendrycks & Gimpel 2016", _torch_module("GELU"),
                   (Param("approximate", "none", "'none' (exact erf) or 'tanh'",
                          lambda v: v in ("none", "tanh"), "'none' or 'tanh'"),)),
@@ -241,169 +250,17 @@ _DEFS = [
     ActivationDef("tanh", "tanh(x)", "", _torch_module("Tanh")),
 ]
 
-REGISTRY: dict[str, ActivationDef] = {d.name: d for d in _DEFS}
-_ALIASES = {alias: d.name for d in _DEFS for alias in d.aliases}
-
-_NAME = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
-
+REGISTRY: dict[str, ActivationDef] = {d.name: d for d in DEFINITIONS}
+ALIASES = {alias: d.name for d in DEFINITIONS for alias in d.aliases}
 
 def known_names() -> str:
     return ", ".join(REGISTRY)
 
 
-def _parse_value(text: str) -> Value:
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def parse_activation(text: str) -> Activation | CustomRef:
-    """Parse `name`, `name(value)`, `name(key=value, ...)` or `name(flag)` into an Activation,
-    or a name that points at code (`file.py:attr`, `pkg.module:attr`, a registered name) into
-    a CustomRef. Pure Python: a registered name is looked up in the installed packages'
-    metadata, nothing is imported."""
-    if not isinstance(text, str):
-        raise ActivationError(f"an activation must be a name such as 'elu', got {text!r}")
-    ref = _REF.match(text)
-    if ref and ":" in ref.group(1):
-        return _parse_ref(text, ref.group(1).strip(), ref.group(2))
-    match = _NAME.match(text)
-    if not match:
-        raise ActivationError(f"cannot read activation {text!r}",
-                              hint="write a name with optional parameters: elu, lrelu(0.1), "
-                                   "elu(alpha=0.5), prelu(shared); or code: file.py:attr, "
-                                   "pkg.module:attr")
-    name = match.group(1).lower()
-    name = _ALIASES.get(name, name)
-    if name not in REGISTRY:
-        from elubench.activations.code import registered
-        if match.group(1) in registered():
-            return _parse_ref(text, match.group(1), match.group(2))
-        raise ActivationError(f"unknown activation {match.group(1)!r}",
-                              hint=f"known activations: {known_names()} "
-                                   "(`elubench activations` lists them with their parameters); "
-                                   "your own code: file.py:attr or pkg.module:attr")
-    definition = REGISTRY[name]
-    values: dict[str, Value] = {p.name: p.default for p in definition.params}
-    by_name = {p.name: p for p in definition.params}
-    args = match.group(2)
-    given: set[str] = set()
-    if args is not None and args.strip():
-        for position, arg in enumerate(a.strip() for a in args.split(",")):
-            if "=" in arg:
-                key, raw = (s.strip() for s in arg.split("=", 1))
-                value = _parse_value(raw)
-            elif arg in by_name and isinstance(by_name[arg].default, bool):
-                key, value = arg, True  # a flag by name: prelu(shared)
-            else:
-                if position >= len(definition.params):
-                    raise ActivationError(
-                        f"{text!r}: {name} takes {len(definition.params) or 'no'} parameter(s), "
-                        f"got more", hint=_param_hint(definition))
-                key, value = definition.params[position].name, _parse_value(arg)
-            if key not in by_name:
-                raise ActivationError(f"{text!r}: {name} has no parameter {key!r}",
-                                      hint=_param_hint(definition))
-            if key in given:
-                raise ActivationError(f"{text!r}: parameter {key!r} given twice")
-            given.add(key)
-            param = by_name[key]
-            try:
-                value = param.coerce(value)
-                ok = param.check(value) and not (isinstance(value, float) and not math.isfinite(value))
-            except ValueError as exc:
-                raise ActivationError(f"{text!r}: parameter {key!r}: {exc}", hint=_param_hint(definition))
-            if not ok:
-                raise ActivationError(f"{text!r}: parameter {key!r} must be {param.rule}, got {value!r}",
-                                      hint=_param_hint(definition))
-            values[key] = value
-    return Activation(name, tuple((p.name, values[p.name]) for p in definition.params))
-
-
-@dataclass(frozen=True)
-class CustomRef:
-    """A name that points at code, parsed but not resolved (nothing imported): `target` is
-    `file.py:attr`, `pkg.module:attr` or a registered name; `args` the parameters as written,
-    (None, value) for a positional one. The canonical text is `target(args)`, parameters in the
-    order given; elubench.activations.code binds them to the code's own parameters.
-
-    Plan-only uses (shapes, a memory estimate) may take a CustomRef for an Activation: the
-    learned parameters it adds are unknown until it is resolved, and counted as none."""
-
-    target: str
-    args: tuple[tuple[str | None, Value], ...] = ()
-    negative_slope = None
-    custom = None
-
-    @property
-    def kind(self) -> str:
-        """file, module or registered."""
-        if ":" not in self.target:
-            return "registered"
-        return "file" if self.target.rpartition(":")[0].endswith(".py") else "module"
-
-    @property
-    def name(self) -> str:
-        return self.target
-
-    def __str__(self) -> str:
-        if not self.args:
-            return self.target
-        return f"{self.target}({','.join(_format_value(v) if k is None else f'{k}={_format_value(v)}' for k, v in self.args)})"
-
-    def param_count(self, channels: int) -> int:
-        return 0
-
-
-_REF = re.compile(r"^\s*([^(),]+?)\s*(?:\((.*)\))?\s*$")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_REF_HINT = ("write file.py:attr (a file, relative to the spec's folder or absolute) or "
-             "pkg.module:attr (an importable module), with optional parameters: "
-             "acts.py:isrlu(alpha=0.5)")
-
-
-def _parse_ref(text: str, target: str, args: str | None) -> CustomRef:
-    where, _, attr = target.rpartition(":")
-    if ":" in target:
-        if not _IDENT.match(attr):
-            raise ActivationError(f"{text!r}: {attr!r} is not a Python attribute name", hint=_REF_HINT)
-        if not where.strip() or not (where.endswith(".py") or _MODULE.match(where)):
-            raise ActivationError(f"{text!r}: {where!r} is neither a .py file nor a module name",
-                                  hint=_REF_HINT)
-    parsed: list[tuple[str | None, Value]] = []
-    keys: set[str] = set()
-    if args is not None and args.strip():
-        for arg in (a.strip() for a in args.split(",")):
-            if "=" in arg:
-                key, raw = (s.strip() for s in arg.split("=", 1))
-                if not _IDENT.match(key):
-                    raise ActivationError(f"{text!r}: {key!r} is not a parameter name", hint=_REF_HINT)
-                if key in keys:
-                    raise ActivationError(f"{text!r}: parameter {key!r} given twice")
-                keys.add(key)
-                value = _parse_value(raw)
-                if isinstance(value, float) and not math.isfinite(value):
-                    raise ActivationError(f"{text!r}: parameter {key!r} must be finite, got {raw}")
-                parsed.append((key, value))
-            elif keys:
-                raise ActivationError(f"{text!r}: a positional parameter after a named one",
-                                      hint="give positional parameters first, as in Python")
-            elif not arg:
-                raise ActivationError(f"{text!r}: an empty parameter", hint=_REF_HINT)
-            else:
-                parsed.append((None, _parse_value(arg)))
-    return CustomRef(target, tuple(parsed))
-
-
-def _param_hint(definition: ActivationDef) -> str:
+def param_hint(definition: ActivationDef) -> str:
     if not definition.params:
         return f"{definition.name} takes no parameters"
-    described = ", ".join(f"{p.name}={_format_value(p.default)}" + (f" ({p.doc})" if p.doc else "")
+    described = ", ".join(f"{p.name}={format_value(p.default)}" + (f" ({p.doc})" if p.doc else "")
                           for p in definition.params)
     return f"{definition.name} parameters: {described}"
 
@@ -411,14 +268,14 @@ def _param_hint(definition: ActivationDef) -> str:
 def registry_rows() -> list[dict[str, str]]:
     """The registry as plain rows, for `elubench activations`."""
     rows = []
-    for d in _DEFS:
+    for d in DEFINITIONS:
         slope = d.negative_slope({p.name: p.default for p in d.params})
         rows.append({
             "name": d.name,
             "formula": d.formula,
-            "parameters": ", ".join(f"{p.name}={_format_value(p.default)}"
+            "parameters": ", ".join(f"{p.name}={format_value(p.default)}"
                                     + (f" ({p.rule})" if p.rule else "") for p in d.params),
-            "he_aware_slope": "-" if slope is None else _format_value(float(slope)),
+            "he_aware_slope": "-" if slope is None else format_value(float(slope)),
             "aliases": ", ".join(d.aliases),
             "implemented_by": d.implemented_by,
             "source": d.source,

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from elubench import __version__
+from elubench.core import __version__
 from elubench.cli.options import (
     SpecArg, SpecsArg, SetOpt, WidthOpt, DeviceOpt, PrecisionOpt, CompileOpt, ActivationsOpt,
     BatchnormOpt, SeedsOpt, ResultsOpt, DataDirOpt, DownloadOpt, ForceOpt, DryRunOpt,
@@ -64,14 +64,14 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ):
     """Show the network a spec builds: layers, shapes, parameters and FLOPs."""
-    from elubench.spec.layout import plan_network
+    from elubench.spec.layout import net_layout
     from elubench.net.memory import estimate_run
     from elubench.spec.loader import load_spec
 
-    from elubench.activations.checks import checked_activation
+    from elubench.net.checks import checked_activation
     loaded, act = checked_activation(load_spec(spec, set_ or [], width), activation or None,
                                      spec.parent, "--activation")
-    plan = plan_network(loaded, act, bn)
+    plan = net_layout(loaded, act, bn)
     estimate = estimate_run(loaded, act, bn)
     if as_json:
         from elubench.activations.binding import source_record
@@ -213,12 +213,13 @@ def compare(results: ResultsArg = Path("results"), spec: SpecNameOpt = None, acr
 
     from elubench.report.analysis import analyze_experiments
     from elubench.report.tables import FORMATS
+    from elubench.spec.schema import ALTERNATIVES
 
     if format_ not in FORMATS:
         raise ElubenchError(f"unknown format {format_!r}", where="--format", hint=f"use one of {', '.join(FORMATS)}")
-    if alternative is not None and alternative not in ("two-sided", "less", "greater"):
+    if alternative is not None and alternative not in ALTERNATIVES:
         raise ElubenchError(f"unknown alternative {alternative!r}", where="--alternative",
-                            hint="use two-sided, less or greater")
+                            hint=f"use {', '.join(ALTERNATIVES[:-1])} or {ALTERNATIVES[-1]}")
     if alpha is not None and not 0 < alpha < 1:
         raise ElubenchError(f"alpha must be between 0 and 1, got {alpha}", where="--alpha")
     if rope is not None and not (math.isfinite(rope) and rope >= 0):
@@ -227,51 +228,32 @@ def compare(results: ResultsArg = Path("results"), spec: SpecNameOpt = None, acr
     if out is not None and out.is_dir():
         raise ElubenchError("is a folder; --out names the file to write", where=str(out),
                             hint=f"e.g. --out {out / ('comparison.' + format_)}")
-    campaign = analyze_experiments(results, specs=spec, across=across, skip_bad=skip_bad, baseline=baseline,
-                                   all_pairs=all_pairs, alternative=alternative, alpha=alpha,
-                                   q_values=q_values, target_percent=target, rope=rope)
-    _render_comparison(campaign, format_, out)
+    folder = analyze_experiments(results, specs=spec, across=across, skip_bad=skip_bad, baseline=baseline,
+                                 all_pairs=all_pairs, alternative=alternative, alpha=alpha,
+                                 q_values=q_values, target=target, rope=rope)
+    _render_comparison(folder, format_, out)
 
 
-def _title(analysis) -> str:
-    c = analysis.comparison
-    return f"{c.spec_name}: {len(analysis.results.runs)} runs, {len(c.configs)} configurations"
+def _render_comparison(folder, format_: str, out: Path | None) -> None:
+    """The analysis in one format, to the terminal or to `out` (report.output)."""
+    from elubench.report.output import render
 
-
-def _render_comparison(campaign, format_: str, out: Path | None) -> None:
-    """The analysis in one format, to the terminal or to `out`: one experiment as before, several
-    with the summary across them."""
-    from elubench.report.tables import to_csv, to_json, to_latex, to_markdown, to_rich
-    from elubench.report.tables_across import render
-
-    if len(campaign.experiments) == 1:
-        result = campaign.experiments[0]
-        c, title = result.comparison, _title(result)
-        if format_ == "rich":
-            renderable = to_rich(result.sections, c.warnings, c.methods)
-        else:
-            text = {"markdown": lambda: f"## {title}\n\n" + to_markdown(result.sections, c.warnings, c.methods),
-                    "csv": lambda: to_csv(result.sections), "json": lambda: to_json(c, result.sections),
-                    "latex": lambda: to_latex(result.sections, c.methods)}[format_]()
-    else:
-        title = None
-        if format_ == "rich":
-            renderable = render(campaign, format_, _title)
-        else:
-            text = render(campaign, format_, _title)
+    title, rendered = render(folder, format_)
     if format_ == "rich":
         if out is None:
             console = _console()
             if title:
                 console.rule(title)
-            console.print(renderable)
+            console.print(rendered)
             return
         import io
 
         from rich.console import Console
         buffer = Console(file=io.StringIO(), width=160)
-        buffer.print(renderable)
+        buffer.print(rendered)
         text = buffer.file.getvalue().rstrip("\n")
+    else:
+        text = rendered
     if out is None:
         typer.echo(text)
         return
@@ -296,19 +278,20 @@ def report(
     paragraph; with several experiments, one report: the summary across them (critical-difference
     diagram, forest plot) and a section per experiment, in the results folder."""
     from elubench.report.analysis import analyze_experiments
-    from elubench.report.plots import figure_formats
-    from elubench.report.markdown import write_campaign_report, write_report
+    from elubench.report.figures import figure_formats
+    from elubench.report.markdown import write_folder_report, write_report
 
     if not markdown and not html:
         raise ElubenchError("nothing to write", where="--no-markdown", hint="add --html, or drop --no-markdown")
     formats = figure_formats(figure_format.split(","))
-    campaign = analyze_experiments(results, specs=spec, across=across, skip_bad=skip_bad,
-                                   baseline=baseline, all_pairs=all_pairs)
-    options = dict(out_dir=out, markdown=markdown, html_too=html, figure_formats=formats)
-    if len(campaign.experiments) == 1:
-        written = write_report(campaign.experiments[0], **options)
+    folder = analyze_experiments(results, specs=spec, across=across, skip_bad=skip_bad,
+                                 baseline=baseline, all_pairs=all_pairs)
+    if len(folder.experiments) == 1:
+        written = write_report(folder.experiments[0], out_dir=out, markdown=markdown, html_too=html,
+                               figure_formats=formats)
     else:
-        written = write_campaign_report(campaign, results, **options)
+        written = write_folder_report(folder, results, out_dir=out, markdown=markdown, html_too=html,
+                                      figure_formats=formats)
     console = _console()
     for path in written:
         console.print(f"wrote {path}")
@@ -320,7 +303,7 @@ def export(results: ResultsArg = Path("results"), tensorboard: TensorBoardOpt = 
     """Export recorded runs (ok, diverged and failed) to TensorBoard and/or MLflow: curves by
     iteration, bias shift, PReLU slopes, the configuration as parameters, final results.
     Exporting again adds only what is new or changed (docs/export.md)."""
-    from elubench.export.runs import export_results
+    from elubench.export.driver import export_results
     from elubench.cli.views import ExportProgress, export_view
 
     console = _console()

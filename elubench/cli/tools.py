@@ -26,7 +26,7 @@ def signal(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: Batchno
     configuration and seed, with the runs' own paired weights (He et al. 2015, section 2.2:
     Xavier init shrinks it with depth under ReLU, He init keeps it). Nothing is trained."""
     from elubench.tools import signal as forward
-    from elubench.activations.checks import check_matrix
+    from elubench.net.checks import check_matrix
     from elubench.activations.code import with_names
     from elubench.spec.matrix import select
     from elubench.cli.views import signal_table
@@ -69,7 +69,7 @@ def bench(
     from elubench.tools.bench import run_bench
     from elubench.training.runtime import resolve_device
 
-    from elubench.activations.checks import checked_activation
+    from elubench.net.checks import checked_activation
     loaded = _load(spec, set_, width, precision)
     names = []
     for name in _split_names(activations) or loaded.compare.activations:

@@ -69,3 +69,16 @@ class ResourceError(ElubenchError):
 class ExportError(ElubenchError):
     """An export target cannot be written: its optional extra is missing, it is unreachable, or
     it holds files elubench did not write where an export would go."""
+
+
+class LayoutError(Exception):
+    """An impossible network (spec.layout); `stack` is the 0-based index of the stack at fault.
+    The spec loader turns it into a SpecError located at that stack."""
+
+    def __init__(self, message: str, stack: int | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.stack, self.hint = message, stack, hint
+
+
+class PlotError(ElubenchError):
+    """The tables hold no data for the requested figure, or a figure format is unknown."""

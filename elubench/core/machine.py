@@ -59,3 +59,15 @@ def trains_on_cpu(device: str) -> bool:
         return False
     apple_gpu = platform.system() == "Darwin" and platform.machine() == "arm64"
     return not visible_gpus() and not apple_gpu
+
+
+def cpu_name() -> str:
+    """The CPU's model and the cores this process may use: "AMD EPYC 7B13 (2 cores)"."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({usable_cores()} cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine() or 'cpu'} ({usable_cores()} cores)"

@@ -289,8 +289,7 @@ def survey_specs(paths: list[Path], overrides: list[str], data_dir: Path | None 
                  download: bool = False) -> Survey:
     """`elubench data`: the datasets the spec files need (with --set applied), each once, checked;
     with `download`, those with missing files fetched first. A spec's mistake names its file."""
-    from elubench.execution.campaign import naming, unique_paths
-    from elubench.spec.loader import load_spec
+    from elubench.spec.loader import load_spec, naming, unique_paths
 
     paths, _ = unique_paths(paths)
     specs = []

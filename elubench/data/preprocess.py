@@ -10,17 +10,15 @@ import json
 import warnings
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from elubench.core.files import write_bytes_atomic
+from elubench.data.sources import Raw
 from elubench.spec.data_section import Data
-
-if TYPE_CHECKING:  # annotations only: sources imports memory, which imports this module
-    from elubench.data.sources import Raw
 
 ZCA_VERSION = 1  # bump when the GCN/ZCA formulas change: old cache files stop matching
 

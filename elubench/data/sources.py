@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from elubench.data.memory import crop_flip
+from elubench.data.augment import crop_flip
 from elubench.core.errors import DataError
 from elubench.core.seeds import derive_seed
 from elubench.core.paths import default_data_dir

@@ -19,11 +19,11 @@ specs and I = 1..N train every run once. No torch and no rich here.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from elubench.core.errors import ElubenchError, SpecError
+from elubench.spec.loader import naming, unique_paths
 from elubench.data.catalog import require
 from elubench.execution.runner import (Interrupted, MatrixState, Reporter, Summary, Tally, matrix_state,
                              summarize)
@@ -59,39 +59,13 @@ class Campaign:
         return len(self.experiments) > 1
 
 
-@contextmanager
-def naming(path: Path | None):
-    """A mistake found while handling `path` names the file (when it does not already)."""
-    try:
-        yield
-    except ElubenchError as exc:
-        if path is not None and str(path) not in exc.render():
-            exc.where = f"{path} ({exc.where})" if exc.where else str(path)
-            exc.args = (exc.render(),)
-        raise
-
-
-def unique_paths(paths: list[Path]) -> tuple[list[Path], list[str]]:
-    """The spec files in the order given, each once, and a note for each one given again."""
-    seen: dict[Path, Path] = {}
-    notes = []
-    for path in paths:
-        key = Path(path).resolve()
-        if key in seen:
-            same = "" if str(seen[key]) == str(path) else f" (as {seen[key]})"
-            notes.append(f"{path} is given more than once{same}: trained once")
-            continue
-        seen[key] = Path(path)
-    return list(seen.values()), notes
-
-
 def plan_campaign(paths: list[Path], settings, *, load, select, executor,
                   memory_check: bool = True, dry_run: bool = False) -> Campaign:
     """Every spec loaded (`load(path)`: the spec and the activation names the command line
     gives, resolved from its folder), selected (`select(spec, names)`), given its executor
     (`executor(spec)`) and checked (memory, custom activations), before anything trains;
     ElubenchError for the first mistake, naming its file when there are several."""
-    from elubench.activations.checks import check_matrix
+    from elubench.net.checks import check_matrix
     from elubench.net.memory import check_fits
 
     paths, notes = unique_paths(paths)

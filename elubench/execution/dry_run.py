@@ -106,7 +106,7 @@ def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int 
     writes nothing. On a CPU with more cores than a run's threads it also times the other layout
     (one run at a time on every core), so a user sees which is faster for this net."""
     from elubench.data.catalog import dataset_status
-    from elubench.training.runtime import cpu_count
+    from elubench.core.machine import usable_cores
 
     results = ResultsDir(settings.results, spec)
     other = results.stored_hash() not in (None, spec.hash)
@@ -115,7 +115,7 @@ def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int 
     if state.todo:
         at_once = max(1, min(at_once, len(state.todo)))
         guess = estimate(spec, state.todo[0], len(state.todo), settings, at_once=at_once)
-        cores = cpu_count()
+        cores = usable_cores()
         if guess.device == "cpu" and cores > guess.threads:
             alternative = estimate(spec, state.todo[0], len(state.todo), settings, threads=cores)
     return DryRun(configs, state, results.path, other, guess,

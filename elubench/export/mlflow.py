@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from elubench import __version__
+from elubench.core import __version__
 from elubench.core.errors import ExportError
 from elubench.export.runs import ExportRun
 from elubench.store.rundir import METRICS, RECORD

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from elubench import __version__
+from elubench.core import __version__
 from elubench.core.errors import ExportError
 from elubench.export.runs import ExportRun
 from elubench.core.files import write_json_atomic

@@ -1,4 +1,4 @@
-"""Build the torch network a spec describes, from the same plan `elubench show` prints."""
+"""Build the torch network a spec describes, from the same layout `elubench show` prints."""
 
 from __future__ import annotations
 
@@ -6,22 +6,23 @@ from collections import OrderedDict
 
 from torch import nn
 
-from elubench.activations.registry import Activation, parse_activation
+from elubench.activations.names import parse_activation
+from elubench.activations.registry import Activation
 from elubench.net.init import initialize
 from elubench.net.layers import GlobalAvgPool, SamePad, SpatialPyramidPool, Unflatten
-from elubench.spec.layout import Plan, plan_network
+from elubench.spec.layout import Layout, net_layout
 
 
 class Net(nn.Module):
     """A plain feed-forward net; `hidden` names the activation modules (for bias-shift probes)."""
 
-    def __init__(self, plan: Plan, activation: Activation):
+    def __init__(self, layout: Layout, activation: Activation):
         super().__init__()
-        self.plan = plan
+        self.layout = layout
         self.activation = activation
         modules: OrderedDict[str, nn.Module] = OrderedDict()
         self.hidden: list[str] = []  # module names of hidden-layer activations, in order
-        for row in plan.rows:
+        for row in layout.rows:
             prefix = f"s{row.stack}"
             if row.kind == "conv":
                 name = f"{prefix}_conv{row.layer}"
@@ -54,8 +55,8 @@ class Net(nn.Module):
                 modules[f"{prefix}_gap"] = GlobalAvgPool()
             elif row.kind == "unflatten":
                 modules[f"{prefix}_unflatten"] = Unflatten(row.out_shape)
-            else:  # pragma: no cover - the plan and the builder are written together
-                raise AssertionError(f"unknown plan row {row.kind}")
+            else:  # pragma: no cover - the layout and the builder are written together
+                raise AssertionError(f"unknown layout row {row.kind}")
             if row.kind in ("conv", "fc") and row.activation:
                 act_name = f"{name}_act"
                 modules[act_name] = activation.create(row.units)
@@ -74,8 +75,8 @@ def build_model(spec, activation: Activation | str, batchnorm: bool, *, seed: in
     """
     if isinstance(activation, str):
         activation = parse_activation(activation)
-    plan = plan_network(spec, activation, batchnorm)
-    net = Net(plan, activation)
+    layout = net_layout(spec, activation, batchnorm)
+    net = Net(layout, activation)
     scheme = init or spec.compare.init_list()[0]
     initialize(net, scheme, seed, activation.negative_slope)
     return net

@@ -1,4 +1,4 @@
-"""What one run needs, estimated from the plan before anything is allocated; and the check that
+"""What one run needs, estimated from the net's layout before anything is allocated; and the check that
 refuses a run that cannot fit.
 
 Pure Python at import (no torch): `elubench show` prints the estimate, and `run` checks it
@@ -11,7 +11,7 @@ calibrated against measurements on one machine (below), not derived from them.
 
 - weights: parameters × 4 bytes × 3 (the weights, their gradients, SGD's momentum buffers);
 - a training step, per image of the batch (`PerImage.step`): what autograd keeps, read off the
-  plan row by row: a conv or FC layer's output; with BN, BN's output too; an activation that
+  layout row by row: a conv or FC layer's output; with BN, BN's output too; an activation that
   is not in place (mish, gelu, prelu, ... all but relu, elu, lrelu, selu, celu) its output
   besides its input; max pooling its output and int64 indices (3 floats' worth); average,
   SPP and global pooling their output; dropout its output and a byte mask; the input batch.
@@ -57,6 +57,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from elubench.core.errors import ResourceError
+from elubench.spec.layout import net_layout
 
 FLOAT = 4
 PROCESS_BYTES = 512 * 2 ** 20        # Python with torch and elubench loaded (measured 518 MiB)
@@ -64,7 +65,6 @@ GPU_WORKSPACE_BYTES = 512 * 2 ** 20  # cuDNN workspaces and the caching allocato
 ACTIVATION_FACTOR = 1.25  # training step: measured 0.53-1.21 of the row sum (docstring)
 INFERENCE_FACTOR = 0.6    # an evaluation batch and the probe: whole runs (docstring)
 HOST_DATA_COPIES = 5      # CPU: the resident set and the copies loading makes (docstring)
-IN_PLACE = {"relu", "elu", "lrelu", "selu", "celu"}  # activations.py builds these in place
 
 
 def _prod(shape) -> int:
@@ -105,7 +105,7 @@ class RunEstimate:
 
 @dataclass(frozen=True)
 class PerImage:
-    """Floats per image, read off the plan (see the module docstring)."""
+    """Floats per image, read off the layout (see the module docstring)."""
 
     saved: int      # what autograd keeps over a training step, the input batch included
     largest: int    # the largest layer output
@@ -123,11 +123,11 @@ class PerImage:
         return self.input + 3 * self.largest + self.workspace
 
 
-def per_image(plan, activation_name: str) -> PerImage:
-    in_place = activation_name in IN_PLACE
-    first = _prod(plan.input_shape)
+def per_image(layout, activation) -> PerImage:
+    in_place = activation.in_place  # built to write into its input (activations.registry)
+    first = _prod(layout.input_shape)
     saved, largest, workspace = first, 0, 0
-    for row in plan.rows:
+    for row in layout.rows:
         n = _prod(row.out_shape)
         largest = max(largest, n)
         if row.kind == "conv" and row.kernel > 1:
@@ -144,10 +144,8 @@ def per_image(plan, activation_name: str) -> PerImage:
 
 
 def estimate_run(spec, activation, batchnorm: bool) -> RunEstimate:
-    """The memory one run of `spec` with this activation and BN setting needs, from its plan."""
-    from elubench.spec.layout import plan_network
-
-    plan = plan_network(spec, activation, batchnorm)
+    """The memory one run of `spec` with this activation and BN setting needs, from its layout."""
+    layout = net_layout(spec, activation, batchnorm)
     train, data = spec.train, spec.data
     sizes = data.sizes()
     batch = min(train.batch_size, sizes[0]) if sizes else train.batch_size
@@ -155,7 +153,7 @@ def estimate_run(spec, activation, batchnorm: bool) -> RunEstimate:
     evaluation = min(max(2 * batch, 256), 1000)  # train.eval_batch_size
     if sizes:
         evaluation = min(evaluation, sizes[1])
-    floats = per_image(plan, activation.name)
+    floats = per_image(layout, activation)
     cpu = max(ACTIVATION_FACTOR * batch * floats.step,
               INFERENCE_FACTOR * (probe + evaluation) * floats.inference)
     gpu = max(batch * (floats.step - floats.workspace),
@@ -167,9 +165,16 @@ def estimate_run(spec, activation, batchnorm: bool) -> RunEstimate:
     else:
         stored = (sizes[0] * c * (h + 2 * pad) * (w + 2 * pad) + sizes[1] * _prod(data.input_shape())) * FLOAT
         loaders = 0
-    return RunEstimate(params=plan.total_params, weights=plan.total_params * FLOAT * 3,
+    return RunEstimate(params=layout.total_params, weights=layout.total_params * FLOAT * 3,
                        activations=int(cpu * FLOAT), device_activations=int(gpu * FLOAT),
                        data=stored, host=PROCESS_BYTES + (HOST_DATA_COPIES - 1) * stored + loaders)
+
+
+def run_memory_bytes(spec, activation, batchnorm: bool = True) -> int:
+    """One CPU run's resident memory, estimated (the process, the dataset and its loading copies,
+    weights with gradients and momentum, a batch's activations). `run` uses it to keep the runs
+    it trains at once within the memory available."""
+    return estimate_run(spec, activation, batchnorm).cpu_total
 
 
 def human_bytes(n: float) -> str:

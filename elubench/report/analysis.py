@@ -1,53 +1,56 @@
-"""From a results folder to statistics: the one call behind `compare` and `report`."""
+"""From a results folder to statistics: the one call behind `compare` and `report`. Numbers
+only: report.tables formats them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from elubench.core.errors import StatsError
-from elubench.store.reader import RunTables, load_results
+from pydantic import ValidationError
+
+from elubench.activations.names import parse_activation
+from elubench.core.errors import ActivationError, StatsError
+from elubench.spec.schema import Compare, config_label, default_baseline
+from elubench.stats.experiments import Across, ExperimentResult, across_experiments
+from elubench.stats.summary import Comparison, compare
+from elubench.store.reader import RunTables, load_experiments, load_results
 
 
 @dataclass
 class Analysis:
+    """One experiment's runs and every statistic of them."""
+
     results: RunTables
-    comparison: object        # stats.Comparison
-    sections: list            # tables.Section
-    task: str
+    comparison: Comparison
 
 
 def analyze(root: Path, *, spec: str | None = None, skip_bad: bool = False, baseline: str | None = None,
             all_pairs: bool = False, alternative: str | None = None, alpha: float | None = None,
-            q_values: bool = False, target_percent: float | None = None,
+            q_values: bool = False, target: float | None = None,
             rope: float | None = None) -> Analysis:
     """Load one spec's runs under `root` and compute every statistic.
 
     Defaults for the baseline, alpha, side and ROPE come from the spec's `compare` section
-    (stored with the results), else the schema's defaults (relu, 0.05, two-sided, 0.5 pp).
+    (stored with the results), else the schema's (spec.schema.Compare).
     The baseline is an activation (each activation against it at the same BN setting) or a
-    configuration label (every configuration against it).
+    configuration label (every configuration against it). `target`: the learning-speed target
+    as the tables show a score (% test error, or MSE x 100).
     """
     results = load_results(root, spec=spec, skip_bad=skip_bad)
     return analyze_tables(results, baseline=baseline, all_pairs=all_pairs, alternative=alternative,
-                          alpha=alpha, q_values=q_values, target_percent=target_percent, rope=rope)
+                          alpha=alpha, q_values=q_values, target=target, rope=rope)
 
 
 def analyze_tables(results: RunTables, *, baseline: str | None = None, all_pairs: bool = False,
                    alternative: str | None = None, alpha: float | None = None,
-                   q_values: bool = False, target_percent: float | None = None,
+                   q_values: bool = False, target: float | None = None,
                    rope: float | None = None) -> Analysis:
     """`analyze` on one spec's runs already read."""
-    from elubench.core.errors import ActivationError
-    from elubench.spec.schema import DEFAULT_ROPE
-    from elubench.stats import compare
-    from elubench.report.tables import display_tables
-
     settings = (results.spec or {}).get("compare", {})
+    stored = _test_options(settings, results.name)
     reference = {k: tuple(v) for k, v in ((results.spec or {}).get("reference", {})
                                           .get("test_error", {}) or {}).items()}
     runs = results.runs = _in_spec_order(results.runs, settings)
-    task = str(runs["task"].iloc[0])
     baseline = baseline or settings.get("baseline")  # else stats.compare's default_baseline
     if baseline is not None and baseline not in set(runs["config"]):
         try:  # an activation in another spelling: lrelu(0.1) for lrelu; a custom one's reference
@@ -58,14 +61,10 @@ def analyze_tables(results: RunTables, *, baseline: str | None = None, all_pairs
             raise StatsError(f"baseline {baseline!r} is not in the data of {results.name}",
                              hint=f"activations here: {', '.join(dict.fromkeys(runs['activation']))}; "
                                   f"configurations: {', '.join(dict.fromkeys(runs['config']))}")
-    target = None
-    if target_percent is not None:
-        target = target_percent if task == "autoencoder" else target_percent / 100
     comparison = compare(runs, results.metrics if len(results.metrics) else None, baseline=baseline,
-                         all_pairs=all_pairs, alternative=alternative or settings.get("alternative", "two-sided"),
-                         alpha=alpha or settings.get("alpha", 0.05), q_values=q_values, target=target,
-                         reference=reference or None,
-                         rope=rope if rope is not None else settings.get("rope", DEFAULT_ROPE))
+                         all_pairs=all_pairs, alternative=alternative or stored.alternative,
+                         alpha=alpha or stored.alpha, q_values=q_values, reference=reference or None,
+                         rope=rope if rope is not None else stored.rope, target_shown=target)
     if results.skipped:
         comparison.warnings.insert(0, f"{len(results.skipped)} corrupt record(s) left out (--skip-bad): "
                                    + "; ".join(results.skipped))
@@ -76,14 +75,22 @@ def analyze_tables(results: RunTables, *, baseline: str | None = None, all_pairs
                                    + "; ".join(results.partial))
         comparison.methods += (f" {len(results.partial)} damaged metrics log(s) or spec "
                                "description(s) were left out; the runs' final results were kept.")
-    return Analysis(results, comparison, display_tables(comparison, task=task), task)
+    return Analysis(results, comparison)
+
+
+def _test_options(settings: dict, name: str) -> Compare:
+    """The stored spec's alpha, side and ROPE, validated by the schema (its defaults where the
+    spec does not say)."""
+    try:
+        return Compare.model_validate({k: settings[k] for k in Compare.TEST_OPTIONS if k in settings})
+    except ValidationError as exc:
+        raise StatsError(f"the spec stored with the runs of {name} holds invalid compare options "
+                         f"({exc.errors()[0]['msg']})",
+                         hint="pass --alpha, --alternative and --rope, or restore its spec.json") from None
 
 
 def _in_spec_order(runs, settings: dict):
     """Configurations in the spec's order (activation, then BN off/on), others after them."""
-    from elubench.core.errors import ActivationError
-    from elubench.spec.schema import config_label
-
     inits = settings.get("init", "he")
     inits = [inits] if isinstance(inits, str) else list(inits)
     customs = _custom_labels(runs)
@@ -115,41 +122,37 @@ def _custom_labels(runs) -> dict[str, str]:
 def _label_of(name: str, customs: dict[str, str]) -> str:
     """An activation's label in the records: a custom one's from its runs, a built-in's
     canonical text (ActivationError when it is neither)."""
-    from elubench.activations.registry import parse_activation
     return customs[name] if name in customs else str(parse_activation(name))
 
 
 # --- several experiments ----------------------------------------------------------------------
 
 @dataclass
-class Campaign:
+class FolderAnalysis:
     """Every experiment (spec) of a results folder, each analysed as on its own with one shared
     baseline, and the summary across them (None for one experiment, or with --no-across). How
     the shared baseline was chosen, where the specs disagree, is in the warnings."""
 
     experiments: list[Analysis]
-    across: object | None     # stats.experiments.Across
+    across: Across | None
 
 
 def analyze_experiments(root: Path, *, specs: list[str] | None = None, across: bool | None = None,
                         skip_bad: bool = False, baseline: str | None = None, all_pairs: bool = False,
                         alternative: str | None = None, alpha: float | None = None,
-                        q_values: bool = False, target_percent: float | None = None,
-                        rope: float | None = None) -> Campaign:
+                        q_values: bool = False, target: float | None = None,
+                        rope: float | None = None) -> FolderAnalysis:
     """Analyse each experiment under `root` (or those `specs` names) and, for two or more, the
     summary across them (`across`: None = when there are two or more, True = required,
     False = never)."""
-    from elubench.store.reader import load_experiments
-    from elubench.stats.experiments import Experiment, across_experiments
-
     tables = load_experiments(root, specs=specs, skip_bad=skip_bad)
     if across and len(tables) < 2:
-        across_experiments([Experiment(t.name, t.runs, None) for t in tables], baseline)  # says why not
+        across_experiments([ExperimentResult(t.name, t.runs, None) for t in tables], baseline)  # says why not
     notes = []
     if baseline is None and not all_pairs and len(tables) > 1:
         baseline, notes = _shared_baseline(tables)
     options = dict(baseline=baseline, all_pairs=all_pairs, alternative=alternative, alpha=alpha,
-                   q_values=q_values, target_percent=target_percent, rope=rope)
+                   q_values=q_values, target=target, rope=rope)
     analyses = []
     for table in tables:
         try:
@@ -162,21 +165,19 @@ def analyze_experiments(root: Path, *, specs: list[str] | None = None, across: b
     if len(analyses) > 1 and across is not False:
         first = analyses[0].comparison
         summary = across_experiments(
-            [Experiment(a.results.name, a.results.runs, a.comparison, a.task) for a in analyses],
+            [ExperimentResult(a.results.name, a.results.runs, a.comparison) for a in analyses],
             None if all_pairs else first.baseline, all_pairs=all_pairs,
             alternative=first.paired.alternative, alpha=first.paired.alpha)
         summary.warnings[:0] = notes
     else:  # --no-across: each experiment's tables say which baseline they share, and why
         for analysis in analyses:
             analysis.comparison.warnings[:0] = notes
-    return Campaign(analyses, summary)
+    return FolderAnalysis(analyses, summary)
 
 
 def _shared_baseline(tables) -> tuple[str, list[str]]:
     """The baseline every experiment is compared against: the specs' own when they agree, else
     the default rule over the activations all of them have (said in a note)."""
-    from elubench.spec.schema import default_baseline
-
     def own_baseline(table):  # the spec's, or the default rule over its own activations
         settings = (table.spec or {}).get("compare") or {}
         activations = list(dict.fromkeys(table.runs["activation"]))

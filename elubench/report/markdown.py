@@ -10,9 +10,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from elubench import __version__
-from elubench.report.analysis import Analysis
+from elubench.activations.names import parse_activation
+from elubench.activations.registry import Activation
+from elubench.core import __version__
 from elubench.core.errors import ElubenchError, StoreError
+from elubench.report.analysis import Analysis, FolderAnalysis
+from elubench.report.html import render_html
+from elubench.report.plots import all_figures
+from elubench.report.plots_across import across_figures
+from elubench.report.render import to_markdown
+from elubench.report.tables import display_tables
+from elubench.report.tables_across import across_sections
+from elubench.spec.layout import net_layout
+from elubench.spec.loader import validate_spec
 
 
 def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
@@ -21,10 +31,6 @@ def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
     spec's, e.g. `--seeds 3`), with the spec's extent beside it where they differ."""
     if not spec_dict:
         return ["*The results folder has no spec.json: the experiment's description is unavailable.*"]
-    from elubench.activations.registry import Activation, parse_activation
-    from elubench.spec.layout import plan_network
-    from elubench.spec.loader import validate_spec
-
     try:
         spec = validate_spec(spec_dict, source="spec.json")
     except ElubenchError as exc:  # e.g. an activation whose package is not installed here
@@ -35,7 +41,7 @@ def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
     # parameters are in its runs' records)
     first = next((a for a in spec.compare.parsed_activations() if isinstance(a, Activation)),
                  parse_activation("relu"))
-    plan = plan_network(spec, first, False)
+    layout = net_layout(spec, first, False)
     train, data, model = spec.train, spec.data, spec.model
     if isinstance(train.lr, dict):
         schedule = ", ".join(f"{rate:g} from {start:,}" for start, rate in train.lr.items())
@@ -56,7 +62,7 @@ def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
         + (f"; width × {model.width:g}" if model.width != 1 else ""),
         f"  - dropout per stack {model.dropout_rates()}, pooling {model.pool}"
         + (f", SPP {model.spp}" if model.spp else ""),
-        f"  - {plan.total_params:,} parameters ({first}, no BN), {plan.forward_flops / 1e6:,.1f} M forward "
+        f"  - {layout.total_params:,} parameters ({first}, no BN), {layout.forward_flops / 1e6:,.1f} M forward "
         "FLOPs per image",
         f"- **Training**: SGD, batch {train.batch_size}, momentum {train.optimizer.momentum:g}, weight decay "
         f"{train.optimizer.weight_decay:g} (none on BN parameters or PReLU slopes), learning rate {schedule}, "
@@ -117,9 +123,6 @@ def _figure_lines(figures, out_dir: Path, images: dict, level: int = 2) -> list[
 def _experiment(analysis: Analysis, out_dir: Path, figures_dir: Path, images: dict, figure_formats,
                 level: int = 2) -> tuple[list[str], list]:
     """One experiment's part of a report: what it was, its tables, its figures."""
-    from elubench.report.plots import all_figures
-    from elubench.report.tables import to_markdown
-
     results, comparison = analysis.results, analysis.comparison
     figures = all_figures(results, comparison.paired, figures_dir, comparison.baseline,
                           formats=figure_formats)
@@ -133,15 +136,13 @@ def _experiment(analysis: Analysis, out_dir: Path, figures_dir: Path, images: di
         f"on {devices}; mean wall time per run {runs['wall_seconds'].mean():.1f} s.", "",
         f"{h} The experiment", "", *_spec_summary(results.spec, runs), "",
         f"{h} Results", "", "",
-        to_markdown(analysis.sections, comparison.warnings, comparison.methods, level=level + 1),
+        to_markdown(display_tables(comparison), comparison.warnings, comparison.methods, level=level + 1),
         *_figure_lines(figures, out_dir, images, level),
     ]
     return lines, figures
 
 
 def _write(text: str, images: dict, out_dir: Path, markdown: bool, html_too: bool) -> list[Path]:
-    from elubench.report.html import render_html
-
     written = []
     if markdown:
         written.append(out_dir / "REPORT.md")
@@ -165,30 +166,26 @@ def write_report(analysis: Analysis, *, out_dir: Path | None = None, markdown: b
     return _write(text, images, out_dir, markdown, html_too) + [p for f in figures for p in f.files]
 
 
-def write_campaign_report(campaign, root: Path, *, out_dir: Path | None = None, markdown: bool = True,
+def write_folder_report(folder: FolderAnalysis, root: Path, *, out_dir: Path | None = None, markdown: bool = True,
                           html_too: bool = False, figure_formats=("png", "pdf")) -> list[Path]:
     """One REPORT.md (and REPORT.html) for several experiments, in `root` (or `out_dir`): the
     summary across them first (its tables, the critical-difference diagram and the forest plot
     in figures/), then a section per experiment (its figures in figures/<spec name>/)."""
-    from elubench.report.plots_across import across_figures
-    from elubench.report.tables_across import across_sections
-    from elubench.report.tables import to_markdown
-
     out_dir = Path(out_dir or root)
     images: dict = {}
-    names = [a.results.name for a in campaign.experiments]
+    names = [a.results.name for a in folder.experiments]
     lines = [f"# elubench report: {len(names)} experiments", "",
              f"Generated {time.strftime('%Y-%m-%d %H:%M')} by elubench {__version__} from `{root}`: "
              f"{', '.join(names)}.", ""]
     files = []
-    across = campaign.across
+    across = folder.across
     if across is not None:
         figures = across_figures(across, _figures_dir(out_dir), formats=figure_formats)
         files += [p for f in figures for p in f.files]
         lines += [f"## Across {len(across.experiments)} experiments", "",
                   to_markdown(across_sections(across), across.warnings, across.methods, level=3),
                   *_figure_lines(figures, out_dir, images, level=3)]
-    for analysis in campaign.experiments:
+    for analysis in folder.experiments:
         name = analysis.results.name
         part, figures = _experiment(analysis, out_dir, _figures_dir(out_dir, f"figures/{name}"), images,
                                     figure_formats, level=3)

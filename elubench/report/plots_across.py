@@ -13,14 +13,15 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
 
-from elubench.report.plots import _VERDICT_COLOURS, FIGSIZE, Figure, _need_data, _save, _styled
+from elubench.core.errors import PlotError
+from elubench.report.figures import FIGSIZE, VERDICT_COLOURS, Figure, need_data, save, styled
+from elubench.stats.experiments import Across
 
 
-@_styled
+@styled
 def cd_diagram(result, out_dir) -> Figure:
     cd = result.nemenyi
     if cd is None:
-        from elubench.report.plots import PlotError
         raise PlotError("a critical-difference diagram needs two or more shared configurations")
     ranks = dict(zip(result.configs, result.friedman.mean_ranks))
     order = sorted(ranks, key=lambda c: (ranks[c], c))
@@ -66,14 +67,14 @@ def cd_diagram(result, out_dir) -> Figure:
                f"Bars join configurations whose mean ranks differ by no more than Nemenyi's critical "
                f"difference at α {cd.alpha:g} (CD = {cd.critical_difference:.2f}, q = {cd.q_alpha:.3f}): "
                f"those are not significantly different. Friedman p = {result.friedman.p:.2g}.")
-    return _save(fig, out_dir, "cd-diagram.png", title, caption)
+    return save(fig, out_dir, "cd-diagram.png", title, caption)
 
 
-@_styled
+@styled
 def forest(result, out_dir) -> Figure:
     per, meta = result.per_experiment, result.meta
-    _need_data(meta, "comparisons across experiments")
-    unit = "percentage points" if result.unit == "%" else "MSE"
+    need_data(meta, "comparisons across experiments")
+    unit = result.unit
     blocks = list(meta.itertuples())
     n_rows = sum(len(result.experiments) + 1 for _ in blocks) + len(blocks) - 1
     fig = MplFigure(figsize=(FIGSIZE[0], max(2.8, 0.26 * n_rows + 1.4)), layout="constrained")
@@ -93,7 +94,7 @@ def forest(result, out_dir) -> Figure:
             labels.append(f"  {row.experiment} (n = {row.n_pairs})")
             y += 1
         if np.isfinite(block.estimate):
-            colour = _VERDICT_COLOURS.get(block.verdict, "black")
+            colour = VERDICT_COLOURS.get(block.verdict, "black")
             ax.errorbar(block.estimate, -y, xerr=[[block.estimate - block.ci_low], [block.ci_high - block.estimate]],
                         fmt="D", color=colour, markersize=7, capsize=3)
             ax.annotate(f"Holm p = {block.p_holm:.2g}, I² = {100 * block.i2:.0f} %", (1.0, -y),
@@ -105,16 +106,16 @@ def forest(result, out_dir) -> Figure:
     ax.set_yticks(ticks, labels)
     ax.grid(axis="y", visible=False)
     title = "Differences per experiment and pooled"
-    ax.set(xlabel=f"difference in test error ({unit}): a − b (< 0: a lower)", title=title)
-    verdicts = [v for v in _VERDICT_COLOURS if v in set(meta["verdict"])]
+    ax.set(xlabel=f"difference in {unit.metric} ({unit.difference}): a − b (< 0: a lower)", title=title)
+    verdicts = [v for v in VERDICT_COLOURS if v in set(meta["verdict"])]
     fig.legend(handles=[Line2D([], [], color="#555555", marker="s", linestyle="", label="one experiment"),
-                        *[Line2D([], [], color=_VERDICT_COLOURS[v], marker="D", linestyle="", label=f"pooled: {v}")
+                        *[Line2D([], [], color=VERDICT_COLOURS[v], marker="D", linestyle="", label=f"pooled: {v}")
                           for v in verdicts]], loc="outside lower center", ncols=len(verdicts) + 1)
     caption = ("For each comparison: every experiment's mean per-seed difference with its 95 % t "
                "interval (marker size: weight in the pool), and beneath them the random-effects pool "
                "(DerSimonian–Laird τ², Hartung–Knapp–Sidik–Jonkman 95 % interval on k − 1 df), coloured "
                "by its Holm-adjusted verdict; right: Holm p and I².")
-    return _save(fig, out_dir, "forest-across.png", title, caption)
+    return save(fig, out_dir, "forest-across.png", title, caption)
 
 
 def across_figures(result, out_dir, formats=("png",)) -> list[Figure]:

@@ -1,35 +1,35 @@
-"""Several experiments in one output: each experiment's tables as `compare` prints them for one,
-then the summary across experiments (stats.experiments.Across) as tables of the same kind
-(tables.Section), in every format: rich, Markdown, CSV, LaTeX, JSON."""
+"""The summary across experiments (stats.experiments.Across) as tables of the same kind as one
+experiment's (report.tables.Section), and as JSON-ready data."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from elubench.report.tables import (Section, _ci, _int, _num, _p, json_payload, to_csv, to_latex,
-                             to_markdown, to_rich)
-
-SIDE = {"two-sided": "two-sided", "less": "one-sided (a lower)", "greater": "one-sided (a higher)"}
+from elubench.report.cells import count, interval, number, p_value
+from elubench.report.render import json_rows
+from elubench.report.tables import Section
+from elubench.stats.experiments import Across
+from elubench.stats.verdicts import SIDE
 
 
 def across_sections(result) -> list[Section]:
     """The summary's tables: ranks per experiment, the experiment-level comparisons (rank tests,
     W/T/L), the seed-level pool, and each experiment's own difference (the forest plot's data)."""
-    unit, digits = result.unit, 4 if result.unit == "MSE" else 2
-    diff_unit = "pp" if unit == "%" else "MSE"
+    unit, digits = result.unit, result.unit.digits
+    diff_unit = unit.short
     sections = []
     f, cd = result.friedman, result.nemenyi
     rows = []
     for config in result.configs:
         row = {"configuration": config}
         for name in result.experiments:
-            row[name] = f"{_num(result.scores.loc[name, config], digits)} ({result.ranks.loc[name, config]:g})"
-        row["mean rank"] = _num(result.ranks[config].mean())
+            row[name] = f"{number(result.scores.loc[name, config], digits)} ({result.ranks.loc[name, config]:g})"
+        row["mean rank"] = number(result.ranks[config].mean())
         rows.append(row)
-    note = f"mean test {'error (%)' if unit == '%' else 'loss (MSE)'} of the ok runs (rank in that experiment; 1 = lowest)"
+    note = f"mean {unit.value} of the ok runs (rank in that experiment; 1 = lowest)"
     if f is not None:
         note += (f"; Friedman over {f.n} experiments: χ² = {f.statistic:.2f}, df = {f.k - 1}, "
-                 f"p = {_p(f.p)} ({f.method})")
+                 f"p = {p_value(f.p)} ({f.method})")
     if cd is not None:
         note += (f"; Nemenyi critical difference at α {cd.alpha:g}: {cd.critical_difference:.2f} "
                  f"(mean ranks closer than that are not significantly different)")
@@ -40,10 +40,10 @@ def across_sections(result) -> list[Section]:
     post = result.posthoc
     if len(post):
         rows = [{"comparison": f"{r['a']} vs {r['b']}", "verdict": r["verdict"],
-                 "mean ranks": f"{_num(r['mean_rank_a'])} vs {_num(r['mean_rank_b'])}",
+                 "mean ranks": f"{number(r['mean_rank_a'])} vs {number(r['mean_rank_b'])}",
                  "W/T/L (experiments)": f"{int(r['wins'])}/{int(r['ties'])}/{int(r['losses'])}"
                                         + (f" (+{int(r['untestable'])} untested)" if r["untestable"] else ""),
-                 "z": _num(r["z"]), "p": _p(r["p"]), "Holm p": _p(r["p_holm"])}
+                 "z": number(r["z"]), "p": p_value(r["p"]), "Holm p": p_value(r["p_holm"])}
                 for _, r in post.iterrows()]
         methods = ", ".join(sorted(set(post["p_method"].dropna())))
         note = (f"one Holm family: {result.family}, over experiments; test: the rank-sum difference "
@@ -55,13 +55,13 @@ def across_sections(result) -> list[Section]:
 
     meta = result.meta
     if len(meta):
-        rows = [{"comparison": f"{r['a']} vs {r['b']}", "verdict": r["verdict"], "experiments": _int(r["k"]),
-                 f"Δ {diff_unit} [95% CI]": f"{_num(r['estimate'], digits)} {_ci(r['ci_low'], r['ci_high'], digits)}",
-                 "p": _p(r["p"]), "Holm p": _p(r["p_holm"]), "τ²": _num(r["tau2"], 3),
-                 "I²": "–" if pd.isna(r["i2"]) else f"{100 * r['i2']:.0f} %", "Q p": _p(r["q_p"])}
+        rows = [{"comparison": f"{r['a']} vs {r['b']}", "verdict": r["verdict"], "experiments": count(r["k"]),
+                 f"Δ {diff_unit} [95% CI]": f"{number(r['estimate'], digits)} {interval(r['ci_low'], r['ci_high'], digits)}",
+                 "p": p_value(r["p"]), "Holm p": p_value(r["p_holm"]), "τ²": number(r["tau2"], 3),
+                 "I²": "–" if pd.isna(r["i2"]) else f"{100 * r['i2']:.0f} %", "Q p": p_value(r["q_p"])}
                 for _, r in meta.iterrows()]
         note = (f"random-effects meta-analysis of each experiment's mean per-seed difference "
-                f"(d = err(a) − err(b), {diff_unit}; negative = a better): DerSimonian–Laird τ², "
+                f"(d = {unit.score}(a) − {unit.score}(b), {diff_unit}; negative = a better): DerSimonian–Laird τ², "
                 f"Hartung–Knapp–Sidik–Jonkman t test on k − 1 df (never below the plain "
                 f"random-effects variance), {SIDE[result.alternative]}; one Holm family at α "
                 f"{result.alpha:g}; I²: share of the spread between experiments not due to seeds")
@@ -71,8 +71,8 @@ def across_sections(result) -> list[Section]:
                                 pd.DataFrame(rows), meta, note, footnotes))
         per = result.per_experiment.merge(result.verdicts, on=["a", "b", "experiment"], how="left")
         rows = [{"comparison": f"{r['a']} vs {r['b']}", "experiment": r["experiment"],
-                 "verdict there": r["verdict"], "n": _int(r["n_pairs"]),
-                 f"Δ {diff_unit} [95% CI]": f"{_num(r['mean_diff'], digits)} {_ci(r['ci_low'], r['ci_high'], digits)}",
+                 "verdict there": r["verdict"], "n": count(r["n_pairs"]),
+                 f"Δ {diff_unit} [95% CI]": f"{number(r['mean_diff'], digits)} {interval(r['ci_low'], r['ci_high'], digits)}",
                  "weight": "–" if pd.isna(r["weight"]) else f"{100 * r['weight']:.0f} %"}
                 for _, r in per.iterrows()]
         sections.append(Section("across_per_experiment", "across experiments: each experiment's difference",
@@ -82,63 +82,13 @@ def across_sections(result) -> list[Section]:
     return sections
 
 
-def render(campaign, format_: str, title_of) -> str | object:
-    """The campaign in one format: text, or (rich) a renderable. `title_of(analysis)` gives an
-    experiment's heading."""
-    across = campaign.across
-    extra = across_sections(across) if across is not None else []
-    if format_ == "rich":
-        from rich.console import Group
-        from rich.rule import Rule
-
-        items = []
-        for analysis in campaign.experiments:
-            c = analysis.comparison
-            items += [Rule(title_of(analysis)), to_rich(analysis.sections, c.warnings, c.methods)]
-        if across is not None:
-            items += [Rule(f"across {len(across.experiments)} experiments"),
-                      to_rich(extra, across.warnings, across.methods)]
-        return Group(*items)
-    if format_ == "markdown":
-        parts = [f"## {title_of(a)}\n\n" + to_markdown(a.sections, a.comparison.warnings, a.comparison.methods)
-                 for a in campaign.experiments]
-        if across is not None:
-            parts.append(f"## Across {len(across.experiments)} experiments\n\n"
-                         + to_markdown(extra, across.warnings, across.methods))
-        return "\n".join(parts)
-    if format_ == "csv":
-        parts = [to_csv([_prefixed(s, a.results.name) for s in a.sections]) for a in campaign.experiments]
-        return "".join(parts) + (to_csv(extra) if across is not None else "")
-    if format_ == "latex":
-        parts = [f"% Experiment {a.results.name}\n" + to_latex(a.sections, a.comparison.methods)
-                 for a in campaign.experiments]
-        if across is not None:
-            parts.append("% Across experiments\n" + to_latex(extra, across.methods))
-        return "\n".join(parts)
-    if format_ == "json":
-        from elubench.core.files import dumps
-
-        payload = {"experiments": {a.results.name: json_payload(a.comparison, a.sections)
-                                   for a in campaign.experiments},
-                   "across": None if across is None else across_payload(across, extra)}
-        return dumps(payload, indent=2, default=str)
-    raise ValueError(format_)
-
-
-def _prefixed(section: Section, name: str) -> Section:
-    return Section(f"{name}/{section.key}", f"{name}: {section.title}", section.frame, section.raw,
-                   section.note, section.footnotes)
-
-
 def across_payload(result, sections: list[Section]) -> dict:
     """The summary as JSON-ready data (docs/json.md)."""
-    from elubench.report.tables import json_rows
-
     f, cd = result.friedman, result.nemenyi
     return {
         "experiments": result.experiments, "configs": result.configs, "left_out": result.left_out,
         "baseline": result.baseline, "comparison_mode": result.mode, "comparison_family": result.family,
-        "alternative": result.alternative, "alpha": result.alpha, "unit": result.unit,
+        "alternative": result.alternative, "alpha": result.alpha, "unit": result.unit.symbol.strip(),
         "scores": {name: {c: result.scores.loc[name, c] for c in result.configs} for name in result.experiments},
         "friedman": None if f is None else {
             "statistic": f.statistic, "p": f.p, "p_method": f.method, "p_se": f.p_se, "k": f.k,

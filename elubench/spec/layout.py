@@ -1,8 +1,8 @@
-"""The network plan: every layer of a spec's net with its shapes, parameters and FLOPs.
+"""The net's layout: every layer of a spec's net with its shapes, parameters and FLOPs.
 
 Pure Python, so `elubench show` and the spec loader check shapes without importing torch.
-`models.build_model` builds the torch modules from this same plan, so what `show` prints is
-what trains. The rules (docs/notation.md):
+`elubench.net.build.build_model` builds the torch modules from this same layout, so what `show`
+prints is what trains. The rules (docs/notation.md):
 
 - conv layers keep the spatial size ("same" padding; even kernels pad one more right/bottom);
   a stack's first layer may have a stride (`stride`), giving ceil(size / stride);
@@ -26,15 +26,8 @@ import math
 from dataclasses import KW_ONLY, asdict, dataclass, field
 
 from elubench.activations.registry import Activation
+from elubench.core.errors import LayoutError
 from elubench.core.limits import MAX_LAYERS, MAX_UNITS
-
-
-class PlanError(Exception):
-    """An impossible network; `stack` is the 0-based index of the stack at fault."""
-
-    def __init__(self, message: str, stack: int | None = None, hint: str | None = None):
-        super().__init__(message)
-        self.message, self.stack, self.hint = message, stack, hint
 
 
 @dataclass
@@ -80,7 +73,7 @@ class Row:
 
 
 @dataclass
-class Plan:
+class Layout:
     input_shape: tuple[int, int, int]
     rows: list[Row] = field(default_factory=list)
 
@@ -95,6 +88,11 @@ class Plan:
     @property
     def linear_layers(self) -> list[Row]:
         return [r for r in self.rows if r.kind in ("conv", "fc")]
+
+    def hidden_shapes(self) -> list[tuple[int, ...]]:
+        """The per-image output shape of every hidden conv/FC layer, in forward order: the
+        inputs the activation meets (BN changes no shape)."""
+        return [tuple(r.out_shape) for r in self.rows if r.kind in ("conv", "fc") and r.activation]
 
     def to_dict(self) -> dict:
         return {"input_shape": list(self.input_shape), "total_params": self.total_params,
@@ -117,26 +115,26 @@ def scaled_units(units: int, width: float) -> int:
     return max(1, math.floor(units * width + 0.5))
 
 
-def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
-    """Lay out the spec's net for one activation and BN setting; raise PlanError if impossible."""
+def net_layout(spec, activation: Activation, batchnorm: bool) -> Layout:
+    """Lay out the spec's net for one activation and BN setting; raise LayoutError if impossible."""
     model, data = spec.model, spec.data
     stacks = model.layers()
     n_stacks = len(stacks)
     rates = model.dropout_rates()
     if len(rates) != n_stacks:
-        raise PlanError(f"dropout lists {len(rates)} rates for {n_stacks} stacks", None,
+        raise LayoutError(f"dropout lists {len(rates)} rates for {n_stacks} stacks", None,
                         "give one rate per stack, or a single number for all but the last")
     if rates[-1] != 0:
-        raise PlanError(f"dropout after the output layer (rate {rates[-1]}) would drop outputs",
+        raise LayoutError(f"dropout after the output layer (rate {rates[-1]}) would drop outputs",
                         n_stacks - 1, "set the last stack's dropout to 0")
     pools = model.pool if isinstance(model.pool, list) else None
     if pools is not None and len(pools) != n_stacks:
-        raise PlanError(f"pool lists {len(pools)} entries for {n_stacks} stacks", None,
+        raise LayoutError(f"pool lists {len(pools)} entries for {n_stacks} stacks", None,
                         "give one of max2, avg2, none per stack, or a single value")
 
     strides = model.stride or [1] * n_stacks
     if len(strides) != n_stacks:
-        raise PlanError(f"stride lists {len(strides)} entries for {n_stacks} stacks", None,
+        raise LayoutError(f"stride lists {len(strides)} entries for {n_stacks} stacks", None,
                         "give one stride per stack (it applies to the stack's first layer)")
 
     # SPP pools the last conv stack's maps itself (SPP-net): no 2x2 pool before it, unless an
@@ -144,13 +142,13 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
     conv_stacks = [s for s, stack in enumerate(stacks) if any(not layer.is_fc for layer in stack)]
     spp_input = conv_stacks[-1] if model.spp and pools is None and conv_stacks else None
 
-    plan = Plan(tuple(data.input_shape()))
-    shape: tuple[int, ...] = plan.input_shape
+    layout = Layout(tuple(data.input_shape()))
+    shape: tuple[int, ...] = layout.input_shape
     flat = False
     layer_number = 0
     total_layers = sum(layer.count for stack in stacks for layer in stack)
     if total_layers > MAX_LAYERS:
-        raise PlanError(f"the net has {total_layers:,} layers; at most {MAX_LAYERS:,}", None,
+        raise LayoutError(f"the net has {total_layers:,} layers; at most {MAX_LAYERS:,}", None,
                         "a typo in a layer count? (the paper's deepest net has 30)")
 
     for s, stack in enumerate(stacks):
@@ -161,7 +159,7 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
                 is_output = layer_number == total_layers
                 units = layer.units if is_output else scaled_units(layer.units, model.width)
                 if units > MAX_UNITS:
-                    raise PlanError(f"{layer.units:,} units × width {model.width:g} = {units:,} "
+                    raise LayoutError(f"{layer.units:,} units × width {model.width:g} = {units:,} "
                                     f"units; a layer may have at most {MAX_UNITS:,}", s,
                                     "use a smaller model.width (or --width)")
                 use_bn = batchnorm and not is_output
@@ -170,35 +168,35 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
                     (0 if is_output else activation.param_count(units))
                 if layer.is_fc:
                     if stride != 1:
-                        raise PlanError("a stride only applies to a conv layer", s)
+                        raise LayoutError("a stride only applies to a conv layer", s)
                     if not flat:
                         if model.spp:
                             if len(shape) != 3:
-                                raise PlanError("spp needs an image map before it", s)
+                                raise LayoutError("spp needs an image map before it", s)
                             c = shape[0]
-                            plan.rows.append(Row(s + 1, "spp", (c * sum(n * n for n in model.spp),),
+                            layout.rows.append(Row(s + 1, "spp", (c * sum(n * n for n in model.spp),),
                                                  in_shape=shape, levels=tuple(model.spp)))
-                            shape = plan.rows[-1].out_shape
+                            shape = layout.rows[-1].out_shape
                         elif len(shape) == 3:
                             shape = (_prod(shape),)
-                            plan.rows.append(Row(s + 1, "flatten", shape))
+                            layout.rows.append(Row(s + 1, "flatten", shape))
                         flat = True
                     fan_in = shape[0]
                     out = (units,)
                     weights = fan_in * units
-                    plan.rows.append(Row(
+                    layout.rows.append(Row(
                         stack=s + 1, kind="fc", out_shape=out, layer=layer_number, units=units,
                         kernel=None, in_shape=shape, bias=not use_bn, batchnorm=use_bn,
                         activation=act, is_output=is_output,
                         params=weights + (0 if use_bn else units) + extra, flops=2 * weights))
                 else:
                     if flat:
-                        raise PlanError("a conv layer cannot follow a fully connected layer", s,
+                        raise LayoutError("a conv layer cannot follow a fully connected layer", s,
                                         "put every FC stack after the conv stacks")
                     c, h, w = shape
                     k = layer.kernel
                     if k > 2 * max(h, w) + 1:  # wider, and its outer weights never see a pixel
-                        raise PlanError(f"a {k}×{k} receptive field on a {h}×{w} map: at most "
+                        raise LayoutError(f"a {k}×{k} receptive field on a {h}×{w} map: at most "
                                         f"{2 * max(h, w) + 1} (twice the side plus one) on this "
                                         "map; the wider kernel's outer weights see only padding",
                                         s, "use a smaller receptive field, or pool less before it")
@@ -207,7 +205,7 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
                     pad_w = max((ow - 1) * stride + k - w, 0)
                     out = (units, oh, ow)
                     weights = c * k * k * units
-                    plan.rows.append(Row(
+                    layout.rows.append(Row(
                         stack=s + 1, kind="conv", out_shape=out, layer=layer_number, units=units,
                         kernel=k, in_shape=shape, bias=not use_bn, batchnorm=use_bn,
                         activation=act, is_output=is_output, stride=stride,
@@ -222,49 +220,42 @@ def plan_network(spec, activation: Activation, batchnorm: bool) -> Plan:
         if pool != "none":
             if flat:
                 if pools is not None:
-                    raise PlanError(f"pool {pool} after a fully connected stack", s,
+                    raise LayoutError(f"pool {pool} after a fully connected stack", s,
                                     "use none for FC stacks")
             elif pools is not None and last_stack:
-                raise PlanError("pooling after the output layer", s, "use none for the last stack")
+                raise LayoutError("pooling after the output layer", s, "use none for the last stack")
             elif shape[1] >= 2 and shape[2] >= 2:
                 shape = (shape[0], shape[1] // 2, shape[2] // 2)
-                plan.rows.append(Row(s + 1, "maxpool" if pool == "max2" else "avgpool", shape))
+                layout.rows.append(Row(s + 1, "maxpool" if pool == "max2" else "avgpool", shape))
             elif pools is not None:
-                raise PlanError(f"pooling a {shape[1]}x{shape[2]} map would shrink it below 1x1", s,
+                raise LayoutError(f"pooling a {shape[1]}x{shape[2]} map would shrink it below 1x1", s,
                                 "use none for this stack, or fewer pooling stacks")
         if rates[s] > 0:
-            plan.rows.append(Row(s + 1, "dropout", shape, rate=rates[s]))
+            layout.rows.append(Row(s + 1, "dropout", shape, rate=rates[s]))
 
     if model.spp and not flat:
-        raise PlanError("spp is set but the net has no FC layer to feed", None,
+        raise LayoutError("spp is set but the net has no FC layer to feed", None,
                         "remove spp, or end the net with FC stacks")
     out_units = shape[0]
     if spec.task == "autoencoder":
-        need = _prod(plan.input_shape)
+        need = _prod(layout.input_shape)
         if not flat:
-            raise PlanError("an autoencoder's output layer must be FC (xFC)", n_stacks - 1)
+            raise LayoutError("an autoencoder's output layer must be FC (xFC)", n_stacks - 1)
         if out_units != need:
-            raise PlanError(f"the output layer has {out_units} units but an autoencoder must "
+            raise LayoutError(f"the output layer has {out_units} units but an autoencoder must "
                             f"reconstruct all {need} input values "
-                            f"({'x'.join(map(str, plan.input_shape))})", n_stacks - 1,
+                            f"({'x'.join(map(str, layout.input_shape))})", n_stacks - 1,
                             f"make the last layer 1x{need}xFC")
-        plan.rows.append(Row(n_stacks, "unflatten", plan.input_shape))
+        layout.rows.append(Row(n_stacks, "unflatten", layout.input_shape))
     else:
         if len(shape) == 3:  # a conv output: average a larger map, flatten a 1x1 one
             kind = "gap" if shape[1] > 1 or shape[2] > 1 else "flatten"
             shape = (shape[0],)
-            plan.rows.append(Row(n_stacks, kind, shape))
+            layout.rows.append(Row(n_stacks, kind, shape))
         classes = data.classes()
         if classes is not None and out_units != classes:
-            raise PlanError(f"the output layer has {out_units} units but {data.dataset} has "
+            raise LayoutError(f"the output layer has {out_units} units but {data.dataset} has "
                             f"{classes} classes", n_stacks - 1,
                             f"make the last layer's units {classes}")
-    return plan
+    return layout
 
-
-def run_memory_bytes(spec, activation: Activation, batchnorm: bool = True) -> int:
-    """One CPU run's resident memory, estimated (elubench.net.memory.estimate_run: the process,
-    the dataset and its loading copies, weights with gradients and momentum, a batch's
-    activations). `run` uses it to keep the runs it trains at once within the memory available."""
-    from elubench.net.memory import estimate_run
-    return estimate_run(spec, activation, batchnorm).cpu_total

@@ -8,6 +8,7 @@ check the network's shapes before anything trains. Pure Python: no torch.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -249,11 +250,12 @@ def validate_spec(raw: Any, *, source: str = "<spec>", lines=None, overrides=Non
             path = ("model", "stacks", str(index))
             raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path), hint=exc.hint) \
                 from None
-    from elubench.spec.layout import PlanError, plan_network
+    from elubench.core.errors import LayoutError
+    from elubench.spec.layout import net_layout
     for activation in spec.compare.parsed_activations()[:1]:
         try:
-            plan_network(spec, activation, batchnorm=False)
-        except PlanError as exc:
+            net_layout(spec, activation, batchnorm=False)
+        except LayoutError as exc:
             path = ("model", "stacks", str(exc.stack)) if exc.stack is not None else ("model",)
             raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path),
                             hint=exc.hint) from None
@@ -316,3 +318,29 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
                 raw["model"]["width"] = width
                 set_paths[("model", "width")] = f"model.width={width} (from --width)"
     return validate_spec(raw, source=source, lines=lines, overrides=set_paths, base_dir=path.parent)
+
+
+@contextmanager
+def naming(path: Path | None):
+    """A mistake found while handling `path` names the file (when it does not already)."""
+    try:
+        yield
+    except ElubenchError as exc:
+        if path is not None and str(path) not in exc.render():
+            exc.where = f"{path} ({exc.where})" if exc.where else str(path)
+            exc.args = (exc.render(),)
+        raise
+
+
+def unique_paths(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """The spec files in the order given, each once, and a note for each one given again."""
+    seen: dict[Path, Path] = {}
+    notes = []
+    for path in paths:
+        key = Path(path).resolve()
+        if key in seen:
+            same = "" if str(seen[key]) == str(path) else f" (as {seen[key]})"
+            notes.append(f"{path} is given more than once{same}: trained once")
+            continue
+        seen[key] = Path(path)
+    return list(seen.values()), notes

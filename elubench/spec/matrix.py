@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from elubench.activations.registry import CustomRef, activation_slug, parse_activation
+from elubench.activations.names import CustomRef, parse_activation
+from elubench.activations.registry import activation_slug
 from elubench.core.errors import ElubenchError, SpecError
 from elubench.core.limits import MAX_SEEDS
 from elubench.spec.schema import Spec, config_label

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 import yaml
 from pydantic import (Field, PositiveFloat, PositiveInt, ValidationError, field_validator,
                       model_validator)
 
-from elubench.activations.registry import Activation, parse_activation
+from elubench.activations.names import hash_key, parse_activation
+from elubench.activations.registry import Activation
 from elubench.core.errors import ElubenchError
 from elubench.spec.notation import Layer, format_stack, parse_architecture, parse_stack
 from elubench.core.limits import (MAX_BATCH, MAX_EPOCHS, MAX_ITERATIONS, MAX_LIST, MAX_SEED,
@@ -28,6 +29,9 @@ from elubench.spec.safe_yaml import short
 
 PoolName = Literal["max2", "avg2", "none"]
 InitName = Literal["he", "he-aware", "xavier", "torch-default"]
+# The side of every paired test, on d = err(a) - err(b): "less" = a has the lower error.
+Alternative = Literal["two-sided", "less", "greater"]
+ALTERNATIVES: tuple[str, ...] = get_args(Alternative)
 
 
 # --- model ------------------------------------------------------------------------------------
@@ -193,9 +197,6 @@ def default_baseline(activations: list[str]) -> str:
     return "relu" if "relu" in activations else activations[0]
 
 
-DEFAULT_ROPE = 0.5  # percentage points; see Compare.rope
-
-
 class Compare(Strict):
     activations: list[str] = Field(["elu", "relu", "lrelu", "srelu"], max_length=MAX_LIST)
     batchnorm: list[bool] = [False, True]
@@ -204,10 +205,15 @@ class Compare(Strict):
     init: InitName | list[InitName] = "he"
     baseline: str | None = None  # an activation (compared at each BN setting) or a configuration label; default relu
     alpha: float = Field(0.05, gt=0, lt=1)
-    alternative: Literal["two-sided", "less", "greater"] = "two-sided"
-    # The region of practical equivalence of the Bayesian signed-rank test, in percentage
-    # points of test error: differences within ±rope count as "equivalent" (docs/statistics.md).
-    rope: float = Field(DEFAULT_ROPE, ge=0, allow_inf_nan=False)
+    alternative: Alternative = "two-sided"
+    # The region of practical equivalence of the Bayesian signed-rank test, in the unit of
+    # differences (percentage points of test error; core.units): differences within ±rope
+    # count as "equivalent" (docs/statistics.md).
+    rope: float = Field(0.5, ge=0, allow_inf_nan=False)
+
+    # How `compare` tests, whatever the matrix: what `compare` and `report` take from the spec
+    # stored with the runs (report.analysis), where no flag overrides it.
+    TEST_OPTIONS: ClassVar[tuple[str, ...]] = ("alpha", "alternative", "rope")
 
     @field_validator("activations")
     @classmethod
@@ -338,7 +344,6 @@ class Spec(Strict):
             model["spp_input"] = "last-conv-unpooled"
         defining = {"task": dumped["task"], "data": data, "model": model, "train": train}
         if self.activation_code:
-            from elubench.activations.code import hash_key
             defining["activation_code"] = sorted(f"{hash_key(target)} {identity}"
                                                  for target, identity in self.activation_code.items())
         return defining

@@ -14,7 +14,8 @@ functions that need it, to keep `import elubench.stats` fast.
     omnibus    the Friedman test with an exact (or Monte Carlo) p at small n
     bayes      the Bayesian signed-rank test with a region of practical equivalence
     methods    the methods paragraph and the warnings
-    planning   before training: family sizes, floors, the seeds significance needs
+    reach      before training: family sizes, floors, the seeds significance needs
+    verdicts   the verdict rule (better / worse / no evidence / not testable), the sides' words
     summary    learning speed, cost, `compare`
     experiments  across experiments (specs): ranks, Friedman, post-hoc, W/T/L, the seed-level pool
     ranks      post-hoc tests on mean ranks (Demšar 2006): exact rank-sum differences, Nemenyi
@@ -28,11 +29,11 @@ from elubench.stats.families import (BNInteraction, FriedmanResult, PairedCompar
 from elubench.stats.paired import (EXACT_MAX_N, PAIRED_COLUMNS, PRIMARY, SignedRank, best_holm, bh,
                                    floor_p, holm, seeds_for_power, seeds_to_reach, signed_rank,
                                    wilcoxon_seeds)
-from elubench.stats.scores import ALTERNATIVES, descriptives
+from elubench.stats.scores import descriptives
 from elubench.stats.methods import methods_text
 from elubench.stats.summary import Comparison, LearningSpeed, compare, cost, learning_speed
 
-__all__ = ["ALTERNATIVES", "BNInteraction", "Comparison", "EXACT_MAX_N", "FriedmanResult",
+__all__ = ["BNInteraction", "Comparison", "EXACT_MAX_N", "FriedmanResult",
            "LearningSpeed", "PAIRED_COLUMNS", "PRIMARY", "PairedComparisons", "SignedRank",
            "best_holm", "bh", "bn_interaction", "compare", "cost", "descriptives", "floor_p",
            "friedman", "holm", "learning_speed", "methods_text", "paired_comparisons",

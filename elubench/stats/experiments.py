@@ -25,19 +25,25 @@ import numpy as np
 import pandas as pd
 
 from elubench.core.errors import StatsError
+from elubench.core.units import CLASSIFICATION, Unit
 from elubench.stats.families import comparison_pairs
+from elubench.stats.meta import random_effects
+from elubench.stats.methods import across_methods
+from elubench.stats.omnibus import Friedman, friedman_test
 from elubench.stats.paired import holm
-from elubench.stats.scores import check_options, prepare
+from elubench.stats.ranks import Nemenyi, nemenyi, rank_difference_test
+from elubench.stats.scores import prepare
+from elubench.stats.summary import Comparison
+from elubench.stats.verdicts import check_options, flipped, verdicts
 
 
 @dataclass
-class Experiment:
+class ExperimentResult:
     """One spec's runs and its own statistics (computed with the summary's baseline)."""
 
     name: str
     runs: pd.DataFrame
-    comparison: object   # stats.Comparison
-    task: str = "classification"
+    comparison: Comparison | None
 
 
 @dataclass
@@ -50,11 +56,11 @@ class Across:
     family: str                      # the comparisons, in words
     alternative: str
     alpha: float
-    unit: str                        # of mean errors and differences: "%"/"pp", or "MSE"
+    unit: Unit                       # of mean scores and differences (core.units)
     scores: pd.DataFrame             # experiment x config: mean test error of the ok runs (unit)
     ranks: pd.DataFrame              # experiment x config: rank, 1 = lowest mean error
-    friedman: object | None          # omnibus.Friedman over experiments (blocks)
-    nemenyi: object | None           # ranks.Nemenyi
+    friedman: Friedman | None        # over experiments (blocks)
+    nemenyi: Nemenyi | None
     posthoc: pd.DataFrame            # per comparison: rank test, Holm, verdict, W/T/L
     verdicts: pd.DataFrame           # per comparison and experiment (rows): that experiment's verdict
     meta: pd.DataFrame               # per comparison: pooled difference, heterogeneity, Holm
@@ -63,7 +69,7 @@ class Across:
     methods: str = ""
 
 
-def across_experiments(experiments: list[Experiment], baseline: str | None, *, all_pairs: bool = False,
+def across_experiments(experiments: list[ExperimentResult], baseline: str | None, *, all_pairs: bool = False,
                        alternative: str = "two-sided", alpha: float = 0.05) -> Across:
     check_options(alternative, alpha)
     names = [e.name for e in experiments]
@@ -92,11 +98,10 @@ def across_experiments(experiments: list[Experiment], baseline: str | None, *, a
     info["group"] = [str(i) if several else "" for i in info["init"]]
     pairs, mode, family, not_compared = comparison_pairs(SimpleNamespace(info=info, configs=shared),
                                                          baseline, all_pairs)
-    tasks = {e.task for e in experiments}
-    unit = "MSE" if tasks == {"autoencoder"} else "%"
-    scale = 1.0 if unit == "MSE" else 100.0
+    units = {tables[e.name].unit for e in experiments}
+    unit = units.pop() if len(units) == 1 else CLASSIFICATION
     scores = pd.DataFrame({name: [float(e.runs.loc[(e.runs["config"] == c) & (e.runs["status"] == "ok"),
-                                                   "test_error"].astype(float).mean()) * scale
+                                                   "test_error"].astype(float).mean()) * unit.scale
                                   for c in shared] for name, e in zip(names, experiments)},
                           index=shared).T.rename_axis(index="experiment", columns="config")
     ranks = scores.rank(axis=1, method="average")
@@ -116,25 +121,22 @@ def across_experiments(experiments: list[Experiment], baseline: str | None, *, a
                         "configuration whose runs diverged, failed or are missing is scored on "
                         "fewer (and perhaps easier) seeds: " + "; ".join(incomplete))
     friedman, nemenyi_result = _omnibus(scores, warnings, alpha)
-    posthoc, verdicts = _posthoc(experiments, scores, pairs, alternative, alpha)
-    if len(tasks) > 1:
+    posthoc, per_verdicts = _posthoc(experiments, scores, pairs, alternative, alpha)
+    if units:  # more than one: the experiments mix tasks
+        tasks = sorted(tables[e.name].unit.task for e in experiments)
         warnings.append("the seed-level meta-analysis is left out: the experiments mix tasks "
-                        f"({', '.join(sorted(tasks))}), whose errors have no common unit")
+                        f"({', '.join(dict.fromkeys(tasks))}), whose errors have no common unit")
         meta, per_experiment = _meta(experiments, tables, [], alternative, alpha, warnings)
     else:
         meta, per_experiment = _meta(experiments, tables, pairs, alternative, alpha, warnings)
     result = Across(names, shared, left_out, None if all_pairs else baseline, mode, family, alternative,
-                    alpha, unit, scores, ranks, friedman, nemenyi_result, posthoc, verdicts, meta,
+                    alpha, unit, scores, ranks, friedman, nemenyi_result, posthoc, per_verdicts, meta,
                     per_experiment, warnings)
-    from elubench.stats.methods import across_methods
     result.methods = across_methods(result)
     return result
 
 
 def _omnibus(scores: pd.DataFrame, warnings: list[str], alpha: float):
-    from elubench.stats.omnibus import friedman_test
-    from elubench.stats.ranks import nemenyi
-
     n, k = scores.shape
     if k < 2:
         warnings.append("Friedman test and Nemenyi's critical difference skipped: one shared configuration")
@@ -152,8 +154,6 @@ POSTHOC_COLUMNS = ["a", "b", "mean_rank_a", "mean_rank_b", "z", "p_z", "p_exact"
 
 def _posthoc(experiments, scores: pd.DataFrame, pairs, alternative, alpha):
     """One Holm family of rank-sum tests over the comparisons, and per experiment its verdict."""
-    from elubench.stats.ranks import rank_difference_test
-
     columns = list(scores.columns)
     rows, verdict_rows = [], []
     for a, b in pairs:
@@ -161,12 +161,11 @@ def _posthoc(experiments, scores: pd.DataFrame, pairs, alternative, alpha):
         for e in experiments:
             table = e.comparison.paired.table
             row = table[(table["a"] == a) & (table["b"] == b)]
-            flipped = table[(table["a"] == b) & (table["b"] == a)]  # all pairs, in another order
+            other_way = table[(table["a"] == b) & (table["b"] == a)]  # all pairs, in another order
             if len(row):
                 by_experiment[e.name] = str(row["verdict"].iloc[0])
-            elif len(flipped):
-                verdict = str(flipped["verdict"].iloc[0])
-                by_experiment[e.name] = {"better": "worse", "worse": "better"}.get(verdict, verdict)
+            elif len(other_way):
+                by_experiment[e.name] = flipped(str(other_way["verdict"].iloc[0]))
             else:
                 by_experiment[e.name] = "not compared"
             verdict_rows.append({"a": a, "b": b, "experiment": e.name, "verdict": by_experiment[e.name]})
@@ -183,11 +182,8 @@ def _posthoc(experiments, scores: pd.DataFrame, pairs, alternative, alpha):
             rows.append({"a": a, "b": b, **tally})
     out = pd.DataFrame(rows, columns=[c for c in POSTHOC_COLUMNS if c not in ("p_holm", "verdict")])
     out["p_holm"] = holm(out["p"].to_numpy(dtype=float))
-    direction = np.sign(out["mean_rank_a"].to_numpy(dtype=float) - out["mean_rank_b"].to_numpy(dtype=float))
-    significant = (out["p_holm"] <= alpha).to_numpy()
-    out["verdict"] = np.where(significant & (direction < 0), "better",
-                              np.where(significant & (direction > 0), "worse", "no evidence"))
-    out.loc[out["p"].isna(), "verdict"] = "not testable"
+    direction = out["mean_rank_a"].to_numpy(dtype=float) - out["mean_rank_b"].to_numpy(dtype=float)
+    out["verdict"] = verdicts(out["p_holm"], direction, alpha)  # a lower mean rank: a better
     return out[POSTHOC_COLUMNS], pd.DataFrame(verdict_rows, columns=["a", "b", "experiment", "verdict"])
 
 
@@ -198,17 +194,16 @@ EXPERIMENT_COLUMNS = ["a", "b", "experiment", "n_pairs", "mean_diff", "se", "ci_
 
 def _meta(experiments, tables, pairs, alternative, alpha, warnings):
     """Per comparison: each experiment's mean per-seed difference and its standard error, and
-    the random-effects pool of those (differences in pp, or in MSE for autoencoders)."""
+    the random-effects pool of those (differences in the unit of core.units)."""
     from scipy import stats
 
-    from elubench.stats.meta import random_effects
 
     rows, per_experiment = [], []
     for a, b in pairs:
         effects, variances, used, left = [], [], [], []
         for e in experiments:
             table = tables[e.name]
-            unit = table.pp if e.task != "autoencoder" else 1.0
+            unit = table.pp  # per unit of the stored scores: pp, or MSE x 100 (core.units)
             # on the scores as stored (integer error counts, exact in float64), so that a
             # constant difference has a variance of exactly 0; then in pp (or MSE)
             d = (table.scores[a] - table.scores[b]).dropna().to_numpy()
@@ -240,9 +235,5 @@ def _meta(experiments, tables, pairs, alternative, alpha, warnings):
         rows.append(row)
     out = pd.DataFrame(rows, columns=[c for c in META_COLUMNS if c not in ("p_holm", "verdict")])
     out["p_holm"] = holm(out["p"].to_numpy(dtype=float))
-    significant = (out["p_holm"] <= alpha).to_numpy()
-    sign = np.sign(out["estimate"].to_numpy(dtype=float))
-    out["verdict"] = np.where(significant & (sign < 0), "better",
-                              np.where(significant & (sign > 0), "worse", "no evidence"))
-    out.loc[out["p"].isna(), "verdict"] = "not testable"
+    out["verdict"] = verdicts(out["p_holm"], out["estimate"], alpha)  # a pooled difference < 0: a better
     return out[META_COLUMNS], pd.DataFrame(per_experiment, columns=EXPERIMENT_COLUMNS)

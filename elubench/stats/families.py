@@ -23,7 +23,8 @@ import pandas as pd
 from elubench.core.errors import StatsError
 from elubench.stats.paired import (PAIRED_COLUMNS, PRIMARY, best_holm, bh, holm,
                                    paired_or_untestable, wilcoxon_seeds)
-from elubench.stats.scores import ScoreTable, check_options, prepare
+from elubench.stats.scores import ScoreTable, prepare
+from elubench.stats.verdicts import check_options, verdicts
 
 FAMILY_COLUMNS = ["p_holm", "best_holm_p", "cannot_reach", "verdict", "seeds_for_80_power"]
 
@@ -47,11 +48,8 @@ def judge_family(rows: list[dict], leading: list[str], *, alpha: float, alternat
         reachable[testable] = best_holm(out.loc[testable, "p_floor"].to_numpy(dtype=float))
     out["best_holm_p"] = reachable
     out["cannot_reach"] = testable & (reachable > alpha)
-    significant = (out["p_holm"] <= alpha).to_numpy()
-    direction = np.sign(out["rank_biserial"].to_numpy(dtype=float))  # < 0: a has lower error
-    out["verdict"] = np.where(significant & (direction < 0), words[0],
-                              np.where(significant & (direction > 0), words[1], "no evidence"))
-    out.loc[~testable, "verdict"] = "not testable"
+    # direction: the sign of T+ - T- (the rank-biserial correlation), < 0: a has the lower error
+    out["verdict"] = verdicts(out["p_holm"], out["rank_biserial"], alpha, words)
     for i, (mean, rank) in enumerate(zip(out["mean_diff_pp"], out["rank_biserial"])):
         if testable[i] and mean != 0 and rank != 0 and np.sign(mean) != np.sign(rank):
             side = "lower" if rank < 0 else "higher"
@@ -148,7 +146,7 @@ def comparisons(table: ScoreTable, baseline, all_pairs, alternative, alpha, q_va
 
 
 def _difference(table: ScoreTable) -> str:
-    score = "err" if table.unit == "percentage points" else "MSE"  # an autoencoder's score
+    score = table.unit.score
     return f"d = {score}(a) - {score}(b) per seed; negative = a better"
 
 

@@ -8,6 +8,7 @@ import platform
 import numpy as np
 import pandas as pd
 
+from elubench.core.units import CLASSIFICATION
 from elubench.stats.families import BNInteraction, FriedmanResult, PairedComparisons
 from elubench.stats.paired import EXACT_MAX_N, PRIMARY, WILCOXON_ARE_BOUND, seeds_to_reach
 from elubench.stats.scores import ScoreTable
@@ -68,9 +69,8 @@ def methods_text(paired: PairedComparisons, descriptives: pd.DataFrame,
     if families:
         every = pd.concat([frame for frame in (t, *( (bn.effects, bn.contrasts) if bn else ()))
                            if len(frame)], ignore_index=True)
-        unit = table.unit if table is not None else "percentage points"
-        units = ("the number of misclassified test images" if paired.counts
-                 else "test error" if unit == "percentage points" else "reconstruction MSE")
+        unit = (table.unit if table is not None else CLASSIFICATION)
+        units = "the number of misclassified test images" if paired.counts else unit.metric
         methods = ", ".join(sorted(set(every["wilcoxon_method"].dropna()) - {"not testable"}))
         parts.append(
             f"Tests were grouped in {len(families)} famil{'ies' if len(families) > 1 else 'y'}, one per "
@@ -86,7 +86,7 @@ def methods_text(paired: PairedComparisons, descriptives: pd.DataFrame,
             + f", at alpha = {paired.alpha:g}. A comparison was called better or worse only where its "
             "Holm-adjusted Wilcoxon p was at most alpha, in the direction of the Wilcoxon statistic "
             "(the sign of T+ - T-), not of the mean. We also report the paired t-test, the mean "
-            f"difference in {unit} with its 95 % t-interval, d_z (mean over the standard "
+            f"difference in {unit.difference} with its 95 % t-interval, d_z (mean over the standard "
             "deviation of the differences), the matched-pairs rank-biserial correlation, and the "
             f"smallest p each test could reach (here from {every['p_floor'].min():.3g}).")
         parts.append(
@@ -100,7 +100,7 @@ def methods_text(paired: PairedComparisons, descriptives: pd.DataFrame,
             "prior of strength 0.5 at 0; 50,000 posterior samples, 20,000 above 50 pairs) gives the "
             "posterior probability that a is practically better than b, equivalent to it, or worse, "
             f"with a region of practical equivalence of ±{rope:g} "
-            f"{table.unit if table is not None else 'percentage points'}.")
+            f"{(table.unit if table is not None else CLASSIFICATION).difference}.")
     parts.append(f"Software: Python {platform.python_version()}, NumPy {np.__version__}, "
                  f"SciPy {scipy.__version__}, pandas {pd.__version__}.")
     return " ".join(parts)
@@ -221,7 +221,7 @@ def across_methods(result) -> str:
     if result.meta.empty:
         parts.append("No seed-level meta-analysis was made (the warnings say why).")
         return " ".join(parts)
-    unit = "percentage points" if result.unit == "%" else "test MSE"
+    unit = result.unit.difference
     parts.append(
         "Seed level: for each comparison, each experiment contributed the mean of its per-seed "
         f"paired differences (in {unit}) and that mean's variance (the differences' variance over "

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from elubench.core.errors import StatsError
-from elubench.stats.scores import check_options
+from elubench.stats.verdicts import check_options
 
 PRIMARY = "Wilcoxon signed-rank"
 EXACT_MAX_N = 50  # exact null distribution up to here: its 2**n sign assignments fit in int64

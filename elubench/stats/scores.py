@@ -9,10 +9,8 @@ import numpy as np
 import pandas as pd
 
 from elubench.core.errors import StatsError
+from elubench.core.units import CLASSIFICATION, Unit, unit_of_tasks
 from elubench.store.record import STATUSES
-
-ALTERNATIVES = ("two-sided", "less", "greater")
-
 
 # --- the runs as a seed x configuration table -------------------------------------------------
 
@@ -26,9 +24,9 @@ class ScoreTable:
     counts: bool            # `scores` are integer error counts
     conditions: pd.DataFrame | None = None  # seed x config: the numeric conditions of the run
     implementations: dict | None = None     # config -> {activation kernel: runs}, ok runs
-    # What a difference x pp is in: "percentage points" of test error, or for an autoencoder
-    # "MSE × 100" (its reconstruction MSE on the same scale, so one ROPE and layout serve both).
-    unit: str = "percentage points"
+    # What a score and a difference x pp are in (core.units): percentage points of test error,
+    # or an autoencoder's reconstruction MSE x 100.
+    unit: Unit = CLASSIFICATION
 
 
 def condition_text(run) -> str:
@@ -93,16 +91,13 @@ def prepare(runs: pd.DataFrame) -> ScoreTable:
         known = ok[ok["activation_impl"].notna()]
         implementations = {config: group["activation_impl"].value_counts().to_dict()
                            for config, group in known.groupby("config", sort=False)}
-    unit = "MSE × 100" if "task" in runs and (runs["task"] == "autoencoder").all() else "percentage points"
+    tasks = set(runs["task"]) if "task" in runs else {"classification"}
+    unit = unit_of_tasks(tasks)
+    if unit is None:
+        raise StatsError(f"the runs mix tasks ({', '.join(sorted(map(str, tasks)))}), whose scores "
+                         "have no common unit", hint="compare one spec at a time")
     return ScoreTable(configs, info, scores, status, pp, bool(counts_ok), conditions, implementations,
                       unit)
-
-
-def check_options(alternative: str, alpha: float = 0.05) -> None:
-    if alternative not in ALTERNATIVES:
-        raise StatsError(f"unknown alternative {alternative!r}", hint=f"use one of {', '.join(ALTERNATIVES)}")
-    if not 0 < alpha < 1:
-        raise StatsError(f"alpha must be between 0 and 1, got {alpha}", hint="the usual choice is 0.05")
 
 
 # --- descriptives -----------------------------------------------------------------------------
@@ -119,7 +114,7 @@ def descriptives_table(table: ScoreTable, runs: pd.DataFrame, reference) -> pd.D
     ok = runs[runs["status"] == "ok"]
     counts = (runs.groupby("config")["status"].value_counts().unstack(fill_value=0)
               .reindex(index=table.configs, columns=list(STATUSES), fill_value=0).add_prefix("n_"))
-    agg = (ok["test_error"].astype(float) * 100).groupby(ok["config"]).agg(
+    agg = (ok["test_error"].astype(float) * table.unit.scale).groupby(ok["config"]).agg(
         ["count", "mean", "std", "median", "min", "max"]).reindex(table.configs)
     with np.errstate(invalid="ignore", divide="ignore"):
         half = stats.t.ppf(0.975, agg["count"] - 1) * agg["std"] / np.sqrt(agg["count"])

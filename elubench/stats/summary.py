@@ -9,12 +9,14 @@ import numpy as np
 import pandas as pd
 
 from elubench.core.errors import StatsError
+from elubench.core.units import CLASSIFICATION, Unit
 from elubench.spec.schema import default_baseline
 from elubench.stats.families import (BNInteraction, FriedmanResult, PairedComparisons, bn_effects,
                                      comparisons, friedman_table, reference_activation)
 from elubench.stats.methods import (condition_warnings, methods_text, reach_warnings,
                                     run_warnings)
-from elubench.stats.scores import ScoreTable, check_options, descriptives_table, prepare
+from elubench.stats.scores import ScoreTable, descriptives_table, prepare
+from elubench.stats.verdicts import check_options
 
 
 # --- learning speed and cost ------------------------------------------------------------------
@@ -38,8 +40,8 @@ def _speed(table: ScoreTable, runs: pd.DataFrame, metrics: pd.DataFrame, target:
     source = "given"
     if target is None:
         means = ok.groupby("config")["test_error"].mean()
-        metric = "test error" if table.unit == "percentage points" else "test MSE"  # an autoencoder's
-        target, source = float(means.max()), f"mean final {metric} of the worst configuration ({means.idxmax()})"
+        target, source = float(means.max()), (f"mean final {table.unit.metric} of the worst "
+                                               f"configuration ({means.idxmax()})")
     hits = metrics[metrics["run_id"].isin(ok["run_id"]) & (metrics["test_error"] <= target)]
     first = hits.groupby("run_id")["iteration"].min()
     per_run = ok[["run_id", "config", "seed"]].reset_index(drop=True)
@@ -87,21 +89,25 @@ class Comparison:
     methods: str
     warnings: list[str]
     rope: float | None = None
+    unit: Unit = CLASSIFICATION   # of every score and difference (core.units)
 
 
 def compare(runs: pd.DataFrame, metrics: pd.DataFrame | None = None, *, baseline: str | None = None,
             all_pairs: bool = False, alternative: str = "two-sided", alpha: float = 0.05,
             q_values: bool = False, target: float | None = None,
             reference: dict[str, tuple[float, float]] | None = None,
-            rope: float | None = None) -> Comparison:
+            rope: float | None = None, target_shown: float | None = None) -> Comparison:
     """Every statistic of one spec's runs, with warnings a reader must see.
 
     `baseline` is an activation (each activation against it at the same BN setting: the
     default, relu when the runs have it), a configuration label (every configuration against
     it), or ignored with `all_pairs`. `rope` (percentage points) adds the Bayesian signed-rank
-    test's probabilities."""
+    test's probabilities. The learning-speed target is a score (`target`: a fraction, an MSE) or
+    a value as the tables show it (`target_shown`: % or MSE x 100, core.units)."""
     check_options(alternative, alpha)
     table = prepare(runs)
+    if target is None and target_shown is not None:
+        target = target_shown / table.unit.scale
     baseline = baseline or default_baseline(list(dict.fromkeys(table.info["activation"])))
     paired = comparisons(table, baseline, all_pairs, alternative, alpha, q_values, rope)
     warnings = run_warnings(table)
@@ -129,4 +135,4 @@ def compare(runs: pd.DataFrame, metrics: pd.DataFrame | None = None, *, baseline
     names = pd.unique(runs["spec_name"]) if "spec_name" in runs else []
     return Comparison(str(names[0]) if len(names) else None, baseline, table.configs, desc, omnibus,
                       paired, bn, speed, _cost(table, runs),
-                      methods_text(paired, desc, omnibus, bn, rope, table), warnings, rope)
+                      methods_text(paired, desc, omnibus, bn, rope, table), warnings, rope, table.unit)

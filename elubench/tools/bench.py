@@ -30,6 +30,7 @@ from elubench.spec.matrix import RunConfig
 from elubench.training.runtime import configure, device_name, synchronize
 from elubench.spec.data_section import Data, Synthetic
 from elubench.training.trainer import build_for_training, make_step
+from elubench.spec.layout import net_layout
 
 BENCH_IMAGES = 2000  # synthetic training images: enough for many distinct batches
 
@@ -196,25 +197,19 @@ def measure_peak(device, dtype=torch.float32, repeats: int = 3) -> float:
     return best
 
 
-def hidden_shapes(spec, batch_size: int, activation) -> list[tuple[int, ...]]:
-    """The output shape (with the batch) of every hidden layer: where the activation runs."""
-    from elubench.spec.layout import plan_network
-    plan = plan_network(spec, activation, False)
-    return [(batch_size, *row.out_shape) for row in plan.rows
-            if row.kind in ("conv", "fc") and row.activation]
-
-
 def activation_costs(spec, activations: list, device, batch_size: int, repeats: int = 5,
                      inner: int = 3) -> dict:
     """Forward + backward time of each activation alone, summed over the spec's hidden layer
     shapes (one training step's worth), in microseconds: the median over `repeats` of the time
     of `act(x.clone())` and its backward, less the same with the identity (the clone and the
     backward's plumbing every activation pays). Interleaved over activations, like the rest."""
-    from elubench.activations.modules import ExpLinear, _ExpLinearCPU
+    from elubench.activations.kernels import ExpLinearCPU
+    from elubench.activations.modules import ExpLinear
 
     parsed = {str(a): a for a in (resolve_name(a, spec) if isinstance(a, str) else a
                                   for a in activations)}
-    shapes = hidden_shapes(spec, batch_size, next(iter(parsed.values())))
+    layout = net_layout(spec, next(iter(parsed.values())), False)
+    shapes = [(batch_size, *shape) for shape in layout.hidden_shapes()]
     inputs = [torch.randn(shape, device=device, requires_grad=True) for shape in shapes]
     grads = [torch.randn(shape, device=device) for shape in shapes]
     modules = {name: [act.create(shape[1]).to(device) for shape in shapes] for name, act in parsed.items()}
@@ -226,7 +221,7 @@ def activation_costs(spec, activations: list, device, batch_size: int, repeats: 
                 modules[f"{name} [torch kernel]"] = [
                     lambda x, c=coefficients: torch.ops.aten.elu_(x, *c) for _ in shapes]
                 modules[f"{name} [elubench kernel]"] = [
-                    lambda x, c=coefficients: _ExpLinearCPU.apply(x, *c, True) for _ in shapes]
+                    lambda x, c=coefficients: ExpLinearCPU.apply(x, *c, True) for _ in shapes]
     modules["identity"] = [torch.nn.Identity() for _ in shapes]
 
     def once(layers) -> float:

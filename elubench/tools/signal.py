@@ -26,7 +26,7 @@ from elubench.activations.code import activation_for
 from elubench.spec.matrix import RunConfig
 from elubench.net.init import linear_layers
 from elubench.net.build import build_model
-from elubench.report.plots import Figure, _save, _styled, activation_color
+from elubench.report.figures import Figure, activation_color, save, styled
 
 
 @dataclass
@@ -118,7 +118,7 @@ def summary(signal: Signal) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@_styled
+@styled
 def signal_figure(signal: Signal, out_dir: Path, spec_name: str) -> Figure:
     """Response std against depth, one line per configuration (mean over seeds, band = range),
     on a log scale: the PReLU paper's argument drawn for the spec's own net."""
@@ -150,4 +150,4 @@ def signal_figure(signal: Signal, out_dir: Path, spec_name: str) -> Figure:
                f"for each configuration; line = mean over {seeds} seed{'s' * (seeds != 1)} "
                "(the runs' own paired weights), band = their range; log scale. A falling line "
                "means the signal shrinks with depth (He et al. 2015, section 2.2).")
-    return _save(fig, out_dir, "signal_at_init.png", title, caption)
+    return save(fig, out_dir, "signal_at_init.png", title, caption)

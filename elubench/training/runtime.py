@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import platform
 import sys
 
 import torch
 
-from elubench import __version__
+from elubench.core import __version__
 from elubench.core.errors import DeviceError
+from elubench.core.machine import cpu_name, usable_cores
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -62,7 +62,7 @@ def configure(device: torch.device, threads: int | None = None, deterministic: b
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     if device.type == "cpu":
-        torch.set_num_threads(threads or cpu_count())
+        torch.set_num_threads(threads or usable_cores())
         if keep_freed_memory_wanted():
             keep_freed_memory()
 
@@ -133,24 +133,11 @@ def compiled(model):
     return torch.compile(model)
 
 
-def cpu_count() -> int:
-    """Cores this process may use (its affinity mask, not the machine's total)."""
-    from elubench.core.machine import usable_cores
-    return usable_cores()
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as handle:
-                for line in handle:
-                    if line.startswith("model name"):
-                        return f"{line.split(':', 1)[1].strip()} ({cpu_count()} cores)"
-        except OSError:
-            pass
-        return f"{platform.processor() or platform.machine() or 'cpu'} ({cpu_count()} cores)"
+        return cpu_name()
     return device.type
 
 

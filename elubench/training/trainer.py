@@ -209,7 +209,7 @@ def build_for_training(spec, cfg: RunConfig, device: torch.device):
     model = build_model(spec, activation_for(cfg, spec), cfg.batchnorm, seed=cfg.seed,
                         init=cfg.init)
     start_hash = init_hash(model)
-    has_conv = any(row.kind == "conv" for row in model.plan.rows)
+    has_conv = any(row.kind == "conv" for row in model.layout.rows)
     memory_format = torch.channels_last if has_conv else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
     opt = spec.train.optimizer

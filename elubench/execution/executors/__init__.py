@@ -98,7 +98,7 @@ def default_executor(device: str, spec=None, threads: int | None = None) -> Exec
     at_once = max(1, usable_cores() // threads)
     memory = available_memory()
     if spec is not None and memory is not None and at_once > 1:
-        from elubench.spec.layout import run_memory_bytes
+        from elubench.net.memory import run_memory_bytes
         per_run = run_memory_bytes(spec, spec.compare.parsed_activations()[0])
         at_once = max(1, min(at_once, int(0.8 * memory // per_run)))
     return LocalExecutor(workers=at_once) if at_once > 1 else SerialExecutor()
