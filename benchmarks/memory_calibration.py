@@ -57,7 +57,8 @@ def measure(spec_path: str, activation: str, batchnorm: bool, batch: int) -> dic
 
     torch.set_num_threads(1)
     spec = load_spec(ROOT / spec_path, [f"train.batch_size={batch}"])
-    cfg = RunConfig(spec.name, spec.hash, activation, batchnorm, "he", 0, activation)
+    cfg = RunConfig(spec_name=spec.name, spec_hash=spec.hash, activation=activation, batchnorm=batchnorm,
+                    init="he", seed=0, config=activation)
     model, optimizer, _, memory_format = build_for_training(spec, cfg, torch.device("cpu"))
     activation_implementation(model, torch.device("cpu"))
     step = make_step(model, optimizer, spec.task, "fp32", memory_format)

@@ -160,12 +160,13 @@ def test_a_mistake_found_once_something_trained_stops_only_its_spec(cli, tmp_pat
 
 
 def test_ctrl_c_says_what_each_spec_folder_holds_and_exits_130(cli, tmp_path, monkeypatch):
+    import elubench.core.errors
     import elubench.training.trainer
     real = elubench.training.trainer.train_run
 
     def stop(spec, cfg, *args, **kwargs):
         if spec.name == "tiny-b":
-            raise elubench.training.trainer.Stopped(f"{cfg.run_id} stopped at iteration 10")
+            raise elubench.core.errors.Stopped(f"{cfg.run_id} stopped at iteration 10")
         return real(spec, cfg, *args, **kwargs)
 
     monkeypatch.setattr(elubench.training.trainer, "train_run", stop)

@@ -16,8 +16,8 @@ from conftest import tiny_spec
 pytestmark = pytest.mark.slow
 
 
-def _spec(tmp_path):
-    spec = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 400, "eval_every": 20},
+def _spec(tmp_path, iterations=400):
+    spec = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": iterations, "eval_every": 20},
                      compare={"activations": ["elu"], "batchnorm": [True], "seeds": 1})
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -71,7 +71,9 @@ def test_sigkill_then_restart_gives_the_uninterrupted_record(tmp_path):
 
 
 def test_ctrl_c_checkpoints_and_says_how_to_continue(tmp_path):
-    spec = _spec(tmp_path)
+    # long enough that Ctrl-C lands mid-run on any machine (400 iterations take 2 s on 2 cores;
+    # the run stops at its next look at the flag, so the length costs nothing)
+    spec = _spec(tmp_path, iterations=20_000)
     results = tmp_path / "r"
     proc = _start(spec, results)
     run_dir = results / "tiny" / "runs" / "elu-bn-he-s000"

@@ -220,7 +220,8 @@ DRIVER = """
 import json, sys
 from elubench.execution.executors import make_executor
 from elubench.spec.matrix import expand
-from elubench.execution.runner import Interrupted, RunSettings
+from elubench.core.errors import Interrupted
+from elubench.execution.runner import RunSettings
 from elubench.spec.loader import validate_spec
 spec = validate_spec({spec!r})
 settings = RunSettings(results={root!r}, device="cpu", checkpoint_seconds=0, threads=1)

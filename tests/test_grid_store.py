@@ -7,7 +7,10 @@ from conftest import tiny_spec
 from elubench.core.errors import SpecError, StoreError
 from elubench.spec.matrix import expand, parse_shard, shard
 from elubench.spec.loader import validate_spec
-from elubench.store.rundir import ResultsDir, RunDir, find_records, read_metrics, read_record, write_json_atomic
+from elubench.core.files import write_json_atomic
+from elubench.store.layout import find_records
+from elubench.store.record import read_metrics, read_record
+from elubench.store.rundir import ResultsDir, RunDir
 
 
 def test_expand_is_seed_major_with_stable_ids():

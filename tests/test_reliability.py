@@ -119,7 +119,7 @@ def test_a_torn_last_metrics_line_is_what_a_kill_leaves_and_is_not_damage(tmp_pa
 
 def _interrupted(tmp_path, spec):
     """A run stopped after its first checkpoint: checkpoint.pt and metrics, no run.json."""
-    from elubench.training.trainer import Stopped
+    from elubench.core.errors import Stopped
     cfg = expand(spec)[0]
     settings = RunSettings(results=tmp_path / "results", device="cpu", checkpoint_seconds=0)
     evaluations = []

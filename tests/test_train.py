@@ -72,7 +72,7 @@ def test_stopped_run_resumes_to_the_same_record(tmp_path):
     cfg = expand(spec, seeds=1)[2]  # relu, no BN, dropout on
     whole = execute_run(spec, cfg, _settings(tmp_path / "whole"))
 
-    from elubench.training.trainer import Stopped
+    from elubench.core.errors import Stopped
     calls = {"n": 0}
 
     def stop_after_23_steps():

@@ -24,17 +24,11 @@ from __future__ import annotations
 import copy
 
 from elubench.activations.registry import Activation
-from elubench.core.errors import ActivationError
+from elubench.core.errors import ActivationError, CheckFailed
 
 BATCH = 2          # images per check batch: enough to see a batch-wise dependence
 GRID = 1001        # points of the -50..50 grid, 0.1 apart (0 among them: many kinks are there)
 GRADCHECK_CHANNELS = 3
-
-
-class _Failed(Exception):
-    def __init__(self, check: str, detail: str, hint: str | None = None):
-        super().__init__(detail)
-        self.check, self.detail, self.hint = check, detail, hint
 
 
 def check_activation(activation: Activation, shapes: list[tuple[int, ...]],
@@ -46,7 +40,7 @@ def check_activation(activation: Activation, shapes: list[tuple[int, ...]],
     try:
         with torch.random.fork_rng(devices=[]):  # the checks' draws leave the runs' RNG alone
             _run_checks(activation, shapes, precision)
-    except _Failed as failed:
+    except CheckFailed as failed:
         qualified = getattr(activation.custom, "qualified", "")
         raise ActivationError(f"activation {activation} ({qualified}): check '{failed.check}' "
                               f"failed: {failed.detail}", hint=failed.hint) from None
@@ -77,7 +71,7 @@ def _build(activation: Activation, channels: int):
     try:
         return activation.create(channels).train()
     except Exception as exc:
-        raise _Failed("construct", f"building it for {channels} channels raised "
+        raise CheckFailed("construct", f"building it for {channels} channels raised "
                                    f"{exc.__class__.__name__}: {exc}") from None
 
 
@@ -85,7 +79,7 @@ def _no_weights(module) -> None:
     from torch import nn
     for name, sub in module.named_modules():
         if isinstance(sub, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
-            raise _Failed("no weights", f"it holds a {type(sub).__name__} ({name or 'itself'})",
+            raise CheckFailed("no weights", f"it holds a {type(sub).__name__} ({name or 'itself'})",
                           hint="an activation acts on each element (or channel); the paired "
                                "init draws every conv/FC layer's weights in the net's order")
 
@@ -97,19 +91,19 @@ def _call(module, x):
     try:
         y = module(x.clone())
     except Exception as exc:
-        raise _Failed("call", f"on a {_dims(x.shape)} {_dtype(x)} tensor it raised "
+        raise CheckFailed("call", f"on a {_dims(x.shape)} {_dtype(x)} tensor it raised "
                               f"{exc.__class__.__name__}: {exc}") from None
     if not isinstance(y, torch.Tensor):
-        raise _Failed("call", f"on a {_dims(x.shape)} tensor it returned a {type(y).__name__}, "
+        raise CheckFailed("call", f"on a {_dims(x.shape)} tensor it returned a {type(y).__name__}, "
                               "not a tensor")
     if y.shape != x.shape:
-        raise _Failed("call", f"it changes the shape: {_dims(x.shape)} in, {_dims(y.shape)} out",
+        raise CheckFailed("call", f"it changes the shape: {_dims(x.shape)} in, {_dims(y.shape)} out",
                       hint="an activation returns a tensor of its input's shape")
     if y.dtype != x.dtype:
-        raise _Failed("call", f"it changes the dtype: {_dtype(x)} in, {_dtype(y)} out",
+        raise CheckFailed("call", f"it changes the dtype: {_dtype(x)} in, {_dtype(y)} out",
                       hint="compute in the input's dtype (e.g. torch.tensor(c, dtype=x.dtype))")
     if y.device != x.device:
-        raise _Failed("call", f"it moves the tensor: {x.device} in, {y.device} out")
+        raise CheckFailed("call", f"it moves the tensor: {x.device} in, {y.device} out")
     return y
 
 
@@ -136,7 +130,7 @@ def _element_wise(module, x, channelwise: bool) -> None:
             others = (changed & ~allowed).nonzero()
             if len(others):
                 where = tuple(int(i) for i in others[0])
-                raise _Failed("element-wise", f"changing input element {position} of a "
+                raise CheckFailed("element-wise", f"changing input element {position} of a "
                                               f"{_dims(x.shape)} batch also changed output element "
                                               f"{where}" + (f" and {len(others) - 1} more" if len(others) > 1 else ""),
                               hint="an activation acts on each element alone; declare "
@@ -157,22 +151,22 @@ def _finite(module, shape) -> None:
     bad = ~torch.isfinite(y.detach())
     if bad.any():
         index = tuple(int(i) for i in bad.nonzero()[0])
-        raise _Failed("finite", f"it returns {y[index].item()} at x = {x[index].item():g}",
+        raise CheckFailed("finite", f"it returns {y[index].item()} at x = {x[index].item():g}",
                       hint="outputs must be finite for every input a layer can give it")
     try:
         y.sum().backward()
     except Exception as exc:
-        raise _Failed("finite", f"its backward raised {exc.__class__.__name__}: {exc}") from None
+        raise CheckFailed("finite", f"its backward raised {exc.__class__.__name__}: {exc}") from None
     grad = x.grad
     bad = ~torch.isfinite(grad)
     if bad.any():
         index = tuple(int(i) for i in bad.nonzero()[0])
-        raise _Failed("finite", f"its gradient is {grad[index].item()} at x = {x[index].item():g}",
+        raise CheckFailed("finite", f"its gradient is {grad[index].item()} at x = {x[index].item():g}",
                       hint="a branch torch.where discards still has its gradient computed: "
                            "evaluate each branch only where it is finite (e.g. on clamp(x, max=0))")
     for name, p in module.named_parameters():
         if p.grad is not None and not torch.isfinite(p.grad).all():
-            raise _Failed("finite", f"the gradient of its parameter {name!r} is not finite on "
+            raise CheckFailed("finite", f"the gradient of its parameter {name!r} is not finite on "
                                     "inputs from -50 to 50")
 
 
@@ -197,10 +191,10 @@ def _gradcheck(module, rank: int, kinks) -> None:
         ok = torch.autograd.gradcheck(call, (x.requires_grad_(True), *params), eps=1e-6, atol=1e-5,
                                       rtol=1e-3, raise_exception=False)
     except Exception as exc:
-        raise _Failed("gradcheck", f"in float64 it raised {exc.__class__.__name__}: "
+        raise CheckFailed("gradcheck", f"in float64 it raised {exc.__class__.__name__}: "
                                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
     if not ok:
-        raise _Failed("gradcheck", _mismatch(call, x.detach(), params),
+        raise CheckFailed("gradcheck", _mismatch(call, x.detach(), params),
                       hint="its backward does not match its forward; if its derivative jumps at "
                            "some points, declare them: kinks = (0.0,)")
 

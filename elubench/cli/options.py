@@ -1,6 +1,7 @@
-"""The command line's options and arguments, declared once: the commands in elubench.cli.app stay
-short, and two commands that take the same option (`compare` and `report`, `run` and `bench`)
-share its help text. Pure declarations: typer only, nothing heavy."""
+"""The command line's options and arguments, each declared once, here: the commands stay short,
+and two commands that take the same option (`compare` and `report`, `run` and `signal`) share
+it. Two options with one flag but another meaning (bench's --activations) are two
+declarations. Pure declarations: typer only, nothing heavy."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ DownloadOpt = Annotated[bool, typer.Option(help="Download a missing dataset.")]
 DataSpecsArg = Annotated[list[Path], typer.Argument(
     help="One or more spec YAML files (see specs/); a shell glob works.", show_default=False,
     metavar="spec")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]  # data, show, bench, activations
 FetchOpt = Annotated[bool, typer.Option(
     "--download", help="Fetch datasets whose files are missing through torchvision into the data "
                        "folder, then check them.")]
@@ -149,3 +150,38 @@ MlflowOpt = Annotated[Optional[str], typer.Option(
     help="Log to an MLflow tracking store: a folder (file:./mlruns), a database "
          "(sqlite:///mlflow.db) or a server (http://host:5000); one experiment per spec, one "
          "MLflow run per run (needs pip install 'elubench\\[mlflow]').")]
+
+# `show`
+ShowActivationOpt = Annotated[str, typer.Option(
+    "--activation", "-a", help="Activation to lay out (default: the spec's first).",
+    show_default=False)]
+BnOpt = Annotated[bool, typer.Option("--bn/--no-bn", help="Lay out the net with batch normalization.")]
+
+# `report`
+MarkdownOpt = Annotated[bool, typer.Option("--markdown/--no-markdown", help="Write REPORT.md.")]
+HtmlOpt = Annotated[bool, typer.Option("--html", help="Also write REPORT.html: one file, figures inside.")]
+FigureFormatOpt = Annotated[str, typer.Option(
+    help="Figure files: png (always), pdf, svg; comma-separated.")]
+ReportOutOpt = Annotated[Optional[Path], typer.Option(
+    "--out", help="Folder for the report (default: the spec's results folder).", show_default=False)]
+
+# `signal`
+ProbeOpt = Annotated[int, typer.Option(help="Training images in the probe batch.", min=1)]
+SignalOutOpt = Annotated[Optional[Path], typer.Option(
+    "--out", help="Folder for signal_at_init.csv and .png (default: results/<spec name>/).",
+    show_default=False)]
+
+# `bench`
+BenchActivationsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--activations", "-a", help="Activations whose step time to compare with relu's "
+                                "(comma-separated; default: the spec's).", show_default=False)]
+BatchSizeOpt = Annotated[Optional[int], typer.Option(help="Default: the spec's.", min=1,
+                                                     show_default=False)]
+StepsOpt = Annotated[int, typer.Option(help="Timed steps per measurement.", min=1)]
+WarmupOpt = Annotated[int, typer.Option(help="Untimed steps before measuring.", min=1)]
+RepeatsOpt = Annotated[int, typer.Option(help="Interleaved measurements of each loop.", min=1)]
+BenchPrecisionOpt = Annotated[Optional[str], typer.Option(
+    "--precision", help="fp32 or bf16; default: the spec's.", show_default=False)]
+BenchCompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the engine's model.")]
+ReferenceWorkersOpt = Annotated[int, typer.Option(
+    help="DataLoader workers of the reference loop.", min=0)]

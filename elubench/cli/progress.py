@@ -12,11 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from elubench.core.units import CLASSIFICATION, Unit, unit_of, unit_of_tasks
 from elubench.execution.runner import Reporter
-
-
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.2f} %"
 
 
 def result_line(record: dict, spec: str | None = None) -> str:
@@ -25,10 +22,10 @@ def result_line(record: dict, spec: str | None = None) -> str:
     if spec is not None:
         head = f"{escape(spec)}: {head}"
     if record["status"] == "ok":
+        unit = unit_of(record.get("task"))
+        score = f"{unit.metric} {unit.shown(record['test_error'])}"
         if record.get("test_errors") is not None:
-            score = f"test error {_pct(record['test_error'])} ({record['test_errors']}/{record['test_size']})"
-        else:
-            score = f"test loss {record['test_loss']:.5g}"
+            score += f" ({record['test_errors']}/{record['test_size']})"
         speed = record.get("images_per_second")
         return (f"[green]ok[/green] {head}: {score}, {record['wall_seconds']:.1f} s"
                 + (f", {speed:,.0f} img/s" if speed else ""))
@@ -41,16 +38,16 @@ def summary_table(records: list[dict], title: str) -> Table:
     by_config: dict[str, list[dict]] = {}
     for record in records:
         by_config.setdefault(record["config"], []).append(record)
-    autoencoder = any(r.get("task") == "autoencoder" for r in records)
+    unit = unit_of_tasks(r.get("task") for r in records) or CLASSIFICATION
     table = Table(title=title, header_style="bold")
     table.add_column("configuration")
     table.add_column("ok", justify="right")
     table.add_column("diverged / failed", justify="right")
-    table.add_column("test loss (MSE)" if autoencoder else "test error %", justify="right")
+    table.add_column(unit.value, justify="right")
     for config, rows in by_config.items():
         ok = [r for r in rows if r["status"] == "ok"]
-        values = [r["test_error"] * (1 if autoencoder else 100) for r in ok]
-        fmt = "{:.4g}" if autoencoder else "{:.2f}"
+        values = [r["test_error"] * unit.scale for r in ok]
+        fmt = f"{{:.{unit.digits}f}}"
         if len(values) >= 2:
             cell = f"{fmt.format(statistics.mean(values))} ± {fmt.format(statistics.stdev(values))}"
         else:
@@ -86,9 +83,9 @@ def summary_view(summary) -> Text:
 class RichReporter(Reporter):
     """One bar for the matrix and one per run in progress (several with parallel executors)."""
 
-    def __init__(self, console: Console | None = None, task: str = "classification"):
+    def __init__(self, console: Console | None = None, unit: Unit = CLASSIFICATION):
         self.console = console or Console(highlight=False)
-        self.task = task
+        self.unit = unit
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -117,8 +114,7 @@ class RichReporter(Reporter):
         if event.get("loss") is not None:
             info.append(f"loss {event['loss']:.4g}")
         if event.get("test_error") is not None:
-            info.append(f"test mse {event['test_error']:.4g}" if self.task == "autoencoder"
-                        else f"test {event['test_error'] * 100:.2f}%")
+            info.append(f"test {self.unit.shown(event['test_error'])}")
         if event.get("images_per_second"):
             info.append(f"{event['images_per_second']:,.0f} img/s")
         self.progress.update(task, completed=event["iteration"], info="  ".join(info))
@@ -152,12 +148,12 @@ class CampaignReporter(RichReporter):
     def __init__(self, console: Console, experiments):
         super().__init__(console)
         self.names = [e.name for e in experiments]
-        self.expected = [e.todo for e in experiments]  # runs to train, as planned
+        self.expected = [e.todo for e in experiments]  # runs to train, as prepared
         self.finished = [0] * len(experiments)          # runs each spec finished (or skipped)
         self.current = 0
 
     def experiment_start(self, index, experiment):
-        self.current, self.task = index, experiment.spec.task
+        self.current, self.unit = index, unit_of(experiment.spec.task)
 
     def experiment_stopped(self, experiment, error):
         self.progress.console.print(f"[red]{escape(experiment.name)}: stopped (its remaining runs "

@@ -1,16 +1,19 @@
-"""The commands beside run, compare and report: signal (the forward signal at init), bench
-(the engine's speed) and activations (the registry). Thin, like cli.py, which registers them."""
+"""The commands of elubench.tools and the registry: signal (the forward signal at init), bench
+(the engine's speed) and activations."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
 
 import typer
 
-from elubench.cli.common import console as _console, load as _load, split_names as _split_names
+from elubench.cli.common import console as _console
+from elubench.cli.common import load as _load
+from elubench.cli.common import split_names as _split_names
 from elubench.cli.options import (
-    ActivationsOpt, BatchnormOpt, DataDirOpt, DownloadOpt, SeedsOpt, SetOpt, SpecArg, WidthOpt,
+    ActivationsOpt, BatchnormOpt, BatchSizeOpt, BenchActivationsOpt, BenchCompileOpt,
+    BenchPrecisionOpt, DataDirOpt, DeviceOpt, DownloadOpt, JsonOpt, ProbeOpt, ReferenceWorkersOpt,
+    RepeatsOpt, SeedsOpt, SetOpt, SignalOutOpt, SpecArg, StepsOpt, WarmupOpt, WidthOpt,
 )
 from elubench.core.files import dumps
 
@@ -18,10 +21,7 @@ from elubench.core.files import dumps
 def signal(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: BatchnormOpt = None,
            seeds: SeedsOpt = None, set_: SetOpt = None, width: WidthOpt = None,
            data_dir: DataDirOpt = None, download: DownloadOpt = False,
-           probe: Annotated[int, typer.Option(help="Training images in the probe batch.", min=1)] = 256,
-           out: Annotated[Optional[Path], typer.Option(
-               help="Folder for signal_at_init.csv and .png (default: results/<spec name>/).",
-               show_default=False)] = None):
+           probe: ProbeOpt = 256, out: SignalOutOpt = None):
     """The forward signal at initialization: the std of each conv/FC layer's response, per
     configuration and seed, with the runs' own paired weights (He et al. 2015, section 2.2:
     Xavier init shrinks it with depth under ReLU, He init keeps it). Nothing is trained."""
@@ -47,23 +47,18 @@ def signal(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: Batchno
 
 def bench(
     spec: SpecArg,
-    activations: Annotated[Optional[list[str]], typer.Option(
-        "--activations", "-a", help="Activations whose step time to compare with relu's "
-                                    "(comma-separated; default: the spec's).", show_default=False)] = None,
+    activations: BenchActivationsOpt = None,
     set_: SetOpt = None,
     width: WidthOpt = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Default: the spec's.", min=1,
-                                                      show_default=False)] = None,
-    steps: Annotated[int, typer.Option(help="Timed steps per measurement.", min=1)] = 20,
-    warmup: Annotated[int, typer.Option(help="Untimed steps before measuring.", min=1)] = 5,
-    repeats: Annotated[int, typer.Option(help="Interleaved measurements of each loop.", min=1)] = 3,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    precision: Annotated[Optional[str], typer.Option(help="fp32 or bf16; default: the spec's.",
-                                                     show_default=False)] = None,
-    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the engine's model.")] = False,
-    reference_workers: Annotated[int, typer.Option(
-        help="DataLoader workers of the reference loop.", min=0)] = 2,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    batch_size: BatchSizeOpt = None,
+    steps: StepsOpt = 20,
+    warmup: WarmupOpt = 5,
+    repeats: RepeatsOpt = 3,
+    device: DeviceOpt = "auto",
+    precision: BenchPrecisionOpt = None,
+    compile_: BenchCompileOpt = False,
+    reference_workers: ReferenceWorkersOpt = 2,
+    as_json: JsonOpt = False,
 ):
     """Measure elubench's training engine against a plain PyTorch loop (images/s, FLOP/s)."""
     from elubench.tools.bench import run_bench
@@ -88,9 +83,7 @@ def bench(
     console.print(bench_table(result))
 
 
-def activations(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-):
+def activations(as_json: JsonOpt = False):
     """List the activations: the built-ins and those installed packages register (entry-point
     group elubench.activations), with their formulas, parameters and sources."""
     from elubench.activations.registry import registry_rows

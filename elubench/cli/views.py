@@ -16,22 +16,22 @@ def _si(n: float) -> str:
     return f"{n:g}"
 
 
-def plan_table(plan, title: str) -> Table:
+def layout_table(layout, title: str) -> Table:
     # Numbers never wrap or truncate (min_width); the type column wraps on narrow terminals.
-    widest_shape = max(len(_shape(r.out_shape)) for r in plan.rows)
+    widest_shape = max(len(_shape(r.out_shape)) for r in layout.rows)
     table = Table(title=title, show_footer=True, header_style="bold")
     table.add_column("stack", justify="right")
     table.add_column("layer", justify="right")
     table.add_column("type", "total")
     table.add_column("units", justify="right", min_width=5)
     table.add_column("kernel", justify="right", min_width=6)
-    table.add_column("output", justify="right", footer=_shape(plan.rows[-1].out_shape),
-                     min_width=max(widest_shape, len(_shape(plan.input_shape))))
-    table.add_column("params", justify="right", footer=f"{plan.total_params:,}",
-                     min_width=len(f"{plan.total_params:,}"))
-    table.add_column("FLOPs", justify="right", footer=_si(plan.forward_flops), min_width=8)
-    table.add_row("", "", "input", "", "", _shape(plan.input_shape), "", "")
-    for row in plan.rows:
+    table.add_column("output", justify="right", footer=_shape(layout.rows[-1].out_shape),
+                     min_width=max(widest_shape, len(_shape(layout.input_shape))))
+    table.add_column("params", justify="right", footer=f"{layout.total_params:,}",
+                     min_width=len(f"{layout.total_params:,}"))
+    table.add_column("FLOPs", justify="right", footer=_si(layout.forward_flops), min_width=8)
+    table.add_row("", "", "input", "", "", _shape(layout.input_shape), "", "")
+    for row in layout.rows:
         kernel = ""
         if row.kind == "conv":
             kernel = f"{row.kernel}×{row.kernel}" + (f" /{row.stride}" if row.stride > 1 else "")
@@ -77,23 +77,23 @@ def matrix_table(configs, state, title: str) -> Table:
     return table
 
 
-def dry_run_view(plan, spec):
+def dry_run_view(dry, spec):
     """`run --dry-run`: the matrix table, a warning if the folder holds another spec version,
-    and the estimated wall time of what is left (`plan` is dryrun.DryRun)."""
+    and the estimated wall time of what is left (`dry` is execution.dry_run.DryRun)."""
     from rich.console import Group
     from rich.markup import escape
     from rich.text import Text
 
     items = []
-    if plan.other_version:
-        items.append(Text(f"{plan.folder} holds runs of another version of this spec; `run` will "
+    if dry.other_version:
+        items.append(Text(f"{dry.folder} holds runs of another version of this spec; `run` will "
                           "refuse unless given --force or another --results", style="yellow"))
-    items.append(matrix_table(plan.configs, plan.state, f"{spec.name} (spec hash {spec.hash})"))
-    for run_id, why in plan.state.damaged.items():
+    items.append(matrix_table(dry.configs, dry.state, f"{spec.name} (spec hash {spec.hash})"))
+    for run_id, why in dry.state.damaged.items():
         items.append(Text(f"{run_id} will not be trained: {why}", style="yellow"))
-    if plan.data is not None:
-        items.append(data_line(plan.data))
-    guess = plan.estimate
+    if dry.data is not None:
+        items.append(data_line(dry.data))
+    guess = dry.estimate
     if guess is not None:
         layout = ""
         if guess.device == "cpu":
@@ -103,8 +103,8 @@ def dry_run_view(plan, spec):
             f"estimate on {guess.device}: {guess.runs} runs{layout} × ({guess.iterations:,} steps × "
             f"{guess.step_seconds * 1000:.1f} ms + {guess.evaluations} evaluations × "
             f"{human_seconds(guess.eval_seconds)}) = [bold]{human_seconds(guess.total_seconds)}[/bold] "
-            f"({human_seconds(guess.run_seconds)} per run, timed on {escape(str(plan.timed_on))})"))
-    other = plan.alternative
+            f"({human_seconds(guess.run_seconds)} per run, timed on {escape(str(dry.timed_on))})"))
+    other = dry.alternative
     if guess is not None and other is not None:
         faster = other.total_seconds < 0.9 * guess.total_seconds
         items.append(Text(
@@ -113,8 +113,8 @@ def dry_run_view(plan, spec):
             + (f" (faster for this net: --threads {other.threads} --parallel 1; the thread count "
                "changes a run's float sums, so keep one count per results folder)" if faster else ""),
             style="yellow" if faster else "dim"))
-    if plan.plan:
-        items.append(significance_table(plan.plan))
+    if dry.reach:
+        items.append(significance_table(dry.reach))
     return Group(*items)
 
 
@@ -135,24 +135,24 @@ def data_line(status):
                 "(`elubench data SPEC` says why and how to fix it)", style="yellow")
 
 
-def dry_run_total(plans):
+def dry_run_total(dries):
     """`run --dry-run` of several specs: their runs together and the estimated wall time of
-    what is left, the specs trained one after another (`plans`: dryrun.DryRun, one per spec)."""
+    what is left, the specs trained one after another (`dries`: execution.dry_run.DryRun, one per spec)."""
     from rich.text import Text
 
-    runs = sum(len(p.configs) for p in plans)
-    done, left = sum(len(p.state.done) for p in plans), sum(len(p.state.todo) for p in plans)
-    damaged = sum(len(p.state.damaged) for p in plans)
-    text = Text(f"{len(plans)} specs: {runs} runs, {done} done, {left} to train"
+    runs = sum(len(p.configs) for p in dries)
+    done, left = sum(len(p.state.done) for p in dries), sum(len(p.state.todo) for p in dries)
+    damaged = sum(len(p.state.damaged) for p in dries)
+    text = Text(f"{len(dries)} specs: {runs} runs, {done} done, {left} to train"
                 + (f", {damaged} left out (damaged)" if damaged else ""), style="bold")
     if left:
-        seconds = sum(p.estimate.total_seconds for p in plans if p.estimate is not None)
+        seconds = sum(p.estimate.total_seconds for p in dries if p.estimate is not None)
         text.append(f"; estimate {human_seconds(seconds)} in all, one spec after another")
     return text
 
 
 def significance_table(families) -> Table:
-    """Before training: can these seeds make any comparison significant? (stats.planning)"""
+    """Before training: can these seeds make any comparison significant? (stats.reach)"""
     seeds = families[0].seeds
     table = Table(title=f"what {seeds} seed{'s' * (seeds != 1)} can show (Wilcoxon signed-rank, Holm within each "
                         "family)", header_style="bold")

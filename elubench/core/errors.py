@@ -7,6 +7,8 @@ is a bug in elubench and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ElubenchError(Exception):
     """A mistake the user can fix.
@@ -82,3 +84,43 @@ class LayoutError(Exception):
 
 class PlotError(ElubenchError):
     """The tables hold no data for the requested figure, or a figure format is unknown."""
+
+
+# --- not a user's mistake: how a stop, a checkpoint or a check travels to whoever handles it ---
+
+class Stopped(Exception):
+    """A run was asked to stop (Ctrl-C); its checkpoint is saved (training)."""
+
+
+class BadCheckpoint(Exception):
+    """A run's checkpoint cannot be resumed from: corrupt, or another run's (training). The
+    runner says which file it is and how to go on."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a matrix: the current run's checkpoint is saved; `records` holds the run
+    records finished (execution.runner)."""
+
+    def __init__(self, message: str, records: list[Any]):
+        super().__init__(message)
+        self.records = records
+
+
+class CampaignInterrupted(Exception):
+    """Ctrl-C during a campaign (execution.campaign): the outcomes of the specs finished, the
+    experiment stopped, and its records (None where not known)."""
+
+    def __init__(self, message: str, outcomes: list[Any], stopped: Any, records: list[Any] | None):
+        super().__init__(message)
+        self.outcomes = outcomes
+        self.stopped = stopped
+        self.records = records
+
+
+class CheckFailed(Exception):
+    """One check of a custom activation failed (activations.checks, which makes it an
+    ActivationError naming the activation)."""
+
+    def __init__(self, check: str, detail: str, hint: str | None = None):
+        super().__init__(detail)
+        self.check, self.detail, self.hint = check, detail, hint

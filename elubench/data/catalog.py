@@ -28,6 +28,7 @@ from pathlib import Path
 
 from elubench.core.errors import DataError
 from elubench.core.paths import resolve_data_dir
+from elubench.spec.data_section import DATASETS
 
 OK, MISSING, WRONG_MD5, WRONG_SIZE, UNREADABLE = ("ok", "missing", "wrong checksum", "wrong size",
                                                   "unreadable")
@@ -51,14 +52,6 @@ MNIST_FILES = (
     Expected("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637", 8 + 10_000),
 )
 
-# The datasets whose files torchvision reads (and, with --download, fetches).
-TORCHVISION_DATASETS = ("mnist", "cifar10", "cifar100")
-
-# Why these need no files, as `elubench data` says it.
-NO_FILES = {
-    "digits": "ships inside scikit-learn (load_digits)",
-    "synthetic": "generated from the spec's data.synthetic.seed",
-}
 
 
 def expected_files(dataset: str) -> tuple[str, tuple[Expected, ...]]:
@@ -66,8 +59,8 @@ def expected_files(dataset: str) -> tuple[str, tuple[Expected, ...]]:
     reads there."""
     if dataset == "mnist":
         return MNIST_FOLDER, MNIST_FILES
-    from torchvision.datasets import CIFAR10, CIFAR100  # imports torch: only for CIFAR
-    cls = {"cifar10": CIFAR10, "cifar100": CIFAR100}[dataset]
+    from torchvision import datasets  # imports torch: only for CIFAR
+    cls = getattr(datasets, str(DATASETS[dataset].torchvision))
     listed = [*cls.train_list, *cls.test_list, (cls.meta["filename"], cls.meta["md5"])]
     return cls.base_folder, tuple(Expected(name, md5) for name, md5 in listed)
 
@@ -148,8 +141,8 @@ class DatasetStatus:
 def dataset_status(data, data_dir: Path | None = None) -> DatasetStatus:
     """How a spec's dataset (spec.Data) stands: every file it needs, looked for under the data
     folder (`data_dir`, else $ELUBENCH_DATA_DIR, else the cache's) and checked."""
-    if data.dataset in NO_FILES:
-        return DatasetStatus(data.dataset, note=NO_FILES[data.dataset])
+    if DATASETS[data.dataset].no_files:
+        return DatasetStatus(data.dataset, note=DATASETS[data.dataset].no_files)
     if data.dataset == "imagefolder":  # the user's own folder: train/ and val/ must be there
         root = Path(data.imagefolder.root).expanduser().absolute()
         files = [FileStatus(part, root / part, None, None, OK if (root / part).is_dir() else MISSING)
@@ -189,7 +182,7 @@ def fetch(status: DatasetStatus) -> DatasetStatus:
     damaged file is left as it is: torchvision keeps a file that is there (MNIST does not look
     inside), and elubench deletes nothing of the user's; `problem` then says to delete it."""
     damaged = [f for f in status.bad if f.status != MISSING]
-    if status.ok or status.dataset not in TORCHVISION_DATASETS or damaged:
+    if status.ok or DATASETS[status.dataset].torchvision is None or damaged:
         return status
     from elubench.data.sources import download_torchvision
     try:

@@ -22,7 +22,7 @@ from elubench.data.augment import crop_flip
 from elubench.core.errors import DataError
 from elubench.core.seeds import derive_seed
 from elubench.core.paths import default_data_dir
-from elubench.spec.data_section import Data, Synthetic
+from elubench.spec.data_section import DATASETS, Data, Synthetic
 
 
 @dataclass
@@ -88,13 +88,10 @@ def synthetic_images(cfg: Synthetic) -> Raw:
                f"generated: first {cfg.train_size} train, next {cfg.test_size} test")
 
 
-TORCHVISION = {"mnist": "MNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
-
-
 def torchvision_raw(name: str, root: Path, download: bool) -> Raw:
     """MNIST / CIFAR-10 / CIFAR-100 read in bulk through torchvision's own loaders."""
     from torchvision import datasets  # imported here: its second is not for digits or synthetic
-    cls = getattr(datasets, TORCHVISION[name])
+    cls = getattr(datasets, str(DATASETS[name].torchvision))
     sets = [_open_torchvision(cls, name, root, train, download) for train in (True, False)]
     arrays = []
     for dataset in sets:
@@ -109,7 +106,7 @@ def download_torchvision(name: str, root: Path) -> None:
     """Fetch MNIST / CIFAR-10 / CIFAR-100 into `root` through torchvision's own download (both
     splits; it skips what is there); DataError naming the host when it fails."""
     from torchvision import datasets
-    cls = getattr(datasets, TORCHVISION[name])
+    cls = getattr(datasets, str(DATASETS[name].torchvision))
     for train in (True, False):
         _open_torchvision(cls, name, root, train, download=True)
 

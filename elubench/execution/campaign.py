@@ -22,11 +22,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from elubench.core.errors import ElubenchError, SpecError
+from elubench.core.errors import CampaignInterrupted, ElubenchError, Interrupted, SpecError
 from elubench.spec.loader import naming, unique_paths
 from elubench.data.catalog import require
-from elubench.execution.runner import (Interrupted, MatrixState, Reporter, Summary, Tally, matrix_state,
+from elubench.execution.runner import (MatrixState, Reporter, Summary, Tally, matrix_state,
                              summarize)
+from elubench.execution.executors.base import Executor
+from elubench.spec.matrix import RunConfig
+from elubench.spec.schema import Spec
+from elubench.store.record import RunRecord
 from elubench.store.rundir import ResultsDir
 
 
@@ -35,10 +39,10 @@ class Experiment:
     """One spec of a campaign: what it trains and through which executor."""
 
     path: Path
-    spec: object                      # spec.Spec, with the command line's overrides applied
-    configs: list                     # grid.RunConfig, the selection flags applied
-    runner: object                    # executors.Executor
-    recorded: int = 0                 # runs with a record when the campaign was planned
+    spec: Spec                        # with the command line's overrides applied
+    configs: list[RunConfig]          # the selection flags applied
+    runner: Executor
+    recorded: int = 0                 # runs with a record when the campaign was prepared
     todo: int = 0                     # runs to train then (several specs: the overall bar)
 
     @property
@@ -59,7 +63,7 @@ class Campaign:
         return len(self.experiments) > 1
 
 
-def plan_campaign(paths: list[Path], settings, *, load, select, executor,
+def prepare_campaign(paths: list[Path], settings, *, load, select, executor,
                   memory_check: bool = True, dry_run: bool = False) -> Campaign:
     """Every spec loaded (`load(path)`: the spec and the activation names the command line
     gives, resolved from its folder), selected (`select(spec, names)`), given its executor
@@ -112,20 +116,9 @@ class Outcome:
     """What one spec of a campaign left."""
 
     experiment: Experiment
-    records: list
+    records: list[RunRecord]
     summary: Summary
     error: ElubenchError | None = None   # a mistake that stopped this spec (several specs)
-
-
-class CampaignInterrupted(Exception):
-    """Ctrl-C during a campaign: the outcomes of the specs finished, and the spec stopped."""
-
-    def __init__(self, message: str, outcomes: list[Outcome], stopped: Experiment,
-                 records: list | None):
-        super().__init__(message)
-        self.outcomes = outcomes
-        self.stopped = stopped
-        self.records = records  # the stopped spec's records; None where not known
 
 
 class _Counting(Tally):

@@ -9,7 +9,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from elubench.data.catalog import DatasetStatus, dataset_status
 from elubench.spec.matrix import RunConfig
+from elubench.stats.reach import FamilyReach, significance_reach
 from elubench.execution.runner import MatrixState, RunSettings, matrix_state
 from elubench.store.rundir import ResultsDir
 
@@ -95,9 +97,9 @@ class DryRun:
     other_version: bool              # the folder holds another version of this spec
     estimate: Estimate | None        # None when nothing is left to train
     timed_on: str | None = None      # the configuration whose steps were timed
-    plan: list = field(default_factory=list)  # stats.planning.FamilyPlan per family of tests
+    reach: list[FamilyReach] = field(default_factory=list)  # per family of tests
     alternative: Estimate | None = None  # CPU: one run at a time with every core, for contrast
-    data: object | None = None       # catalog.DatasetStatus: the spec's dataset as found here
+    data: DatasetStatus | None = None  # the spec's dataset as found here
 
 
 def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int = 1) -> DryRun:
@@ -105,7 +107,6 @@ def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int 
     runs training at once), and whether its seeds can make a comparison significant at all;
     writes nothing. On a CPU with more cores than a run's threads it also times the other layout
     (one run at a time on every core), so a user sees which is faster for this net."""
-    from elubench.data.catalog import dataset_status
     from elubench.core.machine import usable_cores
 
     results = ResultsDir(settings.results, spec)
@@ -119,14 +120,13 @@ def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int 
         if guess.device == "cpu" and cores > guess.threads:
             alternative = estimate(spec, state.todo[0], len(state.todo), settings, threads=cores)
     return DryRun(configs, state, results.path, other, guess,
-                  state.todo[0].config if state.todo else None, significance(spec, configs),
+                  state.todo[0].config if state.todo else None, reach(spec, configs),
                   alternative, dataset_status(spec.data, settings.data_dir))
 
 
-def significance(spec, configs: list[RunConfig]) -> list:
-    """The families `compare` will test on these runs, with their floors (stats.planning)."""
+def reach(spec, configs: list[RunConfig]) -> list[FamilyReach]:
+    """The families `compare` will test on these runs, with their floors (stats.reach)."""
     from elubench.spec.schema import default_baseline
-    from elubench.stats.planning import significance_plan
 
     if not configs:
         return []
@@ -137,7 +137,7 @@ def significance(spec, configs: list[RunConfig]) -> list:
     baseline = refs.get(baseline, baseline)  # a custom activation's reference: its label
     if baseline not in activations and baseline not in labels:
         baseline = default_baseline(activations)
-    return significance_plan(activations, sorted({c.batchnorm for c in configs}),
+    return significance_reach(activations, sorted({c.batchnorm for c in configs}),
                              list(dict.fromkeys(c.init for c in configs)), baseline,
                              len({c.seed for c in configs}), spec.compare.alpha,
                              spec.compare.alternative)

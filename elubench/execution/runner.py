@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from elubench.data.catalog import require
-from elubench.core.errors import ElubenchError, StoreError
+from elubench.core.errors import BadCheckpoint, ElubenchError, Interrupted, Stopped, StoreError
 from elubench.spec.matrix import RunConfig
 from elubench.store.record import RunRecord
 from elubench.store.rundir import ResultsDir
@@ -112,14 +112,6 @@ class Summary:
 
 def summarize(configs: list[RunConfig], records: list[RunRecord], reasons: dict[str, str]) -> Summary:
     return Summary([c.run_id for c in configs], {r.run_id: r for r in records}, dict(reasons))
-
-
-class Interrupted(Exception):
-    """Ctrl-C: the current run's checkpoint is saved; `records` holds what is finished."""
-
-    def __init__(self, message: str, records: list[RunRecord]):
-        super().__init__(message)
-        self.records = records
 
 
 @dataclass
@@ -271,7 +263,7 @@ def execute_run(spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lamb
     stays, so the next attempt resumes rather than starting over.
     """
     from elubench.training.runtime import configure, resolve_device
-    from elubench.training.trainer import BadCheckpoint, LoopOptions, Stopped, train_run
+    from elubench.training.trainer import LoopOptions, train_run
 
     results = ResultsDir(settings.results, spec)
     run = results.run(cfg.run_id)
@@ -309,7 +301,7 @@ def execute_run(spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lamb
             except (Stopped, ElubenchError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # a crash is a result to record, not a reason to stop the matrix
-                record = RunRecord.failed(cfg.to_dict(), reason=f"{exc.__class__.__name__}: {exc}",
+                record = RunRecord.failed(cfg.model_dump(), reason=f"{exc.__class__.__name__}: {exc}",
                                           traceback=traceback.format_exc(), task=spec.task,
                                           device=str(device), wall_seconds=time.time() - started,
                                           finished_at=time.time())
@@ -374,8 +366,6 @@ def report_damaged(state: MatrixState, configs: list[RunConfig], reporter: Repor
 def run_matrix(spec, configs: list[RunConfig], settings: RunSettings,
                reporter: Reporter | None = None) -> list[RunRecord]:
     """Train every run of `configs` that is not done yet, one after another on one device."""
-    from elubench.training.trainer import Stopped
-
     reporter = reporter or Reporter()
     _, state = prepare_matrix(spec, configs, settings)
     records = list(state.done.values())

@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlparse
 from elubench.core import __version__
 from elubench.core.errors import ExportError
 from elubench.export.runs import ExportRun
-from elubench.store.rundir import METRICS, RECORD
+from elubench.store.layout import METRICS, RECORD
 
 RUN_ID_TAG = "elubench.run_id"
 DIGEST_TAG = "elubench.record_sha256"

@@ -23,7 +23,8 @@ from typing import Optional, Protocol, Union
 from elubench.core.errors import ExportError, StoreError
 from elubench.store.record import RunRecord, read_metrics, read_spec_meta
 from elubench.store.reader import read_records
-from elubench.store.rundir import METRICS, RECORD
+from elubench.spec.matrix import IDENTITY
+from elubench.store.layout import METRICS, RECORD, SPEC_META, spec_folder_of
 
 # Part of every digest: raise it when what an export writes changes, so that the next export
 # writes every run again instead of skipping it as already exported.
@@ -34,11 +35,11 @@ EXPORT_FORMAT = 1
 FINAL_FIELDS = ("test_error", "test_errors", "test_loss", "train_loss", "iterations",
                 "wall_seconds", "train_seconds", "eval_seconds", "images_per_second")
 
-# The record's fields that say what was run and where (the rest of a run's parameters come
-# from its spec's data, model and train sections).
-RUN_PARAMS = ("run_id", "config", "activation", "batchnorm", "init", "seed", "task", "init_hash",
-              "activation_ref", "device", "precision", "threads", "compiled", "executor",
-              "deterministic")
+# The record's fields that say what was run (its identity, spec.matrix.RunConfig) and where
+# (the rest of a run's parameters come from its spec's data, model and train sections).
+# The spec's name is the parameter `spec`.
+RUN_PARAMS = (*(name for name in IDENTITY if name != "spec_name"), "task", "init_hash", "device",
+              "precision", "threads", "compiled", "executor", "deterministic")
 SPEC_SECTIONS = ("data", "model", "train")
 
 Value = Union[bool, int, float, str]
@@ -134,7 +135,7 @@ class ExportRun:
         and train sections as dotted names (`train.lr`, `model.stacks`). Its status is not one:
         each target shows it where its kind belongs (a tag, an hparam)."""
         r = self.record
-        out: dict[str, Value] = {"spec": r.spec_name, "spec_hash": r.spec_hash}
+        out: dict[str, Value] = {"spec": r.spec_name}
         for name in RUN_PARAMS:
             value = r.get(name)
             if value is not None:
@@ -187,7 +188,7 @@ def find_runs(root: Path, *, specs: list[str] | None = None,
     metas: dict[Path, object] = {}
     runs = []
     for record, folder in sorted(zip(records, folders), key=lambda p: (p[0].spec_name, p[0].run_id)):
-        spec_dir = folder.parent.parent
+        spec_dir = spec_folder_of(folder)
         if spec_dir not in metas:
             metas[spec_dir] = _spec_meta(spec_dir, skip_bad, warnings)
         meta = metas[spec_dir]
@@ -205,7 +206,7 @@ def find_runs(root: Path, *, specs: list[str] | None = None,
 
 def _spec_meta(spec_dir: Path, skip_bad: bool, warnings: list[str]):
     try:
-        return read_spec_meta(spec_dir / "spec.json")
+        return read_spec_meta(spec_dir / SPEC_META)
     except StoreError as exc:
         if not skip_bad:
             raise

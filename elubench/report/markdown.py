@@ -22,6 +22,7 @@ from elubench.report.render import to_markdown
 from elubench.report.tables import display_tables
 from elubench.report.tables_across import across_sections
 from elubench.spec.layout import net_layout
+from elubench.store.layout import SPEC_META
 from elubench.spec.loader import validate_spec
 
 
@@ -32,9 +33,9 @@ def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
     if not spec_dict:
         return ["*The results folder has no spec.json: the experiment's description is unavailable.*"]
     try:
-        spec = validate_spec(spec_dict, source="spec.json")
+        spec = validate_spec(spec_dict, source=SPEC_META)
     except ElubenchError as exc:  # e.g. an activation whose package is not installed here
-        why = exc.message.splitlines()[0].removeprefix("spec.json: ")
+        why = exc.message.splitlines()[0].removeprefix(f"{SPEC_META}: ")
         return [f"*The experiment's description cannot be read on this machine ({why}); "
                 "the tables and figures below come from the run records alone.*"]
     # the parameter count of the net with its first built-in activation (a custom one's own

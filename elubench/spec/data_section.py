@@ -6,7 +6,8 @@ Split from elubench.spec (the schema) for size; elubench.spec re-exports every n
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
@@ -14,21 +15,31 @@ from elubench.core.limits import MAX_CLASSES, MAX_IMAGES, MAX_SEED, MAX_SIDE
 
 DatasetName = Literal["digits", "synthetic", "mnist", "cifar10", "cifar100", "imagefolder"]
 
-# Image shape (channels, height, width) and class count of the fixed datasets.
-DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
-    "digits": ((1, 8, 8), 10),
-    "mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-    "cifar100": ((3, 32, 32), 100),
-}
 
-# (train, test) images of the fixed datasets; digits: elubench's fixed split (see elubench/data/sources.py).
-DATASET_SIZES: dict[str, tuple[int, int]] = {
-    "digits": (1352, 445),
-    "mnist": (60000, 10000),
-    "cifar10": (50000, 10000),
-    "cifar100": (50000, 10000),
-}
+@dataclass(frozen=True)
+class Dataset:
+    """What elubench knows of a dataset, in one table (DATASETS): the spec, the data loader,
+    the dataset catalog and `elubench data` all read it."""
+
+    name: str
+    image_shape: tuple[int, int, int] | None = None  # (channels, height, width) when fixed
+    classes: int | None = None
+    sizes: tuple[int, int] | None = None             # (train, test) images when fixed
+    torchvision: str | None = None   # its class in torchvision.datasets, which reads (and
+                                     # downloads) its files under the data folder
+    no_files: str = ""               # why it needs no files, as `elubench data` says it
+
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (
+    # digits: elubench's fixed split (elubench/data/sources.py)
+    Dataset("digits", (1, 8, 8), 10, (1352, 445), no_files="ships inside scikit-learn (load_digits)"),
+    Dataset("synthetic", no_files="generated from the spec's data.synthetic.seed"),
+    Dataset("mnist", (1, 28, 28), 10, (60000, 10000), torchvision="MNIST"),
+    Dataset("cifar10", (3, 32, 32), 10, (50000, 10000), torchvision="CIFAR10"),
+    Dataset("cifar100", (3, 32, 32), 100, (50000, 10000), torchvision="CIFAR100"),
+    Dataset("imagefolder"),
+)}
+assert tuple(DATASETS) == get_args(DatasetName), "DATASETS and DatasetName name the same datasets"
 
 
 class Strict(BaseModel):
@@ -102,7 +113,9 @@ class Data(Strict):
             return tuple(self.synthetic.shape)
         if self.dataset == "imagefolder":
             return (3, self.imagefolder.crop, self.imagefolder.crop)
-        return DATASETS[self.dataset][0]
+        shape = DATASETS[self.dataset].image_shape
+        assert shape is not None, self.dataset
+        return shape
 
     def input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) the network sees: the crop size when augmenting."""
@@ -115,8 +128,8 @@ class Data(Strict):
         """(train, test) image counts after the limits; None when only the files can tell."""
         if self.dataset == "synthetic":
             sizes = (self.synthetic.train_size, self.synthetic.test_size)
-        elif self.dataset in DATASET_SIZES:
-            sizes = DATASET_SIZES[self.dataset]
+        elif DATASETS[self.dataset].sizes is not None:
+            sizes = DATASETS[self.dataset].sizes
         else:
             return None
         return (min(sizes[0], self.train_limit or sizes[0]), min(sizes[1], self.test_limit or sizes[1]))
@@ -126,6 +139,6 @@ class Data(Strict):
             return self.synthetic.classes
         if self.dataset == "imagefolder":
             return self.imagefolder.classes
-        return DATASETS[self.dataset][1]
+        return DATASETS[self.dataset].classes
 
 

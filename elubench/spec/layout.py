@@ -32,7 +32,7 @@ from elubench.core.limits import MAX_LAYERS, MAX_UNITS
 
 @dataclass
 class Row:
-    """One row of the plan: a layer (conv, fc) or a step between layers. Past the first three
+    """One row of the layout: a layer (conv, fc) or a step between layers. Past the first three
     fields, every field is given by name."""
 
     stack: int                   # 1-based stack number

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from elubench.activations.names import CustomRef, parse_activation
 from elubench.activations.registry import activation_slug
@@ -12,10 +14,13 @@ from elubench.core.limits import MAX_SEEDS
 from elubench.spec.schema import Spec, config_label
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """One training run of the matrix: plain data, picklable for worker processes."""
+class RunConfig(BaseModel):
+    """One training run of the matrix: what identifies a run, in one place. Its record
+    (store.record.RunRecord) is this plus how the run ended; plain, picklable data for workers."""
 
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str       # stable across machines and matrix changes (filled in: see `_run_id`)
     spec_name: str
     spec_hash: str
     activation: str   # canonical text, e.g. "lrelu(a=0.2)"; a custom activation's label
@@ -24,20 +29,22 @@ class RunConfig:
     seed: int
     config: str       # the configuration's label in tables: "relu+bn", "relu/xavier"
     # A custom activation's reference, with its file's absolute path ("/abs/acts.py:isrlu"):
-    # what a worker resolves (custom_activations.activation_for); None for a built-in.
+    # what a worker resolves (activations.code.activation_for); None for a built-in.
     activation_ref: str | None = None
 
-    @property
-    def run_id(self) -> str:
-        """Stable across machines and matrix changes: adding seeds or activations keeps old ids."""
-        slug = activation_slug(self.activation)
-        return f"{slug}-{'bn' if self.batchnorm else 'nobn'}-{self.init}-s{self.seed:03d}"
+    @model_validator(mode="before")
+    @classmethod
+    def _run_id(cls, values: Any) -> Any:
+        """A new config's run id, from what it trains (adding seeds or activations keeps the old
+        ones); a record read back keeps the id it was written with."""
+        if isinstance(values, dict) and "run_id" not in values:
+            slug = activation_slug(values["activation"])
+            bn = "bn" if values["batchnorm"] else "nobn"
+            values = {**values, "run_id": f"{slug}-{bn}-{values['init']}-s{values['seed']:03d}"}
+        return values
 
-    def to_dict(self) -> dict:
-        fields = {**asdict(self), "run_id": self.run_id}
-        if self.activation_ref is None:  # a built-in's record is as it always was
-            del fields["activation_ref"]
-        return fields
+
+IDENTITY = tuple(RunConfig.model_fields)  # a run's identity fields: table columns, parameters
 
 
 def expand(spec: Spec, *, activations: list[str] | None = None, batchnorm: list[bool] | None = None,
@@ -55,8 +62,9 @@ def expand(spec: Spec, *, activations: list[str] | None = None, batchnorm: list[
     seed_list = compare.seed_list() if seeds is None else list(range(seeds))
     inits = compare.init_list()
     return [
-        RunConfig(spec.name, spec.hash, label, bn, init, seed,
-                  config_label(label, bn, init if len(inits) > 1 else None), ref)
+        RunConfig(spec_name=spec.name, spec_hash=spec.hash, activation=label, batchnorm=bn, init=init,
+                  seed=seed, config=config_label(label, bn, init if len(inits) > 1 else None),
+                  activation_ref=ref)
         for seed in seed_list for init in inits for label, ref in labels for bn in bns
     ]
 

@@ -28,7 +28,7 @@ SEPARATORS = ("x", "X", "×")
 HINT = "write layers x units x receptive field, e.g. 1x192x5, 1×240×3 or 2x4096xFC"
 
 # The largest numbers the notation takes (elubench.core.limits): far past any published net, small
-# enough that a typo cannot ask for a layer no machine holds or a plan that never ends.
+# enough that a typo cannot ask for a layer no machine holds or a layout that never ends.
 LIMITS = {"layers": MAX_COUNT, "units": MAX_UNITS, "receptive field (kernel size)": MAX_KERNEL}
 
 

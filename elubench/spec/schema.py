@@ -22,9 +22,7 @@ from elubench.core.errors import ElubenchError
 from elubench.spec.notation import Layer, format_stack, parse_architecture, parse_stack
 from elubench.core.limits import (MAX_BATCH, MAX_EPOCHS, MAX_ITERATIONS, MAX_LIST, MAX_SEED,
                              MAX_SEEDS, MAX_SIDE, MAX_WIDTH, check_seeds)
-# The data section lives in spec_data (for size); its names are part of this module's API.
-from elubench.spec.data_section import (DATASET_SIZES, DATASETS, Augment, Data, DatasetName,  # noqa: F401
-                                ImageFolder, Side, Strict, Synthetic)
+from elubench.spec.data_section import Data, Side, Strict
 from elubench.spec.safe_yaml import short
 
 PoolName = Literal["max2", "avg2", "none"]

@@ -103,7 +103,7 @@ def bayes_signed_rank(d, rope: float, *, samples: int = 50_000, prior: float = 0
     if rope == 0 and not d.any():  # every pair sum is 0: left = right = 1/2 in every draw
         return BayesSignedRank(0.5, 0.0, 0.5, rope, samples, prior, method)
     x = np.sort(np.concatenate(([0.0], d)), kind="stable")
-    plan = _plan(x, rope)
+    split = _split(x, rope)
     pseudo = int(np.searchsorted(x, 0.0, side="left"))  # the pseudo-observation: first of the 0s
     rng = np.random.default_rng(seed)
     wins = np.zeros(3, dtype=np.int64)
@@ -114,7 +114,7 @@ def bayes_signed_rank(d, rope: float, *, samples: int = 50_000, prior: float = 0
         weights = work.weights(size)
         rng.standard_exponential(out=weights)  # Gamma(1): the observations' weight 1
         weights[pseudo] = rng.standard_gamma(prior, size) if prior > 0 else 0.0
-        wins += np.bincount(_masses_sorted(plan, weights, work).argmax(axis=0), minlength=3)
+        wins += np.bincount(_masses_sorted(split, weights, work).argmax(axis=0), minlength=3)
     p_left, p_rope, p_right = (wins / samples).tolist()
     return BayesSignedRank(p_left, p_rope, p_right, rope, samples, prior, method)
 
@@ -151,7 +151,7 @@ def _non_negative(name: str, value, meaning: str) -> float:
     return value
 
 
-def _plan(x: np.ndarray, rope: float) -> tuple:
+def _split(x: np.ndarray, rope: float) -> tuple:
     """What the masses need from the sorted points `x` alone, computed once. For the region
     above the ROPE and for "not below" it, the start of a suffix per row i: {j : x_i + x_j >
     2 rope} and {j : x_i + x_j >= -2 rope}; and for the rows where some pairs lie exactly on
@@ -186,13 +186,13 @@ class _Workspace:
         return self.flat[which, :rows * size].reshape(rows, size)
 
 
-def _masses_sorted(plan: tuple, weights: np.ndarray, work: _Workspace | None = None) -> np.ndarray:
+def _masses_sorted(split: tuple, weights: np.ndarray, work: _Workspace | None = None) -> np.ndarray:
     """The (left, rope, right) masses, unnormalized, 3 x draws, for `weights` (points x draws,
     the points in sorted order): the total w_i w_j over the pairs (i, j) whose sum is below
     -2 rope, within [-2 rope, 2 rope], above 2 rope (a pair on an edge counting half each
     side). With sorted points, the sum of w_j over a suffix is a suffix sum of w, so a mass is
     sum_i w_i * suffix_sum(w)[start_i]: O(points x draws)."""
-    rope, (above, not_below) = plan
+    rope, (above, not_below) = split
     m, size = weights.shape
     work = work or _Workspace(m, size)
     suffix = work.buffer(1, m + 1, size)  # suffix[k] = sum of weights[k:]
@@ -237,4 +237,4 @@ def _masses(points: np.ndarray, rope: float, weights: np.ndarray) -> np.ndarray:
     points in any order: the sorted-suffix computation above, for tests against the double
     sum over all pairs."""
     order = np.argsort(points, kind="stable")
-    return _masses_sorted(_plan(points[order], rope), weights[:, order].T.copy()).T
+    return _masses_sorted(_split(points[order], rope), weights[:, order].T.copy()).T

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from elubench.core.errors import StatsError
+from elubench.stats.omnibus import Friedman, friedman_test
 from elubench.stats.paired import (PAIRED_COLUMNS, PRIMARY, best_holm, bh, holm,
                                    paired_or_untestable, wilcoxon_seeds)
 from elubench.stats.scores import ScoreTable, prepare
@@ -171,7 +172,7 @@ def bayes_columns(d_pp: np.ndarray, rope: float | None) -> dict:
 
 @dataclass
 class FriedmanResult:
-    test: object              # omnibus.Friedman: statistic, p, method, F, degenerate, ...
+    test: Friedman            # statistic, p, method, F, degenerate, ...
     seeds: list[int]          # the complete blocks
     excluded: dict[int, str]  # seed -> why it is not a complete block
     mean_ranks: pd.Series     # per config; rank 1 = lowest error, ties get mid-ranks
@@ -192,8 +193,6 @@ def friedman(runs: pd.DataFrame) -> FriedmanResult:
 
 
 def friedman_table(table: ScoreTable) -> FriedmanResult:
-    from elubench.stats.omnibus import friedman_test
-
     complete = table.scores.notna().all(axis=1)
     excluded = {int(seed): ", ".join(f"{c} {s}" for c, s in row.items() if s != "ok")
                 for seed, row in table.status[~complete].iterrows()}

@@ -86,7 +86,7 @@ def sided(p_less: float, p_greater: float, alternative: str) -> float:
     return float(min(1.0, 2 * min(p_less, p_greater)))
 
 
-# --- power and planning for the primary test ------------------------------------------------
+# --- power and the seeds the primary test needs ------------------------------------------------
 
 # The Wilcoxon test's asymptotic relative efficiency against the t-test is at least 0.864 for
 # every continuous distribution of the differences (Hodges & Lehmann 1956; 3/pi = 0.955 for

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elubench.core.errors import StoreError
-from elubench.store.record import SCALAR_FIELDS, read_record, read_spec_meta
+from elubench.store.record import SCALAR_FIELDS, read_metrics, read_record, read_spec_meta
+from elubench.spec.matrix import IDENTITY
 from elubench.spec.schema import config_label
-from elubench.store.rundir import METRICS, find_records, read_metrics
+from elubench.store.layout import METRICS, SPEC_META, find_records, spec_folder_of
 
-# The columns of RunTables.runs: every scalar field of the run record, and torch's version.
+if TYPE_CHECKING:  # pandas loads when a tree is read, not when this module is imported
+    import pandas as pd
+
+# The columns of RunTables.runs: every scalar field of the run record, and torch's version; the
+# metrics and activations tables name each row's run by its identity (spec.matrix.RunConfig).
 RUN_COLUMNS = (*SCALAR_FIELDS, "torch")
-CONFIG_COLUMNS = ["run_id", "config", "activation", "batchnorm", "init", "seed"]
+CONFIG_COLUMNS = list(IDENTITY)
 NUMERIC_COLUMNS = ("test_size", "test_error", "test_loss", "train_loss", "iterations",
                    "wall_seconds", "train_seconds", "eval_seconds", "images_per_second")
 
@@ -30,9 +36,9 @@ class RunTables:
     label (`config`, for display): code that needs to know what a configuration is reads the
     columns, never the label."""
 
-    runs: object                 # DataFrame: one row per run (RUN_COLUMNS)
-    metrics: object              # one row per evaluation: CONFIG_COLUMNS, iteration, test_error, ...
-    activations: object          # one row per evaluation and hidden layer (bias shift)
+    runs: pd.DataFrame           # one row per run (RUN_COLUMNS)
+    metrics: pd.DataFrame        # one row per evaluation: CONFIG_COLUMNS, iteration, test_error, ...
+    activations: pd.DataFrame    # one row per evaluation and hidden layer (bias shift)
     spec: dict | None            # the resolved spec (spec.json), when the tree has it
     skipped: list[str] = field(default_factory=list)  # corrupt records left out with --skip-bad
     folder: Path | None = None   # results/<spec name>/ (where REPORT.md goes)
@@ -109,12 +115,12 @@ def load_experiments(root: Path, *, specs: list[str] | None = None, skip_bad: bo
     out = []
     for name in names:
         keep = [i for i, r in enumerate(records) if r.spec_name == name]
-        spec_dirs = {folders[i].parent.parent for i in keep}
-        own = [text for path, text in skipped if path.parent.parent.parent in spec_dirs]
+        spec_dirs = {spec_folder_of(folders[i]) for i in keep}
+        own = [text for path, text in skipped if spec_folder_of(path.parent) in spec_dirs]
         out.append(_tables(root, [records[i] for i in keep], [folders[i] for i in keep], own,
                            skip_bad, detail))
     homeless = [text for path, text in skipped
-                if not any(path.parent.parent.parent == t.folder for t in out)]
+                if not any(spec_folder_of(path.parent) == t.folder for t in out)]
     if homeless and out:
         out[0].skipped += homeless
     return out
@@ -153,8 +159,7 @@ def _tables(root, records, folders, skipped, skip_bad: bool, detail: bool) -> Ru
                     raise
                 partial.append("its curve left out: " + exc.render())  # its result stays
                 continue
-            base = {"run_id": r.run_id, "config": _label(r), "activation": r.activation,
-                    "batchnorm": r.batchnorm, "init": r.init, "seed": r.seed}
+            base = {**{key: getattr(r, key) for key in IDENTITY}, "config": _label(r)}
             for line in lines:
                 at = {**base, "iteration": line.get("iteration")}
                 metric_rows.append({**at, "test_error": line.get("test_error"),
@@ -167,9 +172,9 @@ def _tables(root, records, folders, skipped, skip_bad: bool, detail: bool) -> Ru
                                                  "train_loss", "lr", "seconds"])
     activations = pd.DataFrame(layer_rows, columns=[*CONFIG_COLUMNS, "iteration", "layer",
                                                     "mean", "median"])
-    spec_dir = folders[0].parent.parent
+    spec_dir = spec_folder_of(folders[0])
     try:  # a tree without spec.json (records copied alone) still compares
-        meta = read_spec_meta(spec_dir / "spec.json")
+        meta = read_spec_meta(spec_dir / SPEC_META)
     except StoreError as exc:
         if not skip_bad:
             raise

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from elubench.core.errors import StoreError
 from elubench.core.files import finite
+from elubench.core.units import Task
+from elubench.spec.matrix import RunConfig
 
 STATUSES = ("ok", "diverged", "failed")
 Status = Literal["ok", "diverged", "failed"]
@@ -32,28 +34,23 @@ BAD_METRICS_HINT = ("restore it from a copy, or move it away together with the r
 LayerStats = dict[str, dict[str, Optional[float]]]
 
 
-class RunRecord(BaseModel):
-    """One run's record. Fields without a default are the contract every run.json has (tools may
+class RunRecord(RunConfig):
+    """One run's record: what was run (its RunConfig, the identity every table and export reads)
+    and how it ended. Fields without a default are the contract every run.json has (tools may
     rely on them; null where a run has no such result); the others are details a newer or older
     elubench may lack. Unknown keys (from a newer elubench) are kept, never dropped."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    # what was run (grid.RunConfig)
-    run_id: str
-    spec_name: str
-    spec_hash: str
-    activation: str
-    batchnorm: bool
+    # what was run, as older records may lack it (spec.matrix.RunConfig has the rest)
     init: str = "he"
-    seed: int
     config: Optional[str] = None  # the configuration's label in tables (spec.config_label)
 
     # how it ended
     status: Status
     reason: Optional[str] = None      # why it diverged or failed
     traceback: Optional[str] = None   # failed runs: where
-    task: Literal["classification", "autoencoder"] = "classification"
+    task: Task = "classification"
     test_errors: Optional[int]        # misclassified test images (classification)
     test_size: Optional[int]
     test_error: Optional[float]       # fraction (classification) or reconstruction MSE
@@ -70,10 +67,9 @@ class RunRecord(BaseModel):
     init_hash: Optional[str]
     activation_stats: Optional[LayerStats] = None  # bias shift at the last evaluation
     prelu_slopes: Optional[LayerStats] = None
-    # a custom activation (docs/custom-activations.md): the reference it was resolved from
-    # (a file's absolute path), what it is (qualified name, parameters, code identity) and the
+    # a custom activation (docs/custom-activations.md): what it is (qualified name, parameters,
+    # code identity; its reference, with a file's absolute path, is `activation_ref`) and the
     # values of its learned parameters at the end, per `layer.parameter`
-    activation_ref: Optional[str] = None
     activation_source: Optional[dict[str, Any]] = None
     activation_params: Optional[LayerStats] = None
 

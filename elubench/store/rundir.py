@@ -1,16 +1,8 @@
-"""The results tree: one folder per run, written so that nothing recorded is lost.
-
-    results/<spec name>/spec.yaml            the resolved spec (written by the first run)
-    results/<spec name>/spec.json            its name and hash: a later spec must match it
-    results/<spec name>/runs/<run_id>/run.json       the final record, written once, atomically
-    results/<spec name>/runs/<run_id>/metrics.jsonl  one line per evaluation
-    results/<spec name>/runs/<run_id>/checkpoint.pt  the latest checkpoint of an unfinished run
-    results/<spec name>/runs/<run_id>/claim.json     who trains it now (exclusive create)
-    results/<spec name>/superseded/<time>/...        records moved aside by --force, never deleted
-
-A run is done when its run.json exists and reads. This module writes the tree (and reads what
-a writer needs, through elubench.store.record's validating readers); `elubench.store.reader` reads finished
-trees into tables. No torch here.
+"""Writing the results tree (store.layout): run folders, claims (at most one process trains a
+run), checkpoints, failed attempts kept, superseded runs, a killed writer's leftovers, and the
+check that a folder holds runs of this version of the spec only. Nothing recorded is lost. It
+reads what a writer needs through store.record's validating readers; store.reader reads
+finished trees into tables. No torch here.
 """
 
 from __future__ import annotations
@@ -25,13 +17,11 @@ from typing import NamedTuple
 
 from elubench.core.errors import StoreError
 from elubench.core.files import dumps, write_bytes_atomic, write_json_atomic
+from elubench.store.layout import (CHECKPOINT, CLAIM, METRICS, RECORD, RUNS, SPEC_META, SPEC_YAML,
+                                   SUPERSEDED, attempt_name, run_folder, spec_folder)
 from elubench.store.record import (Claim, RunRecord, read_claim, read_metrics, read_record,
                              read_spec_meta)
 
-RECORD = "run.json"
-METRICS = "metrics.jsonl"
-CHECKPOINT = "checkpoint.pt"
-CLAIM = "claim.json"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -99,9 +89,9 @@ class RunDir:
     def archive_attempt(self) -> None:
         """Move a failed run's record aside (attempt-N.json) before it is tried again."""
         n = 1
-        while (self.path / f"attempt-{n}.json").exists():
+        while (self.path / attempt_name(n)).exists():
             n += 1
-        os.replace(self.record_path, self.path / f"attempt-{n}.json")
+        os.replace(self.record_path, self.path / attempt_name(n))
 
     # --- claims: at most one process trains a run ------------------------------------------
 
@@ -210,19 +200,19 @@ class ResultsDir:
     def __init__(self, root: Path, spec):
         self.root = Path(root)
         self.spec = spec
-        self.path = self.root / spec.name
+        self.path = spec_folder(self.root, spec.name)
 
     def run(self, run_id: str) -> RunDir:
-        return RunDir(self.path / "runs" / run_id)
+        return RunDir(run_folder(self.path, run_id))
 
     def stored_hash(self) -> str | None:
-        meta = read_spec_meta(self.path / "spec.json")
+        meta = read_spec_meta(self.path / SPEC_META)
         return None if meta is None else meta.spec_hash
 
     def _code_change(self) -> str:
         """What changed in the custom activations' code since the stored spec, in words ("" if
         nothing did, or the folder does not say)."""
-        meta = read_spec_meta(self.path / "spec.json")
+        meta = read_spec_meta(self.path / SPEC_META)
         before = ((meta.spec if meta is not None else None) or {}).get("activation_code") or {}
         now = self.spec.activation_code
         for target in sorted(set(before) | set(now)):
@@ -250,7 +240,7 @@ class ResultsDir:
         """Create the folder, check it is writable and holds this spec's runs (or none)."""
         self.check(force=force)
         try:
-            (self.path / "runs").mkdir(parents=True, exist_ok=True)
+            (self.path / RUNS).mkdir(parents=True, exist_ok=True)
             fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=self.path)
             os.close(fd)
             os.unlink(probe)
@@ -261,28 +251,28 @@ class ResultsDir:
         if stored is not None and stored != self.spec.hash:
             self.supersede_all()  # only with force: check() refused otherwise
         if stored != self.spec.hash:
-            write_json_atomic(self.path / "spec.json", {
+            write_json_atomic(self.path / SPEC_META, {
                 "spec_name": self.spec.name, "spec_hash": self.spec.hash,
                 "spec": self.spec.model_dump(mode="json")})
-            write_bytes_atomic(self.path / "spec.yaml", self.spec.to_yaml().encode())
+            write_bytes_atomic(self.path / SPEC_YAML, self.spec.to_yaml().encode())
 
     def _superseded(self) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        target = self.path / "superseded" / stamp
+        target = self.path / SUPERSEDED / stamp
         n = 1
         while target.exists():
             n += 1
-            target = self.path / "superseded" / f"{stamp}-{n}"
+            target = self.path / SUPERSEDED / f"{stamp}-{n}"
         return target
 
     def supersede_all(self) -> Path:
         """Move every run and the old spec into superseded/<time>/ (a changed spec with --force)."""
         target = self._superseded()
         target.mkdir(parents=True)
-        for name in ("runs", "spec.json", "spec.yaml"):
+        for name in (RUNS, SPEC_META, SPEC_YAML):
             if (self.path / name).exists():
                 shutil.move(str(self.path / name), str(target / name))
-        (self.path / "runs").mkdir()
+        (self.path / RUNS).mkdir()
         return target
 
     def supersede_run(self, run_id: str) -> Path:
@@ -292,10 +282,3 @@ class ResultsDir:
         shutil.move(str(self.run(run_id).path), str(target))
         return target
 
-
-def find_records(root: Path) -> list[Path]:
-    """Every run.json under root (a results tree, one spec's folder, or several merged)."""
-    root = Path(root)
-    if root.is_file() and root.name == RECORD:
-        return [root]
-    return sorted(p for p in root.rglob(RECORD) if "superseded" not in p.relative_to(root).parts)

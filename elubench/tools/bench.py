@@ -51,8 +51,8 @@ def _config(spec, activation) -> RunConfig:
     if isinstance(activation, str):
         activation = resolve_name(activation, spec)
     label = str(activation)
-    return RunConfig(spec.name, spec.hash, label, False, spec.compare.init_list()[0], 0, label,
-                     activation.ref)
+    return RunConfig(spec_name=spec.name, spec_hash=spec.hash, activation=label, batchnorm=False,
+                     init=spec.compare.init_list()[0], seed=0, config=label, activation_ref=activation.ref)
 
 
 def _synthetic_data(spec) -> Data:

@@ -25,19 +25,12 @@ from torch.nn import functional as F
 from elubench.activations.code import activation_for
 from elubench.activations.binding import source_record
 from elubench.spec.matrix import RunConfig
+from elubench.core.errors import BadCheckpoint, Stopped
 from elubench.core.seeds import derive_seed
 from elubench.net.init import init_hash
 from elubench.net.build import Net, build_model, weight_decay_groups
 from elubench.store.record import RunRecord
 from elubench.training.runtime import allocator_setting, compiled, device_name, synchronize, versions
-
-
-class Stopped(Exception):
-    """The run was asked to stop (Ctrl-C); its checkpoint is saved."""
-
-
-class BadCheckpoint(Exception):
-    """The sink's checkpoint cannot be resumed from (corrupt, or another run's)."""
 
 
 class RunSink(Protocol):
@@ -430,7 +423,7 @@ class Trainer:
             result.update({key: self.last[key] for key in result if key in self.last},
                           activation_stats=self.last["activations"])
         return RunRecord(
-            **self.cfg.to_dict(), **result, status="diverged" if diverged else "ok",
+            **self.cfg.model_dump(), **result, status="diverged" if diverged else "ok",
             reason=diverged, task=self.task, test_size=data.test_size, iterations=state.iteration, total_iterations=self.total,
             epochs=state.iteration / self.steps_per_epoch, batch_size=self.batch_size,
             wall_seconds=state.wall_before + time.perf_counter() - self.wall_start,

@@ -22,12 +22,13 @@ from contextlib import closing
 from pathlib import Path
 
 from elubench.activations.code import receive, ship
-from elubench.core.errors import ElubenchError, ExecutorError
+from elubench.core.errors import ElubenchError, ExecutorError, Interrupted, Stopped
 from elubench.spec.matrix import RunConfig
 from elubench.store.record import RunRecord
-from elubench.execution.runner import (Interrupted, Reporter, RunSettings, Skipped, execute_run,
+from elubench.execution.runner import (Reporter, RunSettings, Skipped, execute_run,
                              prepare_matrix, release_data, report_damaged, run_matrix,
                              stop_on_first_ctrl_c)
+from elubench.store.layout import STOP
 from elubench.store.rundir import ResultsDir
 
 
@@ -134,8 +135,6 @@ def attempt(work: WorkerPayload, cfg: RunConfig) -> tuple[str, object]:
     ("done", record), ("skipped", why) when the run cannot go on now (another process's claim,
     a damaged file, an OS error), ("stopped", None) when the driver asked to stop, or ("error",
     ElubenchError) for a mistake the user can fix."""
-    from elubench.training.trainer import Stopped
-
     if work.stop():
         return "stopped", None
     try:
@@ -198,7 +197,7 @@ class ParallelExecutor(Executor):
         work = WorkerPayload(spec.model_dump(mode="json"), spec.hash,
                              worker_settings(settings, threads, executor=self.name,
                                              runs_at_once=self.runs_at_once(len(state.todo))),
-                             StopFlag(results.path.resolve() / ".stop" / uuid.uuid4().hex),
+                             StopFlag(results.path.resolve() / STOP / uuid.uuid4().hex),
                              ship(spec))
         with stop_on_first_ctrl_c() as ctrl_c:
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from elubench.execution.executors.base import ParallelExecutor, attempt, brief, import_extra
 from elubench.core.errors import ExecutorError
+from elubench.store.layout import SLURM_LOGS
 
 SLURM_CLUSTERS = ("slurm", "local", "debug")
 
@@ -60,7 +61,7 @@ class SlurmExecutor(ParallelExecutor):
         return None  # Slurm places the jobs
 
     def _outcomes(self, results, work, todo, reporter, stopping):
-        folder = results.path.resolve() / "slurm"
+        folder = results.path.resolve() / SLURM_LOGS
         executor = self.submitit.AutoExecutor(folder=folder / "%j", cluster=self.cluster)
         parameters = {**self.parameters,
                       "cpus_per_task": self.parameters["cpus_per_task"] or work.settings.threads}

@@ -10,7 +10,7 @@ from elubench.stats.paired import floor_p, seeds_to_reach
 
 
 @dataclass(frozen=True)
-class FamilyPlan:
+class FamilyReach:
     name: str          # activation comparisons | BN effects | BN × activation
     question: str
     size: int          # comparisons: Holm's m
@@ -22,9 +22,9 @@ class FamilyPlan:
     fewest_seeds: int  # the smallest number of seeds with floor <= strictest
 
 
-def significance_plan(activations: list[str], batchnorm: list[bool], inits: list[str],
+def significance_reach(activations: list[str], batchnorm: list[bool], inits: list[str],
                       baseline: str, seeds: int, alpha: float = 0.05,
-                      alternative: str = "two-sided") -> list[FamilyPlan]:
+                      alternative: str = "two-sided") -> list[FamilyReach]:
     """The families `elubench compare` will test on this matrix, as `stats.compare` forms them:
     `baseline` is an activation (each activation against it at the same BN setting and init)
     or a configuration label (every configuration against it)."""
@@ -40,11 +40,11 @@ def significance_plan(activations: list[str], batchnorm: list[bool], inits: list
                          "each activation with BN against without", "two-sided"))
         families.append(("BN × activation", (len(activations) - 1) * len(inits),
                          "each activation's BN effect against another's", "two-sided"))
-    plans = []
+    reaches = []
     for name, size, question, side in families:
         if size < 1:
             continue
         floor, strictest = floor_p(seeds, side), alpha / size
-        plans.append(FamilyPlan(name, question, size, side, seeds, floor, strictest,
+        reaches.append(FamilyReach(name, question, size, side, seeds, floor, strictest,
                                 floor <= strictest, seeds_to_reach(strictest, side)))
-    return plans
+    return reaches
