@@ -50,10 +50,14 @@ def _kib(field: str) -> int:
 def measure(spec_path: str, activation: str, batchnorm: bool, batch: int) -> dict:
     import torch
 
-    from elubench.spec.matrix import RunConfig
     from elubench.spec.loader import load_spec
-    from elubench.training.trainer import (activation_implementation, activation_stats, build_for_training,
-                                make_step)
+    from elubench.spec.matrix import RunConfig
+    from elubench.training.trainer import (
+        activation_implementation,
+        activation_stats,
+        build_for_training,
+        make_step,
+    )
 
     torch.set_num_threads(1)
     spec = load_spec(ROOT / spec_path, [f"train.batch_size={batch}"])

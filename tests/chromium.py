@@ -56,7 +56,7 @@ class Chromium:
         self._replies, replies_write = os.pipe()
         # above the fds 3 and 4 they are moved to, so that neither move overwrites the other
         commands_read, replies_write = (_high(fd) for fd in (commands_read, replies_write))
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         # a Python trampoline puts the two pipe ends on the fds 3 and 4 and becomes the browser
         self.process = subprocess.Popen(
             [sys.executable, "-c", _TRAMPOLINE, str(commands_read), str(replies_write), binary,

@@ -118,6 +118,8 @@ def test_prelu_slopes_and_bn_take_no_weight_decay():
                           nn.Flatten(), nn.Linear(4, 2))
     decay, no_decay = weight_decay_groups(model, 5e-4)
     assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
-    ids = lambda group: {id(p) for p in group["params"]}
+    def ids(group):
+        return {id(p) for p in group["params"]}
+
     assert ids(no_decay) == {id(model[1].weight), id(model[1].bias), id(model[2].weight)}
     assert ids(decay) == {id(model[0].weight), id(model[0].bias), id(model[4].weight), id(model[4].bias)}

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import yaml
-
 from conftest import BAD_ACTIVATIONS, make_results, tiny_spec
 from test_cli_compare import TEN
 

@@ -5,7 +5,6 @@ import json
 
 import pytest
 import yaml
-
 from conftest import tiny_spec
 
 TWO_RUNS = {"activations": ["relu"], "batchnorm": [False], "seeds": 2}

@@ -7,7 +7,6 @@ import json
 import shutil
 
 import pytest
-
 from conftest import SPECS, make_results
 
 A = {"elu": [50, 52, 49, 51, 50, 48], "relu": [60, 61, 59, 62, 60, 63], "srelu": [55, 54, 57, 56, 53, 55],

@@ -2,7 +2,6 @@ import json
 import time
 
 import pytest
-
 from conftest import make_results
 
 TEN = {"relu": [60, 62, 58, 61, 65, 59, 63, 60, 64, 62],
@@ -121,9 +120,9 @@ def test_rich_tables_are_never_cropped(tmp_path, width):
     repeat the row's name and verdict: every header and every cell is shown whole."""
     import io
 
+    from conftest import quickstart_results
     from rich.console import Console
 
-    from conftest import quickstart_results
     from elubench.report.analysis import analyze
     from elubench.report.render import to_rich
     from elubench.report.tables import display_tables

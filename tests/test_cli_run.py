@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import SPECS
 
 QUICK = ["--set", "train.iterations=30", "--set", "train.eval_every=10", "--device", "cpu"]

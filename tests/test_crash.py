@@ -10,7 +10,6 @@ import time
 
 import pytest
 import yaml
-
 from conftest import tiny_spec
 
 pytestmark = pytest.mark.slow

@@ -11,14 +11,14 @@ import textwrap
 import pytest
 import torch
 import yaml
-
 from conftest import BAD_ACTIVATIONS, SPECS, tiny_spec
+
 from elubench.activations.checks import check_activation
-from elubench.net.checks import hidden_shapes
+from elubench.activations.code import resolve_name
 from elubench.activations.names import CustomRef, parse_activation
 from elubench.activations.registry import Activation
-from elubench.activations.code import resolve_name
 from elubench.core.errors import ActivationError, ElubenchError, SpecError
+from elubench.net.checks import hidden_shapes
 from elubench.spec.loader import load_spec
 
 EXAMPLE = SPECS / "examples" / "activations.py"
@@ -153,8 +153,8 @@ def test_the_example_isrlu_is_the_published_function(tmp_path):
 def test_init_is_paired_for_custom_activations(tmp_path):
     """Same seed, same initial weights as every other activation; he-aware follows a
     declared negative_slope, as it does lrelu's."""
-    from elubench.net.init import init_hash
     from elubench.net.build import build_model
+    from elubench.net.init import init_hash
     source = EXAMPLE.read_text() + textwrap.dedent("""
         def leaky(x, a: float = 0.1):
             return torch.nn.functional.leaky_relu(x, a)

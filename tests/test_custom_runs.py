@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, SPECS, tiny_spec
+
 from elubench.core.errors import ExecutorError
 from elubench.execution.executors import StopFlag, WorkerPayload, make_executor
-from elubench.spec.matrix import expand
-from elubench.store.record import read_metrics, read_record
 from elubench.execution.runner import RunSettings, run_matrix
 from elubench.spec.loader import load_spec
+from elubench.spec.matrix import expand
+from elubench.store.record import read_metrics, read_record
 
 EXAMPLE = SPECS / "examples" / "activations.py"
 TRAIN = {"batch_size": 32, "lr": 0.05, "iterations": 30, "eval_every": 10}

@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from elubench.core import paths
-from elubench.data.augment import crop_flip
-from elubench.data.sources import digits_raw, synthetic_images
-from elubench.data.load import load_data
-from elubench.data import preprocess as preprocessing
 from elubench.core.errors import DataError
+from elubench.data import preprocess as preprocessing
+from elubench.data.augment import crop_flip
+from elubench.data.load import load_data
+from elubench.data.sources import digits_raw, synthetic_images
 from elubench.spec.data_section import Data, Synthetic
 
 SMALL_SYNTHETIC = {"shape": (3, 12, 10), "classes": 4, "train_size": 120, "test_size": 40}
@@ -55,7 +55,7 @@ def test_digits_loads_with_documented_info(tmp_path):
     assert data.image_shape == data.input_shape == (1, 8, 8)
     assert "every 4th" in data.info["split"]
     assert json.loads(json.dumps(data.info))["train_size"] == 1352
-    assert 0.0 <= float(data.train_x.min()) and float(data.train_x.max()) == 1.0
+    assert float(data.train_x.min()) >= 0.0 and float(data.train_x.max()) == 1.0
 
 
 def test_synthetic_is_seeded_learnable_and_not_trivial():
@@ -180,9 +180,9 @@ def test_epoch_batches_depend_only_on_seed_and_epoch(tmp_path):
 def reference_batch(images, index, top, left, flip, pad, crop):
     """The slow way: pad one image at a time, slice it, mirror it."""
     out = []
-    for i, t, l, f in zip(index.tolist(), top.tolist(), left.tolist(), flip.tolist()):
+    for i, t, left_, f in zip(index.tolist(), top.tolist(), left.tolist(), flip.tolist()):
         padded = F.pad(images[i], (pad, pad, pad, pad))
-        patch = padded[:, t:t + crop, l:l + crop]
+        patch = padded[:, t:t + crop, left_:left_ + crop]
         out.append(patch.flip(-1) if f else patch)
     return torch.stack(out)
 

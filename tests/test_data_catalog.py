@@ -19,11 +19,11 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 import yaml
-
 from conftest import SPECS, tiny_spec
+
+from elubench.core.errors import DataError
 from elubench.data import catalog
 from elubench.data.catalog import MISSING, OK, WRONG_MD5, WRONG_SIZE, Expected
-from elubench.core.errors import DataError
 from elubench.spec.data_section import Data
 
 MNIST_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -117,7 +117,7 @@ def test_the_real_mnist_files_pass_with_the_catalogs_md5s_and_sizes():
 def test_mnist_files_are_the_uncompressed_ones_torchvision_reads():
     from torchvision.datasets import MNIST
     assert [f.name for f in catalog.MNIST_FILES] == [os.path.splitext(url)[0] for url, _ in MNIST.resources]
-    assert catalog.MNIST_FOLDER == f"{MNIST.__name__}/raw"
+    assert f"{MNIST.__name__}/raw" == catalog.MNIST_FOLDER
     # torchvision's own MD5s are of the .gz downloads: none of ours may be one of them
     assert not {md5 for _, md5 in MNIST.resources} & {f.md5 for f in catalog.MNIST_FILES}
 

@@ -10,7 +10,6 @@ import shutil
 
 import pytest
 import yaml
-
 from conftest import make_results, recorded_runs, tiny_spec
 
 SPEC = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 30, "eval_every": 10},
@@ -49,7 +48,7 @@ def test_every_executor_gives_the_serial_records(cli, tmp_path):
     assert len(serial) == 4 and all(result["threads"] == 1 for result, *_ in serial.values())
     for name, runs in found.items():
         assert runs.keys() == serial.keys(), name
-        for run_id, (result, lines, executor, at_once) in runs.items():
+        for run_id, (result, lines, _, _) in runs.items():
             assert result == serial[run_id][0], (name, run_id)
             assert lines == serial[run_id][1], (name, run_id)  # every evaluation, bit for bit
     assert {v[2] for v in found["serial"].values()} == {"serial"}

@@ -18,14 +18,20 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import tiny_spec
+
 from elubench.core.errors import DataError, ExecutorError
-from elubench.execution.executors import (StopFlag, WorkerPayload, assign_gpus, make_executor, sbatch_options,
-                                visible_gpus)
-from elubench.spec.matrix import expand
+from elubench.execution.executors import (
+    StopFlag,
+    WorkerPayload,
+    assign_gpus,
+    make_executor,
+    sbatch_options,
+    visible_gpus,
+)
 from elubench.execution.runner import Reporter, RunSettings, execute_run, run_matrix
 from elubench.spec.loader import validate_spec
+from elubench.spec.matrix import expand
 from elubench.store.record import read_record
 
 SPEC = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 30, "eval_every": 10})

@@ -13,21 +13,21 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, tiny_spec
+
+from elubench.execution.runner import RunSettings, run_matrix
 from elubench.export.driver import export_results
 from elubench.export.runs import numeric_series
-from elubench.spec.matrix import expand
-from elubench.execution.runner import RunSettings, run_matrix
 from elubench.spec.loader import validate_spec
+from elubench.spec.matrix import expand
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("mlflow")
 
-from mlflow.entities import ViewType  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-from tensorboard.backend.event_processing import event_accumulator as ea  # noqa: E402
-from tensorboard.plugins.hparams import api_pb2, metadata  # noqa: E402
+from mlflow.entities import ViewType
+from mlflow.tracking import MlflowClient
+from tensorboard.backend.event_processing import event_accumulator as ea
+from tensorboard.plugins.hparams import api_pb2, metadata
 
 TRAIN = {"batch_size": 32, "lr": 0.05, "iterations": 20, "eval_every": 10}
 STATUSES = {("tiny", "prelu-nobn-he-s000"): "ok", ("tiny", "elu-bn-he-s000"): "ok",

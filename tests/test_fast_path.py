@@ -4,13 +4,13 @@ to the same loss as a plain PyTorch loop written the obvious way."""
 
 import pytest
 import torch
+from conftest import tiny_spec
 from torch.nn import functional as F
 
-from conftest import tiny_spec
 from elubench.data.load import load_data
-from elubench.spec.matrix import expand
 from elubench.net.build import build_model
 from elubench.spec.loader import validate_spec
+from elubench.spec.matrix import expand
 from elubench.training.trainer import build_for_training, make_step
 
 

@@ -15,9 +15,10 @@ import os
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
-
 from conftest import tiny_spec
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
 from elubench.core.errors import ElubenchError
 
 SCALE = float(os.environ.get("ELUBENCH_FUZZ_EXAMPLES", "1"))
@@ -140,9 +141,9 @@ def mutated_specs(draw):
 
 def _use(spec):
     """What commands do with a spec that validated: none of it may fail with a traceback."""
-    from elubench.spec.matrix import expand
-    from elubench.spec.layout import net_layout
     from elubench.net.memory import estimate_run
+    from elubench.spec.layout import net_layout
+    from elubench.spec.matrix import expand
     assert spec.hash and spec.to_yaml()
     for activation in spec.compare.parsed_activations()[:2]:
         for bn in spec.compare.batchnorm:

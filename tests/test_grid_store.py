@@ -2,12 +2,12 @@ import json
 import os
 
 import pytest
-
 from conftest import tiny_spec
+
 from elubench.core.errors import SpecError, StoreError
-from elubench.spec.matrix import expand, parse_shard, shard
-from elubench.spec.loader import validate_spec
 from elubench.core.files import write_json_atomic
+from elubench.spec.loader import validate_spec
+from elubench.spec.matrix import expand, parse_shard, shard
 from elubench.store.layout import find_records
 from elubench.store.record import read_metrics, read_record
 from elubench.store.rundir import ResultsDir, RunDir

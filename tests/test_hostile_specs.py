@@ -11,7 +11,6 @@ import time
 
 import pytest
 import yaml
-
 from conftest import ROOT, SPECS, tiny_spec
 
 COMMANDS = [("show",), ("run", "--dry-run"), ("run",)]
@@ -259,8 +258,8 @@ def test_activation_estimate_against_a_measured_step():
     """One training step measured as benchmarks/memory_calibration.py does (peak RSS growth
     less gradients and momentum): the estimate is an upper figure within a factor of 3."""
     from elubench.activations.names import parse_activation
-    from elubench.spec.layout import net_layout
     from elubench.net.memory import ACTIVATION_FACTOR, per_image
+    from elubench.spec.layout import net_layout
     from elubench.spec.loader import load_spec
     case = ["specs/quickstart.yaml", "elu", True, 1024]
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "memory_calibration.py"),
@@ -320,9 +319,9 @@ def test_the_check_uses_the_memory_available_and_can_be_overridden(cli, tmp_path
 
 def test_the_check_divides_memory_between_runs_at_once(monkeypatch):
     from elubench.core.errors import ResourceError
-    from elubench.spec.matrix import expand
     from elubench.net.memory import check_fits, largest_estimate
     from elubench.spec.loader import validate_spec
+    from elubench.spec.matrix import expand
     spec = validate_spec(tiny_spec())
     configs = expand(spec)
     need = largest_estimate(spec, configs).cpu_total
@@ -337,9 +336,9 @@ def test_the_check_divides_memory_between_runs_at_once(monkeypatch):
 def test_the_check_asks_a_cuda_device(monkeypatch):
     torch = pytest.importorskip("torch")
     from elubench.core.errors import ResourceError
-    from elubench.spec.matrix import expand
     from elubench.net.memory import check_fits
     from elubench.spec.loader import validate_spec
+    from elubench.spec.matrix import expand
     spec = validate_spec(tiny_spec())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

@@ -2,10 +2,10 @@ import math
 
 import pytest
 import torch
-
 from conftest import SPECS, tiny_spec
-from elubench.net.init import init_hash, initialize, linear_layers
+
 from elubench.net.build import build_model
+from elubench.net.init import init_hash, initialize, linear_layers
 from elubench.spec.loader import load_spec, validate_spec
 
 ACTIVATIONS = ["elu", "relu", "lrelu(0.1)", "srelu", "prelu", "prelu(shared)", "gelu", "selu"]

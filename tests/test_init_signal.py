@@ -8,13 +8,13 @@ import math
 import pandas as pd
 import pytest
 import torch
+from conftest import tiny_spec
 from torch import nn
 
-from conftest import tiny_spec
-from elubench.spec.matrix import select
-from elubench.tools.signal import forward_signal, layer_stds, summary
 from elubench.net.build import build_model
+from elubench.spec.matrix import select
 from elubench.spec.schema import Spec
+from elubench.tools.signal import forward_signal, layer_stds, summary
 
 DEEP_FC = {  # ten square FC layers: fan_in = fan_out, so Xavier's Var[w] is 1 / n exactly
     "name": "deep-fc",

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from conftest import SPECS, tiny_spec
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import SPECS, tiny_spec
 from elubench.activations.names import parse_activation
 from elubench.net.build import Net, build_model
 from elubench.spec.layout import net_layout

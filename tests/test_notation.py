@@ -1,5 +1,6 @@
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from elubench.core.errors import NotationError
 from elubench.spec.notation import Layer, format_stack, parse_architecture, parse_stack

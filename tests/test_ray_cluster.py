@@ -28,15 +28,15 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import tiny_spec
+
 from elubench.core.errors import DataError
 from elubench.execution.executors import StopFlag, WorkerPayload, make_executor
 from elubench.execution.executors.ray_tasks import MAX_RETRIES, attempt_in_ray
-from elubench.spec.matrix import expand
-from elubench.store.record import read_record
 from elubench.execution.runner import Reporter, RunSettings, run_matrix
 from elubench.spec.loader import validate_spec
+from elubench.spec.matrix import expand
+from elubench.store.record import read_record
 
 pytestmark = pytest.mark.slow  # they train real runs
 
@@ -182,7 +182,7 @@ def _in_thread(target):
     def run():
         try:
             target()
-        except BaseException as exc:  # noqa: BLE001 - reported by join
+        except BaseException as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)

@@ -9,16 +9,16 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import make_results, tiny_spec
 from test_cli_compare import TEN
 
-from elubench.spec.matrix import expand
 from elubench.execution.runner import RunSettings, Skipped, execute_run
 from elubench.spec.loader import validate_spec
+from elubench.spec.matrix import expand
 from elubench.store.rundir import ResultsDir
 
 FIELDS = ("status", "test_errors", "test_error", "test_loss", "train_loss", "iterations",
@@ -334,7 +334,7 @@ def test_a_claim_of_an_unreaped_dead_process_is_stale(tmp_path):
     try:
         deadline = time.time() + 10
         while time.time() < deadline:
-            stat = open(f"/proc/{child.pid}/stat").read()
+            stat = Path(f"/proc/{child.pid}/stat").read_text()
             if stat.rpartition(")")[2].split()[0] == "Z":
                 break
             time.sleep(0.05)

@@ -3,7 +3,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from conftest import make_results, quickstart_results
 from test_cli_compare import TEN
 
@@ -156,12 +155,12 @@ def test_the_matrix_line_says_what_was_recorded(cli, tmp_path):
     folder = quickstart_results(tmp_path / "three", seeds=3)
     code, _, err = cli("report", folder.parent, "--figure-format", "png")
     assert code == 0, err
-    line = next(l for l in (folder / "REPORT.md").read_text().splitlines() if "**Matrix**" in l)
+    line = next(x for x in (folder / "REPORT.md").read_text().splitlines() if "**Matrix**" in x)
     assert line.startswith("- **Matrix**: activations elu, relu"), line  # the spec's order
     assert "3 seeds (of the spec's 10)" in line, line
     folder = quickstart_results(tmp_path / "ten")
     assert cli("report", folder.parent, "--figure-format", "png")[0] == 0
-    line = next(l for l in (folder / "REPORT.md").read_text().splitlines() if "**Matrix**" in l)
+    line = next(x for x in (folder / "REPORT.md").read_text().splitlines() if "**Matrix**" in x)
     assert "× 10 seeds;" in line, line
 
 

@@ -14,7 +14,6 @@ import re
 import shutil
 
 import pytest
-
 from chromium import Chromium, find_chromium
 from conftest import ROOT, quickstart_results
 

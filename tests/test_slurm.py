@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import recorded_runs, tiny_spec
+
 from elubench.execution.executors.slurm import Squeue, _sacct_fails
 
 SPEC = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 20, "eval_every": 10},

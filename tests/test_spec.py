@@ -1,6 +1,8 @@
 import pytest
-
 from conftest import SPECS, tiny_spec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from elubench.core.errors import SpecError
 from elubench.spec.loader import load_spec, validate_spec
 
@@ -276,8 +278,6 @@ def test_validate_accepts_a_dict_directly():
 
 
 # Property: whatever mapping a user writes, the loader answers with a spec or a SpecError.
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
-
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True),
                      st.text(max_size=12), st.sampled_from(["1x8x3", "1×10×FC", "elu", "relu(", "max2"]))
 _values = st.recursive(_scalars, lambda inner: st.one_of(

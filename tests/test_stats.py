@@ -14,9 +14,20 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from elubench.core.errors import StatsError
-from elubench.stats import (bh, bn_interaction, compare, cost, descriptives, friedman, holm,
-                            learning_speed, methods_text, paired_comparisons, seeds_for_power,
-                            signed_rank)
+from elubench.stats import (
+    bh,
+    bn_interaction,
+    compare,
+    cost,
+    descriptives,
+    friedman,
+    holm,
+    learning_speed,
+    methods_text,
+    paired_comparisons,
+    seeds_for_power,
+    signed_rank,
+)
 
 
 def runs_from(errors: dict[str, list], size: int = 1000, spec: str = "s", **columns) -> pd.DataFrame:

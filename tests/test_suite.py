@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import SPECS
 
 SUITE = [SPECS / "quickstart.yaml", SPECS / "digits-bias-shift.yaml", SPECS / "synthetic-templates.yaml"]

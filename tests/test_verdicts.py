@@ -8,12 +8,19 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats as sps
-
 from conftest import make_results
-from elubench.stats import (best_holm, compare, floor_p, holm, seeds_to_reach, signed_rank,
-                            wilcoxon_seeds)
+from scipy import stats as sps
 from test_stats import runs_from
+
+from elubench.stats import (
+    best_holm,
+    compare,
+    floor_p,
+    holm,
+    seeds_to_reach,
+    signed_rank,
+    wilcoxon_seeds,
+)
 
 OUTLIER = {"relu": [60] * 20, "elu": [59] * 19 + [260]}  # elu wins 19 of 20 seeds, loses one by 200
 

@@ -9,7 +9,14 @@ import re
 from dataclasses import dataclass
 
 from elubench.activations.names import CustomRef
-from elubench.activations.registry import ALIASES, REGISTRY, REQUIRED, Activation, ActivationDef, Param
+from elubench.activations.registry import (
+    ALIASES,
+    REGISTRY,
+    REQUIRED,
+    Activation,
+    ActivationDef,
+    Param,
+)
 from elubench.core.errors import ActivationError
 
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,39}$")

@@ -31,13 +31,19 @@ import importlib.util
 import json
 import sys
 import types
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from elubench.activations.binding import bind
-from elubench.activations.names import (CustomRef, distribution, entry_point, parse_activation,
-                                        registered)
+from elubench.activations.names import (
+    CustomRef,
+    distribution,
+    entry_point,
+    parse_activation,
+    registered,
+)
 from elubench.activations.registry import ALIASES, REGISTRY, Activation, format_value
 from elubench.core.errors import ActivationError, ElubenchError
+
 MAX_SOURCE_BYTES = 1 << 20  # an activation's file; far more than any activation needs
 
 

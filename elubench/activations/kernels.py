@@ -116,7 +116,7 @@ def _locked(path):
     try:
         import fcntl
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a")
+        handle = open(path, "a")  # noqa: SIM115 (held while the lock is; closed below)
     except (ImportError, OSError):
         yield
         return

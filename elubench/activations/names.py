@@ -20,8 +20,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from elubench.activations.registry import (ALIASES, REGISTRY, Activation, Value, format_value,
-                                           known_names, param_hint)
+from elubench.activations.registry import (
+    ALIASES,
+    REGISTRY,
+    Activation,
+    Value,
+    format_value,
+    known_names,
+    param_hint,
+)
 from elubench.core.errors import ActivationError
 
 GROUP = "elubench.activations"
@@ -131,7 +138,8 @@ def parse_activation(text: str) -> Activation | CustomRef:
                 value = param.coerce(value)
                 ok = param.check(value) and not (isinstance(value, float) and not math.isfinite(value))
             except ValueError as exc:
-                raise ActivationError(f"{text!r}: parameter {key!r}: {exc}", hint=param_hint(definition))
+                raise ActivationError(f"{text!r}: parameter {key!r}: {exc}",
+                                      hint=param_hint(definition)) from None
             if not ok:
                 raise ActivationError(f"{text!r}: parameter {key!r} must be {param.rule}, got {value!r}",
                                       hint=param_hint(definition))

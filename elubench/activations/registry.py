@@ -18,12 +18,10 @@ never import torch; `Activation.create(channels)` imports it when a module is ac
 
 from __future__ import annotations
 
-import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-from elubench.core.errors import ActivationError
+from typing import Any
 
 Value = float | bool | str
 

@@ -6,7 +6,7 @@ declarations. Pure declarations: typer only, nothing heavy."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,28 +15,28 @@ SpecsArg = Annotated[list[Path], typer.Argument(
     help="One or more spec YAML files (see specs/); a shell glob works (specs/mnist-*.yaml). "
          "Several train one after another, each in results/<spec name>/.", show_default=False,
     metavar="spec")]
-SetOpt = Annotated[Optional[list[str]], typer.Option(
+SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a spec field: --set train.iterations=2000 (repeatable).",
     show_default=False)]
-WidthOpt = Annotated[Optional[float], typer.Option(
+WidthOpt = Annotated[float | None, typer.Option(
     help="Scale every layer's units except the output layer's (sets model.width).",
     show_default=False)]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
-PrecisionOpt = Annotated[Optional[str], typer.Option(
+PrecisionOpt = Annotated[str | None, typer.Option(
     help="fp32 or bf16 (autocast); sets train.precision.", show_default=False)]
 CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the model.")]
-ActivationsOpt = Annotated[Optional[list[str]], typer.Option(
+ActivationsOpt = Annotated[list[str] | None, typer.Option(
     "--activations", "-a", help="Only these activations (comma-separated or repeated); "
                                 "default: the spec's.", show_default=False)]
 
 # `run` (and, where they share a name, `show` and `bench`)
 SCALE = "Scaling out"
-BatchnormOpt = Annotated[Optional[str], typer.Option(
+BatchnormOpt = Annotated[str | None, typer.Option(
     help="on, off or both; default: the spec's.", show_default=False)]
-SeedsOpt = Annotated[Optional[int], typer.Option(help="Seeds 0..N-1; default: the spec's.", min=1,
+SeedsOpt = Annotated[int | None, typer.Option(help="Seeds 0..N-1; default: the spec's.", min=1,
                                                  show_default=False)]
 ResultsOpt = Annotated[Path, typer.Option(help="Results folder (one subfolder per spec).")]
-DataDirOpt = Annotated[Optional[Path], typer.Option(
+DataDirOpt = Annotated[Path | None, typer.Option(
     help="Where datasets live (default: $ELUBENCH_DATA_DIR or ~/.cache/elubench/data).",
     show_default=False)]
 DownloadOpt = Annotated[bool, typer.Option(help="Download a missing dataset.")]
@@ -54,7 +54,7 @@ ForceOpt = Annotated[bool, typer.Option(
 DryRunOpt = Annotated[bool, typer.Option(
     help="List the matrix (done / left) and estimate its wall time; train nothing.")]
 CheckpointOpt = Annotated[float, typer.Option(help="Seconds between checkpoints (taken at evaluations).")]
-ShardOpt = Annotated[Optional[str], typer.Option(
+ShardOpt = Annotated[str | None, typer.Option(
     help="Only the I-th of N equal slices of the matrix (I/N; with several specs, of each "
          "spec's), for schedulers elubench does not drive.", show_default=False,
     rich_help_panel=SCALE)]
@@ -62,13 +62,13 @@ ExecutorOpt = Annotated[str, typer.Option(
     help="Where runs train: auto (on a CPU as many runs at once as the cores allow, else one "
          "after another), serial (this process), local (worker processes), ray (Ray tasks) or "
          "slurm (a Slurm job array).", rich_help_panel=SCALE)]
-ParallelOpt = Annotated[Optional[int], typer.Option(
+ParallelOpt = Annotated[int | None, typer.Option(
     help="K runs at once on this device (K local workers sharing one GPU, or the cores).", min=1,
     show_default=False, rich_help_panel=SCALE)]
-WorkersOpt = Annotated[Optional[int], typer.Option(
+WorkersOpt = Annotated[int | None, typer.Option(
     help="local: worker processes (one GPU each when there are GPUs; on a CPU each run keeps its "
          "--threads).", min=1, show_default=False, rich_help_panel=SCALE)]
-ThreadsOpt = Annotated[Optional[int], typer.Option(
+ThreadsOpt = Annotated[int | None, typer.Option(
     help="CPU threads per run (sets train.threads; default the spec's, 1). Runs with different "
          "counts give different float sums: keep one count per results folder.", min=1,
     show_default=False)]
@@ -78,32 +78,32 @@ TakeOverOpt = Annotated[bool, typer.Option(
 NoMemoryCheckOpt = Annotated[bool, typer.Option(help="Train even when the estimate says a run will not fit in memory.")]
 DeterministicOpt = Annotated[bool, typer.Option(
     help="GPU: deterministic algorithms (cuDNN, atomics), slower; recorded in every run.")]
-GpusOpt = Annotated[Optional[str], typer.Option(
+GpusOpt = Annotated[str | None, typer.Option(
     help="local: GPUs to spread workers over, e.g. 0,1 (default: all visible).", show_default=False,
     rich_help_panel=SCALE)]
-RayAddressOpt = Annotated[Optional[str], typer.Option(
+RayAddressOpt = Annotated[str | None, typer.Option(
     help="ray: the cluster to use (default: start a local Ray instance).", show_default=False,
     rich_help_panel=SCALE)]
-RayCpusOpt = Annotated[Optional[int], typer.Option(
+RayCpusOpt = Annotated[int | None, typer.Option(
     help="ray: CPUs of the local Ray instance (default: all).", show_default=False,
     rich_help_panel=SCALE)]
-CpusPerRunOpt = Annotated[Optional[float], typer.Option(
+CpusPerRunOpt = Annotated[float | None, typer.Option(
     help="ray/slurm: CPU cores (and torch threads) per run.", show_default=False,
     rich_help_panel=SCALE)]
-GpusPerRunOpt = Annotated[Optional[float], typer.Option(
+GpusPerRunOpt = Annotated[float | None, typer.Option(
     help="ray/slurm: GPUs per run (ray default: 1 when the cluster has GPUs; slurm: 0).",
     show_default=False, rich_help_panel=SCALE)]
-PartitionOpt = Annotated[Optional[str], typer.Option(help="slurm: partition.", show_default=False,
+PartitionOpt = Annotated[str | None, typer.Option(help="slurm: partition.", show_default=False,
                                                      rich_help_panel=SCALE)]
-SlurmTimeOpt = Annotated[Optional[int], typer.Option(
+SlurmTimeOpt = Annotated[int | None, typer.Option(
     help="slurm: time limit per job in minutes (a run cut at the limit resumes from its checkpoint "
          "on the next `run`; default 1440).", show_default=False, rich_help_panel=SCALE)]
-SlurmParallelismOpt = Annotated[Optional[int], typer.Option(
+SlurmParallelismOpt = Annotated[int | None, typer.Option(
     help="slurm: most jobs of the array running at once.", show_default=False, rich_help_panel=SCALE)]
-SbatchOpt = Annotated[Optional[list[str]], typer.Option(
+SbatchOpt = Annotated[list[str] | None, typer.Option(
     help="slurm: an extra sbatch option KEY=VALUE (repeatable), e.g. account=proj.",
     show_default=False, rich_help_panel=SCALE)]
-SlurmClusterOpt = Annotated[Optional[str], typer.Option(
+SlurmClusterOpt = Annotated[str | None, typer.Option(
     help="slurm: slurm, or local/debug to try the job array on this machine.", show_default=False,
     rich_help_panel=SCALE)]
 
@@ -112,40 +112,40 @@ SlurmClusterOpt = Annotated[Optional[str], typer.Option(
 ResultsArg = Annotated[Path, typer.Argument(help="A results folder (default results/).")]
 
 
-SpecNameOpt = Annotated[Optional[list[str]], typer.Option(
+SpecNameOpt = Annotated[list[str] | None, typer.Option(
     help="Only this experiment (spec name; repeatable), when the folder holds several.",
     show_default=False)]
-AcrossOpt = Annotated[Optional[bool], typer.Option(
+AcrossOpt = Annotated[bool | None, typer.Option(
     "--across/--no-across", help="The summary across experiments: by default when the folder "
     "holds two or more; --across requires it, --no-across leaves it out.", show_default=False)]
-BaselineOpt = Annotated[Optional[str], typer.Option(
+BaselineOpt = Annotated[str | None, typer.Option(
     help="An activation, compared with every other at the same BN setting (e.g. relu), or a "
          "configuration every other is compared with (e.g. relu+bn); default: the spec's (relu).",
     show_default=False)]
 AllPairsOpt = Annotated[bool, typer.Option("--all-pairs", help="Compare every pair of configurations.")]
-AlternativeOpt = Annotated[Optional[str], typer.Option(
+AlternativeOpt = Annotated[str | None, typer.Option(
     help="two-sided, less (a has lower error) or greater; default: the spec's (two-sided).",
     show_default=False)]
-AlphaOpt = Annotated[Optional[float], typer.Option(help="Significance level; default: the spec's (0.05).",
+AlphaOpt = Annotated[float | None, typer.Option(help="Significance level; default: the spec's (0.05).",
                                                    show_default=False)]
-RopeOpt = Annotated[Optional[float], typer.Option(
+RopeOpt = Annotated[float | None, typer.Option(
     help="Region of practical equivalence of the Bayesian signed-rank test, in percentage points; "
          "default: the spec's (0.5).", show_default=False)]
 QValuesOpt = Annotated[bool, typer.Option("--q-values", help="Also report Benjamini–Hochberg q-values.")]
-TargetOpt = Annotated[Optional[float], typer.Option(
+TargetOpt = Annotated[float | None, typer.Option(
     help="Test error (%) whose iterations-to-reach are compared (default: the worst "
          "configuration's final mean).", show_default=False)]
 FormatOpt = Annotated[str, typer.Option("--format", help="rich, markdown, csv, json or latex.")]
-OutOpt = Annotated[Optional[Path], typer.Option(help="Write to this file instead of the terminal.",
+OutOpt = Annotated[Path | None, typer.Option(help="Write to this file instead of the terminal.",
                                                 show_default=False)]
 SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Leave out damaged files (run.json, metrics.jsonl, spec.json), each named in a warning.")]
 
 # `export`
-TensorBoardOpt = Annotated[Optional[Path], typer.Option(
+TensorBoardOpt = Annotated[Path | None, typer.Option(
     "--tensorboard", metavar="DIR", show_default=False,
     help="Write TensorBoard event files: one TensorBoard run per run, in DIR/<spec>/<run id>/ "
          "(needs pip install 'elubench\\[tensorboard]').")]
-MlflowOpt = Annotated[Optional[str], typer.Option(
+MlflowOpt = Annotated[str | None, typer.Option(
     "--mlflow", metavar="URI", show_default=False,
     help="Log to an MLflow tracking store: a folder (file:./mlruns), a database "
          "(sqlite:///mlflow.db) or a server (http://host:5000); one experiment per spec, one "
@@ -162,25 +162,25 @@ MarkdownOpt = Annotated[bool, typer.Option("--markdown/--no-markdown", help="Wri
 HtmlOpt = Annotated[bool, typer.Option("--html", help="Also write REPORT.html: one file, figures inside.")]
 FigureFormatOpt = Annotated[str, typer.Option(
     help="Figure files: png (always), pdf, svg; comma-separated.")]
-ReportOutOpt = Annotated[Optional[Path], typer.Option(
+ReportOutOpt = Annotated[Path | None, typer.Option(
     "--out", help="Folder for the report (default: the spec's results folder).", show_default=False)]
 
 # `signal`
 ProbeOpt = Annotated[int, typer.Option(help="Training images in the probe batch.", min=1)]
-SignalOutOpt = Annotated[Optional[Path], typer.Option(
+SignalOutOpt = Annotated[Path | None, typer.Option(
     "--out", help="Folder for signal_at_init.csv and .png (default: results/<spec name>/).",
     show_default=False)]
 
 # `bench`
-BenchActivationsOpt = Annotated[Optional[list[str]], typer.Option(
+BenchActivationsOpt = Annotated[list[str] | None, typer.Option(
     "--activations", "-a", help="Activations whose step time to compare with relu's "
                                 "(comma-separated; default: the spec's).", show_default=False)]
-BatchSizeOpt = Annotated[Optional[int], typer.Option(help="Default: the spec's.", min=1,
+BatchSizeOpt = Annotated[int | None, typer.Option(help="Default: the spec's.", min=1,
                                                      show_default=False)]
 StepsOpt = Annotated[int, typer.Option(help="Timed steps per measurement.", min=1)]
 WarmupOpt = Annotated[int, typer.Option(help="Untimed steps before measuring.", min=1)]
 RepeatsOpt = Annotated[int, typer.Option(help="Interleaved measurements of each loop.", min=1)]
-BenchPrecisionOpt = Annotated[Optional[str], typer.Option(
+BenchPrecisionOpt = Annotated[str | None, typer.Option(
     "--precision", help="fp32 or bf16; default: the spec's.", show_default=False)]
 BenchCompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the engine's model.")]
 ReferenceWorkersOpt = Annotated[int, typer.Option(

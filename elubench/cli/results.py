@@ -8,11 +8,28 @@ import typer
 
 from elubench.cli.common import console as _console
 from elubench.cli.options import (
-    AcrossOpt, AllPairsOpt, AlphaOpt, AlternativeOpt, BaselineOpt, FigureFormatOpt, FormatOpt,
-    HtmlOpt, MarkdownOpt, MlflowOpt, OutOpt, QValuesOpt, ReportOutOpt, ResultsArg, RopeOpt,
-    SkipBadOpt, SpecNameOpt, TargetOpt, TensorBoardOpt,
+    AcrossOpt,
+    AllPairsOpt,
+    AlphaOpt,
+    AlternativeOpt,
+    BaselineOpt,
+    FigureFormatOpt,
+    FormatOpt,
+    HtmlOpt,
+    MarkdownOpt,
+    MlflowOpt,
+    OutOpt,
+    QValuesOpt,
+    ReportOutOpt,
+    ResultsArg,
+    RopeOpt,
+    SkipBadOpt,
+    SpecNameOpt,
+    TargetOpt,
+    TensorBoardOpt,
 )
 from elubench.core.errors import ElubenchError
+
 
 def compare(results: ResultsArg = Path("results"), spec: SpecNameOpt = None, across: AcrossOpt = None,
             baseline: BaselineOpt = None, all_pairs: AllPairsOpt = False,
@@ -112,8 +129,8 @@ def export(results: ResultsArg = Path("results"), tensorboard: TensorBoardOpt = 
     """Export recorded runs (ok, diverged and failed) to TensorBoard and/or MLflow: curves by
     iteration, bias shift, PReLU slopes, the configuration as parameters, final results.
     Exporting again adds only what is new or changed (docs/export.md)."""
-    from elubench.export.driver import export_results
     from elubench.cli.views import ExportProgress, export_view
+    from elubench.export.driver import export_results
 
     console = _console()
     with ExportProgress(console) as progress:

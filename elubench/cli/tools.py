@@ -11,9 +11,26 @@ from elubench.cli.common import console as _console
 from elubench.cli.common import load as _load
 from elubench.cli.common import split_names as _split_names
 from elubench.cli.options import (
-    ActivationsOpt, BatchnormOpt, BatchSizeOpt, BenchActivationsOpt, BenchCompileOpt,
-    BenchPrecisionOpt, DataDirOpt, DeviceOpt, DownloadOpt, JsonOpt, ProbeOpt, ReferenceWorkersOpt,
-    RepeatsOpt, SeedsOpt, SetOpt, SignalOutOpt, SpecArg, StepsOpt, WarmupOpt, WidthOpt,
+    ActivationsOpt,
+    BatchnormOpt,
+    BatchSizeOpt,
+    BenchActivationsOpt,
+    BenchCompileOpt,
+    BenchPrecisionOpt,
+    DataDirOpt,
+    DeviceOpt,
+    DownloadOpt,
+    JsonOpt,
+    ProbeOpt,
+    ReferenceWorkersOpt,
+    RepeatsOpt,
+    SeedsOpt,
+    SetOpt,
+    SignalOutOpt,
+    SpecArg,
+    StepsOpt,
+    WarmupOpt,
+    WidthOpt,
 )
 from elubench.core.files import dumps
 
@@ -25,11 +42,11 @@ def signal(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: Batchno
     """The forward signal at initialization: the std of each conv/FC layer's response, per
     configuration and seed, with the runs' own paired weights (He et al. 2015, section 2.2:
     Xavier init shrinks it with depth under ReLU, He init keeps it). Nothing is trained."""
-    from elubench.tools import signal as forward
-    from elubench.net.checks import check_matrix
     from elubench.activations.code import with_names
-    from elubench.spec.matrix import select
     from elubench.cli.views import signal_table
+    from elubench.net.checks import check_matrix
+    from elubench.spec.matrix import select
+    from elubench.tools import signal as forward
 
     loaded, names = with_names(_load(spec, set_, width, None), _split_names(activations),
                                spec.parent, "--activations")
@@ -61,10 +78,9 @@ def bench(
     as_json: JsonOpt = False,
 ):
     """Measure elubench's training engine against a plain PyTorch loop (images/s, FLOP/s)."""
+    from elubench.net.checks import checked_activation
     from elubench.tools.bench import run_bench
     from elubench.training.runtime import resolve_device
-
-    from elubench.net.checks import checked_activation
     loaded = _load(spec, set_, width, precision)
     names = []
     for name in _split_names(activations) or loaded.compare.activations:
@@ -86,8 +102,8 @@ def bench(
 def activations(as_json: JsonOpt = False):
     """List the activations: the built-ins and those installed packages register (entry-point
     group elubench.activations), with their formulas, parameters and sources."""
-    from elubench.activations.registry import registry_rows
     from elubench.activations.code import registered_rows
+    from elubench.activations.registry import registry_rows
     rows = registry_rows() + registered_rows()
     if as_json:
         typer.echo(dumps(rows, indent=2))

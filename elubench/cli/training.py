@@ -10,14 +10,48 @@ from elubench.cli.common import console as _console
 from elubench.cli.common import load as _load
 from elubench.cli.common import split_names as _split_names
 from elubench.cli.options import (
-    ActivationsOpt, BatchnormOpt, BnOpt, CheckpointOpt, CompileOpt, CpusPerRunOpt, DataDirOpt,
-    DataSpecsArg, DeterministicOpt, DeviceOpt, DownloadOpt, DryRunOpt, ExecutorOpt, FetchOpt,
-    ForceOpt, GpusOpt, GpusPerRunOpt, JsonOpt, NoMemoryCheckOpt, ParallelOpt, PartitionOpt,
-    PrecisionOpt, RayAddressOpt, RayCpusOpt, ResultsOpt, SbatchOpt, SeedsOpt, SetOpt, ShardOpt,
-    ShowActivationOpt, SlurmClusterOpt, SlurmParallelismOpt, SlurmTimeOpt, SpecArg, SpecsArg,
-    TakeOverOpt, ThreadsOpt, WidthOpt, WorkersOpt,
+    ActivationsOpt,
+    BatchnormOpt,
+    BnOpt,
+    CheckpointOpt,
+    CompileOpt,
+    CpusPerRunOpt,
+    DataDirOpt,
+    DataSpecsArg,
+    DeterministicOpt,
+    DeviceOpt,
+    DownloadOpt,
+    DryRunOpt,
+    ExecutorOpt,
+    FetchOpt,
+    ForceOpt,
+    GpusOpt,
+    GpusPerRunOpt,
+    JsonOpt,
+    NoMemoryCheckOpt,
+    ParallelOpt,
+    PartitionOpt,
+    PrecisionOpt,
+    RayAddressOpt,
+    RayCpusOpt,
+    ResultsOpt,
+    SbatchOpt,
+    SeedsOpt,
+    SetOpt,
+    ShardOpt,
+    ShowActivationOpt,
+    SlurmClusterOpt,
+    SlurmParallelismOpt,
+    SlurmTimeOpt,
+    SpecArg,
+    SpecsArg,
+    TakeOverOpt,
+    ThreadsOpt,
+    WidthOpt,
+    WorkersOpt,
 )
 from elubench.core.files import dumps
+
 
 def show(
     spec: SpecArg,
@@ -28,11 +62,10 @@ def show(
     as_json: JsonOpt = False,
 ):
     """Show the network a spec builds: layers, shapes, parameters and FLOPs."""
-    from elubench.spec.layout import net_layout
-    from elubench.net.memory import estimate_run
-    from elubench.spec.loader import load_spec
-
     from elubench.net.checks import checked_activation
+    from elubench.net.memory import estimate_run
+    from elubench.spec.layout import net_layout
+    from elubench.spec.loader import load_spec
     loaded, act = checked_activation(load_spec(spec, set_ or [], width), activation or None,
                                      spec.parent, "--activation")
     layout = net_layout(loaded, act, bn)
@@ -44,7 +77,7 @@ def show(
                    "batchnorm": bn, **layout.to_dict(), "memory": estimate.to_dict()}
         typer.echo(dumps(payload, indent=2))
         return
-    from elubench.cli.views import memory_view, layout_table
+    from elubench.cli.views import layout_table, memory_view
     title = f"{loaded.name}: {act}{' + BN' if bn else ''}, spec hash {loaded.hash}"
     _console().print(layout_table(layout, title))
     _console().print(memory_view(estimate, loaded.train.batch_size))
@@ -71,11 +104,11 @@ def run(specs: SpecsArg, activations: ActivationsOpt = None, batchnorm: Batchnor
     record (ok or diverged); 2 a mistake in the input, nothing trained; 3 some runs crashed
     (recorded failed); 4 some runs have no record (claimed elsewhere, a damaged file, an OS
     error, lost): run again; 130 interrupted."""
-    from elubench.execution.campaign import prepare_campaign
     from elubench.activations.code import with_names
+    from elubench.execution.campaign import prepare_campaign
     from elubench.execution.executors import executor_for
-    from elubench.spec.matrix import select
     from elubench.execution.runner import RunSettings
+    from elubench.spec.matrix import select
 
     settings = RunSettings(results=results, device=device, data_dir=data_dir, download=download,
                            force=force, checkpoint_seconds=checkpoint_every, compile=compile_,
@@ -98,8 +131,8 @@ def run(specs: SpecsArg, activations: ActivationsOpt = None, batchnorm: Batchnor
 
 def _dry_run(campaign, settings) -> None:
     """Each spec's matrix (done / left), estimate and what its seeds can show; with several, a total."""
-    from elubench.execution.dry_run import dry_run
     from elubench.cli.views import dry_run_total, dry_run_view
+    from elubench.execution.dry_run import dry_run
 
     console, dries = _console(), []
     for note in campaign.notes:
@@ -116,11 +149,17 @@ def _dry_run(campaign, settings) -> None:
 def _train(campaign, settings) -> None:
     """Train with a progress display; say what is missing and exit with the code that says it
     (Ctrl-C: what is recorded and how to go on)."""
+    from elubench.cli.progress import (
+        CampaignReporter,
+        RichReporter,
+        campaign_view,
+        interrupted_view,
+        summary_table,
+        summary_view,
+    )
     from elubench.core.errors import CampaignInterrupted
-    from elubench.execution.campaign import combined_summary, run_campaign
     from elubench.core.units import unit_of
-    from elubench.cli.progress import (CampaignReporter, RichReporter, campaign_view, interrupted_view,
-                                   summary_table, summary_view)
+    from elubench.execution.campaign import combined_summary, run_campaign
 
     console, first = _console(), campaign.experiments[0]
     for note in campaign.notes:
@@ -138,7 +177,7 @@ def _train(campaign, settings) -> None:
             console.print(f"[yellow]{stop}[/yellow]")
             console.print(f"{len(stop.records)} of {len(first.configs)} runs are recorded in "
                           f"{folder}; run the same command to continue.")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     finally:
         reporter.close()
     if campaign.several:
@@ -154,8 +193,8 @@ def data(specs: DataSpecsArg, data_dir: DataDirOpt = None, download: FetchOpt = 
           set_: SetOpt = None, as_json: JsonOpt = False):
     """List the datasets the specs need, the folder elubench looks in, and each file with its
     MD5: there and intact, missing, or damaged. Exit 0 when all are ready, else 2 with the fix."""
-    from elubench.data.catalog import survey_specs
     from elubench.cli.views import data_table
+    from elubench.data.catalog import survey_specs
 
     survey = survey_specs(specs, set_ or [], data_dir, download)
     if as_json:

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import torch
 
+from elubench.core.errors import DataError
+from elubench.core.paths import default_cache_dir
 from elubench.data.memory import InMemoryData
 from elubench.data.sources import read_raw
 from elubench.data.stream import StreamData
-from elubench.core.errors import DataError
-from elubench.core.paths import default_cache_dir
 from elubench.spec.data_section import Data
-
 
 
 def load_data(data: Data, *, device: torch.device | str = "cpu", data_dir: Path | None = None,

@@ -10,8 +10,8 @@ random crop is applied after preprocessing; test images and the probe are centre
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F

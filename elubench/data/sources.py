@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from elubench.data.augment import crop_flip
 from elubench.core.errors import DataError
-from elubench.core.seeds import derive_seed
 from elubench.core.paths import default_data_dir
+from elubench.core.seeds import derive_seed
+from elubench.data.augment import crop_flip
 from elubench.spec.data_section import DATASETS, Data, Synthetic
 
 

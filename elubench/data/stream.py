@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import Tensor
 
-from elubench.data.preprocess import write_cache
 from elubench.core.errors import DataError
 from elubench.core.seeds import derive_seed
+from elubench.data.preprocess import write_cache
 from elubench.spec.data_section import Data
 
 STATS_SAMPLE = 1000  # imagefolder: training images that estimate the channel mean and std

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from elubench.data.catalog import DatasetStatus, dataset_status
+from elubench.execution.runner import MatrixState, RunSettings, matrix_state
 from elubench.spec.matrix import RunConfig
 from elubench.stats.reach import FamilyReach, significance_reach
-from elubench.execution.runner import MatrixState, RunSettings, matrix_state
 from elubench.store.rundir import ResultsDir
 
 

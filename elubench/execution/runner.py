@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from elubench.data.catalog import require
 from elubench.core.errors import BadCheckpoint, ElubenchError, Interrupted, Stopped, StoreError
+from elubench.data.catalog import require
 from elubench.spec.matrix import RunConfig
 from elubench.store.record import RunRecord
 from elubench.store.rundir import ResultsDir

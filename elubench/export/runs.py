@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol, Union
+from typing import Protocol
 
-from elubench.core.errors import ExportError, StoreError
-from elubench.store.record import RunRecord, read_metrics, read_spec_meta
-from elubench.store.reader import read_records
+from elubench.core.errors import StoreError
 from elubench.spec.matrix import IDENTITY
 from elubench.store.layout import METRICS, RECORD, SPEC_META, spec_folder_of
+from elubench.store.reader import read_records
+from elubench.store.record import RunRecord, read_metrics, read_spec_meta
 
 # Part of every digest: raise it when what an export writes changes, so that the next export
 # writes every run again instead of skipping it as already exported.
@@ -42,7 +40,7 @@ RUN_PARAMS = (*(name for name in IDENTITY if name != "spec_name"), "task", "init
               "precision", "threads", "compiled", "executor", "deterministic")
 SPEC_SECTIONS = ("data", "model", "train")
 
-Value = Union[bool, int, float, str]
+Value = bool | int | float | str
 
 
 def metric_name(path: str) -> str:
@@ -95,7 +93,7 @@ class ExportRun:
     record: RunRecord
     folder: Path                 # results/<spec>/runs/<run_id>/
     metrics: tuple               # metrics.jsonl's lines (empty: none, or left out with --skip-bad)
-    spec: Optional[dict]         # the resolved spec, when spec.json describes this run's version
+    spec: dict | None         # the resolved spec, when spec.json describes this run's version
     digest: str                  # sha256 of EXPORT_FORMAT, run.json and metrics.jsonl
 
     @property

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from elubench.core import __version__
 from elubench.core.errors import ExportError
-from elubench.export.runs import ExportRun
 from elubench.core.files import write_json_atomic
+from elubench.export.runs import ExportRun
 
 MARKER = "elubench-export.json"
 SUFFIX = ".elubench"               # elubench's event files end so; TensorBoard reads any *tfevents*

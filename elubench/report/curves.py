@@ -13,8 +13,20 @@ from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure as MplFigure
 
 from elubench.core.units import CLASSIFICATION, Unit
-from elubench.report.figures import (FIGSIZE, Figure, finite_rows, log_if_wide, need_data, ok_rows,
-                                     line_styles, ordered, save, seeds_text, left_out_text, styled)
+from elubench.report.figures import (
+    FIGSIZE,
+    Figure,
+    finite_rows,
+    left_out_text,
+    line_styles,
+    log_if_wide,
+    need_data,
+    ok_rows,
+    ordered,
+    save,
+    seeds_text,
+    styled,
+)
 
 
 def seed_summary(frame: pd.DataFrame, value: str, by=("config", "iteration")) -> pd.DataFrame:

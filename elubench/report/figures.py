@@ -22,7 +22,6 @@ from elubench.activations.names import parse_activation
 from elubench.activations.registry import REGISTRY
 from elubench.core.errors import ActivationError, PlotError
 
-
 FIGSIZE = (7.0, 4.5)
 DPI = 150
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
@@ -56,9 +55,6 @@ class Figure:
 
 def registry_rank(activation: str) -> int | None:
     """The activation's place in the registry (`lrelu(a=0.2)` has `lrelu`'s), or None."""
-    from elubench.activations.names import parse_activation
-    from elubench.activations.registry import REGISTRY
-    from elubench.core.errors import ActivationError
     try:
         name = parse_activation(activation).name
     except ActivationError:  # a custom activation's label

@@ -22,8 +22,8 @@ from elubench.report.render import to_markdown
 from elubench.report.tables import display_tables
 from elubench.report.tables_across import across_sections
 from elubench.spec.layout import net_layout
-from elubench.store.layout import SPEC_META
 from elubench.spec.loader import validate_spec
+from elubench.store.layout import SPEC_META
 
 
 def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:

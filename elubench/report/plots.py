@@ -11,9 +11,22 @@ from matplotlib.lines import Line2D
 
 from elubench.core.units import CLASSIFICATION, Unit, unit_of_tasks
 from elubench.report.curves import bias_shift, error_curves, loss_curves
-from elubench.report.figures import (FIGSIZE, VERDICT_COLOURS, Figure, activation_color, finite_rows,
-                                     identities, left_out_text, log_if_wide, need_data, ok_rows,
-                                     ordered, save, seeds_text, styled)
+from elubench.report.figures import (
+    FIGSIZE,
+    VERDICT_COLOURS,
+    Figure,
+    activation_color,
+    finite_rows,
+    identities,
+    left_out_text,
+    log_if_wide,
+    need_data,
+    ok_rows,
+    ordered,
+    save,
+    seeds_text,
+    styled,
+)
 
 
 @styled

@@ -15,7 +15,6 @@ from matplotlib.lines import Line2D
 
 from elubench.core.errors import PlotError
 from elubench.report.figures import FIGSIZE, VERDICT_COLOURS, Figure, need_data, save, styled
-from elubench.stats.experiments import Across
 
 
 @styled

@@ -9,7 +9,6 @@ import pandas as pd
 
 from elubench.core.files import dumps
 from elubench.report.tables import Section
-from elubench.stats.summary import Comparison
 
 
 def to_rich(sections: list[Section], warnings: list[str], methods: str):

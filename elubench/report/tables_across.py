@@ -8,7 +8,6 @@ import pandas as pd
 from elubench.report.cells import count, interval, number, p_value
 from elubench.report.render import json_rows
 from elubench.report.tables import Section
-from elubench.stats.experiments import Across
 from elubench.stats.verdicts import SIDE
 
 

@@ -15,11 +15,12 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from elubench.spec import safe_yaml as safeyaml
 from elubench.core.errors import ElubenchError, SpecError
+from elubench.spec import safe_yaml as safeyaml
 from elubench.spec.notation import is_ascii_digit, parse_architecture, parse_stack
 from elubench.spec.safe_yaml import short
 from elubench.spec.schema import Spec
+
 
 def _line_index(root, source: str) -> dict[tuple[str, ...], int]:
     """Map every key path of a composed YAML document to its 1-based line; reject duplicate

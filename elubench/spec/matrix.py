@@ -74,8 +74,8 @@ def _labels(spec: Spec, names: list[str]) -> list[tuple[str, str | None]]:
     resolved (its code imported) for its label, and two of one label are refused."""
     if not any(isinstance(parse_activation(name), CustomRef) for name in names):
         return [(name, None) for name in names]
-    from elubench.activations.code import resolve
     from elubench.activations.binding import check_labels
+    from elubench.activations.code import resolve
     resolved = [resolve(name, spec) for name in names]
     check_labels([(str(a), name) for a, name in zip(resolved, names)])
     return [(str(a), a.ref) for a in resolved]

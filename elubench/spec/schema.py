@@ -10,19 +10,34 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
-from pydantic import (Field, PositiveFloat, PositiveInt, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from elubench.activations.names import hash_key, parse_activation
 from elubench.activations.registry import Activation
 from elubench.core.errors import ElubenchError
+from elubench.core.limits import (
+    MAX_BATCH,
+    MAX_EPOCHS,
+    MAX_ITERATIONS,
+    MAX_LIST,
+    MAX_SEED,
+    MAX_SEEDS,
+    MAX_SIDE,
+    MAX_WIDTH,
+    check_seeds,
+)
+from elubench.spec.data_section import Data, Strict
 from elubench.spec.notation import Layer, format_stack, parse_architecture, parse_stack
-from elubench.core.limits import (MAX_BATCH, MAX_EPOCHS, MAX_ITERATIONS, MAX_LIST, MAX_SEED,
-                             MAX_SEEDS, MAX_SIDE, MAX_WIDTH, check_seeds)
-from elubench.spec.data_section import Data, Side, Strict
 from elubench.spec.safe_yaml import short
 
 PoolName = Literal["max2", "avg2", "none"]
@@ -111,7 +126,7 @@ class StepLR(Strict):
 class Train(Strict):
     batch_size: PositiveInt = Field(100, le=MAX_BATCH)
     optimizer: Optimizer = Optimizer()
-    lr: Union[PositiveFloat, dict[int, float], StepLR] = Field(0.01, union_mode="left_to_right")
+    lr: PositiveFloat | dict[int, float] | StepLR = Field(0.01, union_mode="left_to_right")
     iterations: PositiveInt | None = Field(None, le=MAX_ITERATIONS)
     epochs: PositiveInt | None = Field(None, le=MAX_EPOCHS)
     eval_every: PositiveInt | None = Field(None, le=MAX_ITERATIONS)  # default: ten evaluations a run

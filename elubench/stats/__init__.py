@@ -24,13 +24,30 @@ functions that need it, to keep `import elubench.stats` fast.
 
 from __future__ import annotations
 
-from elubench.stats.families import (BNInteraction, FriedmanResult, PairedComparisons,
-                                     bn_interaction, friedman, paired_comparisons)
-from elubench.stats.paired import (EXACT_MAX_N, PAIRED_COLUMNS, PRIMARY, SignedRank, best_holm, bh,
-                                   floor_p, holm, seeds_for_power, seeds_to_reach, signed_rank,
-                                   wilcoxon_seeds)
-from elubench.stats.scores import descriptives
+from elubench.stats.families import (
+                                     BNInteraction,
+                                     FriedmanResult,
+                                     PairedComparisons,
+                                     bn_interaction,
+                                     friedman,
+                                     paired_comparisons,
+)
 from elubench.stats.methods import methods_text
+from elubench.stats.paired import (
+                                     EXACT_MAX_N,
+                                     PAIRED_COLUMNS,
+                                     PRIMARY,
+                                     SignedRank,
+                                     best_holm,
+                                     bh,
+                                     floor_p,
+                                     holm,
+                                     seeds_for_power,
+                                     seeds_to_reach,
+                                     signed_rank,
+                                     wilcoxon_seeds,
+)
+from elubench.stats.scores import descriptives
 from elubench.stats.summary import Comparison, LearningSpeed, compare, cost, learning_speed
 
 __all__ = ["BNInteraction", "Comparison", "EXACT_MAX_N", "FriedmanResult",

@@ -22,8 +22,15 @@ import pandas as pd
 
 from elubench.core.errors import StatsError
 from elubench.stats.omnibus import Friedman, friedman_test
-from elubench.stats.paired import (PAIRED_COLUMNS, PRIMARY, best_holm, bh, holm,
-                                   paired_or_untestable, wilcoxon_seeds)
+from elubench.stats.paired import (
+    PAIRED_COLUMNS,
+    PRIMARY,
+    best_holm,
+    bh,
+    holm,
+    paired_or_untestable,
+    wilcoxon_seeds,
+)
 from elubench.stats.scores import ScoreTable, prepare
 from elubench.stats.verdicts import check_options, verdicts
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from itertools import permutations
 
 import numpy as np
@@ -157,7 +157,7 @@ def _arrangements(row: tuple[int, ...]) -> np.ndarray:
     return table if len(set(row)) == len(row) else np.unique(table, axis=0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _permutations(k: int) -> np.ndarray:
     return np.array(list(permutations(range(k))), dtype=np.intp)
 

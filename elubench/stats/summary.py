@@ -11,13 +11,18 @@ import pandas as pd
 from elubench.core.errors import StatsError
 from elubench.core.units import CLASSIFICATION, Unit
 from elubench.spec.schema import default_baseline
-from elubench.stats.families import (BNInteraction, FriedmanResult, PairedComparisons, bn_effects,
-                                     comparisons, friedman_table, reference_activation)
-from elubench.stats.methods import (condition_warnings, methods_text, reach_warnings,
-                                    run_warnings)
+from elubench.stats.families import (
+    BNInteraction,
+    FriedmanResult,
+    PairedComparisons,
+    bn_effects,
+    comparisons,
+    friedman_table,
+    reference_activation,
+)
+from elubench.stats.methods import condition_warnings, methods_text, reach_warnings, run_warnings
 from elubench.stats.scores import ScoreTable, descriptives_table, prepare
 from elubench.stats.verdicts import check_options
-
 
 # --- learning speed and cost ------------------------------------------------------------------
 

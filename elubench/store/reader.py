@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from elubench.core.errors import StoreError
-from elubench.store.record import SCALAR_FIELDS, read_metrics, read_record, read_spec_meta
 from elubench.spec.matrix import IDENTITY
 from elubench.spec.schema import config_label
 from elubench.store.layout import METRICS, SPEC_META, find_records, spec_folder_of
+from elubench.store.record import SCALAR_FIELDS, read_metrics, read_record, read_spec_meta
 
 if TYPE_CHECKING:  # pandas loads when a tree is read, not when this module is imported
     import pandas as pd

@@ -14,7 +14,7 @@ import math
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -31,7 +31,7 @@ BAD_METRICS_HINT = ("restore it from a copy, or move it away together with the r
                     "checkpoint.pt and run.json (`run` then trains that run again from its start); "
                     "`compare` and `report` can leave the run out with --skip-bad")
 
-LayerStats = dict[str, dict[str, Optional[float]]]
+LayerStats = dict[str, dict[str, float | None]]
 
 
 class RunRecord(RunConfig):
@@ -44,52 +44,52 @@ class RunRecord(RunConfig):
 
     # what was run, as older records may lack it (spec.matrix.RunConfig has the rest)
     init: str = "he"
-    config: Optional[str] = None  # the configuration's label in tables (spec.config_label)
+    config: str | None = None  # the configuration's label in tables (spec.config_label)
 
     # how it ended
     status: Status
-    reason: Optional[str] = None      # why it diverged or failed
-    traceback: Optional[str] = None   # failed runs: where
+    reason: str | None = None      # why it diverged or failed
+    traceback: str | None = None   # failed runs: where
     task: Task = "classification"
-    test_errors: Optional[int]        # misclassified test images (classification)
-    test_size: Optional[int]
-    test_error: Optional[float]       # fraction (classification) or reconstruction MSE
-    test_loss: Optional[float]
-    train_loss: Optional[float]       # mean over the iterations since the previous evaluation
-    iterations: Optional[int]         # trained (a diverged run: up to the first bad loss)
-    total_iterations: Optional[int] = None
-    epochs: Optional[float] = None
-    batch_size: Optional[int] = None
-    wall_seconds: Optional[float]
-    train_seconds: Optional[float] = None
-    eval_seconds: Optional[float] = None
-    images_per_second: Optional[float]
-    init_hash: Optional[str]
-    activation_stats: Optional[LayerStats] = None  # bias shift at the last evaluation
-    prelu_slopes: Optional[LayerStats] = None
+    test_errors: int | None        # misclassified test images (classification)
+    test_size: int | None
+    test_error: float | None       # fraction (classification) or reconstruction MSE
+    test_loss: float | None
+    train_loss: float | None       # mean over the iterations since the previous evaluation
+    iterations: int | None         # trained (a diverged run: up to the first bad loss)
+    total_iterations: int | None = None
+    epochs: float | None = None
+    batch_size: int | None = None
+    wall_seconds: float | None
+    train_seconds: float | None = None
+    eval_seconds: float | None = None
+    images_per_second: float | None
+    init_hash: str | None
+    activation_stats: LayerStats | None = None  # bias shift at the last evaluation
+    prelu_slopes: LayerStats | None = None
     # a custom activation (docs/custom-activations.md): what it is (qualified name, parameters,
     # code identity; its reference, with a file's absolute path, is `activation_ref`) and the
     # values of its learned parameters at the end, per `layer.parameter`
-    activation_source: Optional[dict[str, Any]] = None
-    activation_params: Optional[LayerStats] = None
+    activation_source: dict[str, Any] | None = None
+    activation_params: LayerStats | None = None
 
     # the conditions it ran under
-    device: Optional[str] = None
-    device_name: Optional[str] = None
-    precision: Optional[str] = None
-    compiled: Optional[bool] = None
-    threads: Optional[int] = None     # CPU intra-op threads of the run
-    activation_impl: Optional[str] = None  # whose kernel: elubench | torch | torch (compiled)
-    allocator: Optional[str] = None   # runtime.keep_freed_memory's setting on the CPU
-    executor: Optional[str] = None    # serial | local | ray | slurm
-    runs_at_once: Optional[int] = None  # runs training at once beside it (null: unknown)
-    deterministic: Optional[bool] = None
-    host: Optional[str] = None
-    versions: Optional[dict[str, str]] = None
-    data: Optional[dict[str, Any]] = None
-    resumed_at: Optional[list[int]] = None
-    started_at: Optional[float] = None
-    finished_at: Optional[float] = None
+    device: str | None = None
+    device_name: str | None = None
+    precision: str | None = None
+    compiled: bool | None = None
+    threads: int | None = None     # CPU intra-op threads of the run
+    activation_impl: str | None = None  # whose kernel: elubench | torch | torch (compiled)
+    allocator: str | None = None   # runtime.keep_freed_memory's setting on the CPU
+    executor: str | None = None    # serial | local | ray | slurm
+    runs_at_once: int | None = None  # runs training at once beside it (null: unknown)
+    deterministic: bool | None = None
+    host: str | None = None
+    versions: dict[str, str] | None = None
+    data: dict[str, Any] | None = None
+    resumed_at: list[int] | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
 
     @model_validator(mode="after")
     def _ok_means_a_result(self):
@@ -180,11 +180,11 @@ class MetricsRow(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     iteration: int
-    test_error: Optional[float] = None
-    train_loss: Optional[float] = None
-    lr: Optional[float] = None
-    seconds: Optional[float] = None
-    activations: Optional[LayerStats] = None
+    test_error: float | None = None
+    train_loss: float | None = None
+    lr: float | None = None
+    seconds: float | None = None
+    activations: LayerStats | None = None
 
     @model_validator(mode="after")
     def _sane(self):
@@ -242,7 +242,7 @@ class Claim(BaseModel):
 
     host: str
     pid: int
-    claimed: Optional[float] = None  # when (the file's mtime is the heartbeat)
+    claimed: float | None = None  # when (the file's mtime is the heartbeat)
 
 
 def read_claim(path: Path) -> Claim | None:
@@ -259,8 +259,8 @@ class SpecMeta(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     spec_hash: str
-    spec_name: Optional[str] = None
-    spec: Optional[dict] = None
+    spec_name: str | None = None
+    spec: dict | None = None
 
 
 def read_spec_meta(path: Path) -> SpecMeta | None:

@@ -17,11 +17,27 @@ from typing import NamedTuple
 
 from elubench.core.errors import StoreError
 from elubench.core.files import dumps, write_bytes_atomic, write_json_atomic
-from elubench.store.layout import (CHECKPOINT, CLAIM, METRICS, RECORD, RUNS, SPEC_META, SPEC_YAML,
-                                   SUPERSEDED, attempt_name, run_folder, spec_folder)
-from elubench.store.record import (Claim, RunRecord, read_claim, read_metrics, read_record,
-                             read_spec_meta)
-
+from elubench.store.layout import (
+    CHECKPOINT,
+    CLAIM,
+    METRICS,
+    RECORD,
+    RUNS,
+    SPEC_META,
+    SPEC_YAML,
+    SUPERSEDED,
+    attempt_name,
+    run_folder,
+    spec_folder,
+)
+from elubench.store.record import (
+    Claim,
+    RunRecord,
+    read_claim,
+    read_metrics,
+    read_record,
+    read_spec_meta,
+)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -138,7 +154,7 @@ class RunDir:
         finally:
             Path(tmp).unlink(missing_ok=True)
 
-    def claim_holder(self, stale_seconds: float) -> "Holder | None":
+    def claim_holder(self, stale_seconds: float) -> Holder | None:
         """Who holds the run's claim, or None when nobody does or the claim is stale: empty or
         unreadable, its process dead on this host, or no heartbeat for `stale_seconds`."""
         try:

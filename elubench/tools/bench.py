@@ -26,11 +26,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from elubench.activations.code import resolve_name
 from elubench.data.load import load_data
+from elubench.spec.data_section import Data, Synthetic
+from elubench.spec.layout import net_layout
 from elubench.spec.matrix import RunConfig
 from elubench.training.runtime import configure, device_name, synchronize
-from elubench.spec.data_section import Data, Synthetic
 from elubench.training.trainer import build_for_training, make_step
-from elubench.spec.layout import net_layout
 
 BENCH_IMAGES = 2000  # synthetic training images: enough for many distinct batches
 

@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from elubench.activations.code import activation_for
-from elubench.spec.matrix import RunConfig
-from elubench.net.init import linear_layers
 from elubench.net.build import build_model
+from elubench.net.init import linear_layers
 from elubench.report.figures import Figure, activation_color, save, styled
+from elubench.spec.matrix import RunConfig
 
 
 @dataclass

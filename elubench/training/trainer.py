@@ -16,21 +16,28 @@ import itertools
 import math
 import socket
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import torch
 from torch.nn import functional as F
 
-from elubench.activations.code import activation_for
 from elubench.activations.binding import source_record
-from elubench.spec.matrix import RunConfig
+from elubench.activations.code import activation_for
 from elubench.core.errors import BadCheckpoint, Stopped
 from elubench.core.seeds import derive_seed
-from elubench.net.init import init_hash
 from elubench.net.build import Net, build_model, weight_decay_groups
+from elubench.net.init import init_hash
+from elubench.spec.matrix import RunConfig
 from elubench.store.record import RunRecord
-from elubench.training.runtime import allocator_setting, compiled, device_name, synchronize, versions
+from elubench.training.runtime import (
+    allocator_setting,
+    compiled,
+    device_name,
+    synchronize,
+    versions,
+)
 
 
 class RunSink(Protocol):

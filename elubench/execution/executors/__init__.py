@@ -15,10 +15,18 @@ from __future__ import annotations
 import inspect
 
 from elubench.core.errors import ElubenchError, ExecutorError
-from elubench.execution.executors.base import (Executor, ParallelExecutor, SerialExecutor, StopFlag,
-                                     WorkerPayload, attempt, import_extra, worker_settings)
-from elubench.execution.executors.local import LocalExecutor, assign_gpus
 from elubench.core.machine import visible_gpus
+from elubench.execution.executors.base import (
+    Executor,
+    ParallelExecutor,
+    SerialExecutor,
+    StopFlag,
+    WorkerPayload,
+    attempt,
+    import_extra,
+    worker_settings,
+)
+from elubench.execution.executors.local import LocalExecutor, assign_gpus
 from elubench.execution.executors.ray_tasks import RayExecutor
 from elubench.execution.executors.slurm import SLURM_CLUSTERS, SlurmExecutor, sbatch_options
 

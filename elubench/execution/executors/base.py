@@ -23,12 +23,20 @@ from pathlib import Path
 
 from elubench.activations.code import receive, ship
 from elubench.core.errors import ElubenchError, ExecutorError, Interrupted, Stopped
+from elubench.execution.runner import (
+    Reporter,
+    RunSettings,
+    Skipped,
+    execute_run,
+    prepare_matrix,
+    release_data,
+    report_damaged,
+    run_matrix,
+    stop_on_first_ctrl_c,
+)
 from elubench.spec.matrix import RunConfig
-from elubench.store.record import RunRecord
-from elubench.execution.runner import (Reporter, RunSettings, Skipped, execute_run,
-                             prepare_matrix, release_data, report_damaged, run_matrix,
-                             stop_on_first_ctrl_c)
 from elubench.store.layout import STOP
+from elubench.store.record import RunRecord
 from elubench.store.rundir import ResultsDir
 
 

@@ -9,9 +9,9 @@ import os
 import signal
 from collections import deque
 
-from elubench.execution.executors.base import ParallelExecutor, WorkerPayload, attempt
-from elubench.core.machine import visible_gpus
 from elubench.core.errors import ExecutorError
+from elubench.core.machine import visible_gpus
+from elubench.execution.executors.base import ParallelExecutor, WorkerPayload, attempt
 from elubench.spec.matrix import RunConfig
 
 

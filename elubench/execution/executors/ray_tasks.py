@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from elubench.execution.executors.base import ParallelExecutor, attempt, brief, import_extra
 from elubench.core.errors import ExecutorError
+from elubench.execution.executors.base import ParallelExecutor, attempt, brief, import_extra
 from elubench.execution.runner import STALE_SECONDS
 from elubench.store.rundir import ResultsDir
 

@@ -8,8 +8,8 @@ import subprocess
 import time
 from collections.abc import Sequence
 
-from elubench.execution.executors.base import ParallelExecutor, attempt, brief, import_extra
 from elubench.core.errors import ExecutorError
+from elubench.execution.executors.base import ParallelExecutor, attempt, brief, import_extra
 from elubench.store.layout import SLURM_LOGS
 
 SLURM_CLUSTERS = ("slurm", "local", "debug")
