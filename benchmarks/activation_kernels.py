@@ -4,6 +4,7 @@ cost of the clone and the backward's plumbing that every activation pays (issue 
 
     python benchmarks/activation_kernels.py
 """
+
 import statistics
 import time
 
@@ -36,11 +37,19 @@ def ours(alpha, scale=1.0, input_scale=1.0, inplace=False):
     return lambda x: ExpLinearCPU.apply(x, alpha, scale, input_scale, inplace)
 
 
-CASES = {"identity (clone + backward)": lambda x: x, "relu": torch.relu, "silu": F.silu,
-         "elu, torch": F.elu, "elu, elubench": ours(1.0),
-         "selu, torch": F.selu, "selu, elubench": ours(SELU_ALPHA, SELU_SCALE),
-         "celu(2), torch": lambda x: F.celu(x, 2.0), "celu(2), elubench": ours(2.0, 1.0, 0.5),
-         "elu in place, torch": F.elu_, "elu in place, elubench": ours(1.0, inplace=True)}
+CASES = {
+    "identity (clone + backward)": lambda x: x,
+    "relu": torch.relu,
+    "silu": F.silu,
+    "elu, torch": F.elu,
+    "elu, elubench": ours(1.0),
+    "selu, torch": F.selu,
+    "selu, elubench": ours(SELU_ALPHA, SELU_SCALE),
+    "celu(2), torch": lambda x: F.celu(x, 2.0),
+    "celu(2), elubench": ours(2.0, 1.0, 0.5),
+    "elu in place, torch": F.elu_,
+    "elu in place, elubench": ours(1.0, inplace=True),
+}
 
 results = {name: [] for name in CASES}
 for _ in range(7):
@@ -50,5 +59,7 @@ base = statistics.median(results["identity (clone + backward)"])
 relu = statistics.median(results["relu"]) - base
 for name, values in results.items():
     total = statistics.median(values)
-    print(f"{name:28s} {total:8.0f} us total {total - base:8.0f} us activation "
-          f"{(total - base) / relu:5.2f}x relu")
+    print(
+        f"{name:28s} {total:8.0f} us total {total - base:8.0f} us activation "
+        f"{(total - base) / relu:5.2f}x relu"
+    )

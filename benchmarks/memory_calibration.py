@@ -61,8 +61,15 @@ def measure(spec_path: str, activation: str, batchnorm: bool, batch: int) -> dic
 
     torch.set_num_threads(1)
     spec = load_spec(ROOT / spec_path, [f"train.batch_size={batch}"])
-    cfg = RunConfig(spec_name=spec.name, spec_hash=spec.hash, activation=activation, batchnorm=batchnorm,
-                    init="he", seed=0, config=activation)
+    cfg = RunConfig(
+        spec_name=spec.name,
+        spec_hash=spec.hash,
+        activation=activation,
+        batchnorm=batchnorm,
+        init="he",
+        seed=0,
+        config=activation,
+    )
     model, optimizer, _, memory_format = build_for_training(spec, cfg, torch.device("cpu"))
     activation_implementation(model, torch.device("cpu"))
     step = make_step(model, optimizer, spec.task, "fp32", memory_format)
@@ -78,17 +85,29 @@ def measure(spec_path: str, activation: str, batchnorm: bool, batch: int) -> dic
     Path("/proc/self/clear_refs").write_text("5")
     before_pass = _kib("VmRSS")
     activation_stats(model, probe, "fp32", memory_format)
-    return {"params": params, "activations": peak - before - 2 * 4 * params,
-            "inference": _kib("VmHWM") - before_pass}
+    return {
+        "params": params,
+        "activations": peak - before - 2 * 4 * params,
+        "inference": _kib("VmHWM") - before_pass,
+    }
 
 
 def _run_spec(name, stacks, shape, classes, batch, activation, batchnorm, train=5000) -> dict:
-    return {"name": name,
-            "data": {"dataset": "synthetic", "synthetic": {"shape": shape, "classes": classes,
-                                                           "train_size": train, "test_size": 1000}},
-            "model": {"stacks": stacks},
-            "train": {"batch_size": batch, "lr": 0.01, "iterations": 4, "eval_every": 2},
-            "compare": {"activations": [activation], "batchnorm": [batchnorm], "seeds": 1}}
+    return {
+        "name": name,
+        "data": {
+            "dataset": "synthetic",
+            "synthetic": {
+                "shape": shape,
+                "classes": classes,
+                "train_size": train,
+                "test_size": 1000,
+            },
+        },
+        "model": {"stacks": stacks},
+        "train": {"batch_size": batch, "lr": 0.01, "iterations": 4, "eval_every": 2},
+        "compare": {"activations": [activation], "batchnorm": [batchnorm], "seeds": 1},
+    }
 
 
 def whole_runs() -> None:
@@ -103,31 +122,92 @@ def whole_runs() -> None:
     def stacks(path):
         return yaml.safe_load((ROOT / path).read_text())["model"]["stacks"]
 
-    runs = [_run_spec("c100-elu-bn-32", stacks("specs/elu-cifar100-11.yaml"), [3, 32, 32], 100, 32, "elu", True),
-            _run_spec("c100-relu-100", stacks("specs/elu-cifar100-11.yaml"), [3, 32, 32], 100, 100, "relu", False),
-            _run_spec("he30-elu-32", stacks("specs/he-init-30layer.yaml"), [3, 32, 32], 10, 32, "elu", False),
-            _run_spec("mlp-relu-64", stacks("specs/mnist-mlp-8x128.yaml"), [1, 28, 28], 10, 64, "relu", False,
-                      train=60000),
-            _run_spec("small-mish-256", ["1x32x3", "1x64x3", "1x10x1"], [3, 32, 32], 10, 256, "mish", True,
-                      train=20000)]
+    runs = [
+        _run_spec(
+            "c100-elu-bn-32",
+            stacks("specs/elu-cifar100-11.yaml"),
+            [3, 32, 32],
+            100,
+            32,
+            "elu",
+            True,
+        ),
+        _run_spec(
+            "c100-relu-100",
+            stacks("specs/elu-cifar100-11.yaml"),
+            [3, 32, 32],
+            100,
+            100,
+            "relu",
+            False,
+        ),
+        _run_spec(
+            "he30-elu-32", stacks("specs/he-init-30layer.yaml"), [3, 32, 32], 10, 32, "elu", False
+        ),
+        _run_spec(
+            "mlp-relu-64",
+            stacks("specs/mnist-mlp-8x128.yaml"),
+            [1, 28, 28],
+            10,
+            64,
+            "relu",
+            False,
+            train=60000,
+        ),
+        _run_spec(
+            "small-mish-256",
+            ["1x32x3", "1x64x3", "1x10x1"],
+            [3, 32, 32],
+            10,
+            256,
+            "mish",
+            True,
+            train=20000,
+        ),
+    ]
     print(f"{'run':16} {'peak RSS MiB':>12} {'estimate MiB':>12} {'estimate / peak':>15}")
     with tempfile.TemporaryDirectory() as tmp:
         for spec in runs:
             path = Path(tmp) / f"{spec['name']}.yaml"
             path.write_text(yaml.safe_dump(spec, sort_keys=False))
             # a fresh parent per run, so RUSAGE_CHILDREN's peak is this run's alone
-            probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-                     "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-            out = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "elubench", "run",
-                                  str(path), "--device", "cpu", "--executor", "serial", "--results",
-                                  str(Path(tmp) / "results")], check=True, capture_output=True,
-                                 text=True, cwd=ROOT)
+            probe = (
+                "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+                "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+            )
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    probe,
+                    sys.executable,
+                    "-m",
+                    "elubench",
+                    "run",
+                    str(path),
+                    "--device",
+                    "cpu",
+                    "--executor",
+                    "serial",
+                    "--results",
+                    str(Path(tmp) / "results"),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
             peak = int(out.stdout.split()[-1]) * 1024
             loaded = load_spec(path)
-            estimate = estimate_run(loaded, parse_activation(spec["compare"]["activations"][0]),
-                                    spec["compare"]["batchnorm"][0]).cpu_total
-            print(f"{spec['name']:16} {peak / 2**20:12.0f} {estimate / 2**20:12.0f} "
-                  f"{estimate / peak:15.2f}")
+            estimate = estimate_run(
+                loaded,
+                parse_activation(spec["compare"]["activations"][0]),
+                spec["compare"]["batchnorm"][0],
+            ).cpu_total
+            print(
+                f"{spec['name']:16} {peak / 2**20:12.0f} {estimate / 2**20:12.0f} "
+                f"{estimate / peak:15.2f}"
+            )
 
 
 def main() -> None:
@@ -143,12 +223,19 @@ def main() -> None:
     from elubench.spec.loader import load_spec
 
     ratios, passes = [], []
-    print(f"{'spec':20} {'act':5} {'bn':3} {'batch':>5} {'step: estimate':>14} {'measured':>9} "
-          f"{'ratio':>6} {'pass: estimate':>14} {'measured':>9} {'ratio':>6}   (MiB)")
+    print(
+        f"{'spec':20} {'act':5} {'bn':3} {'batch':>5} {'step: estimate':>14} {'measured':>9} "
+        f"{'ratio':>6} {'pass: estimate':>14} {'measured':>9} {'ratio':>6}   (MiB)"
+    )
     for case in CASES:
         spec_path, activation, batchnorm, batch = case
-        out = subprocess.run([sys.executable, __file__, json.dumps(case)], capture_output=True,
-                             text=True, check=True, cwd=ROOT)
+        out = subprocess.run(
+            [sys.executable, __file__, json.dumps(case)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
         got = json.loads(out.stdout)
         spec = load_spec(ROOT / spec_path)
         plan = net_layout(spec, parse_activation(activation), batchnorm)
@@ -157,13 +244,17 @@ def main() -> None:
         step, inference = batch * floats.step * FLOAT, PROBE * floats.inference * FLOAT
         ratios.append(got["activations"] / step)
         passes.append(got["inference"] / inference)
-        print(f"{Path(spec_path).stem:20} {activation:5} {str(batchnorm)[0]:3} {batch:5} "
-              f"{step / 2**20:14.1f} {got['activations'] / 2**20:9.1f} {ratios[-1]:6.2f} "
-              f"{inference / 2**20:14.1f} {got['inference'] / 2**20:9.1f} {passes[-1]:6.2f}")
+        print(
+            f"{Path(spec_path).stem:20} {activation:5} {str(batchnorm)[0]:3} {batch:5} "
+            f"{step / 2**20:14.1f} {got['activations'] / 2**20:9.1f} {ratios[-1]:6.2f} "
+            f"{inference / 2**20:14.1f} {got['inference'] / 2**20:9.1f} {passes[-1]:6.2f}"
+        )
     for name, values in (("training step", ratios), ("inference pass", passes)):
         values.sort()
-        print(f"{name}: measured / estimate min {values[0]:.2f}, median "
-              f"{values[len(values) // 2]:.2f}, max {values[-1]:.2f}")
+        print(
+            f"{name}: measured / estimate min {values[0]:.2f}, median "
+            f"{values[len(values) // 2]:.2f}, max {values[-1]:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,17 +39,25 @@ def per_run(tables) -> pd.DataFrame:
     trained = metrics[metrics["iteration"] > 0]
     first = trained["iteration"].min()
     keys = ["config", "seed"]
-    out = pd.DataFrame({
-        "final test error": metrics[metrics["iteration"] == last].set_index(keys)["test_error"],
-        "first-evaluation training loss": trained[trained["iteration"] == first].set_index(keys)["train_loss"],
-        "mean training loss over evaluations": trained.groupby(keys)["train_loss"].mean(),
-        "final training loss": trained[trained["iteration"] == last].set_index(keys)["train_loss"],
-    })
+    out = pd.DataFrame(
+        {
+            "final test error": metrics[metrics["iteration"] == last].set_index(keys)["test_error"],
+            "first-evaluation training loss": trained[trained["iteration"] == first].set_index(
+                keys
+            )["train_loss"],
+            "mean training loss over evaluations": trained.groupby(keys)["train_loss"].mean(),
+            "final training loss": trained[trained["iteration"] == last].set_index(keys)[
+                "train_loss"
+            ],
+        }
+    )
     act = tables.activations
     if act is not None and len(act):
         act = act.assign(abs_median=act["median"].abs())
         out["final |bias shift|"] = act[act["iteration"] == last].groupby(keys)["abs_median"].mean()
-        out["mean |bias shift| over evaluations"] = act[act["iteration"] > 0].groupby(keys)["abs_median"].mean()
+        out["mean |bias shift| over evaluations"] = (
+            act[act["iteration"] > 0].groupby(keys)["abs_median"].mean()
+        )
     return out
 
 
@@ -64,9 +72,11 @@ def paired_tests(runs: pd.DataFrame, baseline: str) -> list[str]:
             pair = values[[config, baseline]].dropna()
             diff = pair[config] - pair[baseline]
             test = wilcoxon(pair[config], pair[baseline], alternative="two-sided", method="exact")
-            lines.append(f"  {column}: {config} - {baseline} = {diff.mean():+.4g} (mean of "
-                         f"{len(pair)} paired seeds; lower in {int((diff < 0).sum())}), "
-                         f"Wilcoxon exact two-sided p = {test.pvalue:.3g}")
+            lines.append(
+                f"  {column}: {config} - {baseline} = {diff.mean():+.4g} (mean of "
+                f"{len(pair)} paired seeds; lower in {int((diff < 0).sum())}), "
+                f"Wilcoxon exact two-sided p = {test.pvalue:.3g}"
+            )
     return lines
 
 
@@ -74,16 +84,22 @@ def main(root: Path) -> None:
     pd.set_option("display.width", 160)
     pd.set_option("display.max_rows", 400)
     for tables in load_experiments(root, skip_bad=False):
-        print(f"== {tables.name}: {len(tables.runs)} runs, "
-              f"{dict(tables.runs['status'].value_counts())}")
+        print(
+            f"== {tables.name}: {len(tables.runs)} runs, "
+            f"{dict(tables.runs['status'].value_counts())}"
+        )
         curves = _curves(tables)
         marks = sorted(curves["iteration"].unique())
         if len(marks) > 12:  # the first evaluations and a few later ones
-            marks = marks[:4] + marks[4::max(1, (len(marks) - 4) // 6)] + marks[-1:]
+            marks = marks[:4] + marks[4 :: max(1, (len(marks) - 4) // 6)] + marks[-1:]
         shown = curves[curves["iteration"].isin(marks)]
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         runs = per_run(tables)
-        print(runs.groupby("config").agg(["mean", "std"]).T.to_string(float_format=lambda v: f"{v:.4g}"))
+        print(
+            runs.groupby("config")
+            .agg(["mean", "std"])
+            .T.to_string(float_format=lambda v: f"{v:.4g}")
+        )
         baseline = (tables.spec or {}).get("compare", {}).get("baseline") or "relu"
         if baseline in runs.index.get_level_values("config"):
             print("\n".join(paired_tests(runs, baseline)))

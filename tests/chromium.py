@@ -32,8 +32,10 @@ def find_chromium() -> str | None:
     return next((path for name in BINARIES if (path := shutil.which(name))), None)
 
 
-_TRAMPOLINE = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
-               "os.execvp(sys.argv[3], sys.argv[3:])")
+_TRAMPOLINE = (
+    "import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+    "os.execvp(sys.argv[3], sys.argv[3:])"
+)
 
 
 def _high(fd: int) -> int:
@@ -59,13 +61,31 @@ class Chromium:
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         # a Python trampoline puts the two pipe ends on the fds 3 and 4 and becomes the browser
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _TRAMPOLINE, str(commands_read), str(replies_write), binary,
-             "--headless=new", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu",
-             "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-             "--hide-scrollbars", "--force-device-scale-factor=1", f"--user-data-dir={self.profile}",
-             "about:blank"],
-            pass_fds=(commands_read, replies_write), stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=self._log)
+            [
+                sys.executable,
+                "-c",
+                _TRAMPOLINE,
+                str(commands_read),
+                str(replies_write),
+                binary,
+                "--headless=new",
+                "--remote-debugging-pipe",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--hide-scrollbars",
+                "--force-device-scale-factor=1",
+                f"--user-data-dir={self.profile}",
+                "about:blank",
+            ],
+            pass_fds=(commands_read, replies_write),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+        )
         os.close(commands_read)
         os.close(replies_write)
         self._buffer = b""
@@ -77,8 +97,14 @@ class Chromium:
         try:
             targets = self.send("Target.getTargets")["targetInfos"]
             page = next((t for t in targets if t["type"] == "page"), None)
-            target = page["targetId"] if page else self.send("Target.createTarget", url="about:blank")["targetId"]
-            self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            target = (
+                page["targetId"]
+                if page
+                else self.send("Target.createTarget", url="about:blank")["targetId"]
+            )
+            self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)[
+                "sessionId"
+            ]
             self.send("Page.enable")
             self.send("Runtime.enable")
         except BaseException:
@@ -147,8 +173,13 @@ class Chromium:
     # --- what a test asks -----------------------------------------------------------------------
 
     def viewport(self, width: int, height: int, *, mobile: bool = False) -> None:
-        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height,
-                  deviceScaleFactor=1, mobile=mobile)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=mobile,
+        )
 
     def open(self, url: str) -> None:
         """Load `url` and wait for its load event (every image loaded or failed by then)."""
@@ -158,8 +189,9 @@ class Chromium:
 
     def evaluate(self, expression: str):
         """The value of a JavaScript expression in the page (promises awaited)."""
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
-                           awaitPromise=True)
+        result = self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise BrowserError(f"{expression[:60]}...: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -169,7 +201,9 @@ class Chromium:
         params = {"format": "png"}
         if full_page:
             params["captureBeyondViewport"] = True
-            size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+            size = self.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+            )
             params["clip"] = {"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1}
         data = base64.b64decode(self.send("Page.captureScreenshot", **params)["data"])
         with open(path, "wb") as file:

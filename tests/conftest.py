@@ -17,7 +17,9 @@ def write_spec(tmp_path):
 
     def write(content, name="spec.yaml"):
         path = tmp_path / name
-        path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+        path.write_text(
+            content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
+        )
         return path
 
     return write
@@ -57,8 +59,16 @@ def cli(capsys, monkeypatch):
     return run
 
 
-def make_results(root, errors: dict, *, spec_name="demo", spec_hash="abc", test_size=1000,
-                 status=None, metrics=True):
+def make_results(
+    root,
+    errors: dict,
+    *,
+    spec_name="demo",
+    spec_hash="abc",
+    test_size=1000,
+    status=None,
+    metrics=True,
+):
     """A results tree from numbers: errors = {config: [test_errors per seed]} (None = diverged).
 
     Writes run.json files with the record contract's keys (and a few metrics lines), the way
@@ -75,20 +85,38 @@ def make_results(root, errors: dict, *, spec_name="demo", spec_hash="abc", test_
             folder = base / run_id
             folder.mkdir(parents=True, exist_ok=True)
             state = status.get((config, seed), "ok" if count is not None else "diverged")
-            record = {"run_id": run_id, "spec_name": spec_name, "spec_hash": spec_hash,
-                      "activation": activation, "batchnorm": bool(rest), "init": "he", "seed": seed,
-                      "config": config, "status": state, "task": "classification",
-                      "test_errors": count if state == "ok" else None, "test_size": test_size,
-                      "test_error": count / test_size if state == "ok" else None,
-                      "test_loss": 0.5, "train_loss": 0.4, "iterations": 100, "wall_seconds": 2.0,
-                      "images_per_second": 1000.0 if activation == "relu" else 950.0,
-                      "init_hash": f"h{seed}"}
+            record = {
+                "run_id": run_id,
+                "spec_name": spec_name,
+                "spec_hash": spec_hash,
+                "activation": activation,
+                "batchnorm": bool(rest),
+                "init": "he",
+                "seed": seed,
+                "config": config,
+                "status": state,
+                "task": "classification",
+                "test_errors": count if state == "ok" else None,
+                "test_size": test_size,
+                "test_error": count / test_size if state == "ok" else None,
+                "test_loss": 0.5,
+                "train_loss": 0.4,
+                "iterations": 100,
+                "wall_seconds": 2.0,
+                "images_per_second": 1000.0 if activation == "relu" else 950.0,
+                "init_hash": f"h{seed}",
+            }
             (folder / "run.json").write_text(json.dumps(record))
             if metrics and state == "ok":
-                lines = [{"iteration": i * 50, "test_error": (count + 300 - 150 * i) / test_size,
-                          "train_loss": None if i == 0 else 1.0 / i,
-                          "activations": {"s1_conv1": {"mean": 0.1 * i, "median": 0.05 * i}}}
-                         for i in range(3)]
+                lines = [
+                    {
+                        "iteration": i * 50,
+                        "test_error": (count + 300 - 150 * i) / test_size,
+                        "train_loss": None if i == 0 else 1.0 / i,
+                        "activations": {"s1_conv1": {"mean": 0.1 * i, "median": 0.05 * i}},
+                    }
+                    for i in range(3)
+                ]
                 (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     return Path(root)
 
@@ -104,14 +132,20 @@ def quickstart_results(root, *, seeds: int = 10, source: str | None = None):
     if source is not None:
         spec = spec.model_copy(update={"source": source})
     base = {"elu": 50, "relu": 60, "lrelu": 56, "srelu": 52}
-    errors = {f"{a}{bn}": [base[a] - (5 if bn else 0) + (seed * 7) % 5 for seed in range(seeds)]
-              for a in base for bn in ("", "+bn")}
+    errors = {
+        f"{a}{bn}": [base[a] - (5 if bn else 0) + (seed * 7) % 5 for seed in range(seeds)]
+        for a in base
+        for bn in ("", "+bn")
+    }
     make_results(root, errors, spec_name=spec.name, spec_hash=spec.hash)
     for record in (Path(root) / spec.name / "runs").glob("*/run.json"):
         fields = json.loads(record.read_text())
         record.write_text(json.dumps({**fields, "device": "cpu", "device_name": "a 2-core CPU"}))
-    (Path(root) / spec.name / "spec.json").write_text(json.dumps(
-        {"spec_name": spec.name, "spec_hash": spec.hash, "spec": spec.model_dump(mode="json")}))
+    (Path(root) / spec.name / "spec.json").write_text(
+        json.dumps(
+            {"spec_name": spec.name, "spec_hash": spec.hash, "spec": spec.model_dump(mode="json")}
+        )
+    )
     return Path(root) / spec.name
 
 
@@ -182,7 +216,9 @@ def recorded_runs(folder, fields) -> dict:
     out = {}
     for path in sorted(Path(folder).rglob("run.json")):
         record = json.loads(path.read_text())
-        lines = [json.loads(line) for line in (path.parent / "metrics.jsonl").read_text().splitlines()]
+        lines = [
+            json.loads(line) for line in (path.parent / "metrics.jsonl").read_text().splitlines()
+        ]
         for line in lines:
             line.pop("seconds")
         out[record["run_id"]] = ({k: record[k] for k in fields}, lines, record)

@@ -15,23 +15,29 @@ def test_names_with_parameters():
     # the paper's slope is the default, so the canonical text drops it
     assert str(parse_activation("lrelu(0.1)")) == "lrelu"
     assert parse_activation("prelu(shared)").kwargs == {"init": 0.25, "shared": True}
-    assert parse_activation("PReLU(init=0.1, shared=false)").kwargs == {"init": 0.1, "shared": False}
+    assert parse_activation("PReLU(init=0.1, shared=false)").kwargs == {
+        "init": 0.1,
+        "shared": False,
+    }
     assert str(parse_activation("leaky_relu(0.2)")) == "lrelu(a=0.2)"
     assert parse_activation("lrelu(a=0.2)").slug == "lrelu_a=0.2"
     assert parse_activation("gelu(approximate=tanh)").kwargs == {"approximate": "tanh"}
 
 
-@pytest.mark.parametrize("text, words", [
-    ("swishy", "unknown activation 'swishy'"),
-    ("lrelu(1.5)", "must be in [0, 1)"),
-    ("elu(beta=2)", "has no parameter 'beta'"),
-    ("relu(0.1)", "takes no parameter"),
-    ("elu(alpha=x)", "expected a number"),
-    ("elu(alpha=-1)", "must be > 0"),
-    ("elu(1, 2)", "got more"),
-    ("gelu(approximate=fast)", "'none' or 'tanh'"),
-    ("elu(", "cannot read activation"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("swishy", "unknown activation 'swishy'"),
+        ("lrelu(1.5)", "must be in [0, 1)"),
+        ("elu(beta=2)", "has no parameter 'beta'"),
+        ("relu(0.1)", "takes no parameter"),
+        ("elu(alpha=x)", "expected a number"),
+        ("elu(alpha=-1)", "must be > 0"),
+        ("elu(1, 2)", "got more"),
+        ("gelu(approximate=fast)", "'none' or 'tanh'"),
+        ("elu(", "cannot read activation"),
+    ],
+)
 def test_bad_names(text, words):
     with pytest.raises(ActivationError) as info:
         parse_activation(text)
@@ -41,8 +47,20 @@ def test_bad_names(text, words):
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(ActivationError) as info:
         parse_activation("swishy")
-    for name in ("elu", "relu", "lrelu", "srelu", "prelu", "selu", "celu", "gelu", "silu", "mish",
-                 "softplus", "tanh"):
+    for name in (
+        "elu",
+        "relu",
+        "lrelu",
+        "srelu",
+        "prelu",
+        "selu",
+        "celu",
+        "gelu",
+        "silu",
+        "mish",
+        "softplus",
+        "tanh",
+    ):
         assert name in info.value.hint
 
 
@@ -66,8 +84,10 @@ FORMULAS = {
     "softplus": lambda x: torch.log1p(torch.exp(x)),
     "tanh": torch.tanh,
     "mish": lambda x: x * torch.tanh(torch.log1p(torch.exp(x))),
-    "gelu": lambda x: 0.5 * x * (1 + torch.erf(x / 2 ** 0.5)),
-    "selu": lambda x: 1.0507009873554805 * torch.where(x > 0, x, 1.6732632423543772 * (torch.exp(x) - 1)),
+    "gelu": lambda x: 0.5 * x * (1 + torch.erf(x / 2**0.5)),
+    "selu": lambda x: (
+        1.0507009873554805 * torch.where(x > 0, x, 1.6732632423543772 * (torch.exp(x) - 1))
+    ),
 }
 
 
@@ -114,12 +134,24 @@ def test_prelu_channelwise_and_shared():
 
 def test_prelu_slopes_and_bn_take_no_weight_decay():
     from torch import nn
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), parse_activation("prelu").create(4),
-                          nn.Flatten(), nn.Linear(4, 2))
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        parse_activation("prelu").create(4),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
     decay, no_decay = weight_decay_groups(model, 5e-4)
     assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
+
     def ids(group):
         return {id(p) for p in group["params"]}
 
     assert ids(no_decay) == {id(model[1].weight), id(model[1].bias), id(model[2].weight)}
-    assert ids(decay) == {id(model[0].weight), id(model[0].bias), id(model[4].weight), id(model[4].bias)}
+    assert ids(decay) == {
+        id(model[0].weight),
+        id(model[0].bias),
+        id(model[4].weight),
+        id(model[4].bias),
+    }

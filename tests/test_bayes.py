@@ -26,11 +26,66 @@ CASES = {
     "sweep-5": ([-1.2, -0.8, -2.0, -1.5, -0.9], 0.5),
     "mixed-10": ([-0.62, 0.31, -1.05, 0.12, -0.44, 0.58, -0.23, -0.91, 0.07, -0.35], 0.5),
     "mixed-10-rope-0": ([-0.62, 0.31, -1.05, 0.12, -0.44, 0.58, -0.23, -0.91, 0.07, -0.35], 0.0),
-    "outlier-20": ([-0.31, -0.42, -0.18, -0.55, -0.27, -0.36, -0.61, -0.12, -0.48, -0.33,
-                    -0.29, -0.44, -0.52, -0.21, -0.39, -0.47, -0.25, -0.58, -0.34, 9.0], 0.25),
-    "inside-30": ([0.11, -0.24, 0.05, -0.13, 0.29, -0.02, 0.17, -0.31, 0.08, -0.19,
-                   0.22, -0.07, 0.14, -0.26, 0.01, 0.19, -0.11, 0.27, -0.16, 0.03,
-                   -0.21, 0.12, -0.04, 0.25, -0.28, 0.09, -0.14, 0.18, -0.09, 0.06], 0.1),
+    "outlier-20": (
+        [
+            -0.31,
+            -0.42,
+            -0.18,
+            -0.55,
+            -0.27,
+            -0.36,
+            -0.61,
+            -0.12,
+            -0.48,
+            -0.33,
+            -0.29,
+            -0.44,
+            -0.52,
+            -0.21,
+            -0.39,
+            -0.47,
+            -0.25,
+            -0.58,
+            -0.34,
+            9.0,
+        ],
+        0.25,
+    ),
+    "inside-30": (
+        [
+            0.11,
+            -0.24,
+            0.05,
+            -0.13,
+            0.29,
+            -0.02,
+            0.17,
+            -0.31,
+            0.08,
+            -0.19,
+            0.22,
+            -0.07,
+            0.14,
+            -0.26,
+            0.01,
+            0.19,
+            -0.11,
+            0.27,
+            -0.16,
+            0.03,
+            -0.21,
+            0.12,
+            -0.04,
+            0.25,
+            -0.28,
+            0.09,
+            -0.14,
+            0.18,
+            -0.09,
+            0.06,
+        ],
+        0.1,
+    ),
     # pairs of 0.5s (-0.5s) sum to exactly +2 rope (-2 rope): baycomp counts them half inside;
     # counting them inside or outside the ROPE would give p_rope 0.86 or 0.11 instead of 0.45
     "at-edges": ([0.5, 0.5, 0.5, 0.5, -0.5, 0.9, 0.8, 0.5, 0.5], 0.5),
@@ -45,17 +100,20 @@ def test_matches_baycomp(name):
     d, rope = CASES[name]
     d = np.array(d)
     # baycomp takes the difference y - x and calls its first region "left": x = 0, y = d
-    theirs = baycomp.SignedRankTest(np.zeros(d.size), d, rope, prior=0.5, nsamples=N,
-                                    random_state=20240917).probs()
+    theirs = baycomp.SignedRankTest(
+        np.zeros(d.size), d, rope, prior=0.5, nsamples=N, random_state=20240917
+    ).probs()
     ours = bayes_signed_rank(d, rope, samples=N, prior=0.5, seed=7)
-    for what, mine, other in zip(("p_left", "p_rope", "p_right"), (ours.p_left, ours.p_rope, ours.p_right),
-                                 theirs):
+    for what, mine, other in zip(
+        ("p_left", "p_rope", "p_right"), (ours.p_left, ours.p_rope, ours.p_right), theirs
+    ):
         assert abs(mine - other) <= mc_tolerance((mine + other) / 2), (name, what, mine, other)
 
 
 def brute_force_masses(points, rope, weights):
     """baycomp's formula: the (n+1) x (n+1) matrix of pair sums and a Heaviside step with
     H(0) = 1/2, one posterior draw (row of weights) at a time."""
+
     def heaviside(a, t):
         return (a > t).astype(float) + 0.5 * (a == t).astype(float)
 
@@ -69,24 +127,31 @@ def brute_force_masses(points, rope, weights):
     return np.array(out)
 
 
-@pytest.mark.parametrize("d, rope", [
-    ([-1.2, -0.8, -2.0, -1.5, -0.9], 0.5),
-    ([0.5, 0.5, -0.5, 0.5, 0.0, 0.25, 0.25, -0.25, 1.0, -0.5], 0.5),  # edges, ties, zeros
-    ([0.5, 0.5, -0.5, 0.0, 0.0, 1.5, -1.5], 0.0),                         # rope 0: sums of 0
-    ([0.0] * 6, 0.0),
-    ([0.0] * 6, 0.3),
-    ([3.0], 1.0),
-    ([-5.0, -3.0, 0.1, 2.0, 6.0, -0.4, 0.45], 0.5),  # rows paired with no j, and with every j
-    ([0.1, -0.2, 0.3], 10.0),                       # every pair inside the ROPE
-    ([-4.0, -6.0, -5.5], 0.5),                      # every pair but the pseudo-observation's below
-])
+@pytest.mark.parametrize(
+    "d, rope",
+    [
+        ([-1.2, -0.8, -2.0, -1.5, -0.9], 0.5),
+        ([0.5, 0.5, -0.5, 0.5, 0.0, 0.25, 0.25, -0.25, 1.0, -0.5], 0.5),  # edges, ties, zeros
+        ([0.5, 0.5, -0.5, 0.0, 0.0, 1.5, -1.5], 0.0),  # rope 0: sums of 0
+        ([0.0] * 6, 0.0),
+        ([0.0] * 6, 0.3),
+        ([3.0], 1.0),
+        ([-5.0, -3.0, 0.1, 2.0, 6.0, -0.4, 0.45], 0.5),  # rows paired with no j, and with every j
+        ([0.1, -0.2, 0.3], 10.0),  # every pair inside the ROPE
+        ([-4.0, -6.0, -5.5], 0.5),  # every pair but the pseudo-observation's below
+    ],
+)
 def test_masses_equal_the_double_sum(d, rope):
     points = np.concatenate(([0.0], d))
     rng = np.random.default_rng(1)
     weights = rng.standard_exponential((200, points.size))
     weights[:, 0] = rng.standard_gamma(0.5, 200)
-    np.testing.assert_allclose(_masses(points, rope, weights), brute_force_masses(points, rope, weights),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        _masses(points, rope, weights),
+        brute_force_masses(points, rope, weights),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_probabilities_sum_to_one():
@@ -108,8 +173,9 @@ def test_mirrored_data_swaps_left_and_right(name):
 def test_the_order_of_the_differences_does_not_matter():
     d, rope = CASES["outlier-20"]
     shuffled = np.random.default_rng(9).permutation(d)
-    assert bayes_signed_rank(shuffled, rope, samples=20_000, seed=5) == \
-        bayes_signed_rank(d, rope, samples=20_000, seed=5)
+    assert bayes_signed_rank(shuffled, rope, samples=20_000, seed=5) == bayes_signed_rank(
+        d, rope, samples=20_000, seed=5
+    )
 
 
 def test_huge_negative_shift_means_a_is_better():
@@ -145,8 +211,9 @@ def test_same_seed_same_result_and_other_seeds_within_mc_error():
     assert bayes_signed_rank(d, rope, seed=11) == first
     other = bayes_signed_rank(d, rope, seed=12)
     assert other != first
-    for mine, theirs in zip((first.p_left, first.p_rope, first.p_right),
-                            (other.p_left, other.p_rope, other.p_right)):
+    for mine, theirs in zip(
+        (first.p_left, first.p_rope, first.p_right), (other.p_left, other.p_rope, other.p_right)
+    ):
         assert abs(mine - theirs) <= mc_tolerance((mine + theirs) / 2)
 
 
@@ -154,8 +221,10 @@ def test_result_fields_and_method_line():
     r = bayes_signed_rank([-1.0, -0.5, 0.2], 0.5)
     assert isinstance(r, BayesSignedRank)
     assert (r.rope, r.samples, r.prior) == (0.5, 50_000, 0.5)
-    assert r.method == ("Bayesian signed-rank (Benavoli et al. 2017), Dirichlet process prior 0.5 at 0, "
-                        "50,000 posterior samples, ROPE ±0.5")
+    assert r.method == (
+        "Bayesian signed-rank (Benavoli et al. 2017), Dirichlet process prior 0.5 at 0, "
+        "50,000 posterior samples, ROPE ±0.5"
+    )
 
 
 def test_250_seeds_in_well_under_two_seconds():
@@ -168,17 +237,20 @@ def test_250_seeds_in_well_under_two_seconds():
     assert time.perf_counter() - start < 2.0
 
 
-@pytest.mark.parametrize("d, rope, kwargs, message", [
-    ([0.1, -0.2], -0.1, {}, "rope must be finite and >= 0"),
-    ([0.1, -0.2], math.inf, {}, "rope must be finite and >= 0"),
-    ([0.1, -0.2], math.nan, {}, "rope must be finite and >= 0"),
-    ([], 0.5, {}, "d is empty"),
-    ([0.1, math.nan, -0.2], 0.5, {}, "NaN"),
-    ([0.1, math.inf], 0.5, {}, "infinite"),
-    ([[0.1, 0.2]], 0.5, {}, "one-dimensional"),
-    ([0.1, -0.2], 0.5, {"samples": 0}, "samples must be a positive integer"),
-    ([0.1, -0.2], 0.5, {"prior": -1.0}, "prior must be finite and >= 0"),
-])
+@pytest.mark.parametrize(
+    "d, rope, kwargs, message",
+    [
+        ([0.1, -0.2], -0.1, {}, "rope must be finite and >= 0"),
+        ([0.1, -0.2], math.inf, {}, "rope must be finite and >= 0"),
+        ([0.1, -0.2], math.nan, {}, "rope must be finite and >= 0"),
+        ([], 0.5, {}, "d is empty"),
+        ([0.1, math.nan, -0.2], 0.5, {}, "NaN"),
+        ([0.1, math.inf], 0.5, {}, "infinite"),
+        ([[0.1, 0.2]], 0.5, {}, "one-dimensional"),
+        ([0.1, -0.2], 0.5, {"samples": 0}, "samples must be a positive integer"),
+        ([0.1, -0.2], 0.5, {"prior": -1.0}, "prior must be finite and >= 0"),
+    ],
+)
 def test_bad_input_is_a_value_error(d, rope, kwargs, message):
     with pytest.raises(ValueError, match=message):
         bayes_signed_rank(d, rope, **kwargs)

@@ -13,14 +13,17 @@ FAST = ["--executor", "serial", "--device", "cpu"]
 
 def _spec(tmp_path, name, file=None, **changes):
     path = tmp_path / (file or f"{name}.yaml")
-    path.write_text(yaml.safe_dump(tiny_spec(name=name, compare=dict(TWO_RUNS), **changes),
-                                   sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(tiny_spec(name=name, compare=dict(TWO_RUNS), **changes), sort_keys=False)
+    )
     return path
 
 
 def _records(results, name):
-    return {p.parent.name: json.loads(p.read_text())["status"]
-            for p in (results / name / "runs").glob("*/run.json")}
+    return {
+        p.parent.name: json.loads(p.read_text())["status"]
+        for p in (results / name / "runs").glob("*/run.json")
+    }
 
 
 def _flat(text):
@@ -36,7 +39,10 @@ def test_two_specs_from_a_glob_train_in_one_call_with_one_summary(cli, tmp_path)
     for name in ("tiny-a", "tiny-b"):
         assert _records(results, name) == {"relu-nobn-he-s000": "ok", "relu-nobn-he-s001": "ok"}
     text = _flat(out)
-    assert "tiny-a: 2 runs: 0 done, 2 to train" in text and "tiny-b: 2 runs: 0 done, 2 to train" in text
+    assert (
+        "tiny-a: 2 runs: 0 done, 2 to train" in text
+        and "tiny-b: 2 runs: 0 done, 2 to train" in text
+    )
     assert "ok tiny-b: relu seed 1" in text  # each run's line names its spec
     assert "tiny-a: 2 runs in" in text and "tiny-b: 2 runs in" in text  # one table per spec
     assert text.count("all 4 runs recorded") == 1 and "tiny-a: all 2 runs recorded" in text
@@ -55,8 +61,18 @@ def test_a_bad_second_spec_stops_everything_before_the_first_trains(cli, tmp_pat
 def test_a_flag_that_does_not_fit_one_spec_names_that_spec(cli, tmp_path):
     a = _spec(tmp_path, "tiny-a")
     b = _spec(tmp_path, "tiny-b", data={"dataset": "synthetic", "synthetic": {"train_size": 64}})
-    code, _, err = cli("run", a, b, "--results", tmp_path / "r", "--dry-run",
-                       "--set", "data.preprocess=none", "--set", "data.synthetic.train_size=100")
+    code, _, err = cli(
+        "run",
+        a,
+        b,
+        "--results",
+        tmp_path / "r",
+        "--dry-run",
+        "--set",
+        "data.preprocess=none",
+        "--set",
+        "data.synthetic.train_size=100",
+    )
     assert code == 2 and str(a) in err and "synthetic" in err, err
 
 
@@ -67,12 +83,14 @@ def test_a_later_spec_that_could_not_start_is_refused_before_the_first_trains(cl
     if what == "another version":
         b = _spec(tmp_path, "tiny-b")
         (results / "tiny-b").mkdir(parents=True)
-        (results / "tiny-b" / "spec.json").write_text(json.dumps(
-            {"spec_name": "tiny-b", "spec_hash": "0123456789abcdef", "spec": {}}))
+        (results / "tiny-b" / "spec.json").write_text(
+            json.dumps({"spec_name": "tiny-b", "spec_hash": "0123456789abcdef", "spec": {}})
+        )
         words = "refusing to mix"
     else:
-        b = _spec(tmp_path, "tiny-b", data={"dataset": "mnist"},
-                  model={"stacks": ["1x8x3", "1x10x1"]})
+        b = _spec(
+            tmp_path, "tiny-b", data={"dataset": "mnist"}, model={"stacks": ["1x8x3", "1x10x1"]}
+        )
         words = "--download"
     code, out, err = cli("run", a, b, "--results", results, "--data-dir", tmp_path / "empty", *FAST)
     assert code == 2 and str(b) in err and words in err, out + err
@@ -105,14 +123,30 @@ def test_dry_run_of_two_specs_lists_both_and_a_total(cli, tmp_path):
     assert text.count("estimate on cpu: 2 runs") == 2
     assert "2 specs: 4 runs, 0 done, 4 to train; estimate" in text and "in all" in text
     assert not (tmp_path / "r").exists()  # a dry run writes nothing
-    code, out, err = cli("run", a, b, "--results", tmp_path / "r", "--dry-run", "--device", "cpu",
-                         "--shard", "2/2", "-a", "relu,elu")
-    assert code == 0 and "2 specs: 4 runs, 0 done, 4 to train" in _flat(out), out + err  # each spec's slice
+    code, out, err = cli(
+        "run",
+        a,
+        b,
+        "--results",
+        tmp_path / "r",
+        "--dry-run",
+        "--device",
+        "cpu",
+        "--shard",
+        "2/2",
+        "-a",
+        "relu,elu",
+    )
+    assert code == 0 and "2 specs: 4 runs, 0 done, 4 to train" in _flat(out), (
+        out + err
+    )  # each spec's slice
 
 
-def test_a_failed_run_in_one_spec_does_not_stop_the_next_and_sets_the_exit_code(cli, tmp_path,
-                                                                                   monkeypatch):
+def test_a_failed_run_in_one_spec_does_not_stop_the_next_and_sets_the_exit_code(
+    cli, tmp_path, monkeypatch
+):
     import elubench.training.trainer
+
     real = elubench.training.trainer.train_run
 
     def crash(spec, cfg, *args, **kwargs):
@@ -122,19 +156,23 @@ def test_a_failed_run_in_one_spec_does_not_stop_the_next_and_sets_the_exit_code(
 
     monkeypatch.setattr(elubench.training.trainer, "train_run", crash)
     results = tmp_path / "results"
-    code, out, err = cli("run", _spec(tmp_path, "tiny-a"), _spec(tmp_path, "tiny-b"),
-                         "--results", results, *FAST)
+    code, out, err = cli(
+        "run", _spec(tmp_path, "tiny-a"), _spec(tmp_path, "tiny-b"), "--results", results, *FAST
+    )
     assert code == 3, out + err
     assert _records(results, "tiny-a") == {"relu-nobn-he-s000": "ok", "relu-nobn-he-s001": "failed"}
     assert set(_records(results, "tiny-b").values()) == {"ok"}
     text = _flat(out)
     assert "1 of 4 runs failed" in text and "tiny-a/relu-nobn-he-s001" in text
-    assert "tiny-a: 1 of 2 runs failed (exit code 3)" in text and "tiny-b: all 2 runs recorded" in text
+    assert (
+        "tiny-a: 1 of 2 runs failed (exit code 3)" in text and "tiny-b: all 2 runs recorded" in text
+    )
 
 
 def test_a_mistake_found_once_something_trained_stops_only_its_spec(cli, tmp_path, monkeypatch):
     import elubench.data.load
     from elubench.core.errors import DataError
+
     real = elubench.data.load.load_data
 
     def load(data, **kwargs):
@@ -161,6 +199,7 @@ def test_a_mistake_found_once_something_trained_stops_only_its_spec(cli, tmp_pat
 def test_ctrl_c_says_what_each_spec_folder_holds_and_exits_130(cli, tmp_path, monkeypatch):
     import elubench.core.errors
     import elubench.training.trainer
+
     real = elubench.training.trainer.train_run
 
     def stop(spec, cfg, *args, **kwargs):
@@ -190,7 +229,9 @@ def test_an_executors_note_names_its_spec():
     from elubench.cli.progress import CampaignReporter
 
     console = Console(file=io.StringIO(), width=120)
-    reporter = CampaignReporter(console, [SimpleNamespace(name="alpha", todo=4), SimpleNamespace(name="beta", todo=2)])
+    reporter = CampaignReporter(
+        console, [SimpleNamespace(name="alpha", todo=4), SimpleNamespace(name="beta", todo=2)]
+    )
     reporter.experiment_start(1, SimpleNamespace(spec=SimpleNamespace(task="classification")))
     reporter.note("2 runs sent to Ray (a local instance)")
     reporter.close()

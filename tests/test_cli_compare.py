@@ -4,10 +4,12 @@ import time
 import pytest
 from conftest import make_results
 
-TEN = {"relu": [60, 62, 58, 61, 65, 59, 63, 60, 64, 62],
-       "elu": [50, 51, 49, 52, 55, 48, 50, 51, 53, 50],
-       "relu+bn": [55, 57, 52, 56, 60, 54, 58, 55, 59, 57],
-       "elu+bn": [51, 50, 50, 52, 54, 49, 51, 50, 52, 51]}
+TEN = {
+    "relu": [60, 62, 58, 61, 65, 59, 63, 60, 64, 62],
+    "elu": [50, 51, 49, 52, 55, 48, 50, 51, 53, 50],
+    "relu+bn": [55, 57, 52, 56, 60, 54, 58, 55, 59, 57],
+    "elu+bn": [51, 50, 50, 52, 54, 49, 51, 50, 52, 51],
+}
 
 
 def test_compare_tables_and_verdicts(cli, tmp_path):
@@ -19,12 +21,21 @@ def test_compare_tables_and_verdicts(cli, tmp_path):
     elu = paired[("elu", "relu")]
     assert elu["wins"] == 10 and elu["wilcoxon_p"] == pytest.approx(2 / 1024)
     assert elu["wilcoxon_method"].startswith("exact") and elu["verdict"] == "better"
-    assert payload["alternative"] == "two-sided" and payload["primary_test"] == "Wilcoxon signed-rank"
+    assert (
+        payload["alternative"] == "two-sided" and payload["primary_test"] == "Wilcoxon signed-rank"
+    )
     assert "Holm" in payload["methods"]
 
 
-@pytest.mark.parametrize("fmt, needle", [("rich", "activation comparisons"), ("markdown", "| configuration |"),
-                                         ("csv", "# paired:"), ("latex", r"\begin{tabular}")])
+@pytest.mark.parametrize(
+    "fmt, needle",
+    [
+        ("rich", "activation comparisons"),
+        ("markdown", "| configuration |"),
+        ("csv", "# paired:"),
+        ("latex", r"\begin{tabular}"),
+    ],
+)
 def test_formats(cli, tmp_path, fmt, needle):
     root = make_results(tmp_path, TEN)
     code, out, err = cli("compare", root, "--format", fmt)
@@ -35,8 +46,20 @@ def test_formats(cli, tmp_path, fmt, needle):
 def test_out_file_and_options(cli, tmp_path):
     root = make_results(tmp_path, TEN)
     target = tmp_path / "stats.md"
-    code, _, err = cli("compare", root, "--format", "markdown", "--out", target, "--all-pairs",
-                       "--alternative", "less", "--q-values", "--baseline", "relu+bn")
+    code, _, err = cli(
+        "compare",
+        root,
+        "--format",
+        "markdown",
+        "--out",
+        target,
+        "--all-pairs",
+        "--alternative",
+        "less",
+        "--q-values",
+        "--baseline",
+        "relu+bn",
+    )
     assert code == 0, err
     text = target.read_text()
     assert "every pair" in text and "BH q" in text and "less" in text
@@ -60,17 +83,20 @@ def test_diverged_runs_are_counted_and_shown(cli, tmp_path):
     assert any("did not finish ok" in w for w in payload["warnings"])
 
 
-@pytest.mark.parametrize("setup, args, words", [
-    ("empty", [], "no run records"),
-    ("missing", [], "no such results folder"),
-    ("corrupt", [], "corrupt run record"),
-    ("two specs", ["--spec", "demo", "--spec", "nope"], "no runs of spec 'nope'"),
-    ("ok", ["--baseline", "gelu"], "baseline 'gelu' is not in the data"),
-    ("one seed", [], "a test needs 2 or more"),
-    ("ok", ["--format", "xml"], "unknown format"),
-    ("ok", ["--alternative", "bigger"], "unknown alternative"),
-    ("ok", ["--spec", "other"], "no runs of spec 'other'"),
-])
+@pytest.mark.parametrize(
+    "setup, args, words",
+    [
+        ("empty", [], "no run records"),
+        ("missing", [], "no such results folder"),
+        ("corrupt", [], "corrupt run record"),
+        ("two specs", ["--spec", "demo", "--spec", "nope"], "no runs of spec 'nope'"),
+        ("ok", ["--baseline", "gelu"], "baseline 'gelu' is not in the data"),
+        ("one seed", [], "a test needs 2 or more"),
+        ("ok", ["--format", "xml"], "unknown format"),
+        ("ok", ["--alternative", "bigger"], "unknown alternative"),
+        ("ok", ["--spec", "other"], "no runs of spec 'other'"),
+    ],
+)
 def test_bad_input(cli, tmp_path, setup, args, words):
     root = tmp_path / "results"
     root.mkdir()
@@ -101,6 +127,7 @@ def test_skip_bad_names_the_file(cli, tmp_path):
 
 def test_compare_over_2000_runs_is_fast(cli, tmp_path):
     import random
+
     rng = random.Random(0)
     configs = ["elu", "relu", "srelu", "lrelu", "elu+bn", "relu+bn", "srelu+bn", "lrelu+bn"]
     root = make_results(tmp_path, {c: [rng.randint(40, 70) for _ in range(250)] for c in configs})

@@ -39,13 +39,16 @@ def test_activations_command(cli):
     assert {row["name"] for row in json.loads(out)} >= {"elu", "prelu", "mish"}
 
 
-@pytest.mark.parametrize("args, words", [
-    (["show", "nope.yaml"], "no such spec file"),
-    (["show", SPECS / "quickstart.yaml", "-a", "swishy"], "unknown activation"),
-    (["show", SPECS / "quickstart.yaml", "--set", "train.iteratons=3"], "unknown key"),
-    (["show", SPECS / "quickstart.yaml", "--set", "oops"], "cannot read the override"),
-    (["show", SPECS / "quickstart.yaml", "--width", "0"], "greater than 0"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["show", "nope.yaml"], "no such spec file"),
+        (["show", SPECS / "quickstart.yaml", "-a", "swishy"], "unknown activation"),
+        (["show", SPECS / "quickstart.yaml", "--set", "train.iteratons=3"], "unknown key"),
+        (["show", SPECS / "quickstart.yaml", "--set", "oops"], "cannot read the override"),
+        (["show", SPECS / "quickstart.yaml", "--width", "0"], "greater than 0"),
+    ],
+)
 def test_mistakes_exit_2_with_one_message(cli, args, words):
     code, out, err = cli(*args)
     assert code == 2
@@ -69,11 +72,13 @@ def test_show_imagenet_feeds_spp_the_unpooled_last_conv_map(cli):
 
 
 def test_bad_bracket_string_stacks_through_the_cli(cli, write_spec):
-    path = write_spec("name: t\n"
-                      "data: {dataset: digits}\n"
-                      "model:\n"
-                      "  stacks: \"[1x8x3] [1x8z3] [1x10x1]\"\n"
-                      "train: {batch_size: 8, lr: 0.1, iterations: 5}\n")
+    path = write_spec(
+        "name: t\n"
+        "data: {dataset: digits}\n"
+        "model:\n"
+        '  stacks: "[1x8x3] [1x8z3] [1x10x1]"\n'
+        "train: {batch_size: 8, lr: 0.1, iterations: 5}\n"
+    )
     code, out, err = cli("show", path)
     assert code == 2
     assert f"{path}:4: model.stacks: expected 'x' or '×'" in " ".join(err.split())
@@ -81,16 +86,20 @@ def test_bad_bracket_string_stacks_through_the_cli(cli, write_spec):
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys; from elubench.cli.app import app; from typer.testing import CliRunner;"
-            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
-            "r = CliRunner().invoke(app, ['show', '--help']); assert r.exit_code == 0;"
-            "bad = [m for m in ('torch', 'torchvision', 'pandas', 'scipy') if m in sys.modules];"
-            "assert not bad, bad")
+    code = (
+        "import sys; from elubench.cli.app import app; from typer.testing import CliRunner;"
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
+        "r = CliRunner().invoke(app, ['show', '--help']); assert r.exit_code == 0;"
+        "bad = [m for m in ('torch', 'torchvision', 'pandas', 'scipy') if m in sys.modules];"
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_show_does_not_import_torch(tmp_path):
-    code = ("import sys; from elubench.cli.app import app; from typer.testing import CliRunner;"
-            f"r = CliRunner().invoke(app, ['show', r'{SPECS / 'elu-cifar100-11.yaml'}', '--json']);"
-            "assert r.exit_code == 0, r.output; assert 'torch' not in sys.modules")
+    code = (
+        "import sys; from elubench.cli.app import app; from typer.testing import CliRunner;"
+        f"r = CliRunner().invoke(app, ['show', r'{SPECS / 'elu-cifar100-11.yaml'}', '--json']);"
+        "assert r.exit_code == 0, r.output; assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -16,17 +16,34 @@ pytestmark = pytest.mark.slow
 
 
 def _spec(tmp_path, iterations=400):
-    spec = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": iterations, "eval_every": 20},
-                     compare={"activations": ["elu"], "batchnorm": [True], "seeds": 1})
+    spec = tiny_spec(
+        train={"batch_size": 32, "lr": 0.05, "iterations": iterations, "eval_every": 20},
+        compare={"activations": ["elu"], "batchnorm": [True], "seeds": 1},
+    )
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
 
 
 def _start(spec, results):
-    return subprocess.Popen([sys.executable, "-m", "elubench", "run", str(spec), "--results", str(results),
-                             "--device", "cpu", "--checkpoint-every", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "elubench",
+            "run",
+            str(spec),
+            "--results",
+            str(results),
+            "--device",
+            "cpu",
+            "--checkpoint-every",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(path, proc, timeout=120):
@@ -45,8 +62,21 @@ def _record(results):
 
 def test_sigkill_then_restart_gives_the_uninterrupted_record(tmp_path):
     spec = _spec(tmp_path)
-    whole = subprocess.run([sys.executable, "-m", "elubench", "run", str(spec), "--results",
-                            str(tmp_path / "whole"), "--device", "cpu"], capture_output=True, text=True)
+    whole = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "elubench",
+            "run",
+            str(spec),
+            "--results",
+            str(tmp_path / "whole"),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert whole.returncode == 0, whole.stderr
 
     results = tmp_path / "killed"
@@ -59,8 +89,21 @@ def test_sigkill_then_restart_gives_the_uninterrupted_record(tmp_path):
     assert not (checkpoint.parent / "run.json").exists()
 
     # the dead process's claim is taken over at once (same host, dead pid)
-    again = subprocess.run([sys.executable, "-m", "elubench", "run", str(spec), "--results", str(results),
-                            "--device", "cpu"], capture_output=True, text=True)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "elubench",
+            "run",
+            str(spec),
+            "--results",
+            str(results),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 0, again.stderr
     a, b = _record(tmp_path / "whole"), _record(results)
     assert b["resumed_at"] and b["resumed_at"][0] > 0

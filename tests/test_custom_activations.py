@@ -29,7 +29,9 @@ def write_spec(folder, activations, source=None, name="acts.py", **changes):
     folder.mkdir(parents=True, exist_ok=True)
     if source is not None:
         (folder / name).write_text(textwrap.dedent(source))
-    spec = tiny_spec(compare={"activations": activations, "batchnorm": [False], "seeds": 1}, **changes)
+    spec = tiny_spec(
+        compare={"activations": activations, "batchnorm": [False], "seeds": 1}, **changes
+    )
     path = folder / "spec.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
@@ -43,25 +45,36 @@ def example_spec(folder, activations, **changes):
 
 # --- names that point at code (pure parsing) ---------------------------------------------------
 
+
 def test_names_that_point_at_code_parse_without_importing_anything():
     ref = parse_activation(" acts.py:isrlu( alpha = 0.50 ) ")
-    assert isinstance(ref, CustomRef) and ref.kind == "file" and str(ref) == "acts.py:isrlu(alpha=0.5)"
-    assert parse_activation("sub/dir/acts.py:PISRLU(0.5,shared)").args == ((None, 0.5), (None, "shared"))
+    assert (
+        isinstance(ref, CustomRef) and ref.kind == "file" and str(ref) == "acts.py:isrlu(alpha=0.5)"
+    )
+    assert parse_activation("sub/dir/acts.py:PISRLU(0.5,shared)").args == (
+        (None, 0.5),
+        (None, "shared"),
+    )
     module = parse_activation("mypkg.acts:ISRLU")
-    assert module.kind == "module" and str(module) == "mypkg.acts:ISRLU" and module.param_count(8) == 0
+    assert (
+        module.kind == "module" and str(module) == "mypkg.acts:ISRLU" and module.param_count(8) == 0
+    )
     # built-ins and their canonical text and run-id slugs are unchanged
     assert str(parse_activation("lrelu(0.2)")) == "lrelu(a=0.2)"
     assert parse_activation("lrelu(a=0.2)").slug == "lrelu_a=0.2"
 
 
-@pytest.mark.parametrize("text, words", [
-    ("acts.py:1x", "not a Python attribute name"),
-    ("dir/acts.txt:f", "neither a .py file nor a module name"),
-    ("acts.py:f(alpha=1, 2)", "a positional parameter after a named one"),
-    ("acts.py:f(alpha=1, alpha=2)", "given twice"),
-    ("acts.py:f(alpha=inf)", "must be finite"),
-    ("nosuchname", "unknown activation 'nosuchname'"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("acts.py:1x", "not a Python attribute name"),
+        ("dir/acts.txt:f", "neither a .py file nor a module name"),
+        ("acts.py:f(alpha=1, 2)", "a positional parameter after a named one"),
+        ("acts.py:f(alpha=1, alpha=2)", "given twice"),
+        ("acts.py:f(alpha=inf)", "must be finite"),
+        ("nosuchname", "unknown activation 'nosuchname'"),
+    ],
+)
 def test_a_malformed_reference_is_one_message(text, words):
     with pytest.raises(ActivationError, match=words.replace("(", r"\(")):
         parse_activation(text)
@@ -70,10 +83,14 @@ def test_a_malformed_reference_is_one_message(text, words):
 # --- locating: absolute files, code identity, the spec hash --------------------------------------
 
 BUILTIN_HASHES = {  # main before custom activations: existing results folders stay valid
-    "digits-bias-shift.yaml": "b68bff279417adf9", "elu-cifar10-18.yaml": "9d75ad9150fbb967",
-    "elu-cifar100-11.yaml": "c5df849792019420", "elu-cifar100-18.yaml": "dce0eac9fb236dd9",
-    "elu-imagenet-15.yaml": "7f9acbd9aee2a8da", "he-init-30layer.yaml": "21949ef89d808dfe",
-    "mnist-autoencoder.yaml": "e163c340a2806543", "mnist-mlp-8x128.yaml": "5fe48777a49e44b9",
+    "digits-bias-shift.yaml": "b68bff279417adf9",
+    "elu-cifar10-18.yaml": "9d75ad9150fbb967",
+    "elu-cifar100-11.yaml": "c5df849792019420",
+    "elu-cifar100-18.yaml": "dce0eac9fb236dd9",
+    "elu-imagenet-15.yaml": "7f9acbd9aee2a8da",
+    "he-init-30layer.yaml": "21949ef89d808dfe",
+    "mnist-autoencoder.yaml": "e163c340a2806543",
+    "mnist-mlp-8x128.yaml": "5fe48777a49e44b9",
     "quickstart.yaml": "de67e40fd5cbbe8f",
 }
 
@@ -92,14 +109,17 @@ def test_the_spec_hash_covers_the_code_and_not_its_folder(tmp_path):
     builtin_only = load_spec(write_spec(tmp_path / "b", ["elu"]))
     assert first.hash != builtin_only.hash
     # the same file in another folder (another checkout): the same spec
-    assert load_spec(example_spec(tmp_path / "c", ["activations.py:isrlu", "elu"])).hash == first.hash
+    assert (
+        load_spec(example_spec(tmp_path / "c", ["activations.py:isrlu", "elu"])).hash == first.hash
+    )
     # one changed byte of the code: another version of the spec
     with open(tmp_path / "a" / "activations.py", "a") as handle:
         handle.write("\n# changed\n")
     assert load_spec(tmp_path / "a" / "spec.yaml").hash != first.hash
     # the hash's own input says which code it covers, by file name
     assert first.run_defining()["activation_code"] == [
-        f"activations.py:isrlu {first.activation_code[target]}"]
+        f"activations.py:isrlu {first.activation_code[target]}"
+    ]
 
 
 def test_the_activation_weight_decay_setting_enters_the_hash_only_when_set(tmp_path):
@@ -120,17 +140,26 @@ def test_a_file_that_cannot_be_read_is_named_where_the_spec_lists_it(tmp_path):
 
 # --- resolving: the object, its parameters, its label -------------------------------------------
 
+
 def test_a_function_and_a_module_class_resolve_like_built_ins(tmp_path):
-    spec = load_spec(example_spec(tmp_path, ["activations.py:isrlu", "activations.py:PISRLU(init=0.5)"]))
+    spec = load_spec(
+        example_spec(tmp_path, ["activations.py:isrlu", "activations.py:PISRLU(init=0.5)"])
+    )
     isrlu = resolve_name(spec.compare.activations[0], spec)
-    assert str(isrlu) == "isrlu" and isrlu.params == (("alpha", 1.0),) and isrlu.negative_slope is None
-    assert str(resolve_name(spec.compare.activations[0].replace("isrlu", "isrlu(0.5)"), spec)) == "isrlu(alpha=0.5)"
+    assert (
+        str(isrlu) == "isrlu" and isrlu.params == (("alpha", 1.0),) and isrlu.negative_slope is None
+    )
+    assert (
+        str(resolve_name(spec.compare.activations[0].replace("isrlu", "isrlu(0.5)"), spec))
+        == "isrlu(alpha=0.5)"
+    )
     pisrlu = resolve_name(spec.compare.activations[1], spec)
     assert str(pisrlu) == "pisrlu(init=0.5)"  # the class's `name`, then the changed parameters
     module = pisrlu.create(7)  # the constructor asks for `channels`: one alpha per channel
     assert module.alpha.shape == (7,) and torch.all(module.alpha == 0.5)
     assert pisrlu.param_count(7) == 7
     from elubench.spec.layout import net_layout
+
     counted = net_layout(spec, pisrlu, False)
     builtin = net_layout(spec, parse_activation("elu"), False)
     assert counted.total_params - builtin.total_params == 8 + 16  # the hidden layers' channels
@@ -155,21 +184,29 @@ def test_init_is_paired_for_custom_activations(tmp_path):
     declared negative_slope, as it does lrelu's."""
     from elubench.net.build import build_model
     from elubench.net.init import init_hash
+
     source = EXAMPLE.read_text() + textwrap.dedent("""
         def leaky(x, a: float = 0.1):
             return torch.nn.functional.leaky_relu(x, a)
         leaky.negative_slope = 0.1
         leaky.kinks = (0.0,)
     """)
-    path = write_spec(tmp_path, ["acts.py:isrlu", "acts.py:PISRLU", "acts.py:leaky", "elu", "lrelu"], source)
+    path = write_spec(
+        tmp_path, ["acts.py:isrlu", "acts.py:PISRLU", "acts.py:leaky", "elu", "lrelu"], source
+    )
     spec = load_spec(path)
     isrlu, pisrlu, leaky = (resolve_name(n, spec) for n in spec.compare.activations[:3])
     for init in ("he", "xavier", "torch-default"):
-        hashes = {init_hash(build_model(spec, a, bn, seed=3, init=init))
-                  for a in (isrlu, pisrlu, leaky, parse_activation("elu")) for bn in (False, True)}
+        hashes = {
+            init_hash(build_model(spec, a, bn, seed=3, init=init))
+            for a in (isrlu, pisrlu, leaky, parse_activation("elu"))
+            for bn in (False, True)
+        }
         assert len(hashes) == 1, init
-    aware = {a: init_hash(build_model(spec, a, False, seed=3, init="he-aware"))
-             for a in (isrlu, leaky, parse_activation("elu"), parse_activation("lrelu"))}
+    aware = {
+        a: init_hash(build_model(spec, a, False, seed=3, init="he-aware"))
+        for a in (isrlu, leaky, parse_activation("elu"), parse_activation("lrelu"))
+    }
     assert aware[isrlu] == aware[parse_activation("elu")]  # no slope declared: plain He
     assert aware[leaky] == aware[parse_activation("lrelu")]  # slope 0.1 declared, as lrelu's
     assert aware[leaky] != aware[isrlu]
@@ -178,6 +215,7 @@ def test_init_is_paired_for_custom_activations(tmp_path):
 
 def test_learned_activation_parameters_get_no_weight_decay_unless_the_spec_says(tmp_path):
     from elubench.net.build import build_model, weight_decay_groups
+
     spec = load_spec(example_spec(tmp_path, ["activations.py:PISRLU"]))
     model = build_model(spec, resolve_name(spec.compare.activations[0], spec), True, seed=0)
     alphas = {id(p) for name, p in model.named_parameters() if name.endswith(".alpha")}
@@ -196,17 +234,22 @@ def test_learned_activation_parameters_get_no_weight_decay_unless_the_spec_says(
 BAD = BAD_ACTIVATIONS
 
 
-@pytest.mark.parametrize("name, check, words", [
-    ("shrinks", "call", "changes the shape: 2×8×8×8 in, 2×1×8×8 out"),
-    ("mixes", "element-wise", "also changed output element"),
-    ("nan", "finite", "returns nan at x = -50"),
-    ("raises", "call", "RuntimeError: boom"),
-    ("widens", "call", "changes the dtype: float32 in, float64 out"),
-    ("wrong_backward", "gradcheck", "autograd gives the derivative"),
-    ("grad_nan", "finite", "its gradient is nan at x = -50"),
-    ("HasLinear", "no weights", "holds a Linear"),
-])
-def test_each_failed_check_is_one_message_naming_activation_check_and_value(tmp_path, name, check, words):
+@pytest.mark.parametrize(
+    "name, check, words",
+    [
+        ("shrinks", "call", "changes the shape: 2×8×8×8 in, 2×1×8×8 out"),
+        ("mixes", "element-wise", "also changed output element"),
+        ("nan", "finite", "returns nan at x = -50"),
+        ("raises", "call", "RuntimeError: boom"),
+        ("widens", "call", "changes the dtype: float32 in, float64 out"),
+        ("wrong_backward", "gradcheck", "autograd gives the derivative"),
+        ("grad_nan", "finite", "its gradient is nan at x = -50"),
+        ("HasLinear", "no weights", "holds a Linear"),
+    ],
+)
+def test_each_failed_check_is_one_message_naming_activation_check_and_value(
+    tmp_path, name, check, words
+):
     spec = load_spec(write_spec(tmp_path, [f"acts.py:{name}"], BAD))
     activation = resolve_name(spec.compare.activations[0], spec)
     with pytest.raises(ActivationError) as info:
@@ -221,19 +264,24 @@ def test_declared_channelwise_and_kinks_pass_and_the_good_examples_pass(tmp_path
     for name in spec.compare.activations:
         activation = resolve_name(name, spec)
         check_activation(activation, hidden_shapes(spec, activation))
-    spec = load_spec(example_spec(tmp_path / "ex", ["activations.py:isrlu(alpha=2)", "activations.py:PISRLU"]))
+    spec = load_spec(
+        example_spec(tmp_path / "ex", ["activations.py:isrlu(alpha=2)", "activations.py:PISRLU"])
+    )
     for name in spec.compare.activations:
         activation = resolve_name(name, spec)
         check_activation(activation, hidden_shapes(spec, activation))
 
 
-@pytest.mark.parametrize("name, words", [
-    ("acts.py:not_callable", "is not callable (it is a int)"),
-    ("acts.py:nothere", "has no attribute 'nothere'"),
-    ("acts.py:raises(alpha=1)", "no parameter 'alpha'"),
-    ("acts.py:HasLinear(channels=3)", "no parameter 'channels'"),
-    ("no_such_module_xyz:f", "no module named 'no_such_module_xyz'"),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("acts.py:not_callable", "is not callable (it is a int)"),
+        ("acts.py:nothere", "has no attribute 'nothere'"),
+        ("acts.py:raises(alpha=1)", "no parameter 'alpha'"),
+        ("acts.py:HasLinear(channels=3)", "no parameter 'channels'"),
+        ("no_such_module_xyz:f", "no module named 'no_such_module_xyz'"),
+    ],
+)
 def test_what_cannot_be_resolved_is_one_message(tmp_path, name, words):
     with pytest.raises(ElubenchError, match=words.replace("(", r"\(").replace(")", r"\)")):
         spec = load_spec(write_spec(tmp_path, [name], BAD))
@@ -241,16 +289,25 @@ def test_what_cannot_be_resolved_is_one_message(tmp_path, name, words):
 
 
 def test_a_name_clash_names_both(tmp_path):
-    source = "import torch\ndef elu(x):\n    return x\ndef f(x):\n    return x\nf.name = 'g'\n" \
-             "def g(x):\n    return x\n"
+    source = (
+        "import torch\ndef elu(x):\n    return x\ndef f(x):\n    return x\nf.name = 'g'\n"
+        "def g(x):\n    return x\n"
+    )
     spec = load_spec(write_spec(tmp_path, ["acts.py:elu"], source))
-    with pytest.raises(ActivationError, match="name clash: '.*/acts.py:elu' is named 'elu', as is the built-in elu"):
+    with pytest.raises(
+        ActivationError, match="name clash: '.*/acts.py:elu' is named 'elu', as is the built-in elu"
+    ):
         resolve_name(spec.compare.activations[0], spec)
     from elubench.spec.matrix import expand
+
     spec = load_spec(write_spec(tmp_path, ["acts.py:f", "acts.py:g"], source))
     with pytest.raises(ActivationError) as info:
         expand(spec)
-    assert "name clash" in info.value.message and ":f'" in info.value.message and ":g'" in info.value.message
+    assert (
+        "name clash" in info.value.message
+        and ":f'" in info.value.message
+        and ":g'" in info.value.message
+    )
 
 
 def test_a_resolved_custom_activation_is_an_activation(tmp_path):
@@ -268,14 +325,19 @@ def test_the_checks_meet_a_paper_nets_shapes_without_a_grid_of_its_full_maps(tmp
     from elubench.activations.code import with_names
     from elubench.net.checks import check_matrix
     from elubench.spec.matrix import expand
+
     spec = load_spec(SPECS / "elu-cifar100-18.yaml")
     spec, names = with_names(spec, [f"{EXAMPLE}:PISRLU", f"{EXAMPLE}:isrlu"], tmp_path, "-a")
     sizes = []
     call = activation_checks._call
-    monkeypatch.setattr(activation_checks, "_call", lambda module, x: sizes.append(x.shape) or call(module, x))
+    monkeypatch.setattr(
+        activation_checks, "_call", lambda module, x: sizes.append(x.shape) or call(module, x)
+    )
     check_matrix(spec, expand(spec, activations=names, seeds=1))
     shapes = hidden_shapes(spec, resolve_name(names[0], spec))
     assert len(shapes) > 5 and {(2, *shape) for shape in shapes} <= set(sizes)  # every layer's
-    bound = max(max(2 * math.prod(shape) for shape in shapes),  # a batch of 2
-                max(activation_checks.GRID * shape[0] for shape in shapes))  # the grid per channel
+    bound = max(
+        max(2 * math.prod(shape) for shape in shapes),  # a batch of 2
+        max(activation_checks.GRID * shape[0] for shape in shapes),
+    )  # the grid per channel
     assert max(math.prod(size) for size in sizes) <= bound

@@ -35,10 +35,12 @@ def nearest_mean_accuracy(train_x, train_y, test_x, test_y, classes):
 
 # --- digits and synthetic -------------------------------------------------------------------
 
+
 def test_digits_split_is_fixed_stratified_every_fourth():
     raw = digits_raw()
     assert (len(raw.train_y), len(raw.test_y)) == (1352, 445)
     from sklearn.datasets import load_digits
+
     bunch = load_digits()
     for label in range(10):
         members = np.flatnonzero(bunch.target == label)
@@ -68,8 +70,10 @@ def test_synthetic_is_seeded_learnable_and_not_trivial():
     accuracy = nearest_mean_accuracy(raw.train_x, raw.train_y, raw.test_x, raw.test_y, 10)
     assert 0.2 < accuracy < 0.95  # well above chance (0.1), not solved by a linear template match
     noisier = synthetic_images(cfg.model_copy(update={"noise": 3.0}))
-    assert nearest_mean_accuracy(noisier.train_x, noisier.train_y, noisier.test_x,
-                                 noisier.test_y, 10) < accuracy
+    assert (
+        nearest_mean_accuracy(noisier.train_x, noisier.train_y, noisier.test_x, noisier.test_y, 10)
+        < accuracy
+    )
     assert raw.train_x.shape == (600, 3, 16, 16) and raw.train_y.dtype == torch.int64
     assert torch.bincount(raw.train_y, minlength=10).min() >= 50  # every class present
 
@@ -84,6 +88,7 @@ def test_limits_keep_the_first_images(tmp_path):
 
 # --- preprocessing ----------------------------------------------------------------------------
 
+
 def test_standardize_fits_on_train_and_applies_to_test(tmp_path):
     data = load(tmp_path, dataset="synthetic", synthetic=SMALL_SYNTHETIC)
     raw = synthetic_images(Synthetic(**SMALL_SYNTHETIC))
@@ -97,8 +102,13 @@ def test_standardize_fits_on_train_and_applies_to_test(tmp_path):
 
 def test_gcn_zca_whitens_the_training_set(tmp_path):
     shape = (1, 4, 4)
-    data = load(tmp_path, dataset="synthetic", preprocess="gcn-zca", zca_bias=1e-6,
-                synthetic={"shape": shape, "classes": 3, "train_size": 400, "test_size": 10})
+    data = load(
+        tmp_path,
+        dataset="synthetic",
+        preprocess="gcn-zca",
+        zca_bias=1e-6,
+        synthetic={"shape": shape, "classes": 3, "train_size": 400, "test_size": 10},
+    )
     flat = data.train_x.flatten(1).double()
     flat = flat - flat.mean(0)
     cov = flat.T @ flat / len(flat)
@@ -131,8 +141,10 @@ def test_zca_fit_is_cached_keyed_and_survives_corruption(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache").glob("*.tmp"))
 
     changed = load(tmp_path, **fields, zca_bias=0.01)
-    assert len(fits) == 2 and changed.info["preprocessing"]["cache_key"] != \
-        first.info["preprocessing"]["cache_key"]
+    assert (
+        len(fits) == 2
+        and changed.info["preprocessing"]["cache_key"] != first.info["preprocessing"]["cache_key"]
+    )
     limited = load(tmp_path, **fields, train_limit=100)
     assert len(fits) == 3 and len(list((tmp_path / "cache").glob("zca-*.npz"))) == 3
     assert limited.train_size == 100
@@ -143,6 +155,7 @@ def test_zca_fit_is_cached_keyed_and_survives_corruption(tmp_path, monkeypatch):
 
 
 # --- batches on the device ------------------------------------------------------------------
+
 
 def augmented(tmp_path, **augment):
     return load(tmp_path, dataset="digits", preprocess="none", augment=augment)
@@ -171,8 +184,12 @@ def test_epoch_batches_depend_only_on_seed_and_epoch(tmp_path):
 
     base = epoch(3, 7)
     assert torch.equal(base, epoch(3, 7))
-    assert torch.equal(base, torch.cat([x for x, _ in augmented(tmp_path, pad=2, crop=8, hflip=True)
-                                        .epoch_batches(3, 7, 64)]))  # a fresh load: a resumed run
+    assert torch.equal(
+        base,
+        torch.cat(
+            [x for x, _ in augmented(tmp_path, pad=2, crop=8, hflip=True).epoch_batches(3, 7, 64)]
+        ),
+    )  # a fresh load: a resumed run
     assert not torch.equal(base, epoch(4, 7))
     assert not torch.equal(base, epoch(3, 8))
 
@@ -182,7 +199,7 @@ def reference_batch(images, index, top, left, flip, pad, crop):
     out = []
     for i, t, left_, f in zip(index.tolist(), top.tolist(), left.tolist(), flip.tolist()):
         padded = F.pad(images[i], (pad, pad, pad, pad))
-        patch = padded[:, t:t + crop, left_:left_ + crop]
+        patch = padded[:, t : t + crop, left_ : left_ + crop]
         out.append(patch.flip(-1) if f else patch)
     return torch.stack(out)
 
@@ -198,15 +215,22 @@ def test_crop_and_flip_match_a_per_image_reference(tmp_path):
     for step in range(3):
         x, y = next(batches)
         part = slice(50 * step, 50 * step + 50)
-        expected = reference_batch(images, order[part], top[part], left[part], flip[part],
-                                   pad, crop)
+        expected = reference_batch(
+            images, order[part], top[part], left[part], flip[part], pad, crop
+        )
         assert torch.equal(x, expected)
 
 
 def test_crop_flip_handles_non_square_images():
     images = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).view(2, 3, 5, 7)
-    out = crop_flip(images.contiguous(memory_format=torch.channels_last), torch.tensor([1, 0]),
-                    torch.tensor([1, 0]), torch.tensor([2, 0]), torch.tensor([True, False]), (4, 5))
+    out = crop_flip(
+        images.contiguous(memory_format=torch.channels_last),
+        torch.tensor([1, 0]),
+        torch.tensor([1, 0]),
+        torch.tensor([2, 0]),
+        torch.tensor([True, False]),
+        (4, 5),
+    )
     assert torch.equal(out[0], images[1, :, 1:5, 2:7].flip(-1))
     assert torch.equal(out[1], images[0, :, 0:4, 0:5])
 
@@ -216,7 +240,7 @@ def test_no_augmentation_when_augment_is_off(tmp_path):
     images = digits_raw().train_x / 16
     order = data.epoch_draws(0, 1)[0]
     x = torch.cat([x for x, _ in data.epoch_batches(0, 1, 64)])
-    assert torch.equal(x, images[order[:len(x)]])
+    assert torch.equal(x, images[order[: len(x)]])
 
 
 def test_test_batches_are_centre_crops_of_the_whole_set(tmp_path):
@@ -244,8 +268,11 @@ def test_probe_is_fixed_unaugmented_and_centre_cropped(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_batches_match_cpu_without_host_sync(tmp_path):
-    fields = {"dataset": "digits", "preprocess": "standardize",
-              "augment": {"pad": 2, "crop": 8, "hflip": True}}
+    fields = {
+        "dataset": "digits",
+        "preprocess": "standardize",
+        "augment": {"pad": 2, "crop": 8, "hflip": True},
+    }
     cpu = load_data(Data(**fields), cache_dir=tmp_path)
     gpu = load_data(Data(**fields), device="cuda", cache_dir=tmp_path)
     torch.cuda.synchronize()
@@ -255,11 +282,14 @@ def test_cuda_batches_match_cpu_without_host_sync(tmp_path):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     expected = list(cpu.epoch_batches(1, 2, 64))
-    assert all(torch.allclose(x.cpu(), ex, atol=1e-6) and torch.equal(y.cpu(), ey)
-               for (x, y), (ex, ey) in zip(batches, expected))
+    assert all(
+        torch.allclose(x.cpu(), ex, atol=1e-6) and torch.equal(y.cpu(), ey)
+        for (x, y), (ex, ey) in zip(batches, expected)
+    )
 
 
 # --- torchvision datasets from files --------------------------------------------------------
+
 
 def write_idx(path, array: np.ndarray):
     """torchvision's raw MNIST format: magic (0, 0, 8 = uint8, ndim), big-endian sizes, bytes."""
@@ -272,8 +302,10 @@ def fake_mnist(tmp_path):
     rng = np.random.default_rng(0)
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    arrays = {"train": (rng.integers(0, 256, (50, 28, 28)), rng.integers(0, 10, 50)),
-              "t10k": (rng.integers(0, 256, (20, 28, 28)), rng.integers(0, 10, 20))}
+    arrays = {
+        "train": (rng.integers(0, 256, (50, 28, 28)), rng.integers(0, 10, 50)),
+        "t10k": (rng.integers(0, 256, (20, 28, 28)), rng.integers(0, 10, 20)),
+    }
     for prefix, (images, labels) in arrays.items():
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
@@ -282,8 +314,11 @@ def fake_mnist(tmp_path):
 
 def test_mnist_loads_from_raw_files(fake_mnist, tmp_path):
     root, arrays = fake_mnist
-    data = load_data(Data(dataset="mnist", preprocess="none", test_limit=15), data_dir=root,
-                     cache_dir=tmp_path / "cache")
+    data = load_data(
+        Data(dataset="mnist", preprocess="none", test_limit=15),
+        data_dir=root,
+        cache_dir=tmp_path / "cache",
+    )
     assert (data.train_size, data.test_size, data.image_shape) == (50, 15, (1, 28, 28))
     images, labels = arrays["train"]
     assert torch.allclose(data.train_x[:, 0], torch.from_numpy(images / 255).float())
@@ -307,6 +342,7 @@ def test_missing_dataset_names_directory_and_download_flag(tmp_path, monkeypatch
 
 def test_download_is_passed_through_and_failures_become_data_errors(tmp_path, monkeypatch):
     import torchvision.datasets
+
     calls = []
 
     class Offline:
@@ -343,14 +379,24 @@ def write_pickle(path, obj):
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_cifar_loads_from_pickled_batches(name, tmp_path, monkeypatch):
     import torchvision.datasets.cifar
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity",
-                        lambda path, md5=None: __import__("os").path.isfile(path))
+
+    monkeypatch.setattr(
+        torchvision.datasets.cifar,
+        "check_integrity",
+        lambda path, md5=None: __import__("os").path.isfile(path),
+    )
     rng = np.random.default_rng(1)
     classes = 10 if name == "cifar10" else 100
     label_key = "labels" if name == "cifar10" else "fine_labels"
-    folder, train_files, meta = (("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)],
-                                  ("batches.meta", "label_names")) if name == "cifar10" else
-                                 ("cifar-100-python", ["train"], ("meta", "fine_label_names")))
+    folder, train_files, meta = (
+        (
+            "cifar-10-batches-py",
+            [f"data_batch_{i}" for i in range(1, 6)],
+            ("batches.meta", "label_names"),
+        )
+        if name == "cifar10"
+        else ("cifar-100-python", ["train"], ("meta", "fine_label_names"))
+    )
     batches = {}
     for file in train_files + ["test_batch" if name == "cifar10" else "test"]:
         rows = rng.integers(0, 256, (6, 3072), dtype=np.uint8)
@@ -358,8 +404,9 @@ def test_cifar_loads_from_pickled_batches(name, tmp_path, monkeypatch):
         batches[file] = (rows, labels)
         write_pickle(tmp_path / folder / file, {"data": rows, label_key: labels})
     write_pickle(tmp_path / folder / meta[0], {meta[1]: [str(k) for k in range(classes)]})
-    data = load_data(Data(dataset=name, preprocess="none"), data_dir=tmp_path,
-                     cache_dir=tmp_path / "cache")
+    data = load_data(
+        Data(dataset=name, preprocess="none"), data_dir=tmp_path, cache_dir=tmp_path / "cache"
+    )
     assert (data.train_size, data.test_size, data.classes) == (6 * len(train_files), 6, classes)
     rows, labels = batches[train_files[0]]
     # a row is 1024 red, 1024 green, 1024 blue values, each 32 rows of 32
@@ -370,9 +417,11 @@ def test_cifar_loads_from_pickled_batches(name, tmp_path, monkeypatch):
 
 # --- imagefolder ------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def folder(tmp_path):
     from PIL import Image
+
     rng = np.random.default_rng(2)
     for part, count in (("train", 6), ("val", 2)):
         for label in ("cat", "dog"):
@@ -386,8 +435,10 @@ def folder(tmp_path):
 def folder_data(root, tmp_path, workers=0, **fields):
     section = {"root": str(root), "resize": 10, "crop": 8, "workers": workers}
     section.update(fields.pop("imagefolder", {}))
-    return load_data(Data(dataset="imagefolder", imagefolder=section,
-                          augment={"hflip": True}, **fields), cache_dir=tmp_path / "cache")
+    return load_data(
+        Data(dataset="imagefolder", imagefolder=section, augment={"hflip": True}, **fields),
+        cache_dir=tmp_path / "cache",
+    )
 
 
 def test_imagefolder_batches_are_seeded_whatever_the_workers(folder, tmp_path):
@@ -409,6 +460,7 @@ def test_imagefolder_batches_are_seeded_whatever_the_workers(folder, tmp_path):
 
 def test_imagefolder_errors_name_the_problem(folder, tmp_path):
     import shutil
+
     with pytest.raises(DataError, match="imagefolder.classes is 3"):
         folder_data(folder, tmp_path, imagefolder={"classes": 3})
     with pytest.raises(DataError, match="gcn-zca"):

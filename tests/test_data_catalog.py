@@ -26,8 +26,12 @@ from elubench.data import catalog
 from elubench.data.catalog import MISSING, OK, WRONG_MD5, WRONG_SIZE, Expected
 from elubench.spec.data_section import Data
 
-MNIST_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-               "t10k-labels-idx1-ubyte"]
+MNIST_NAMES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
 ONE_RUN = {"activations": ["relu"], "batchnorm": [False], "seeds": 1}
 SERIAL = ["--executor", "serial", "--device", "cpu"]
 
@@ -61,19 +65,32 @@ def mnist(tmp_path, monkeypatch):
     """A data folder with a fake MNIST, and the catalog expecting exactly these files (their
     MD5s and sizes): (data folder, raw folder)."""
     files = fake_mnist_files()
-    monkeypatch.setattr(catalog, "MNIST_FILES", tuple(
-        Expected(name, hashlib.md5(files[name]).hexdigest(), len(files[name])) for name in MNIST_NAMES))
+    monkeypatch.setattr(
+        catalog,
+        "MNIST_FILES",
+        tuple(
+            Expected(name, hashlib.md5(files[name]).hexdigest(), len(files[name]))
+            for name in MNIST_NAMES
+        ),
+    )
     root = tmp_path / "data"
     return root, write_mnist(root, files)
 
 
 def _mnist_spec(tmp_path, name="tiny-mnist", file=None) -> Path:
     path = tmp_path / (file or f"{name}.yaml")
-    path.write_text(yaml.safe_dump(tiny_spec(name=name, data={"dataset": "mnist", "preprocess": "none"},
-                                             model={"stacks": ["1x8x3", "1x10x1"]},
-                                             train={"batch_size": 8, "lr": 0.05, "iterations": 2,
-                                                    "eval_every": 2},
-                                             compare=dict(ONE_RUN)), sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            tiny_spec(
+                name=name,
+                data={"dataset": "mnist", "preprocess": "none"},
+                model={"stacks": ["1x8x3", "1x10x1"]},
+                train={"batch_size": 8, "lr": 0.05, "iterations": 2, "eval_every": 2},
+                compare=dict(ONE_RUN),
+            ),
+            sort_keys=False,
+        )
+    )
     return path
 
 
@@ -95,10 +112,11 @@ def _flat(text: str) -> str:
 def _error(err: str) -> str:
     """The one message the CLI printed (error and hint), as one line."""
     assert err.count("error:") == 1, err
-    return _flat(err[err.index("error:"):])
+    return _flat(err[err.index("error:") :])
 
 
 # --- the table of expected files --------------------------------------------------------------
+
 
 def _real_mnist() -> Path | None:
     for root in (os.environ.get("ELUBENCH_REAL_MNIST"), "/work/data"):
@@ -107,7 +125,9 @@ def _real_mnist() -> Path | None:
     return None
 
 
-@pytest.mark.skipif(_real_mnist() is None, reason="no real MNIST ($ELUBENCH_REAL_MNIST or /work/data)")
+@pytest.mark.skipif(
+    _real_mnist() is None, reason="no real MNIST ($ELUBENCH_REAL_MNIST or /work/data)"
+)
 def test_the_real_mnist_files_pass_with_the_catalogs_md5s_and_sizes():
     status = catalog.dataset_status(Data(dataset="mnist"), _real_mnist())
     assert [(f.name, f.status) for f in status.files] == [(name, OK) for name in MNIST_NAMES]
@@ -116,7 +136,10 @@ def test_the_real_mnist_files_pass_with_the_catalogs_md5s_and_sizes():
 
 def test_mnist_files_are_the_uncompressed_ones_torchvision_reads():
     from torchvision.datasets import MNIST
-    assert [f.name for f in catalog.MNIST_FILES] == [os.path.splitext(url)[0] for url, _ in MNIST.resources]
+
+    assert [f.name for f in catalog.MNIST_FILES] == [
+        os.path.splitext(url)[0] for url, _ in MNIST.resources
+    ]
     assert f"{MNIST.__name__}/raw" == catalog.MNIST_FOLDER
     # torchvision's own MD5s are of the .gz downloads: none of ours may be one of them
     assert not {md5 for _, md5 in MNIST.resources} & {f.md5 for f in catalog.MNIST_FILES}
@@ -125,6 +148,7 @@ def test_mnist_files_are_the_uncompressed_ones_torchvision_reads():
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_cifar_files_and_md5s_are_torchvisions_own(name):
     from torchvision.datasets import CIFAR10, CIFAR100
+
     cls = {"cifar10": CIFAR10, "cifar100": CIFAR100}[name]
     folder, files = catalog.expected_files(name)
     assert folder == cls.base_folder
@@ -134,6 +158,7 @@ def test_cifar_files_and_md5s_are_torchvisions_own(name):
 
 
 # --- the check ---------------------------------------------------------------------------------
+
 
 def test_a_correct_layout_is_ready(mnist):
     root, _ = mnist
@@ -151,13 +176,20 @@ def test_missing_wrong_checksum_and_truncated_files_are_told_apart(mnist):
     status = catalog.dataset_status(Data(dataset="mnist"), root)
     by_name = {f.name: f for f in status.files}
     assert {n: f.status for n, f in by_name.items()} == {
-        "train-images-idx3-ubyte": WRONG_SIZE, "train-labels-idx1-ubyte": WRONG_MD5,
-        "t10k-images-idx3-ubyte": MISSING, "t10k-labels-idx1-ubyte": OK}
+        "train-images-idx3-ubyte": WRONG_SIZE,
+        "train-labels-idx1-ubyte": WRONG_MD5,
+        "t10k-images-idx3-ubyte": MISSING,
+        "t10k-labels-idx1-ubyte": OK,
+    }
     assert by_name["train-labels-idx1-ubyte"].found_md5 == found != expected
     assert by_name["train-images-idx3-ubyte"].found_size == 1000
     assert by_name["train-images-idx3-ubyte"].found_md5 is None  # the wrong size says enough
     message = str(catalog.problem([status]))
-    assert str(truncated) in message and "1,000 bytes" in message and "2 more files not ready" in message
+    assert (
+        str(truncated) in message
+        and "1,000 bytes" in message
+        and "2 more files not ready" in message
+    )
 
 
 def test_the_message_names_the_file_both_checksums_and_both_fixes(mnist):
@@ -190,14 +222,17 @@ def test_digits_and_synthetic_need_no_files_and_no_torch():
     for name in ("digits", "synthetic"):
         status = catalog.dataset_status(Data(dataset=name), Path("/nonexistent"))
         assert status.ok and status.files == [] and status.note
-    code = ("import sys; from elubench.data.catalog import dataset_status; from elubench.spec.data_section import Data;"
-            "[dataset_status(Data(dataset=n), '/nonexistent') for n in ('mnist', 'digits', 'synthetic')];"
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys; from elubench.data.catalog import dataset_status; from elubench.spec.data_section import Data;"
+        "[dataset_status(Data(dataset=n), '/nonexistent') for n in ('mnist', 'digits', 'synthetic')];"
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"  # only CIFAR's checksums (torchvision's) import it
 
 
 # --- elubench data -----------------------------------------------------------------------------
+
 
 def test_data_exits_0_and_lists_every_file_when_ready(cli, mnist, tmp_path):
     root, _ = mnist
@@ -218,13 +253,21 @@ def test_data_exits_2_with_the_table_then_one_message(cli, mnist, tmp_path):
     text = _flat(out)
     assert f"wrong checksum: found {found}" in text and "0 of 1 dataset ready" in text
     message = _error(err)
-    assert str(raw / "train-labels-idx1-ubyte") in message and expected in message and found in message
+    assert (
+        str(raw / "train-labels-idx1-ubyte") in message and expected in message and found in message
+    )
     assert "--download" in message and f"copy the files into {raw}/" in message
 
 
 def test_digits_and_synthetic_specs_need_nothing(cli, tmp_path):
-    code, out, err = cli("data", SPECS / "quickstart.yaml", SPECS / "synthetic-templates.yaml",
-                         "--data-dir", tmp_path / "nothing", "--json")
+    code, out, err = cli(
+        "data",
+        SPECS / "quickstart.yaml",
+        SPECS / "synthetic-templates.yaml",
+        "--data-dir",
+        tmp_path / "nothing",
+        "--json",
+    )
     assert code == 0, out + err
     report = json.loads(out)
     assert report["ready"] and [d["dataset"] for d in report["datasets"]] == ["digits", "synthetic"]
@@ -240,10 +283,13 @@ def test_several_specs_needing_one_dataset_list_it_once(cli, mnist, tmp_path):
     report = json.loads(out)
     assert report["data_dir"] == str(root) and report["data_dir_from"] == "--data-dir"
     assert [(d["dataset"], d["needed_by"]) for d in report["datasets"]] == [
-        ("mnist", [str(a), str(b)]), ("digits", [str(SPECS / "quickstart.yaml")])]
+        ("mnist", [str(a), str(b)]),
+        ("digits", [str(SPECS / "quickstart.yaml")]),
+    ]
     files = report["datasets"][0]["files"]
     assert [(f["name"], f["md5"], f["status"]) for f in files] == [
-        (e.name, e.md5, "ok") for e in catalog.MNIST_FILES]
+        (e.name, e.md5, "ok") for e in catalog.MNIST_FILES
+    ]
 
 
 def test_the_data_folder_follows_the_environment(cli, mnist, tmp_path, monkeypatch):
@@ -256,13 +302,28 @@ def test_the_data_folder_follows_the_environment(cli, mnist, tmp_path, monkeypat
 
 def test_an_image_folder_without_train_and_val_is_named(cli, tmp_path):
     spec = tmp_path / "i.yaml"
-    spec.write_text(yaml.safe_dump(tiny_spec(name="i", data={"dataset": "imagefolder", "imagefolder": {
-        "root": str(tmp_path / "no-images"), "crop": 8, "resize": 8, "classes": 10}})))
+    spec.write_text(
+        yaml.safe_dump(
+            tiny_spec(
+                name="i",
+                data={
+                    "dataset": "imagefolder",
+                    "imagefolder": {
+                        "root": str(tmp_path / "no-images"),
+                        "crop": 8,
+                        "resize": 8,
+                        "classes": 10,
+                    },
+                },
+            )
+        )
+    )
     code, out, err = cli("data", spec)
     assert code == 2 and f"no folder {tmp_path / 'no-images' / 'train'}" in _error(err)
 
 
 # --- --download (torchvision's download patched: this machine has no network) ----------------
+
 
 def _downloader(monkeypatch, write, calls):
     """torchvision's MNIST, its download replaced by `write(root)`; it loads as the real one."""
@@ -305,16 +366,23 @@ def test_a_failed_download_is_one_message(cli, tmp_path, monkeypatch):
     code, out, err = cli("data", _mnist_spec(tmp_path), "--data-dir", empty, "--download")
     message = _error(err)
     assert code == 2 and "downloading mnist from ossci-datasets.s3.amazonaws.com" in message
-    assert "check the network" in message and f"copy the files into {empty / 'MNIST' / 'raw'}/" in message
+    assert (
+        "check the network" in message
+        and f"copy the files into {empty / 'MNIST' / 'raw'}/" in message
+    )
 
 
 def test_a_wrong_download_is_named_as_such(cli, mnist, tmp_path, monkeypatch):
     _downloader(monkeypatch, lambda root: write_mnist(root, fake_mnist_files(seed=1)), [])
-    code, out, err = cli("data", _mnist_spec(tmp_path), "--data-dir", tmp_path / "fresh", "--download")
+    code, out, err = cli(
+        "data", _mnist_spec(tmp_path), "--data-dir", tmp_path / "fresh", "--download"
+    )
     assert code == 2 and "just downloaded" in _error(err)
 
 
-def test_download_leaves_a_damaged_file_alone_and_says_to_delete_it(cli, mnist, tmp_path, monkeypatch):
+def test_download_leaves_a_damaged_file_alone_and_says_to_delete_it(
+    cli, mnist, tmp_path, monkeypatch
+):
     root, raw = mnist
     _corrupt(raw)
     calls = []
@@ -326,21 +394,29 @@ def test_download_leaves_a_damaged_file_alone_and_says_to_delete_it(cli, mnist, 
 
 # --- elubench run: the same check before anything trains --------------------------------------
 
-@pytest.mark.parametrize("executor", [["--executor", "serial"], ["--executor", "local", "--workers", "1"]])
-def test_run_on_a_corrupt_dataset_stops_before_training_with_the_same_message(cli, mnist, tmp_path,
-                                                                               executor):
+
+@pytest.mark.parametrize(
+    "executor", [["--executor", "serial"], ["--executor", "local", "--workers", "1"]]
+)
+def test_run_on_a_corrupt_dataset_stops_before_training_with_the_same_message(
+    cli, mnist, tmp_path, executor
+):
     root, raw = mnist
     _corrupt(raw)
     spec = _mnist_spec(tmp_path)
     _, _, data_err = cli("data", spec, "--data-dir", root)
     results = tmp_path / "results"
-    code, out, err = cli("run", spec, "--data-dir", root, "--results", results, "--device", "cpu", *executor)
+    code, out, err = cli(
+        "run", spec, "--data-dir", root, "--results", results, "--device", "cpu", *executor
+    )
     assert code == 2, out + err
     assert _error(err) == _error(data_err)
     assert not results.exists()  # nothing trained, nothing written
 
 
-def test_a_later_spec_with_a_corrupt_dataset_stops_the_campaign_before_the_first(cli, mnist, tmp_path):
+def test_a_later_spec_with_a_corrupt_dataset_stops_the_campaign_before_the_first(
+    cli, mnist, tmp_path
+):
     root, raw = mnist
     _corrupt(raw)
     first = tmp_path / "digits.yaml"
@@ -357,8 +433,16 @@ def test_run_download_fetches_checks_and_trains(cli, mnist, tmp_path, monkeypatc
     empty, calls = tmp_path / "fresh", []
     _downloader(monkeypatch, lambda root: write_mnist(root, fake_mnist_files()), calls)
     results = tmp_path / "results"
-    code, out, err = cli("run", _mnist_spec(tmp_path), "--data-dir", empty, "--download",
-                         "--results", results, *SERIAL)
+    code, out, err = cli(
+        "run",
+        _mnist_spec(tmp_path),
+        "--data-dir",
+        empty,
+        "--download",
+        "--results",
+        results,
+        *SERIAL,
+    )
     assert code == 0, out + err
     assert calls and catalog.dataset_status(Data(dataset="mnist"), empty).ok
     assert len(list((results / "tiny-mnist" / "runs").glob("*/run.json"))) == 1
@@ -367,10 +451,30 @@ def test_run_download_fetches_checks_and_trains(cli, mnist, tmp_path, monkeypatc
 def test_dry_run_says_how_the_dataset_stands(cli, mnist, tmp_path):
     root, raw = mnist
     _corrupt(raw)
-    code, out, err = cli("run", _mnist_spec(tmp_path), "--data-dir", root, "--results",
-                         tmp_path / "results", "--dry-run", "--device", "cpu")
+    code, out, err = cli(
+        "run",
+        _mnist_spec(tmp_path),
+        "--data-dir",
+        root,
+        "--results",
+        tmp_path / "results",
+        "--dry-run",
+        "--device",
+        "cpu",
+    )
     assert code == 0, out + err
     assert f"data: mnist in {raw}: 1 wrong checksum of 4 files, not ready" in _flat(out)
-    code, out, err = cli("run", SPECS / "quickstart.yaml", "--results", tmp_path / "results",
-                         "--dry-run", "--device", "cpu", "--seeds", "1", "-a", "relu")
+    code, out, err = cli(
+        "run",
+        SPECS / "quickstart.yaml",
+        "--results",
+        tmp_path / "results",
+        "--dry-run",
+        "--device",
+        "cpu",
+        "--seeds",
+        "1",
+        "-a",
+        "relu",
+    )
     assert "data: digits, no files" in _flat(out)

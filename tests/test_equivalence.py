@@ -12,8 +12,10 @@ import pytest
 import yaml
 from conftest import make_results, recorded_runs, tiny_spec
 
-SPEC = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 30, "eval_every": 10},
-                 compare={"activations": ["elu", "relu"], "batchnorm": [False, True], "seeds": 1})
+SPEC = tiny_spec(
+    train={"batch_size": 32, "lr": 0.05, "iterations": 30, "eval_every": 10},
+    compare={"activations": ["elu", "relu"], "batchnorm": [False, True], "seeds": 1},
+)
 
 EXECUTORS = {
     "serial": ["--executor", "serial"],
@@ -29,10 +31,22 @@ if shutil.which("sbatch"):  # a real Slurm (scripts/slurm-local.sh starts one on
 
 def _runs(folder):
     """run_id -> (the record's result, every metrics line without its timing)."""
-    fields = ("status", "test_errors", "test_error", "test_loss", "train_loss", "iterations",
-              "init_hash", "threads", "activation_stats", "prelu_slopes")
-    return {run_id: (result, lines, record["executor"], record["runs_at_once"])
-            for run_id, (result, lines, record) in recorded_runs(folder, fields).items()}
+    fields = (
+        "status",
+        "test_errors",
+        "test_error",
+        "test_loss",
+        "train_loss",
+        "iterations",
+        "init_hash",
+        "threads",
+        "activation_stats",
+        "prelu_slopes",
+    )
+    return {
+        run_id: (result, lines, record["executor"], record["runs_at_once"])
+        for run_id, (result, lines, record) in recorded_runs(folder, fields).items()
+    }
 
 
 @pytest.mark.slow
@@ -57,7 +71,11 @@ def test_every_executor_gives_the_serial_records(cli, tmp_path):
 
 
 def _with_conditions(root, config, seed, **fields):
-    path = next(root.rglob(f"{config.replace('+bn', '')}-{'bn' if '+bn' in config else 'nobn'}-he-s{seed:03d}/run.json"))
+    path = next(
+        root.rglob(
+            f"{config.replace('+bn', '')}-{'bn' if '+bn' in config else 'nobn'}-he-s{seed:03d}/run.json"
+        )
+    )
     record = json.loads(path.read_text())
     record.update(fields)
     path.write_text(json.dumps(record))
@@ -68,14 +86,24 @@ def test_compare_names_pairs_trained_under_different_conditions(cli, tmp_path):
     root = make_results(tmp_path, errors)
     for config, values in errors.items():
         for seed in range(len(values)):
-            _with_conditions(root, config, seed, device="cpu", precision="fp32", threads=1,
-                             versions={"torch": "2.14.1"})
+            _with_conditions(
+                root,
+                config,
+                seed,
+                device="cpu",
+                precision="fp32",
+                threads=1,
+                versions={"torch": "2.14.1"},
+            )
     _with_conditions(root, "elu", 2, threads=2)  # one seed of elu trained with 2 threads
     code, out, err = cli("compare", root, "--format", "json")
     assert code == 0, err
     payload = json.loads(out)
     warning = next(w for w in payload["warnings"] if "different conditions" in w)
-    assert warning.startswith("elu vs relu: 1 of 6 pairs") and "2 threads, torch 2.14.1 vs cpu, fp32, 1 thread" in warning
+    assert (
+        warning.startswith("elu vs relu: 1 of 6 pairs")
+        and "2 threads, torch 2.14.1 vs cpu, fp32, 1 thread" in warning
+    )
     assert "cpu, fp32, 1 thread, torch 2.14.1 (11 runs)" in payload["methods"]
     assert "cpu, fp32, 2 threads, torch 2.14.1 (1 run)" in payload["methods"]
 
@@ -85,8 +113,15 @@ def test_same_conditions_say_so_once(cli, tmp_path):
     root = make_results(tmp_path, errors)
     for config, values in errors.items():
         for seed in range(len(values)):
-            _with_conditions(root, config, seed, device="cpu", precision="fp32", threads=1,
-                             versions={"torch": "2.14.1"})
+            _with_conditions(
+                root,
+                config,
+                seed,
+                device="cpu",
+                precision="fp32",
+                threads=1,
+                versions={"torch": "2.14.1"},
+            )
     code, out, _ = cli("compare", root, "--format", "json")
     payload = json.loads(out)
     assert not any("different conditions" in w for w in payload["warnings"])
@@ -99,13 +134,14 @@ def test_the_default_executor_fills_the_cores_on_a_cpu(monkeypatch):
 
     spec = validate_spec(SPEC)
     monkeypatch.setattr("elubench.core.machine.usable_cores", lambda: 8)
-    monkeypatch.setattr("elubench.core.machine.available_memory", lambda: 64 * 2 ** 30)
+    monkeypatch.setattr("elubench.core.machine.available_memory", lambda: 64 * 2**30)
     chosen = default_executor("cpu", spec)
     assert isinstance(chosen, LocalExecutor) and chosen.workers == 8
     assert default_executor("cpu", spec, threads=4).workers == 2
     assert isinstance(default_executor("cpu", spec, threads=8), SerialExecutor)
     # memory bounds the runs at once: 8 cores, but room for 3 runs
     from elubench.net.memory import run_memory_bytes
+
     per_run = run_memory_bytes(spec, spec.compare.parsed_activations()[0])
     monkeypatch.setattr("elubench.core.machine.available_memory", lambda: int(3.5 * per_run / 0.8))
     assert default_executor("cpu", spec).workers == 3

@@ -85,6 +85,7 @@ def _assert_same_as_serial(records: dict, serial: dict) -> None:
 
 # --- choosing and building executors --------------------------------------------------------
 
+
 def test_unknown_executor_and_option_are_clear_errors():
     with pytest.raises(ExecutorError, match="unknown executor 'dask'") as info:
         make_executor("dask")
@@ -95,8 +96,10 @@ def test_unknown_executor_and_option_are_clear_errors():
         make_executor("local", workers=0)
 
 
-@pytest.mark.parametrize("name, module, install", [("ray", "ray", "elubench[ray]"),
-                                                    ("slurm", "submitit", "elubench[slurm]")])
+@pytest.mark.parametrize(
+    "name, module, install",
+    [("ray", "ray", "elubench[ray]"), ("slurm", "submitit", "elubench[slurm]")],
+)
 def test_a_missing_extra_says_what_to_install(monkeypatch, name, module, install):
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
     expected = rf"the {name} executor needs .*: pip install '{re.escape(install)}'"
@@ -128,8 +131,9 @@ def test_sbatch_options_and_gpu_placement(monkeypatch):
 
 def test_what_travels_to_workers_pickles(tmp_path):
     spec = _spec()
-    work = WorkerPayload(spec.model_dump(mode="json"), spec.hash, _settings(tmp_path),
-                StopFlag(tmp_path / "stop"))
+    work = WorkerPayload(
+        spec.model_dump(mode="json"), spec.hash, _settings(tmp_path), StopFlag(tmp_path / "stop")
+    )
     back = pickle.loads(pickle.dumps(work))
     assert back.settings == work.settings and back.spec().hash == spec.hash
     assert not back.stop()
@@ -138,6 +142,7 @@ def test_what_travels_to_workers_pickles(tmp_path):
 
 
 # --- local worker processes -----------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_local_workers_record_every_run_once_as_the_serial_path_does(tmp_path, serial):
@@ -156,8 +161,9 @@ def test_local_workers_record_every_run_once_as_the_serial_path_does(tmp_path, s
     assert list(reporter.skipped) == [broken.run_id]
     assert "Is a directory" in reporter.skipped[broken.run_id]
     assert not (tmp_path / spec.name / "runs" / broken.run_id / "run.json").exists()
-    _assert_same_as_serial(_stored(tmp_path, spec, [c for c in configs if c is not broken]),
-                           serial)  # the broken run stopped no other run
+    _assert_same_as_serial(
+        _stored(tmp_path, spec, [c for c in configs if c is not broken]), serial
+    )  # the broken run stopped no other run
     assert not list((tmp_path / spec.name).rglob("attempt-*.json"))
     assert not (tmp_path / spec.name / ".stop").exists()
     again = Recorder()  # a second invocation trains only the run left behind
@@ -266,6 +272,7 @@ def test_ctrl_c_checkpoints_the_runs_in_progress_and_a_rerun_resumes_them(tmp_pa
 
 # --- Ray --------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_ray_runs_the_matrix_on_a_local_instance(tmp_path, serial):
     ray = pytest.importorskip("ray")
@@ -287,13 +294,20 @@ def test_ray_runs_the_matrix_on_a_local_instance(tmp_path, serial):
 
 # --- Slurm through submitit -------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_slurm_job_array_on_submitits_local_cluster(tmp_path, serial):
     pytest.importorskip("submitit")
     spec = _spec()
     configs = expand(spec, seeds=1)[:2]
-    executor = make_executor("slurm", cluster="local", cpus_per_run=1, time_min=10,
-                             poll_seconds=0.2, sbatch=["account=ignored-here"])
+    executor = make_executor(
+        "slurm",
+        cluster="local",
+        cpus_per_run=1,
+        time_min=10,
+        poll_seconds=0.2,
+        sbatch=["account=ignored-here"],
+    )
     reporter = Recorder()
     records = executor.run(spec, configs, _settings(tmp_path), reporter)
     assert sorted(reporter.ended) == sorted(c.run_id for c in configs) and len(records) == 2
@@ -318,6 +332,7 @@ def test_a_users_mistake_in_a_worker_stops_the_matrix_with_its_message(tmp_path)
 def test_slurm_debug_cluster_records_a_crash_and_finishes_the_rest(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
     import elubench.training.trainer as train
+
     spec = _spec()
     configs = expand(spec, seeds=1)
     real = train.train_run
@@ -329,7 +344,8 @@ def test_slurm_debug_cluster_records_a_crash_and_finishes_the_rest(tmp_path, mon
 
     monkeypatch.setattr(train, "train_run", crash_one)
     records = make_executor("slurm", cluster="debug", poll_seconds=0).run(
-        spec, configs, _settings(tmp_path))
+        spec, configs, _settings(tmp_path)
+    )
     status = {r["run_id"]: r["status"] for r in records}
     assert status.pop(configs[2].run_id) == "failed"
     assert list(status.values()) == ["ok"] * 3

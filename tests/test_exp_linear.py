@@ -19,8 +19,33 @@ from torch.nn import functional as F
 from elubench.activations.modules import SELU_ALPHA, SELU_SCALE, ExpLinear
 from elubench.activations.names import parse_activation
 
-EDGES = [0.0, -0.0, 1e-30, -1e-30, 1e-8, -1e-8, 1e-3, -1e-3, 0.5, -0.5, 1.0, -1.0, 20.0, -20.0,
-         50.0, -50.0, -100.0, -1e4, 88.0, 1e30, -1e30, math.inf, -math.inf, math.nan]
+EDGES = [
+    0.0,
+    -0.0,
+    1e-30,
+    -1e-30,
+    1e-8,
+    -1e-8,
+    1e-3,
+    -1e-3,
+    0.5,
+    -0.5,
+    1.0,
+    -1.0,
+    20.0,
+    -20.0,
+    50.0,
+    -50.0,
+    -100.0,
+    -1e4,
+    88.0,
+    1e30,
+    -1e30,
+    math.inf,
+    -math.inf,
+    math.nan,
+]
+
 
 @pytest.fixture(autouse=True)
 def elubench_kernel(monkeypatch):
@@ -31,12 +56,21 @@ def elubench_kernel(monkeypatch):
 # (name, elubench module, PyTorch's function, float64 formula)
 CASES = {
     "elu": (ExpLinear(1.0), F.elu, lambda x: torch.where(x > 0, x, torch.expm1(x))),
-    "elu(alpha=0.5)": (ExpLinear(0.5), lambda x: F.elu(x, 0.5),
-                       lambda x: torch.where(x > 0, x, 0.5 * torch.expm1(x))),
-    "selu": (ExpLinear(SELU_ALPHA, SELU_SCALE), F.selu,
-             lambda x: SELU_SCALE * torch.where(x > 0, x, SELU_ALPHA * torch.expm1(x))),
-    "celu(alpha=2)": (ExpLinear(2.0, 1.0, 0.5), lambda x: F.celu(x, 2.0),
-                      lambda x: torch.where(x > 0, x, 2.0 * torch.expm1(x / 2.0))),
+    "elu(alpha=0.5)": (
+        ExpLinear(0.5),
+        lambda x: F.elu(x, 0.5),
+        lambda x: torch.where(x > 0, x, 0.5 * torch.expm1(x)),
+    ),
+    "selu": (
+        ExpLinear(SELU_ALPHA, SELU_SCALE),
+        F.selu,
+        lambda x: SELU_SCALE * torch.where(x > 0, x, SELU_ALPHA * torch.expm1(x)),
+    ),
+    "celu(alpha=2)": (
+        ExpLinear(2.0, 1.0, 0.5),
+        lambda x: F.celu(x, 2.0),
+        lambda x: torch.where(x > 0, x, 2.0 * torch.expm1(x / 2.0)),
+    ),
 }
 
 
@@ -120,6 +154,7 @@ def test_the_registry_builds_it_and_says_where_it_runs():
         assert module.implementation("cpu") in ("elubench", "torch")
         assert module.implementation("cuda") == "torch"
     from elubench.activations.registry import registry_rows
+
     rows = {row["name"]: row for row in registry_rows()}
     assert rows["elu"]["implemented_by"] == "elubench or torch (CPU, measured), torch (GPU)"
     assert rows["relu"]["implemented_by"] == "torch"
@@ -144,6 +179,7 @@ def test_either_kernel_on_request(monkeypatch):
 
 def test_the_machine_choice_is_measured_once_and_cached(monkeypatch, tmp_path):
     from elubench.activations import kernels
+
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("ELUBENCH_ACTIVATION_KERNELS", raising=False)
     kernels._cpu_choice.cache_clear()

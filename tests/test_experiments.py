@@ -20,16 +20,29 @@ from elubench.stats.ranks import nemenyi, rank_difference_test
 
 # Demšar 2006, Table 6: AUC of C4.5 with four settings on 14 UCI data sets (higher = better).
 DEMSAR_NAMES = ["C4.5", "C4.5+m", "C4.5+cf", "C4.5+m+cf"]
-DEMSAR_AUC = np.array([
-    [0.763, 0.768, 0.771, 0.798], [0.599, 0.591, 0.590, 0.569], [0.954, 0.971, 0.968, 0.967],
-    [0.628, 0.661, 0.654, 0.657], [0.882, 0.888, 0.886, 0.898], [0.936, 0.931, 0.916, 0.931],
-    [0.661, 0.668, 0.609, 0.685], [0.583, 0.583, 0.563, 0.625], [0.775, 0.838, 0.866, 0.875],
-    [1.000, 1.000, 1.000, 1.000], [0.940, 0.962, 0.965, 0.962], [0.619, 0.666, 0.614, 0.669],
-    [0.972, 0.981, 0.975, 0.975], [0.957, 0.978, 0.946, 0.970]])
+DEMSAR_AUC = np.array(
+    [
+        [0.763, 0.768, 0.771, 0.798],
+        [0.599, 0.591, 0.590, 0.569],
+        [0.954, 0.971, 0.968, 0.967],
+        [0.628, 0.661, 0.654, 0.657],
+        [0.882, 0.888, 0.886, 0.898],
+        [0.936, 0.931, 0.916, 0.931],
+        [0.661, 0.668, 0.609, 0.685],
+        [0.583, 0.583, 0.563, 0.625],
+        [0.775, 0.838, 0.866, 0.875],
+        [1.000, 1.000, 1.000, 1.000],
+        [0.940, 0.962, 0.965, 0.962],
+        [0.619, 0.666, 0.614, 0.669],
+        [0.972, 0.981, 0.975, 0.975],
+        [0.957, 0.978, 0.946, 0.970],
+    ]
+)
 LOWER_IS_BETTER = -DEMSAR_AUC  # elubench ranks errors: rank 1 = lowest
 
 
 # --- Demšar's worked example ------------------------------------------------------------------
+
 
 def test_mean_ranks_and_friedman_of_the_worked_example():
     test = friedman_test(LOWER_IS_BETTER)
@@ -40,10 +53,23 @@ def test_mean_ranks_and_friedman_of_the_worked_example():
     assert test.p < 0.05  # the paper: the null hypothesis is rejected
 
 
-@pytest.mark.parametrize("k, alpha, published", [
-    (2, 0.05, 1.960), (3, 0.05, 2.343), (4, 0.05, 2.569), (5, 0.05, 2.728), (6, 0.05, 2.850),
-    (7, 0.05, 2.949), (8, 0.05, 3.031), (9, 0.05, 3.102), (10, 0.05, 3.164),
-    (2, 0.10, 1.645), (4, 0.10, 2.291), (10, 0.10, 2.920)])
+@pytest.mark.parametrize(
+    "k, alpha, published",
+    [
+        (2, 0.05, 1.960),
+        (3, 0.05, 2.343),
+        (4, 0.05, 2.569),
+        (5, 0.05, 2.728),
+        (6, 0.05, 2.850),
+        (7, 0.05, 2.949),
+        (8, 0.05, 3.031),
+        (9, 0.05, 3.102),
+        (10, 0.05, 3.164),
+        (2, 0.10, 1.645),
+        (4, 0.10, 2.291),
+        (10, 0.10, 2.920),
+    ],
+)
 def test_nemenyi_critical_values_match_demsars_table_5a(k, alpha, published):
     result = nemenyi({str(i): float(i) for i in range(k)}, 10, alpha)
     assert result.q_alpha == pytest.approx(published, abs=1.5e-3)  # the table rounds to 3 places
@@ -52,7 +78,7 @@ def test_nemenyi_critical_values_match_demsars_table_5a(k, alpha, published):
 def test_nemenyi_on_the_worked_example():
     ranks = dict(zip(DEMSAR_NAMES, friedman_test(LOWER_IS_BETTER).mean_ranks))
     at_05 = nemenyi(ranks, 14, 0.05)
-    assert at_05.critical_difference == pytest.approx(1.25, abs=5e-3)   # the paper's CD
+    assert at_05.critical_difference == pytest.approx(1.25, abs=5e-3)  # the paper's CD
     assert at_05.cliques == [["C4.5+m+cf", "C4.5+m", "C4.5+cf", "C4.5"]]  # no pair differs
     at_10 = nemenyi(ranks, 14, 0.10)
     assert at_10.critical_difference == pytest.approx(1.12, abs=5e-3)
@@ -73,16 +99,23 @@ def test_holm_against_the_control_reaches_the_papers_decisions():
         assert test.p_z == pytest.approx(2 * sps.norm.sf(abs(test.z)))
     assert [t.p_z < 0.05 for t in tests] == [True, False, True]
     assert list(holm([t.p_z for t in tests]) <= 0.05) == [True, False, True]
-    assert list(holm([t.p for t in tests]) <= 0.05) == [True, False, True]  # exact: the same decisions
+    assert list(holm([t.p for t in tests]) <= 0.05) == [
+        True,
+        False,
+        True,
+    ]  # exact: the same decisions
 
 
 # --- the exact rank-sum difference against enumeration ----------------------------------------
 
+
 def _brute_rank_difference(values, a, b, alternative):
     r = sps.rankdata(values, axis=1)
     observed = r[:, a].sum() - r[:, b].sum()
-    per_block = [[(row[list(p)][a] - row[list(p)][b]) for p in itertools.permutations(range(len(row)))]
-                 for row in r]
+    per_block = [
+        [(row[list(p)][a] - row[list(p)][b]) for p in itertools.permutations(range(len(row)))]
+        for row in r
+    ]
     totals = np.array([sum(c) for c in itertools.product(*per_block)])
     if alternative == "less":
         return np.mean(totals <= observed + 1e-9)
@@ -91,17 +124,22 @@ def _brute_rank_difference(values, a, b, alternative):
     return np.mean(np.abs(totals) >= abs(observed) - 1e-9)
 
 
-@pytest.mark.parametrize("values", [
-    [[1, 2, 3], [2, 1, 3], [1, 3, 2]],
-    [[1, 1, 3], [2, 1, 2], [5, 4, 3], [0, 0, 0]],        # ties, and a block of all ties
-    [[3, 1, 2, 4], [1, 2, 4, 3], [2, 2, 1, 5]],
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        [[1, 2, 3], [2, 1, 3], [1, 3, 2]],
+        [[1, 1, 3], [2, 1, 2], [5, 4, 3], [0, 0, 0]],  # ties, and a block of all ties
+        [[3, 1, 2, 4], [1, 2, 4, 3], [2, 2, 1, 5]],
+    ],
+)
 @pytest.mark.parametrize("alternative", ["two-sided", "less", "greater"])
 def test_exact_rank_difference_equals_enumeration(values, alternative):
     values = np.asarray(values, dtype=float)
     for a, b in itertools.permutations(range(values.shape[1]), 2):
         got = rank_difference_test(values, a, b, alternative)
-        assert got.p_exact == pytest.approx(_brute_rank_difference(values, a, b, alternative), abs=1e-12)
+        assert got.p_exact == pytest.approx(
+            _brute_rank_difference(values, a, b, alternative), abs=1e-12
+        )
 
 
 def test_rank_difference_uses_z_above_fifty_blocks():
@@ -112,12 +150,16 @@ def test_rank_difference_uses_z_above_fifty_blocks():
 
 # --- the random-effects meta-analysis against statsmodels --------------------------------------
 
-@pytest.mark.parametrize("effects, variances", [
-    ([-0.5, -1.2, 0.3], [0.04, 0.3, 0.1]),          # heterogeneous: HKSJ scale > 1
-    ([-0.5, -0.45, -0.55, -0.5], [0.2, 0.3, 0.25, 0.1]),  # homogeneous: tau^2 = 0, scale < 1
-    ([-0.2, -0.9, -0.4, -0.6, -1.4], [0.05, 0.08, 0.02, 0.1, 0.06]),
-    ([1.0, 3.0], [0.5, 0.5]),
-])
+
+@pytest.mark.parametrize(
+    "effects, variances",
+    [
+        ([-0.5, -1.2, 0.3], [0.04, 0.3, 0.1]),  # heterogeneous: HKSJ scale > 1
+        ([-0.5, -0.45, -0.55, -0.5], [0.2, 0.3, 0.25, 0.1]),  # homogeneous: tau^2 = 0, scale < 1
+        ([-0.2, -0.9, -0.4, -0.6, -1.4], [0.05, 0.08, 0.02, 0.1, 0.06]),
+        ([1.0, 3.0], [0.5, 0.5]),
+    ],
+)
 def test_random_effects_matches_statsmodels(effects, variances):
     from statsmodels.stats.meta_analysis import combine_effects
 
@@ -127,8 +169,11 @@ def test_random_effects_matches_statsmodels(effects, variances):
     # truncates it at 0, where the random-effects model is the fixed-effect one
     truncated = ref.tau2 <= 0
     assert ours.tau2 == pytest.approx(max(0.0, ref.tau2))
-    estimate, plain, hksj = ((ref.mean_effect_fe, ref.sd_eff_w_fe, ref.sd_eff_w_fe_hksj) if truncated
-                             else (ref.mean_effect_re, ref.sd_eff_w_re, ref.sd_eff_w_re_hksj))
+    estimate, plain, hksj = (
+        (ref.mean_effect_fe, ref.sd_eff_w_fe, ref.sd_eff_w_fe_hksj)
+        if truncated
+        else (ref.mean_effect_re, ref.sd_eff_w_re, ref.sd_eff_w_re_hksj)
+    )
     assert ours.estimate == pytest.approx(estimate)
     assert ours.q == pytest.approx(ref.q)
     assert ours.i2 == pytest.approx(max(0.0, ref.i2))
@@ -138,13 +183,19 @@ def test_random_effects_matches_statsmodels(effects, variances):
     assert ours.se == pytest.approx(max(hksj, plain))
     k = len(effects)
     half = sps.t.ppf(0.975, k - 1) * ours.se
-    assert (ours.ci_low, ours.ci_high) == pytest.approx((ours.estimate - half, ours.estimate + half))
+    assert (ours.ci_low, ours.ci_high) == pytest.approx(
+        (ours.estimate - half, ours.estimate + half)
+    )
     assert ours.p == pytest.approx(2 * sps.t.sf(abs(ours.estimate / ours.se), k - 1))
     assert sum(ours.weights) == pytest.approx(1.0)
 
 
 def test_random_effects_refuses_what_it_cannot_weigh():
-    for effects, variances in (([1.0], [0.1]), ([1.0, 2.0], [0.1, 0.0]), ([1.0, math.nan], [0.1, 0.1])):
+    for effects, variances in (
+        ([1.0], [0.1]),
+        ([1.0, 2.0], [0.1, 0.0]),
+        ([1.0, math.nan], [0.1, 0.1]),
+    ):
         with pytest.raises(ValueError):
             random_effects(effects, variances)
 
@@ -157,6 +208,7 @@ def test_one_sided_meta_p():
 
 # --- the summary on hand-written experiments ---------------------------------------------------
 
+
 def _experiment(name, errors, size=1000, baseline="relu", task="classification"):
     runs = runs_from(errors, size=size, spec=name, task=task)
     return ExperimentResult(name, runs, compare(runs, baseline=baseline))
@@ -164,12 +216,32 @@ def _experiment(name, errors, size=1000, baseline="relu", task="classification")
 
 def _three(**extra):
     """elu better than relu in every experiment (a clean sweep at n = 5), lrelu in between."""
-    a = _experiment("a", {"elu": [50, 52, 49, 51, 50], "relu": [60, 61, 59, 62, 60],
-                          "lrelu(0.1)": [55, 57, 56, 58, 54], **extra})
-    b = _experiment("b", {"elu": [20, 21, 22, 19, 20], "relu": [25, 27, 26, 24, 28],
-                          "lrelu(0.1)": [24, 23, 25, 26, 22]})
-    c = _experiment("c", {"elu": [300, 310, 305, 298, 302], "relu": [320, 330, 325, 315, 322],
-                          "lrelu(0.1)": [310, 312, 318, 309, 311]}, size=5000)
+    a = _experiment(
+        "a",
+        {
+            "elu": [50, 52, 49, 51, 50],
+            "relu": [60, 61, 59, 62, 60],
+            "lrelu(0.1)": [55, 57, 56, 58, 54],
+            **extra,
+        },
+    )
+    b = _experiment(
+        "b",
+        {
+            "elu": [20, 21, 22, 19, 20],
+            "relu": [25, 27, 26, 24, 28],
+            "lrelu(0.1)": [24, 23, 25, 26, 22],
+        },
+    )
+    c = _experiment(
+        "c",
+        {
+            "elu": [300, 310, 305, 298, 302],
+            "relu": [320, 330, 325, 315, 322],
+            "lrelu(0.1)": [310, 312, 318, 309, 311],
+        },
+        size=5000,
+    )
     return [a, b, c]
 
 
@@ -185,7 +257,7 @@ def test_a_clean_sweep_over_three_experiments():
     assert row["verdict"] == "better"
     assert row["mean_rank_a"] == 1.0 and row["mean_rank_b"] == 3.0
     # the exact p of ranks 1 vs 3 in all 3 experiments: 2 x (1/6)^3
-    assert row["p_exact"] == pytest.approx(2 / 6 ** 3)
+    assert row["p_exact"] == pytest.approx(2 / 6**3)
     assert "all 3 experiments give the same ranks" in result.friedman.method
     # the effects differ threefold (I^2 0.99): with 3 experiments, t on 2 df, the pooled mean
     # difference is too uncertain for a verdict although every experiment points the same way
@@ -193,7 +265,9 @@ def test_a_clean_sweep_over_three_experiments():
     assert meta["estimate"] < 0 and meta["k"] == 3 and meta["i2"] > 0.9
     assert meta["verdict"] == "no evidence" and meta["ci_high"] > 0
     per = result.per_experiment[(result.per_experiment["a"] == "elu")].set_index("experiment")
-    assert per.loc["a", "mean_diff"] == pytest.approx(-1.0)   # (-10 - 9 - 10 - 11 - 10) / 5 errors of 1,000
+    assert per.loc["a", "mean_diff"] == pytest.approx(
+        -1.0
+    )  # (-10 - 9 - 10 - 11 - 10) / 5 errors of 1,000
     assert per.loc["c", "mean_diff"] == pytest.approx(np.mean([-20, -20, -20, -17, -20]) / 50)
     assert per["weight"].sum() == pytest.approx(1.0)
     assert "Demšar" in result.methods and "Hartung-Knapp" in result.methods
@@ -204,7 +278,9 @@ def test_a_consistent_effect_is_found_by_the_pool():
     experiments = []
     for name in "pqrs":
         base = rng.integers(40, 80, 8)
-        experiments.append(_experiment(name, {"relu": list(base), "elu": list(base - 3 + rng.integers(-2, 3, 8))}))
+        experiments.append(
+            _experiment(name, {"relu": list(base), "elu": list(base - 3 + rng.integers(-2, 3, 8))})
+        )
     meta = across_experiments(experiments, "relu").meta.iloc[0]
     assert meta["estimate"] == pytest.approx(-0.3, abs=0.08) and meta["verdict"] == "better"
     assert meta["i2"] < 0.5
@@ -216,11 +292,21 @@ def test_verdicts_never_contradict_their_tests():
         experiments = []
         for name in "pqrs":
             base = rng.integers(40, 80, 6)
-            experiments.append(_experiment(name, {"relu": list(base), "elu": list(base + rng.integers(-8, 6, 6)),
-                                                  "selu": list(base + rng.integers(-4, 8, 6))}))
+            experiments.append(
+                _experiment(
+                    name,
+                    {
+                        "relu": list(base),
+                        "elu": list(base + rng.integers(-8, 6, 6)),
+                        "selu": list(base + rng.integers(-4, 8, 6)),
+                    },
+                )
+            )
         result = across_experiments(experiments, "relu", alpha=0.1)
-        for frame, sign in ((result.posthoc, result.posthoc["mean_rank_a"] - result.posthoc["mean_rank_b"]),
-                            (result.meta, result.meta["estimate"])):
+        for frame, sign in (
+            (result.posthoc, result.posthoc["mean_rank_a"] - result.posthoc["mean_rank_b"]),
+            (result.meta, result.meta["estimate"]),
+        ):
             for (_, row), s in zip(frame.iterrows(), sign):
                 if row["p_holm"] <= 0.1:
                     assert row["verdict"] == ("better" if s < 0 else "worse")
@@ -257,8 +343,12 @@ def test_a_baseline_absent_from_one_experiment_is_named():
 
 
 def test_zero_variance_and_missing_seeds_are_left_out_of_the_pool_by_name():
-    a = _experiment("a", {"elu": [50, 51, 52], "relu": [52, 53, 54], "selu": [1, 2, 3]})  # always -2: variance 0
-    b = _experiment("b", {"elu": [20, 21, None], "relu": [25, None, 24], "selu": [1, 2, 3]})  # one pair
+    a = _experiment(
+        "a", {"elu": [50, 51, 52], "relu": [52, 53, 54], "selu": [1, 2, 3]}
+    )  # always -2: variance 0
+    b = _experiment(
+        "b", {"elu": [20, 21, None], "relu": [25, None, 24], "selu": [1, 2, 3]}
+    )  # one pair
     c = _experiment("c", {"elu": [30, 31, 33], "relu": [33, 35, 34], "selu": [1, 2, 3]})
     d = _experiment("d", {"elu": [40, 44, 41], "relu": [43, 45, 46], "selu": [1, 2, 3]})
     result = across_experiments([a, b, c, d], "relu")
@@ -273,12 +363,21 @@ def test_zero_variance_and_missing_seeds_are_left_out_of_the_pool_by_name():
 
 
 def test_untestable_experiments_and_ties_in_the_tally():
-    a = _experiment("a", {"elu": [50, 60, 55], "relu": [50, 60, 55], "selu": [1, 2, 3]})  # identical
-    b = _experiment("b", {"elu": [20, None, None], "relu": [25, 24, 26], "selu": [1, 2, 3]})  # one pair
+    a = _experiment(
+        "a", {"elu": [50, 60, 55], "relu": [50, 60, 55], "selu": [1, 2, 3]}
+    )  # identical
+    b = _experiment(
+        "b", {"elu": [20, None, None], "relu": [25, 24, 26], "selu": [1, 2, 3]}
+    )  # one pair
     c = _experiment("c", {"elu": [1, 2, 3], "relu": [5, 6, 8], "selu": [1, 2, 3]})
     result = across_experiments([a, b, c], "relu")
     row = result.posthoc.iloc[0]
-    assert (row["wins"], row["ties"], row["losses"], row["untestable"]) == (0, 2, 0, 1)  # 3 seeds: no evidence in c
+    assert (row["wins"], row["ties"], row["losses"], row["untestable"]) == (
+        0,
+        2,
+        0,
+        1,
+    )  # 3 seeds: no evidence in c
     elu = result.verdicts[result.verdicts["a"] == "elu"]
     assert elu["experiment"].tolist() == ["a", "b", "c"]
     assert elu["verdict"].tolist() == ["no evidence", "not testable", "no evidence"]
@@ -294,11 +393,27 @@ def test_mixed_tasks_skip_the_pool_and_keep_the_ranks():
 
 
 def test_all_pairs_reads_each_experiments_verdict_in_either_order():
-    a = ExperimentResult("a", runs_from({"elu": [1, 2, 3, 4, 5, 6, 7, 8], "relu": [9, 10, 11, 12, 13, 14, 15, 16]}, spec="a"), None)
-    b = ExperimentResult("b", runs_from({"relu": [9, 10, 11, 12, 13, 14, 15, 16], "elu": [1, 2, 3, 4, 5, 6, 7, 8]}, spec="b"), None)
+    a = ExperimentResult(
+        "a",
+        runs_from(
+            {"elu": [1, 2, 3, 4, 5, 6, 7, 8], "relu": [9, 10, 11, 12, 13, 14, 15, 16]}, spec="a"
+        ),
+        None,
+    )
+    b = ExperimentResult(
+        "b",
+        runs_from(
+            {"relu": [9, 10, 11, 12, 13, 14, 15, 16], "elu": [1, 2, 3, 4, 5, 6, 7, 8]}, spec="b"
+        ),
+        None,
+    )
     for e in (a, b):
         e.comparison = compare(e.runs, all_pairs=True)
-    assert b.comparison.paired.table.iloc[0][["a", "b", "verdict"]].tolist() == ["relu", "elu", "worse"]
+    assert b.comparison.paired.table.iloc[0][["a", "b", "verdict"]].tolist() == [
+        "relu",
+        "elu",
+        "worse",
+    ]
     result = across_experiments([a, b], None, all_pairs=True)
     row = result.posthoc.iloc[0]
     assert (row["a"], row["b"], row["wins"], row["losses"]) == ("elu", "relu", 2, 0)
@@ -309,6 +424,8 @@ def test_scores_over_fewer_ok_runs_are_named():
     b = _experiment("b", {"elu": [20, 21, 22, 20], "relu": [25, 27, 26, 24]})
     result = across_experiments([a, b], "relu")
     assert result.scores.loc["a", "relu"] == pytest.approx(6.05)  # (60 + 61) / 2 of 1,000, in %
-    assert any("means over the ok runs only" in w and "a: relu (2 of 4 ok)" in w for w in result.warnings)
+    assert any(
+        "means over the ok runs only" in w and "a: relu (2 of 4 ok)" in w for w in result.warnings
+    )
     clean = across_experiments(_three(), "relu")
     assert not any("ok runs only" in w for w in clean.warnings)

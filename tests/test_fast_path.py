@@ -15,14 +15,29 @@ from elubench.training.trainer import build_for_training, make_step
 
 
 def _spec(activation, bn):
-    return validate_spec(tiny_spec(
-        data={"dataset": "synthetic", "preprocess": "standardize",
-              "synthetic": {"shape": [3, 12, 12], "classes": 4, "train_size": 96, "test_size": 16},
-              "augment": {"pad": 2, "crop": 12, "hflip": True}},
-        model={"stacks": ["1x8x3", "1x8x1, 1x12x2", "1x4x1"], "dropout": 0.0},
-        train={"batch_size": 16, "lr": 0.05, "iterations": 12,
-               "optimizer": {"momentum": 0.9, "weight_decay": 0.001}},
-        compare={"activations": [activation], "batchnorm": [bn], "seeds": 1}))
+    return validate_spec(
+        tiny_spec(
+            data={
+                "dataset": "synthetic",
+                "preprocess": "standardize",
+                "synthetic": {
+                    "shape": [3, 12, 12],
+                    "classes": 4,
+                    "train_size": 96,
+                    "test_size": 16,
+                },
+                "augment": {"pad": 2, "crop": 12, "hflip": True},
+            },
+            model={"stacks": ["1x8x3", "1x8x1, 1x12x2", "1x4x1"], "dropout": 0.0},
+            train={
+                "batch_size": 16,
+                "lr": 0.05,
+                "iterations": 12,
+                "optimizer": {"momentum": 0.9, "weight_decay": 0.001},
+            },
+            compare={"activations": [activation], "batchnorm": [bn], "seeds": 1},
+        )
+    )
 
 
 def _plain_batches(data, epoch, seed, batch_size):
@@ -33,15 +48,19 @@ def _plain_batches(data, epoch, seed, batch_size):
         images, labels = [], []
         for k in range(start, start + batch_size):
             i = int(order[k])
-            image = data.train_x[i, :, int(top[k]):int(top[k]) + size, int(left[k]):int(left[k]) + size]
+            image = data.train_x[
+                i, :, int(top[k]) : int(top[k]) + size, int(left[k]) : int(left[k]) + size
+            ]
             images.append(torch.flip(image, dims=[2]) if flip[k] else image)
             labels.append(data.train_y[i])
         yield torch.stack(images).contiguous(), torch.stack(labels)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("activation, bn", [("elu", False), ("relu", True), ("srelu", False),
-                                            ("prelu", True), ("lrelu(0.2)", False)])
+@pytest.mark.parametrize(
+    "activation, bn",
+    [("elu", False), ("relu", True), ("srelu", False), ("prelu", True), ("lrelu(0.2)", False)],
+)
 def test_engine_matches_a_plain_loop(activation, bn):
     spec = _spec(activation, bn)
     cfg = expand(spec)[0]
@@ -62,10 +81,15 @@ def test_engine_matches_a_plain_loop(activation, bn):
     decay, no_decay = [], []
     for module in plain.modules():
         own = list(module.parameters(recurse=False))
-        (no_decay if isinstance(module, (torch.nn.PReLU, torch.nn.BatchNorm2d)) else decay).extend(own)
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": 0.001},
-                           {"params": no_decay, "weight_decay": 0.0}], lr=0.05, momentum=0.9,
-                          foreach=False)
+        (no_decay if isinstance(module, (torch.nn.PReLU, torch.nn.BatchNorm2d)) else decay).extend(
+            own
+        )
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": 0.001}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=0.05,
+        momentum=0.9,
+        foreach=False,
+    )
     plain_losses = []
     for epoch in range(2):
         for x, y in _plain_batches(data, epoch, cfg.seed, 16):
@@ -76,7 +100,9 @@ def test_engine_matches_a_plain_loop(activation, bn):
             plain_losses.append(loss.item())
 
     assert len(engine_losses) == len(plain_losses) == 12
-    torch.testing.assert_close(torch.tensor(engine_losses), torch.tensor(plain_losses), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        torch.tensor(engine_losses), torch.tensor(plain_losses), rtol=1e-4, atol=1e-5
+    )
     for (name, a), b in zip(model.state_dict().items(), plain.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
 
@@ -84,9 +110,13 @@ def test_engine_matches_a_plain_loop(activation, bn):
 @pytest.mark.slow
 def test_bf16_autocast_trains(tmp_path):
     from elubench.execution.runner import RunSettings, execute_run
-    spec = validate_spec(tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 60,
-                                          "precision": "bf16"},
-                                   compare={"activations": ["elu"], "batchnorm": [True], "seeds": 1}))
+
+    spec = validate_spec(
+        tiny_spec(
+            train={"batch_size": 32, "lr": 0.05, "iterations": 60, "precision": "bf16"},
+            compare={"activations": ["elu"], "batchnorm": [True], "seeds": 1},
+        )
+    )
     record = execute_run(spec, expand(spec)[0], RunSettings(results=tmp_path, device="cpu"))
     assert record["status"] == "ok" and record["precision"] == "bf16"
     assert record["test_error"] < 0.5  # chance is 0.9
@@ -102,4 +132,6 @@ def test_compiled_step_matches_eager():
         model, optimizer, _, memory_format = build_for_training(spec, cfg, torch.device("cpu"))
         step = make_step(model, optimizer, spec.task, "fp32", memory_format, compile=compiled)
         losses[compiled] = [step(x, y).item() for x, y in data.epoch_batches(0, cfg.seed, 16)]
-    torch.testing.assert_close(torch.tensor(losses[True]), torch.tensor(losses[False]), rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(
+        torch.tensor(losses[True]), torch.tensor(losses[False]), rtol=1e-3, atol=1e-4
+    )

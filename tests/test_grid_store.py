@@ -25,8 +25,16 @@ def test_expand_is_seed_major_with_stable_ids():
 
 
 def test_init_axis_labels():
-    spec = validate_spec(tiny_spec(compare={"activations": ["relu"], "batchnorm": [False],
-                                            "init": ["he", "xavier"], "seeds": 1}))
+    spec = validate_spec(
+        tiny_spec(
+            compare={
+                "activations": ["relu"],
+                "batchnorm": [False],
+                "init": ["he", "xavier"],
+                "seeds": 1,
+            }
+        )
+    )
     assert [c.config for c in expand(spec)] == ["relu/he", "relu/xavier"]
 
 
@@ -70,7 +78,7 @@ def test_claims_are_exclusive_and_dead_owners_are_taken_over(tmp_path):
     assert other.claim(stale_seconds=60)
     # a claim by a dead pid on this host is stale at once
     owner = json.loads(other.claim_path.read_text())
-    owner["pid"] = 2 ** 22 + 12345
+    owner["pid"] = 2**22 + 12345
     other.claim_path.write_text(json.dumps(owner))
     assert RunDir(tmp_path / "r").claim(stale_seconds=3600)
     # a claim from another host is stale only when its heartbeat is old

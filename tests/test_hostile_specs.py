@@ -37,20 +37,34 @@ TINY = yaml.safe_dump(tiny_spec(), sort_keys=False)
 HOSTILE = {  # name: (spec text, words the message must hold)
     "billion laughs": (billion_laughs(), "more than 10,000 values"),
     "10,000 brackets": (nested(), "nests deeper than 32 levels"),
-    "units 1e8": (yaml.safe_dump(tiny_spec(model={"stacks": ["1x100000000x3", "1x10x1"]})),
-                  "units must be at most 65,536"),
-    "layers 1e8": (yaml.safe_dump(tiny_spec(model={"stacks": ["100000000x8x3", "1x10x1"]})),
-                   "layers must be at most 1,000"),
-    "kernel 1e8": (yaml.safe_dump(tiny_spec(model={"stacks": ["1x8x100000000", "1x10x1"]})),
-                   "receptive field must be at most 1,024"),
-    "kernel wider than the map": (yaml.safe_dump(tiny_spec(model={"stacks": ["1x8x99", "1x10x1"]})),
-                                  "99×99 receptive field on a 8×8 map"),
-    "width 1e12": (yaml.safe_dump(tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "width": 1e12})),
-                   "model.width"),
-    "seeds 1e9": (yaml.safe_dump(tiny_spec(compare={"activations": ["relu"], "seeds": 10**9})),
-                  "at most 10,000 seeds"),
-    "a 5,000-digit integer": (_with(TINY, "iterations: 20", "iterations: " + "9" * 5000),
-                              "a whole number of 5000 digits"),
+    "units 1e8": (
+        yaml.safe_dump(tiny_spec(model={"stacks": ["1x100000000x3", "1x10x1"]})),
+        "units must be at most 65,536",
+    ),
+    "layers 1e8": (
+        yaml.safe_dump(tiny_spec(model={"stacks": ["100000000x8x3", "1x10x1"]})),
+        "layers must be at most 1,000",
+    ),
+    "kernel 1e8": (
+        yaml.safe_dump(tiny_spec(model={"stacks": ["1x8x100000000", "1x10x1"]})),
+        "receptive field must be at most 1,024",
+    ),
+    "kernel wider than the map": (
+        yaml.safe_dump(tiny_spec(model={"stacks": ["1x8x99", "1x10x1"]})),
+        "99×99 receptive field on a 8×8 map",
+    ),
+    "width 1e12": (
+        yaml.safe_dump(tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "width": 1e12})),
+        "model.width",
+    ),
+    "seeds 1e9": (
+        yaml.safe_dump(tiny_spec(compare={"activations": ["relu"], "seeds": 10**9})),
+        "at most 10,000 seeds",
+    ),
+    "a 5,000-digit integer": (
+        _with(TINY, "iterations: 20", "iterations: " + "9" * 5000),
+        "a whole number of 5000 digits",
+    ),
     "width .inf": (_with(TINY, "  dropout:", "  width: .inf\n  dropout:"), "finite number"),
 }
 
@@ -96,33 +110,46 @@ def test_alias_bombs_and_nesting_need_little_time_and_memory(tmp_path, case):
     resource = pytest.importorskip("resource")
     path = tmp_path / "hostile.yaml"
     path.write_text(HOSTILE[case][0])
-    cap = 2 * 2 ** 30
+    cap = 2 * 2**30
 
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "elubench", "show", str(path)], capture_output=True,
-                          text=True, preexec_fn=limit, timeout=60, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "elubench", "show", str(path)],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert time.perf_counter() - start < 10
     assert done.returncode == 2, done.stderr
     assert HOSTILE[case][1] in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr + done.stdout
 
 
-@pytest.mark.parametrize("text, words", [
-    ("a: &a [*a]\n", "names a node that contains it"),
-    ("name: x\nsource: " + "x" * (300 * 1024) + "\n", "larger than a spec may be"),
-    ("name: " + "[" * 40 + "]" * 40 + "\n", "nests deeper than 32"),
-    ("x: &x [[[[[[[[[[1]]]]]]]]]]\n" + "".join(f"x{i}: &x{i} [*x{i - 1 if i else ''}]\n"
-                                                for i in range(40)), "nests deeper than 32"),
-    ("name: 0x" + "f" * 40 + "\n", "a whole number of 42 digits"),
-    ("name: !!int '12x'\n", "cannot read the value '12x'"),
-    ("name: 2024-13-45\n", "cannot read the value '2024-13-45'"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("a: &a [*a]\n", "names a node that contains it"),
+        ("name: x\nsource: " + "x" * (300 * 1024) + "\n", "larger than a spec may be"),
+        ("name: " + "[" * 40 + "]" * 40 + "\n", "nests deeper than 32"),
+        (
+            "x: &x [[[[[[[[[[1]]]]]]]]]]\n"
+            + "".join(f"x{i}: &x{i} [*x{i - 1 if i else ''}]\n" for i in range(40)),
+            "nests deeper than 32",
+        ),
+        ("name: 0x" + "f" * 40 + "\n", "a whole number of 42 digits"),
+        ("name: !!int '12x'\n", "cannot read the value '12x'"),
+        ("name: 2024-13-45\n", "cannot read the value '2024-13-45'"),
+    ],
+)
 def test_other_hostile_yaml(write_spec, text, words):
     from elubench.core.errors import SpecError
     from elubench.spec.loader import load_spec
+
     path = write_spec(text)
     with pytest.raises(SpecError) as caught:
         load_spec(path)
@@ -132,18 +159,30 @@ def test_other_hostile_yaml(write_spec, text, words):
 
 def test_a_deep_real_spec_still_loads(write_spec):
     """The bounds leave room: anchors, merges and a reference table read as before."""
-    text = TINY.replace("compare:", "reference:\n  test_error:\n    relu: &r [1.0, 0.1]\n"
-                                    "    elu: *r\ncompare:")
+    text = TINY.replace(
+        "compare:", "reference:\n  test_error:\n    relu: &r [1.0, 0.1]\n    elu: *r\ncompare:"
+    )
     spec = __import__("elubench.spec.loader", fromlist=["load_spec"]).load_spec(write_spec(text))
     assert spec.reference.test_error["elu"] == (1.0, 0.1)
 
 
 # --- numbers -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("written, value", [("1e-3", 0.001), ("1e6", 1e6), ("1.5e-4", 1.5e-4),
-                                            ("1.0e+2", 100.0), ("0.05", 0.05), ("2E-2", 0.02)])
+
+@pytest.mark.parametrize(
+    "written, value",
+    [
+        ("1e-3", 0.001),
+        ("1e6", 1e6),
+        ("1.5e-4", 1.5e-4),
+        ("1.0e+2", 100.0),
+        ("0.05", 0.05),
+        ("2E-2", 0.02),
+    ],
+)
 def test_exponent_floats_read_as_numbers_in_files_and_overrides(write_spec, written, value):
     from elubench.spec.loader import load_spec
+
     spec = load_spec(write_spec(_with(TINY, "lr: 0.05", f"lr: {written}")))
     assert spec.train.lr == pytest.approx(value)
     spec = load_spec(write_spec(TINY, "other.yaml"), [f"train.lr={written}"])
@@ -152,8 +191,10 @@ def test_exponent_floats_read_as_numbers_in_files_and_overrides(write_spec, writ
 
 def test_yaml_1_2_floats_leave_integers_and_text_alone(write_spec):
     from elubench.spec.loader import load_spec
-    spec = load_spec(write_spec(TINY), ["train.iterations=1e3", "compare.activations=[elu, relu]",
-                                        "name=e5x"])
+
+    spec = load_spec(
+        write_spec(TINY), ["train.iterations=1e3", "compare.activations=[elu, relu]", "name=e5x"]
+    )
     assert spec.train.iterations == 1000 and isinstance(spec.train.iterations, int)
     assert spec.name == "e5x" and spec.compare.seeds == 2
 
@@ -161,11 +202,13 @@ def test_yaml_1_2_floats_leave_integers_and_text_alone(write_spec):
 def test_set_with_huge_numbers_is_a_message(cli, tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_text(TINY)
-    for override, words in [("train.iterations=" + "9" * 5000, "5000 digits"),
-                            ("compare.seeds." + "9" * 5000 + "=1", "--set"),
-                            ("train.iterations=1e400", "train.iterations"),
-                            ("model.width=.nan", "finite number"),
-                            ("train.lr=1e-3", None)]:
+    for override, words in [
+        ("train.iterations=" + "9" * 5000, "5000 digits"),
+        ("compare.seeds." + "9" * 5000 + "=1", "--set"),
+        ("train.iterations=1e400", "train.iterations"),
+        ("model.width=.nan", "finite number"),
+        ("train.lr=1e-3", None),
+    ]:
         code, out, err = cli("show", path, "--set", override)
         assert "Traceback" not in out + err
         if words is None:
@@ -174,27 +217,31 @@ def test_set_with_huge_numbers_is_a_message(cli, tmp_path):
             assert code == 2 and words in err, err
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"compare": {"seeds": [0, 2**31]}}, "below 2**31"),
-    ({"compare": {"seeds": list(range(10_001))}}, "got a list of 10,001"),
-    ({"train": {"lr": 0.1, "iterations": 10**10}}, "train.iterations"),
-    ({"train": {"lr": 0.1, "epochs": 10**7}}, "train.epochs"),
-    ({"train": {"lr": 0.1, "iterations": 10, "batch_size": 10**6}}, "train.batch_size"),
-    ({"train": {"lr": 0.1, "iterations": 10, "eval_every": 10**10}}, "train.eval_every"),
-    ({"train": {"lr": 0.1, "iterations": 10, "probe_size": 10**6}}, "train.probe_size"),
-    ({"train": {"lr": {0: 0.1, 10**12: 0.01}, "iterations": 10}}, "whole numbers from 0"),
-    ({"train": {"lr": 0.1, "iterations": 10**5000}}, "far too large"),
-    ({"data": {"dataset": "synthetic", "synthetic": {"train_size": 10**9}}}, "train_size"),
-    ({"data": {"dataset": "synthetic", "synthetic": {"shape": [3, 10**5, 32]}}}, "shape[1]"),
-    ({"data": {"dataset": "synthetic", "synthetic": {"classes": 10**7}}}, "classes"),
-    ({"data": {"dataset": "synthetic", "synthetic": {"noise": float("inf")}}}, "finite"),
-    ({"model": {"stacks": ["1x2000x3", "1x10x1"], "width": 64}}, "at most 65,536"),
-    ({"model": {"stacks": ["1000x8x3"] * 11 + ["1x10x1"], "pool": "none"}}, "11,001 layers"),
-    ({"model": {"stacks": ["1x8x3", "1x10x1"], "width": float("nan")}}, "finite"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"compare": {"seeds": [0, 2**31]}}, "below 2**31"),
+        ({"compare": {"seeds": list(range(10_001))}}, "got a list of 10,001"),
+        ({"train": {"lr": 0.1, "iterations": 10**10}}, "train.iterations"),
+        ({"train": {"lr": 0.1, "epochs": 10**7}}, "train.epochs"),
+        ({"train": {"lr": 0.1, "iterations": 10, "batch_size": 10**6}}, "train.batch_size"),
+        ({"train": {"lr": 0.1, "iterations": 10, "eval_every": 10**10}}, "train.eval_every"),
+        ({"train": {"lr": 0.1, "iterations": 10, "probe_size": 10**6}}, "train.probe_size"),
+        ({"train": {"lr": {0: 0.1, 10**12: 0.01}, "iterations": 10}}, "whole numbers from 0"),
+        ({"train": {"lr": 0.1, "iterations": 10**5000}}, "far too large"),
+        ({"data": {"dataset": "synthetic", "synthetic": {"train_size": 10**9}}}, "train_size"),
+        ({"data": {"dataset": "synthetic", "synthetic": {"shape": [3, 10**5, 32]}}}, "shape[1]"),
+        ({"data": {"dataset": "synthetic", "synthetic": {"classes": 10**7}}}, "classes"),
+        ({"data": {"dataset": "synthetic", "synthetic": {"noise": float("inf")}}}, "finite"),
+        ({"model": {"stacks": ["1x2000x3", "1x10x1"], "width": 64}}, "at most 65,536"),
+        ({"model": {"stacks": ["1000x8x3"] * 11 + ["1x10x1"], "pool": "none"}}, "11,001 layers"),
+        ({"model": {"stacks": ["1x8x3", "1x10x1"], "width": float("nan")}}, "finite"),
+    ],
+)
 def test_every_number_is_bounded(change, words):
     from elubench.core.errors import SpecError
     from elubench.spec.loader import validate_spec
+
     with pytest.raises(SpecError) as caught:
         validate_spec(tiny_spec(**change))
     assert words in caught.value.render()
@@ -204,13 +251,16 @@ def test_every_number_is_bounded(change, words):
 def test_seeds_flag_is_bounded(cli, tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_text(TINY)
-    code, out, err = cli("run", path, "--seeds", "1000000000", "--dry-run", "--results", tmp_path / "r")
+    code, out, err = cli(
+        "run", path, "--seeds", "1000000000", "--dry-run", "--results", tmp_path / "r"
+    )
     assert code == 2 and "--seeds" in err and "Traceback" not in out + err
 
 
 def test_long_notation_text_is_quoted_in_part():
     from elubench.core.errors import NotationError
     from elubench.spec.notation import parse_stack
+
     with pytest.raises(NotationError) as caught:
         parse_stack("1x8x3, " * 20_000 + "1x8x" + "9" * 5000)
     assert len(caught.value.render()) < 500 and "…" in caught.value.render()
@@ -218,16 +268,23 @@ def test_long_notation_text_is_quoted_in_part():
 
 # --- the memory estimate -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, activation, bn", [
-    ("quickstart.yaml", "elu", False), ("quickstart.yaml", "prelu", True),
-    ("elu-cifar100-11.yaml", "relu", True), ("mnist-autoencoder.yaml", "elu", False),
-    ("he-init-30layer.yaml", "mish", False),
-])
+
+@pytest.mark.parametrize(
+    "name, activation, bn",
+    [
+        ("quickstart.yaml", "elu", False),
+        ("quickstart.yaml", "prelu", True),
+        ("elu-cifar100-11.yaml", "relu", True),
+        ("mnist-autoencoder.yaml", "elu", False),
+        ("he-init-30layer.yaml", "mish", False),
+    ],
+)
 def test_estimated_parameters_are_the_built_models(name, activation, bn):
     from elubench.activations.names import parse_activation
     from elubench.net.build import build_model
     from elubench.net.memory import estimate_run
     from elubench.spec.loader import load_spec
+
     spec = load_spec(SPECS / name)
     model = build_model(spec, activation, bn)
     estimate = estimate_run(spec, parse_activation(activation), bn)
@@ -239,6 +296,7 @@ def test_estimate_grows_with_batch_width_and_bn():
     from elubench.activations.names import parse_activation
     from elubench.net.memory import estimate_run
     from elubench.spec.loader import load_spec
+
     elu = parse_activation("elu")
 
     def est(*overrides, bn=False):
@@ -261,10 +319,16 @@ def test_activation_estimate_against_a_measured_step():
     from elubench.net.memory import ACTIVATION_FACTOR, per_image
     from elubench.spec.layout import net_layout
     from elubench.spec.loader import load_spec
+
     case = ["specs/quickstart.yaml", "elu", True, 1024]
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "memory_calibration.py"),
-                          json.dumps(case)], capture_output=True, text=True, check=True, cwd=ROOT,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "memory_calibration.py"), json.dumps(case)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     measured = json.loads(out.stdout)["activations"]
     plan = net_layout(load_spec(SPECS / "quickstart.yaml"), parse_activation("elu"), True)
     estimate = ACTIVATION_FACTOR * 1024 * per_image(plan, parse_activation("elu")).step * 4
@@ -274,11 +338,17 @@ def test_activation_estimate_against_a_measured_step():
 def _too_big(tmp_path):
     """A net that cannot fit anywhere: 65,536 units on a 32x32 map at batch 65,536."""
     path = tmp_path / "huge.yaml"
-    path.write_text(yaml.safe_dump(tiny_spec(
-        name="huge", data={"dataset": "synthetic", "synthetic": {"shape": [3, 32, 32]}},
-        model={"stacks": ["1x65536x3", "1x10x1"]},
-        train={"batch_size": 65536, "lr": 0.1, "iterations": 2},
-        compare={"activations": ["relu"], "batchnorm": [False], "seeds": 1})))
+    path.write_text(
+        yaml.safe_dump(
+            tiny_spec(
+                name="huge",
+                data={"dataset": "synthetic", "synthetic": {"shape": [3, 32, 32]}},
+                model={"stacks": ["1x65536x3", "1x10x1"]},
+                train={"batch_size": 65536, "lr": 0.1, "iterations": 2},
+                compare={"activations": ["relu"], "batchnorm": [False], "seeds": 1},
+            )
+        )
+    )
     return path
 
 
@@ -305,12 +375,15 @@ def test_run_refuses_what_cannot_fit(cli, tmp_path, dry_run):
 
 def test_the_check_uses_the_memory_available_and_can_be_overridden(cli, tmp_path, monkeypatch):
     path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(tiny_spec(compare={"activations": ["relu"], "batchnorm": [False],
-                                                      "seeds": 1})))
+    path.write_text(
+        yaml.safe_dump(
+            tiny_spec(compare={"activations": ["relu"], "batchnorm": [False], "seeds": 1})
+        )
+    )
     flags = ["--results", tmp_path / "r", "--device", "cpu", "--dry-run"]
     code, _, err = cli("run", path, *flags)
     assert code == 0, err
-    monkeypatch.setattr("elubench.core.machine.available_memory", lambda: 2 ** 20)
+    monkeypatch.setattr("elubench.core.machine.available_memory", lambda: 2**20)
     code, _, err = cli("run", path, *flags)
     assert code == 2 and "1.0 MiB" in err
     code, _, err = cli("run", path, *flags, "--no-memory-check")
@@ -322,6 +395,7 @@ def test_the_check_divides_memory_between_runs_at_once(monkeypatch):
     from elubench.net.memory import check_fits, largest_estimate
     from elubench.spec.loader import validate_spec
     from elubench.spec.matrix import expand
+
     spec = validate_spec(tiny_spec())
     configs = expand(spec)
     need = largest_estimate(spec, configs).cpu_total
@@ -339,22 +413,30 @@ def test_the_check_asks_a_cuda_device(monkeypatch):
     from elubench.net.memory import check_fits
     from elubench.spec.loader import validate_spec
     from elubench.spec.matrix import expand
+
     spec = validate_spec(tiny_spec())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (2 ** 20, 80 * 2 ** 30))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (2**20, 80 * 2**30))
     with pytest.raises(ResourceError, match="free memory of GPU 1"):
         check_fits(spec, expand(spec), "cuda:1", 1)
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (80 * 2 ** 30, 80 * 2 ** 30))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (80 * 2**30, 80 * 2**30))
     check_fits(spec, expand(spec), "cuda:1", 1)
 
 
 def test_show_and_the_new_modules_import_no_torch(tmp_path):
-    code = ("import sys; sys.argv = ['elubench', 'show', sys.argv[1]]\n"
-            "import elubench.net.memory, elubench.spec.safe_yaml, elubench.core.limits\n"
-            "from elubench.cli.app import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('torch' in sys.modules, file=sys.stderr)")
-    done = subprocess.run([sys.executable, "-c", code, str(SPECS / "quickstart.yaml")],
-                          capture_output=True, text=True, check=True, cwd=ROOT)
+    code = (
+        "import sys; sys.argv = ['elubench', 'show', sys.argv[1]]\n"
+        "import elubench.net.memory, elubench.spec.safe_yaml, elubench.core.limits\n"
+        "from elubench.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(SPECS / "quickstart.yaml")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     assert done.stderr.strip().endswith("False"), done.stderr

@@ -14,7 +14,9 @@ ACTIVATIONS = ["elu", "relu", "lrelu(0.1)", "srelu", "prelu", "prelu(shared)", "
 @pytest.mark.parametrize("scheme", ["he", "xavier", "torch-default"])
 def test_same_seed_same_weights_for_every_activation_and_bn(scheme):
     spec = validate_spec(tiny_spec())
-    nets = [build_model(spec, a, bn, seed=3, init=scheme) for a in ACTIVATIONS for bn in (False, True)]
+    nets = [
+        build_model(spec, a, bn, seed=3, init=scheme) for a in ACTIVATIONS for bn in (False, True)
+    ]
     hashes = {init_hash(net) for net in nets}
     assert len(hashes) == 1
     first = linear_layers(nets[0])
@@ -64,7 +66,9 @@ def test_what_the_schemes_share():
     for h, x in zip(linear_layers(he["relu"]), linear_layers(xavier)):
         ratio = x.weight / h.weight
         fan_in, fan_out = h.weight[0].numel(), h.weight.shape[0] * h.weight[0, 0].numel()
-        torch.testing.assert_close(ratio, torch.full_like(ratio, math.sqrt(fan_in / (fan_in + fan_out))))
+        torch.testing.assert_close(
+            ratio, torch.full_like(ratio, math.sqrt(fan_in / (fan_in + fan_out)))
+        )
 
 
 def test_biases_start_at_zero_under_he():
@@ -93,7 +97,7 @@ def test_scheme_statistics():
 
 def test_he_aware_scales_the_same_draws():
     he, aware = _std("he"), _std("he-aware", "prelu")
-    torch.testing.assert_close(aware, he / math.sqrt(1 + 0.25 ** 2))
+    torch.testing.assert_close(aware, he / math.sqrt(1 + 0.25**2))
 
 
 def test_unknown_scheme():

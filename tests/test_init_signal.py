@@ -18,12 +18,19 @@ from elubench.tools.signal import forward_signal, layer_stds, summary
 
 DEEP_FC = {  # ten square FC layers: fan_in = fan_out, so Xavier's Var[w] is 1 / n exactly
     "name": "deep-fc",
-    "data": {"dataset": "synthetic", "preprocess": "standardize",
-             "synthetic": {"shape": [1, 16, 16], "train_size": 600, "test_size": 100}},
+    "data": {
+        "dataset": "synthetic",
+        "preprocess": "standardize",
+        "synthetic": {"shape": [1, 16, 16], "train_size": 600, "test_size": 100},
+    },
     "model": {"stacks": ["1×512×FC", "10×512×FC", "1×10×FC"]},
     "train": {"batch_size": 32, "lr": 0.01, "iterations": 10, "eval_every": 10},
-    "compare": {"activations": ["relu"], "batchnorm": [False], "init": ["he", "xavier"],
-                "seeds": 2},
+    "compare": {
+        "activations": ["relu"],
+        "batchnorm": [False],
+        "init": ["he", "xavier"],
+        "seeds": 2,
+    },
 }
 
 
@@ -46,7 +53,7 @@ def test_relu_variance_argument_he_keeps_xavier_halves():
     signal = forward_signal(spec, select(spec), probe, "Gaussian noise")
     he, xavier = _ratios(signal.frame, "he"), _ratios(signal.frame, "xavier")
     assert math.prod(he) ** (1 / len(he)) == pytest.approx(1.0, rel=0.05)
-    assert math.prod(xavier) ** (1 / len(xavier)) == pytest.approx(2 ** -0.5, rel=0.05)
+    assert math.prod(xavier) ** (1 / len(xavier)) == pytest.approx(2**-0.5, rel=0.05)
     assert set(signal.frame["depth"]) == set(range(1, 13))  # 12 conv/FC layers, the output too
 
 

@@ -12,25 +12,67 @@ from test_cli_compare import TEN
 
 def strict(text: str):
     """json.loads that refuses NaN and Infinity, as JavaScript's JSON.parse and Go do."""
+
     def refuse(token):
         raise ValueError(f"not strict JSON: {token}")
+
     return json.loads(text, parse_constant=refuse)
 
 
 def test_compare_json_shape(cli, tmp_path):
-    degenerate = {"relu": [60, 61, 62, 63, 64, 65], "elu": [58, 59, 60, 61, 62, 63]}  # d = -2 always
+    degenerate = {
+        "relu": [60, 61, 62, 63, 64, 65],
+        "elu": [58, 59, 60, 61, 62, 63],
+    }  # d = -2 always
     root = make_results(tmp_path, degenerate)
     code, out, err = cli("compare", root, "--format", "json", "--q-values")
     assert code == 0, err
     payload = strict(out)
-    assert {"spec_name", "baseline", "configs", "alternative", "alpha", "primary_test",
-            "correction", "comparison_family", "comparison_mode", "rope_pp", "tables",
-            "friedman", "warnings", "methods"} <= set(payload)
+    assert {
+        "spec_name",
+        "baseline",
+        "configs",
+        "alternative",
+        "alpha",
+        "primary_test",
+        "correction",
+        "comparison_family",
+        "comparison_mode",
+        "rope_pp",
+        "tables",
+        "friedman",
+        "warnings",
+        "methods",
+    } <= set(payload)
     row = payload["tables"]["paired"][0]
-    for key in ("a", "b", "setting", "n_pairs", "mean_diff_pp", "ci_low", "ci_high", "wins",
-                "t_stat", "t_p", "wilcoxon_p", "wilcoxon_method", "p_floor", "d_z",
-                "rank_biserial", "p_a_better", "p_equivalent", "p_b_better", "rope_pp", "p_holm",
-                "best_holm_p", "cannot_reach", "verdict", "seeds_for_80_power", "notes", "q_bh"):
+    for key in (
+        "a",
+        "b",
+        "setting",
+        "n_pairs",
+        "mean_diff_pp",
+        "ci_low",
+        "ci_high",
+        "wins",
+        "t_stat",
+        "t_p",
+        "wilcoxon_p",
+        "wilcoxon_method",
+        "p_floor",
+        "d_z",
+        "rank_biserial",
+        "p_a_better",
+        "p_equivalent",
+        "p_b_better",
+        "rope_pp",
+        "p_holm",
+        "best_holm_p",
+        "cannot_reach",
+        "verdict",
+        "seeds_for_80_power",
+        "notes",
+        "q_bh",
+    ):
         assert key in row, key
     assert row["t_stat"] is None and isinstance(row["notes"], list) and row["notes"]
     friedman = payload["friedman"]
@@ -49,9 +91,24 @@ def test_show_and_activations_json_are_strict(cli):
 
 @pytest.mark.slow
 def test_records_metrics_and_spec_json_are_strict(cli, tmp_path):
-    code, _, err = cli("run", "specs/quickstart.yaml", "--results", tmp_path, "--seeds", "1",
-                       "-a", "prelu", "--batchnorm", "off", "--set", "train.iterations=20",
-                       "--set", "train.eval_every=10", "--device", "cpu")
+    code, _, err = cli(
+        "run",
+        "specs/quickstart.yaml",
+        "--results",
+        tmp_path,
+        "--seeds",
+        "1",
+        "-a",
+        "prelu",
+        "--batchnorm",
+        "off",
+        "--set",
+        "train.iterations=20",
+        "--set",
+        "train.eval_every=10",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     folder = tmp_path / "quickstart"
     spec = strict((folder / "spec.json").read_text())
@@ -70,18 +127,36 @@ def test_a_diverged_runs_nan_slopes_are_written_as_null(tmp_path):
     from elubench.store.record import RunRecord
     from elubench.store.rundir import RunDir
 
-    record = RunRecord(run_id="r", spec_name="s", spec_hash="h", activation="prelu",
-                       batchnorm=False, seed=0, status="diverged", reason="non-finite loss",
-                       test_errors=None, test_size=10, test_error=None, test_loss=None,
-                       train_loss=None, iterations=3, wall_seconds=1.0,
-                       images_per_second=math.inf, init_hash="x",
-                       prelu_slopes={"s1_conv1": {"mean": math.nan, "min": math.nan, "max": 1.0}})
+    record = RunRecord(
+        run_id="r",
+        spec_name="s",
+        spec_hash="h",
+        activation="prelu",
+        batchnorm=False,
+        seed=0,
+        status="diverged",
+        reason="non-finite loss",
+        test_errors=None,
+        test_size=10,
+        test_error=None,
+        test_loss=None,
+        train_loss=None,
+        iterations=3,
+        wall_seconds=1.0,
+        images_per_second=math.inf,
+        init_hash="x",
+        prelu_slopes={"s1_conv1": {"mean": math.nan, "min": math.nan, "max": 1.0}},
+    )
     run = RunDir(tmp_path / "r")
     run.write_record(record)
     run.append_metrics({"iteration": 3, "train_loss": math.nan, "test_error": math.inf})
     saved = strict(run.record_path.read_text())
     assert saved["images_per_second"] is None and saved["prelu_slopes"]["s1_conv1"]["mean"] is None
-    assert strict(run.metrics_path.read_text()) == {"iteration": 3, "train_loss": None, "test_error": None}
+    assert strict(run.metrics_path.read_text()) == {
+        "iteration": 3,
+        "train_loss": None,
+        "test_error": None,
+    }
 
 
 def test_csv_and_markdown_carry_the_same_verdicts(cli, tmp_path):
@@ -93,12 +168,26 @@ def test_csv_and_markdown_carry_the_same_verdicts(cli, tmp_path):
 
 
 def test_data_json_is_strict(cli, tmp_path):
-    code, out, err = cli("data", "specs/quickstart.yaml", "specs/mnist-mlp-8x128.yaml",
-                         "--data-dir", tmp_path, "--json")
+    code, out, err = cli(
+        "data",
+        "specs/quickstart.yaml",
+        "specs/mnist-mlp-8x128.yaml",
+        "--data-dir",
+        tmp_path,
+        "--json",
+    )
     assert code == 2 and "mnist was not found" in err  # the JSON comes first, whole
     report = strict(out)
     assert set(report) == {"data_dir", "data_dir_from", "ready", "datasets"} and not report["ready"]
     mnist = report["datasets"][1]
     assert set(mnist) == {"dataset", "needed_by", "ready", "folder", "note", "downloaded", "files"}
-    assert set(mnist["files"][0]) == {"name", "path", "md5", "size", "status", "found_md5", "found_size"}
+    assert set(mnist["files"][0]) == {
+        "name",
+        "path",
+        "md5",
+        "size",
+        "status",
+        "found_md5",
+        "found_size",
+    }
     assert {f["status"] for f in mnist["files"]} == {"missing"}

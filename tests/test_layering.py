@@ -15,8 +15,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "elubench"
 
 # The layers, lowest first: a module may import its own layer and the layers before it, never
 # one after it. elubench/__init__.py and __main__.py sit above every layer.
-LAYERS = ("core", "activations", "spec", "net", "data", "store", "stats", "training",
-          "execution", "report", "export", "tools", "cli")
+LAYERS = (
+    "core",
+    "activations",
+    "spec",
+    "net",
+    "data",
+    "store",
+    "stats",
+    "training",
+    "execution",
+    "report",
+    "export",
+    "tools",
+    "cli",
+)
 
 
 def module_name(path: Path) -> str:
@@ -34,12 +47,17 @@ def imports(path: Path) -> list[tuple[str, str | None, int]]:
     """(module, name or None, line) for every elubench import in the file, at any depth.
     `from elubench.x import y` gives (elubench.x.y, None) when y is a module, else (elubench.x, y)."""
     known = modules()
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    package = (
+        module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    )
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found += [(alias.name, None, node.lineno) for alias in node.names
-                      if alias.name.startswith("elubench")]
+            found += [
+                (alias.name, None, node.lineno)
+                for alias in node.names
+                if alias.name.startswith("elubench")
+            ]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:  # relative: resolve against this module's package
@@ -49,8 +67,9 @@ def imports(path: Path) -> list[tuple[str, str | None, int]]:
                 continue
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
-                found.append((sub, None, node.lineno) if sub in known
-                             else (base, alias.name, node.lineno))
+                found.append(
+                    (sub, None, node.lineno) if sub in known else (base, alias.name, node.lineno)
+                )
     return found
 
 
@@ -85,8 +104,9 @@ def test_imports_follow_the_declared_order():
             if target == "elubench" and here is not None:
                 wrong.append(f"{name}:{line} imports the top-level package (import from its layer)")
             elif here is not None and there is not None and there > here:
-                wrong.append(f"{name}:{line} imports {target}: {LAYERS[here]} is below "
-                             f"{LAYERS[there]}")
+                wrong.append(
+                    f"{name}:{line} imports {target}: {LAYERS[here]} is below {LAYERS[there]}"
+                )
     assert wrong == [], "\n".join(wrong)
 
 
@@ -130,19 +150,28 @@ def test_no_private_name_crosses_a_module():
     crossing = []
     for name, path in modules().items():
         for target, imported, line in imports(path):
-            if imported is not None and imported.startswith("_") and not imported.endswith("__") \
-                    and target != name:
+            if (
+                imported is not None
+                and imported.startswith("_")
+                and not imported.endswith("__")
+                and target != name
+            ):
                 crossing.append(f"{name}:{line} imports {target}.{imported}")
     assert crossing == [], "\n".join(crossing)
 
 
-@pytest.mark.parametrize("source, expected", [
-    ("import elubench.core.errors\n", [("elubench.core.errors", None)]),
-    ("def f():\n    from elubench.spec import loader\n", [("elubench.spec.loader", None)]),
-    ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from elubench.store.record import RunRecord\n",
-     [("elubench.store.record", "RunRecord")]),
-    ("from elubench.core.files import _umask\n", [("elubench.core.files", "_umask")]),
-])
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("import elubench.core.errors\n", [("elubench.core.errors", None)]),
+        ("def f():\n    from elubench.spec import loader\n", [("elubench.spec.loader", None)]),
+        (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from elubench.store.record import RunRecord\n",
+            [("elubench.store.record", "RunRecord")],
+        ),
+        ("from elubench.core.files import _umask\n", [("elubench.core.files", "_umask")]),
+    ],
+)
 def test_the_reader_sees_every_kind_of_import(tmp_path, monkeypatch, source, expected):
     """The checks above can fail: imports inside functions and under TYPE_CHECKING are read."""
     path = PACKAGE / "core" / "_probe_for_test.py"

@@ -22,8 +22,19 @@ def test_paper_parameter_counts():
 
 def test_hand_computed_count_of_the_11_layer_net():
     """(in*k*k + 1) * out per conv layer, summed by hand from the paper's notation."""
-    layers = [(3, 192, 5), (192, 192, 1), (192, 240, 3), (240, 240, 1), (240, 260, 2), (260, 260, 1),
-              (260, 280, 2), (280, 280, 1), (280, 300, 2), (300, 300, 1), (300, 100, 1)]
+    layers = [
+        (3, 192, 5),
+        (192, 192, 1),
+        (192, 240, 3),
+        (240, 240, 1),
+        (240, 260, 2),
+        (260, 260, 1),
+        (260, 280, 2),
+        (280, 280, 1),
+        (280, 300, 2),
+        (300, 300, 1),
+        (300, 100, 1),
+    ]
     by_hand = sum((cin * k * k + 1) * cout for cin, cout, k in layers)
     spec = load_spec(SPECS / "elu-cifar100-11.yaml")
     assert net_layout(spec, parse_activation("elu"), False).total_params == by_hand
@@ -35,8 +46,11 @@ def _meta_net(spec, activation, bn):
         return plan, Net(plan, activation)
 
 
-CASES = [(p.name, a, bn) for p in sorted(SPECS.glob("*.yaml"))
-         for a, bn in [("relu", False), ("prelu", True), ("prelu(shared)", False)]]
+CASES = [
+    (p.name, a, bn)
+    for p in sorted(SPECS.glob("*.yaml"))
+    for a, bn in [("relu", False), ("prelu", True), ("prelu(shared)", False)]
+]
 
 
 @pytest.mark.parametrize("spec_file, activation, bn", CASES)
@@ -99,14 +113,24 @@ def test_spp_and_stride():
     assert [r.out_shape[1:] for r in rows if r.kind == "maxpool"] == [(56, 56), (28, 28), (14, 14)]
 
 
-@pytest.mark.parametrize("pool, pooled", [("max2", [4]), ("avg2", [4]), ("none", []),
-                                          (["max2", "max2", "none", "none"], [4, 2]),
-                                          (["none", "max2", "none", "none"], [4])])
+@pytest.mark.parametrize(
+    "pool, pooled",
+    [
+        ("max2", [4]),
+        ("avg2", [4]),
+        ("none", []),
+        (["max2", "max2", "none", "none"], [4, 2]),
+        (["none", "max2", "none", "none"], [4]),
+    ],
+)
 def test_spp_replaces_the_last_conv_stacks_pool_unless_listed(pool, pooled):
     """A single pool value: no pool after the last conv stack when SPP follows it; an explicit
     per-stack list is obeyed as written."""
-    spec = validate_spec(tiny_spec(model={"stacks": ["1x8x3", "1x8x3", "1x32xFC", "1x10xFC"],
-                                          "pool": pool, "spp": [2, 1]}))
+    spec = validate_spec(
+        tiny_spec(
+            model={"stacks": ["1x8x3", "1x8x3", "1x32xFC", "1x10xFC"], "pool": pool, "spp": [2, 1]}
+        )
+    )
     rows = net_layout(spec, parse_activation("relu"), False).rows
     assert [r.out_shape[1] for r in rows if r.kind.endswith("pool")] == pooled
     spp = next(r for r in rows if r.kind == "spp")
@@ -151,5 +175,6 @@ def test_channels_last_forward_matches():
     x = torch.randn(4, 1, 8, 8)
     expected = net(x)
     net = net.to(memory_format=torch.channels_last)
-    torch.testing.assert_close(net(x.contiguous(memory_format=torch.channels_last)), expected,
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        net(x.contiguous(memory_format=torch.channels_last)), expected, rtol=1e-5, atol=1e-5
+    )

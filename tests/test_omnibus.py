@@ -19,7 +19,7 @@ from elubench.stats.omnibus import Friedman, friedman_test
 
 def textbook_chi2(rank_sums: np.ndarray, n: int, k: int, correction: float) -> np.ndarray:
     """12 / (n k (k+1)) sum R_j^2 - 3 n (k+1), divided by the tie correction."""
-    return (12 / (n * k * (k + 1)) * (rank_sums ** 2).sum(axis=-1) - 3 * n * (k + 1)) / correction
+    return (12 / (n * k * (k + 1)) * (rank_sums**2).sum(axis=-1) - 3 * n * (k + 1)) / correction
 
 
 def brute_force(values) -> tuple[float, float]:
@@ -27,7 +27,7 @@ def brute_force(values) -> tuple[float, float]:
     (itertools.product over per-seed permutations), counting with a 1e-9 relative tolerance."""
     ranks = sps.rankdata(np.asarray(values, dtype=float), axis=1)
     n, k = ranks.shape
-    tie = sum(t ** 3 - t for row in ranks for t in np.unique(row, return_counts=True)[1])
+    tie = sum(t**3 - t for row in ranks for t in np.unique(row, return_counts=True)[1])
     correction = 1 - tie / (n * k * (k * k - 1))
     perms = np.array(list(itertools.permutations(range(k))))
     grid = np.array(list(itertools.product(range(len(perms)), repeat=n)))  # one arrangement a row
@@ -57,14 +57,19 @@ def assert_finite(result: Friedman) -> None:
 
 # --- the statistic -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n, k, ties", [(5, 3, False), (10, 4, True), (7, 6, True), (10, 8, False),
-                                        (3, 5, True), (20, 8, True)])
+
+@pytest.mark.parametrize(
+    "n, k, ties",
+    [(5, 3, False), (10, 4, True), (7, 6, True), (10, 8, False), (3, 5, True), (20, 8, True)],
+)
 def test_statistic_and_mean_ranks_match_scipy(n, k, ties):
     rng = np.random.default_rng(n * 100 + k)
     values = rng.integers(0, 4, (n, k)) if ties else rng.normal(size=(n, k))
     result = friedman_test(values)
     assert result.statistic == pytest.approx(sps.friedmanchisquare(*values.T).statistic, rel=1e-12)
-    assert result.mean_ranks == pytest.approx(tuple(sps.rankdata(values, axis=1).mean(axis=0)), rel=1e-12)
+    assert result.mean_ranks == pytest.approx(
+        tuple(sps.rankdata(values, axis=1).mean(axis=0)), rel=1e-12
+    )
     assert (result.n, result.k) == (n, k)
     chi2 = result.statistic
     if result.f_statistic is not None:
@@ -128,10 +133,12 @@ def test_published_exact_values():
     # n = 5: P(chi2_r >= 6.4) = .039; n = 6: P(chi2_r >= 7.0) = .029 (also the 5 % critical
     # values 6.4 and 7.0 of the usual critical-value tables). By brute force here:
     # 306 / 7776 = 0.039352 and 1350 / 46656 = 0.028935.
-    five = from_ranks([[1, 2, 3]] * 3 + [[1, 3, 2], [2, 1, 3]])            # R = 6, 10, 14
-    six = from_ranks([[1, 2, 3]] * 3 + [[1, 3, 2]] * 2 + [[2, 1, 3]])     # R = 7, 13, 16
-    for values, chi2, count, total, published in ((five, 6.4, 306, 7776, 0.039),
-                                                  (six, 7.0, 1350, 46656, 0.029)):
+    five = from_ranks([[1, 2, 3]] * 3 + [[1, 3, 2], [2, 1, 3]])  # R = 6, 10, 14
+    six = from_ranks([[1, 2, 3]] * 3 + [[1, 3, 2]] * 2 + [[2, 1, 3]])  # R = 7, 13, 16
+    for values, chi2, count, total, published in (
+        (five, 6.4, 306, 7776, 0.039),
+        (six, 7.0, 1350, 46656, 0.029),
+    ):
         result = friedman_test(values)
         assert result.statistic == pytest.approx(chi2, rel=1e-12)
         assert brute_force(values)[1] == pytest.approx(count / total, abs=1e-15)
@@ -140,8 +147,9 @@ def test_published_exact_values():
         assert result.method.startswith("exact (all (3!)^")
 
 
-@pytest.mark.parametrize("wins, losses, ties", [(5, 0, 0), (7, 2, 0), (6, 1, 3), (9, 3, 0), (4, 4, 2),
-                                                (20, 5, 5)])
+@pytest.mark.parametrize(
+    "wins, losses, ties", [(5, 0, 0), (7, 2, 0), (6, 1, 3), (9, 3, 0), (4, 4, 2), (20, 5, 5)]
+)
 def test_k2_exact_p_is_the_sign_test(wins, losses, ties):
     result = friedman_test(sign_test_values(wins, losses, ties))
     assert result.p == pytest.approx(sps.binomtest(wins, wins + losses).pvalue, abs=1e-12)
@@ -158,8 +166,11 @@ def test_clean_sweep_of_five_seeds():
 
 # --- degenerate data -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("rows, ways", [([[1, 2, 3]] * 4, 6), ([[3, 1, 2, 4]] * 3, 24),
-                                        ([[1, 1, 2]] * 4, 3), ([[2, 1]] * 6, 2)])
+
+@pytest.mark.parametrize(
+    "rows, ways",
+    [([[1, 2, 3]] * 4, 6), ([[3, 1, 2, 4]] * 3, 24), ([[1, 1, 2]] * 4, 3), ([[2, 1]] * 6, 2)],
+)
 def test_identical_rankings(rows, ways):
     values = from_ranks(rows)
     n, k = values.shape
@@ -174,7 +185,7 @@ def test_identical_rankings(rows, ways):
 
 def test_identical_rankings_beyond_enumeration():
     result = friedman_test(np.tile(np.arange(8.0), (10, 1)))
-    assert result.p == pytest.approx(40320.0 ** -9, rel=1e-9) and result.f_statistic is None
+    assert result.p == pytest.approx(40320.0**-9, rel=1e-9) and result.f_statistic is None
     result = friedman_test(np.tile(np.arange(8.0), (250, 1)))  # 40320^-249 underflows
     assert result.p == 0.0 and "below the smallest float" in result.method
     assert_finite(result)
@@ -189,6 +200,7 @@ def test_every_seed_ties_everything():
 
 
 # --- Monte Carlo and chi-square paths --------------------------------------------------------------
+
 
 def test_monte_carlo_agrees_with_exact():
     values = np.random.default_rng(7).normal(size=(6, 4)) + [0.0, 0.3, 0.6, 0.9]
@@ -223,9 +235,16 @@ def test_exact_where_feasible_then_monte_carlo_then_chi_square():
 
 def test_no_inf_or_nan_anywhere():
     rng = np.random.default_rng(5)
-    cases = [rng.normal(size=(5, 3)), rng.integers(0, 2, (8, 5)), sign_test_values(5, 0, 0),
-             np.full((3, 2), 1.0), np.tile([1.0, 1.0, 2.0], (4, 1)), rng.normal(size=(60, 6)),
-             np.tile(np.arange(6.0), (60, 1)), from_ranks([[1, 2, 3], [2, 2, 2], [1, 2, 3]])]
+    cases = [
+        rng.normal(size=(5, 3)),
+        rng.integers(0, 2, (8, 5)),
+        sign_test_values(5, 0, 0),
+        np.full((3, 2), 1.0),
+        np.tile([1.0, 1.0, 2.0], (4, 1)),
+        rng.normal(size=(60, 6)),
+        np.tile(np.arange(6.0), (60, 1)),
+        from_ranks([[1, 2, 3], [2, 2, 2], [1, 2, 3]]),
+    ]
     for values in cases:
         assert_finite(friedman_test(values))
     assert_finite(friedman_test(rng.normal(size=(7, 6)), exact_limit=0, monte_carlo=1_000))
@@ -233,15 +252,24 @@ def test_no_inf_or_nan_anywhere():
 
 # --- input and speed -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("values, match", [(np.ones((1, 4)), "1 seed"), (np.ones((6, 1)), "1 configuration"),
-                                           (np.ones(5), "shape"), ([[1, 2], [3, np.nan]], "NaN")])
+
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        (np.ones((1, 4)), "1 seed"),
+        (np.ones((6, 1)), "1 configuration"),
+        (np.ones(5), "shape"),
+        ([[1, 2], [3, np.nan]], "NaN"),
+    ],
+)
 def test_bad_input(values, match):
     with pytest.raises(ValueError, match=match):
         friedman_test(values)
 
 
-@pytest.mark.parametrize("n, k, method", [(250, 8, "chi-square approximation"), (10, 8, "Monte Carlo"),
-                                          (10, 5, "exact")])
+@pytest.mark.parametrize(
+    "n, k, method", [(250, 8, "chi-square approximation"), (10, 8, "Monte Carlo"), (10, 5, "exact")]
+)
 def test_speed(n, k, method):
     # Measured on the 2-core CI-class CPU (median of 7): (250, 8), a compare over 2,000 runs,
     # 5 ms (the exact attempt gives up at once); (10, 8), the quick start, 40 ms (100,000 Monte

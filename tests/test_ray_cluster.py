@@ -42,13 +42,26 @@ pytestmark = pytest.mark.slow  # they train real runs
 
 # 2 activations x BN off x 2 seeds; a run trains for a few seconds and checkpoints at every
 # evaluation (checkpoint_seconds=0), so a run cut short resumes from a recent evaluation.
-SPEC = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 1500, "eval_every": 100},
-                 compare={"activations": ["elu", "relu"], "batchnorm": [False], "seeds": 2})
+SPEC = tiny_spec(
+    train={"batch_size": 32, "lr": 0.05, "iterations": 1500, "eval_every": 100},
+    compare={"activations": ["elu", "relu"], "batchnorm": [False], "seeds": 2},
+)
 
 # What a record must share with the serial path's (as in test_equivalence), besides every
 # metrics line without its timing.
-RESULT_FIELDS = ("status", "test_errors", "test_error", "test_loss", "train_loss", "iterations",
-                 "total_iterations", "init_hash", "threads", "activation_stats", "prelu_slopes")
+RESULT_FIELDS = (
+    "status",
+    "test_errors",
+    "test_error",
+    "test_loss",
+    "train_loss",
+    "iterations",
+    "total_iterations",
+    "init_hash",
+    "threads",
+    "activation_stats",
+    "prelu_slopes",
+)
 
 
 def _settings(path, **kw):
@@ -72,8 +85,9 @@ class Recorder(Reporter):
 @pytest.fixture(scope="module")
 def cluster():
     """A head node (0 CPUs) and two worker nodes (1 CPU each) on this machine, for the module."""
-    ray = pytest.importorskip("ray", reason="the Ray cluster tests need ray: "
-                                            "pip install 'elubench[ray]'")
+    ray = pytest.importorskip(
+        "ray", reason="the Ray cluster tests need ray: pip install 'elubench[ray]'"
+    )
     from ray.cluster_utils import Cluster
 
     cluster = Cluster()
@@ -153,15 +167,18 @@ def _node_of(cluster, pid: int):
     """The worker node whose raylet started process `pid` (a Ray worker)."""
     from ray._private import ray_constants
 
-    raylets = {node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid: node
-               for node in cluster.worker_nodes}
+    raylets = {
+        node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid: node
+        for node in cluster.worker_nodes
+    }
     ancestor = pid
     while ancestor and ancestor > 1:
         if ancestor in raylets:
             return raylets[ancestor]
         ancestor = _parent(ancestor)
-    raise AssertionError(f"process {pid} was started by none of the worker nodes' raylets "
-                         f"{sorted(raylets)}")
+    raise AssertionError(
+        f"process {pid} was started by none of the worker nodes' raylets {sorted(raylets)}"
+    )
 
 
 def _wait_for(condition, what: str, timeout: float = 90.0):
@@ -198,8 +215,9 @@ def _in_thread(target):
 
 
 @pytest.mark.ray_cluster
-def test_a_node_lost_mid_run_is_retried_by_ray_and_resumes_from_its_checkpoint(serial, cluster,
-                                                                                 tmp_path):
+def test_a_node_lost_mid_run_is_retried_by_ray_and_resumes_from_its_checkpoint(
+    serial, cluster, tmp_path
+):
     spec = validate_spec(SPEC)
     configs = expand(spec)
     runs = tmp_path / spec.name / "runs"
@@ -219,11 +237,13 @@ def test_a_node_lost_mid_run_is_retried_by_ray_and_resumes_from_its_checkpoint(s
         return None
 
     def remove_its_node():
-        folder, pid, at = _wait_for(busy_run, f"a run to train on a worker node past iteration "
-                                              f"{past}")
+        folder, pid, at = _wait_for(
+            busy_run, f"a run to train on a worker node past iteration {past}"
+        )
         node = _node_of(cluster, pid)
-        victim.update(run_id=folder.name, pid=pid, at=at,
-                      records_then=len(list(runs.glob("*/run.json"))))
+        victim.update(
+            run_id=folder.name, pid=pid, at=at, records_then=len(list(runs.glob("*/run.json")))
+        )
         cluster.remove_node(node)  # kills its raylet; its worker processes die with it
         victim["removed"] = time.monotonic()
         _wait_for(lambda: not _alive(pid), f"worker {pid} of the removed node to die", 30)
@@ -239,8 +259,9 @@ def test_a_node_lost_mid_run_is_retried_by_ray_and_resumes_from_its_checkpoint(s
 
     # one driver invocation: Ray resubmitted the lost task to the node left
     assert not reporter.skipped, f"runs reported lost or skipped: {reporter.skipped}"
-    assert sorted(reporter.ended) == sorted(c.run_id for c in configs), \
+    assert sorted(reporter.ended) == sorted(c.run_id for c in configs), (
         f"finished {sorted(reporter.ended)}, expected every run of {[c.run_id for c in configs]}"
+    )
     assert sorted(r["run_id"] for r in records) == sorted(c.run_id for c in configs)
     assert len(cluster.worker_nodes) == 1
 
@@ -258,21 +279,26 @@ def test_a_node_lost_mid_run_is_retried_by_ray_and_resumes_from_its_checkpoint(s
     resumed = read_record(runs / victim["run_id"] / "run.json")["resumed_at"]
     # (its checkpoint follows its evaluation's line: a removal between the two leaves the one
     # before)
-    assert resumed and resumed[0] >= victim["at"] - every and resumed[0] % every == 0, \
-        (f"{victim['run_id']} (its node removed after its evaluation at iteration "
-         f"{victim['at']}) was not resumed from a checkpoint: resumed_at={resumed}")
-    print(f"\n[ray-cluster] matrix of {len(configs)} runs in {seconds:.1f} s; node of "
-          f"{victim['run_id']} removed at its evaluation {victim['at']} with "
-          f"{victim['records_then']} records in; its worker died "
-          f"{victim['worker_died'] - victim['removed']:.1f} s later; resumed at iteration "
-          f"{resumed} of {SPEC['train']['iterations']}")
+    assert resumed and resumed[0] >= victim["at"] - every and resumed[0] % every == 0, (
+        f"{victim['run_id']} (its node removed after its evaluation at iteration "
+        f"{victim['at']}) was not resumed from a checkpoint: resumed_at={resumed}"
+    )
+    print(
+        f"\n[ray-cluster] matrix of {len(configs)} runs in {seconds:.1f} s; node of "
+        f"{victim['run_id']} removed at its evaluation {victim['at']} with "
+        f"{victim['records_then']} records in; its worker died "
+        f"{victim['worker_died'] - victim['removed']:.1f} s later; resumed at iteration "
+        f"{resumed} of {SPEC['train']['iterations']}"
+    )
 
 
 @pytest.mark.ray_cluster
-def test_a_run_whose_worker_dies_on_every_try_is_lost_once_rays_retries_are_spent(cluster,
-                                                                                     tmp_path):
-    spec = validate_spec(tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 10 ** 6,
-                                          "eval_every": 10 ** 5}))
+def test_a_run_whose_worker_dies_on_every_try_is_lost_once_rays_retries_are_spent(
+    cluster, tmp_path
+):
+    spec = validate_spec(
+        tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 10**6, "eval_every": 10**5})
+    )
     cfg = expand(spec)[0]
     claim = tmp_path / spec.name / "runs" / cfg.run_id / "claim.json"
     killed: list[int] = []
@@ -291,16 +317,20 @@ def test_a_run_whose_worker_dies_on_every_try_is_lost_once_rays_retries_are_spen
     start = time.monotonic()
     try:
         records = make_executor("ray", address=cluster.address, cpus_per_run=1).run(
-            spec, [cfg], _settings(tmp_path), reporter)
+            spec, [cfg], _settings(tmp_path), reporter
+        )
     finally:
         finished.set()
         join()
     assert records == [] and not reporter.ended
     assert "lost" in reporter.skipped.get(cfg.run_id, ""), reporter.skipped
-    assert len(killed) == MAX_RETRIES + 1, \
+    assert len(killed) == MAX_RETRIES + 1, (
         f"{len(killed)} workers tried the run; Ray should have retried it {MAX_RETRIES} times"
-    print(f"\n[ray-cluster] lost after {len(killed)} tries in {time.monotonic() - start:.1f} s: "
-          f"{reporter.skipped[cfg.run_id]}")
+    )
+    print(
+        f"\n[ray-cluster] lost after {len(killed)} tries in {time.monotonic() - start:.1f} s: "
+        f"{reporter.skipped[cfg.run_id]}"
+    )
 
 
 @pytest.mark.ray_cluster
@@ -308,26 +338,31 @@ def test_a_users_mistake_on_a_worker_node_stops_the_matrix_and_is_not_retried(cl
     spec = validate_spec(tiny_spec(data={"dataset": "mnist", "preprocess": "standardize"}))
     settings = _settings(tmp_path, data_dir=tmp_path / "no-data")
     with pytest.raises(DataError, match="mnist was not found"):
-        make_executor("ray", address=cluster.address, cpus_per_run=1).run(spec, expand(spec),
-                                                                          settings)
+        make_executor("ray", address=cluster.address, cpus_per_run=1).run(
+            spec, expand(spec), settings
+        )
     assert not list((tmp_path / spec.name / "runs").rglob("run.json"))
 
 
 # --- a retried task and the claim of the attempt that died (no Ray needed) -------------------
 
+
 def test_a_retry_waits_for_the_dead_attempts_claim_a_first_try_does_not(tmp_path):
-    spec = validate_spec(tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 20,
-                                          "eval_every": 10}))
+    spec = validate_spec(
+        tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 20, "eval_every": 10})
+    )
     cfg = expand(spec)[0]
-    work = WorkerPayload(spec.model_dump(mode="json"), spec.hash, _settings(tmp_path),
-                         StopFlag(tmp_path / "stop"))
+    work = WorkerPayload(
+        spec.model_dump(mode="json"), spec.hash, _settings(tmp_path), StopFlag(tmp_path / "stop")
+    )
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         folder = tmp_path / spec.name / "runs" / cfg.run_id
         folder.mkdir(parents=True)
         # the attempt before, alive for now, on this host
-        (folder / "claim.json").write_text(json.dumps({"host": socket.gethostname(),
-                                                       "pid": holder.pid, "claimed": time.time()}))
+        (folder / "claim.json").write_text(
+            json.dumps({"host": socket.gethostname(), "pid": holder.pid, "claimed": time.time()})
+        )
         assert attempt_in_ray(work, cfg, attempt_number=lambda: 0)[0] == "skipped"
         started = time.monotonic()
         kind, _ = attempt_in_ray(work, cfg, attempt_number=lambda: 1, patience=0.3, poll=0.1)

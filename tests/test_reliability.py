@@ -21,8 +21,16 @@ from elubench.spec.loader import validate_spec
 from elubench.spec.matrix import expand
 from elubench.store.rundir import ResultsDir
 
-FIELDS = ("status", "test_errors", "test_error", "test_loss", "train_loss", "iterations",
-          "init_hash", "activation_stats")
+FIELDS = (
+    "status",
+    "test_errors",
+    "test_error",
+    "test_loss",
+    "train_loss",
+    "iterations",
+    "init_hash",
+    "activation_stats",
+)
 
 
 def _spec():
@@ -37,8 +45,9 @@ def spec_file(tmp_path):
 
 
 def _run(cli, spec_file, results, *extra):
-    return cli("run", spec_file, "--results", results, "--executor", "serial", "--device", "cpu",
-               *extra)
+    return cli(
+        "run", spec_file, "--results", results, "--executor", "serial", "--device", "cpu", *extra
+    )
 
 
 def _runs(results):
@@ -63,11 +72,13 @@ def trained(tmp_path_factory):
 
 def _copy(trained, tmp_path):
     import shutil
+
     shutil.copytree(trained, tmp_path / "results")
     return tmp_path / "results"
 
 
 # --- run.json -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("damage", [{"seed": "x"}, {"test_error": None}, {"status": None}])
 def test_run_never_takes_a_damaged_record_as_done(cli, trained, tmp_path, spec_file, damage):
@@ -94,7 +105,9 @@ DAMAGED_LOGS = {
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGED_LOGS))
-def test_compare_names_a_damaged_metrics_log_and_skip_bad_leaves_its_curve_out(cli, tmp_path, damage):
+def test_compare_names_a_damaged_metrics_log_and_skip_bad_leaves_its_curve_out(
+    cli, tmp_path, damage
+):
     root = make_results(tmp_path, TEN)
     log = root / "demo" / "runs" / "elu-nobn-he-s003" / "metrics.jsonl"
     log.write_bytes(DAMAGED_LOGS[damage])
@@ -112,6 +125,7 @@ def test_compare_names_a_damaged_metrics_log_and_skip_bad_leaves_its_curve_out(c
 
 def test_a_torn_last_metrics_line_is_what_a_kill_leaves_and_is_not_damage(tmp_path):
     from elubench.store.record import read_metrics
+
     path = tmp_path / "metrics.jsonl"
     path.write_bytes(b'{"iteration": 0}\n{"iteration": 10}\n{"iterat')
     assert [r["iteration"] for r in read_metrics(path)] == [0, 10]
@@ -120,6 +134,7 @@ def test_a_torn_last_metrics_line_is_what_a_kill_leaves_and_is_not_damage(tmp_pa
 def _interrupted(tmp_path, spec):
     """A run stopped after its first checkpoint: checkpoint.pt and metrics, no run.json."""
     from elubench.core.errors import Stopped
+
     cfg = expand(spec)[0]
     settings = RunSettings(results=tmp_path / "results", device="cpu", checkpoint_seconds=0)
     evaluations = []
@@ -129,8 +144,9 @@ def _interrupted(tmp_path, spec):
             evaluations.append(event["iteration"])
 
     with pytest.raises(Stopped):
-        execute_run(spec, cfg, settings, should_stop=lambda: len(evaluations) >= 1,
-                    progress=progress)
+        execute_run(
+            spec, cfg, settings, should_stop=lambda: len(evaluations) >= 1, progress=progress
+        )
     run = ResultsDir(settings.results, spec).run(cfg.run_id)
     assert run.checkpoint_path.exists() and not run.record_path.exists()
     return cfg, settings, run
@@ -149,6 +165,7 @@ def test_run_keeps_the_checkpoint_of_a_run_whose_metrics_log_is_damaged(tmp_path
 
 # --- spec.json ------------------------------------------------------------------------------
 
+
 def test_damaged_spec_json(cli, trained, tmp_path, spec_file):
     root = make_results(tmp_path / "made", TEN)
     (root / "demo" / "spec.json").write_bytes(b"\x89PNG\x00\xff binary")
@@ -163,6 +180,7 @@ def test_damaged_spec_json(cli, trained, tmp_path, spec_file):
 
 
 # --- nothing recorded is lost -----------------------------------------------------------------
+
 
 def test_a_failed_attempt_keeps_its_checkpoint_and_the_retry_resumes(tmp_path, trained):
     spec = validate_spec(_spec())
@@ -186,6 +204,7 @@ def test_a_failed_attempt_keeps_its_checkpoint_and_the_retry_resumes(tmp_path, t
 @pytest.mark.parametrize("code", [errno.EFBIG, errno.ENOSPC, errno.EACCES])
 def test_an_os_error_leaves_the_run_resumable_not_failed(tmp_path, trained, monkeypatch, code):
     from elubench.store.rundir import RunDir
+
     spec = validate_spec(_spec())
     cfg = expand(spec)[0]
     settings = RunSettings(results=tmp_path / "results", device="cpu", checkpoint_seconds=0)
@@ -219,19 +238,40 @@ def test_a_real_file_size_limit_leaves_the_run_resumable(tmp_path, spec_file, tr
     import sys
 
     results = tmp_path / "results"
-    args = [sys.executable, "-m", "elubench", "run", str(spec_file), "--results", str(results),
-            "--executor", "serial", "--device", "cpu", "--checkpoint-every", "0", "--seeds", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "elubench",
+        "run",
+        str(spec_file),
+        "--results",
+        str(results),
+        "--executor",
+        "serial",
+        "--device",
+        "cpu",
+        "--checkpoint-every",
+        "0",
+        "--seeds",
+        "1",
+    ]
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     free = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert free.returncode == 0, free.stdout + free.stderr
     size = (results / "tiny" / "runs" / "relu-nobn-he-s000" / "run.json").stat().st_size
     import shutil
+
     shutil.rmtree(results)
 
     limit = size * 3  # run.json and metrics fit; a checkpoint (the weights) does not
-    limited = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300,
-                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
-                                                                   (limit, limit)))
+    limited = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
     out = limited.stdout + limited.stderr
     assert limited.returncode == 4, out
     assert "File too large" in out and "Traceback" not in out
@@ -244,6 +284,7 @@ def test_a_real_file_size_limit_leaves_the_run_resumable(tmp_path, spec_file, tr
 
 
 # --- claims ---------------------------------------------------------------------------------
+
 
 def test_an_empty_or_unreadable_claim_is_stale(cli, tmp_path, spec_file):
     results = tmp_path / "results"
@@ -260,8 +301,9 @@ def test_a_claim_from_another_host_says_who_and_how_to_take_it_over(cli, tmp_pat
     results = tmp_path / "results"
     folder = _runs(results) / "relu-nobn-he-s001"
     folder.mkdir(parents=True)
-    (folder / "claim.json").write_text(json.dumps({"host": "gpu-node-7", "pid": 4242,
-                                                   "claimed": time.time()}))
+    (folder / "claim.json").write_text(
+        json.dumps({"host": "gpu-node-7", "pid": 4242, "claimed": time.time()})
+    )
     code, out, err = _run(cli, spec_file, results)
     assert code == 4, out + err
     assert "host gpu-node-7" in out and "--take-over" in out and "1 of 2 runs have no record" in out
@@ -273,6 +315,7 @@ def test_a_claim_from_another_host_says_who_and_how_to_take_it_over(cli, tmp_pat
 
 def test_take_over_never_takes_a_live_process_claim_on_this_host(tmp_path):
     from elubench.store.rundir import RunDir
+
     run = RunDir(tmp_path / "r")
     assert run.claim(60)
     assert not RunDir(tmp_path / "r").claim(60, take_over=True)  # our own pid: alive
@@ -282,11 +325,13 @@ def test_take_over_never_takes_a_live_process_claim_on_this_host(tmp_path):
 
 # --- leftovers ------------------------------------------------------------------------------
 
+
 def test_leftovers_of_a_kill_are_cleaned_by_the_next_run(cli, trained, tmp_path, spec_file):
     results = _copy(trained, tmp_path)
     done = _runs(results) / "relu-nobn-he-s000"
-    (done / "claim.json").write_text(json.dumps({"host": socket.gethostname(), "pid": 2 ** 22 + 7,
-                                                 "claimed": time.time()}))
+    (done / "claim.json").write_text(
+        json.dumps({"host": socket.gethostname(), "pid": 2**22 + 7, "claimed": time.time()})
+    )
     todo = _runs(results) / "relu-nobn-he-s001"
     (todo / "run.json").unlink()
     for name in (".checkpoint.pt.abc123.tmp", ".run.json.def456.tmp", ".stale-claim-99"):
@@ -299,8 +344,10 @@ def test_leftovers_of_a_kill_are_cleaned_by_the_next_run(cli, trained, tmp_path,
 
 # --- exit codes -----------------------------------------------------------------------------
 
+
 def test_exit_code_3_when_a_run_failed(cli, tmp_path, spec_file, monkeypatch):
     import elubench.training.trainer
+
     real = elubench.training.trainer.train_run
 
     def crash_seed_1(spec, cfg, *args, **kwargs):
@@ -330,6 +377,7 @@ def test_a_claim_of_an_unreaped_dead_process_is_stale(tmp_path):
     import subprocess
 
     from elubench.store.rundir import RunDir
+
     child = subprocess.Popen(["sleep", "0"])
     try:
         deadline = time.time() + 10
@@ -340,8 +388,9 @@ def test_a_claim_of_an_unreaped_dead_process_is_stale(tmp_path):
             time.sleep(0.05)
         run = RunDir(tmp_path / "r")
         run.path.mkdir()
-        run.claim_path.write_text(json.dumps({"host": socket.gethostname(), "pid": child.pid,
-                                              "claimed": time.time()}))
+        run.claim_path.write_text(
+            json.dumps({"host": socket.gethostname(), "pid": child.pid, "claimed": time.time()})
+        )
         assert run.claim_holder(3600) is None
         assert run.claim(3600)
     finally:

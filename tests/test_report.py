@@ -14,12 +14,23 @@ def test_report_writes_markdown_html_and_figures(cli, tmp_path):
     folder = root / "demo"
     text = (folder / "REPORT.md").read_text()
     assert text.startswith("# elubench report: demo")
-    for heading in ("## Results", "Activation comparisons", "BN effects", "### Methods", "## Figures"):
+    for heading in (
+        "## Results",
+        "Activation comparisons",
+        "BN effects",
+        "### Methods",
+        "## Figures",
+    ):
         assert heading in text
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert {"figures/error_curves.png", "figures/paired_seeds.png", "figures/forest.png",
-            "figures/bias_shift.png"} <= set(images)
+    assert {
+        "figures/error_curves.png",
+        "figures/paired_seeds.png",
+        "figures/forest.png",
+        "figures/bias_shift.png",
+    } <= set(images)
     from matplotlib.image import imread
+
     for image in images:
         pixels = imread(folder / image)
         assert pixels.ndim == 3 and pixels.std() > 0
@@ -30,9 +41,24 @@ def test_report_writes_markdown_html_and_figures(cli, tmp_path):
 
 @pytest.mark.slow
 def test_report_of_a_real_run_describes_the_spec(cli, tmp_path):
-    code, _, err = cli("run", "specs/quickstart.yaml", "--results", tmp_path, "--seeds", "2",
-                       "-a", "elu,relu", "--batchnorm", "off", "--set", "train.iterations=30",
-                       "--set", "train.eval_every=10", "--device", "cpu")
+    code, _, err = cli(
+        "run",
+        "specs/quickstart.yaml",
+        "--results",
+        tmp_path,
+        "--seeds",
+        "2",
+        "-a",
+        "elu,relu",
+        "--batchnorm",
+        "off",
+        "--set",
+        "train.iterations=30",
+        "--set",
+        "train.eval_every=10",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     code, out, err = cli("report", tmp_path, "--out", tmp_path / "rep")
     assert code == 0, err
@@ -61,7 +87,14 @@ class Page(HTMLParser):
 
     def __init__(self, text: str):
         super().__init__()
-        self.texts, self.images, self.tables, self.ids, self.links, self.scripts = [], [], [], set(), [], 0
+        self.texts, self.images, self.tables, self.ids, self.links, self.scripts = (
+            [],
+            [],
+            [],
+            set(),
+            [],
+            0,
+        )
         self._hidden = 0
         self._cell = None
         self.feed(text)
@@ -120,9 +153,17 @@ def test_html_is_the_markdown_rendered_alone_and_safe(cli, tmp_path):
     assert len(page.images) == len(figures) == 5
     assert all(src.startswith("data:image/png;base64,") for src in page.images)
     # every table of the Markdown, cell for cell
-    md_tables = [[[cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
-                  for line in block.splitlines() if not line.startswith("|---")]
-                 for block in re.findall(r"(?m)(?:^\|.*\|\n?)+", markdown)]
+    md_tables = [
+        [
+            [
+                cell.strip().replace("\\|", "|")
+                for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]
+            ]
+            for line in block.splitlines()
+            if not line.startswith("|---")
+        ]
+        for block in re.findall(r"(?m)(?:^\|.*\|\n?)+", markdown)
+    ]
     assert len(md_tables) >= 6 and page.tables == md_tables
     # a table of contents whose links all land on a heading
     anchors = [link[1:] for link in page.links if link.startswith("#")]
@@ -139,11 +180,15 @@ def test_figure_formats(cli, tmp_path):
     assert code == 0, err
     figures = tmp_path / "rep" / "figures"
     stems = {p.stem for p in figures.glob("*.png")}
-    assert stems and all({p.stem for p in figures.glob(f"*.{ext}")} == stems for ext in ("pdf", "svg"))
+    assert stems and all(
+        {p.stem for p in figures.glob(f"*.{ext}")} == stems for ext in ("pdf", "svg")
+    )
     assert all((figures / f"{stem}.pdf").read_bytes().startswith(b"%PDF") for stem in stems)
     assert "<svg" in (figures / "forest.svg").read_text()
     first = {p.name: p.read_bytes() for p in figures.iterdir()}
-    code, out, err = cli("report", root, "--figure-format", "png,pdf,svg", "--out", tmp_path / "rep")
+    code, out, err = cli(
+        "report", root, "--figure-format", "png,pdf,svg", "--out", tmp_path / "rep"
+    )
     assert code == 0, err
     assert {p.name: p.read_bytes() for p in figures.iterdir()} == first  # no dates inside
     code, out, err = cli("report", root, "--figure-format", "png", "--out", tmp_path / "png-only")
@@ -178,5 +223,8 @@ def test_a_spec_naming_code_this_machine_lacks_still_reports(tmp_path):
     (folder / "spec.json").write_text(json.dumps(meta))
     written = write_report(analyze(tmp_path), figure_formats=("png",))
     text = written[0].read_text()
-    assert "cannot be read on this machine (compare.activations: unknown activation 'notinstalled')" in text
+    assert (
+        "cannot be read on this machine (compare.activations: unknown activation 'notinstalled')"
+        in text
+    )
     assert "### Activation comparisons" in text and "figures/forest.png" in text

@@ -18,9 +18,14 @@ from chromium import Chromium, find_chromium
 from conftest import ROOT, quickstart_results
 
 BROWSER = find_chromium()
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(
-    BROWSER is None, reason="no chromium, chromium-browser or google-chrome on PATH "
-                            "(scripts/test-deps.sh installs Debian's chromium)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        BROWSER is None,
+        reason="no chromium, chromium-browser or google-chrome on PATH "
+        "(scripts/test-deps.sh installs Debian's chromium)",
+    ),
+]
 
 # What the page shows, asked of the page once every image has been decoded.
 READ_PAGE = """(async () => {
@@ -74,11 +79,15 @@ def test_report_html_alone_in_chromium(cli, tmp_path, monkeypatch):
     assert page["tables"] == len(re.findall(r"(?m)^\|---", markdown)) >= 6
     first_row = next(line for line in markdown.splitlines() if line.startswith("| elu |"))
     cells = [cell.strip() for cell in first_row.strip("|").split("|")]
-    assert any(page["cells"][i:i + len(cells)] == cells for i in range(len(page["cells"])))
+    assert any(page["cells"][i : i + len(cells)] == cells for i in range(len(page["cells"])))
     # every figure decoded from the page itself, nothing fetched from anywhere
     assert len(page["images"]) == markdown.count("![") == 5
     for image in page["images"]:
-        assert image["src"].startswith("data:image/png") and image["width"] > 0 and image["shown"] > 100
+        assert (
+            image["src"].startswith("data:image/png")
+            and image["width"] > 0
+            and image["shown"] > 100
+        )
     assert page["fetched"] == []
     # contents that land on headings; a phone scrolls tables, not the page; print drops the contents
     assert len(page["toc"]) >= 10 and all(page["toc"])

@@ -23,10 +23,22 @@ from conftest import recorded_runs, tiny_spec
 
 from elubench.execution.executors.slurm import Squeue, _sacct_fails
 
-SPEC = tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 20, "eval_every": 10},
-                 compare={"activations": ["elu", "relu"], "batchnorm": [False], "seeds": 2})
-RESULT_FIELDS = ("status", "test_errors", "test_error", "test_loss", "train_loss", "iterations",
-                 "init_hash", "threads", "activation_stats", "prelu_slopes")
+SPEC = tiny_spec(
+    train={"batch_size": 32, "lr": 0.05, "iterations": 20, "eval_every": 10},
+    compare={"activations": ["elu", "relu"], "batchnorm": [False], "seeds": 2},
+)
+RESULT_FIELDS = (
+    "status",
+    "test_errors",
+    "test_error",
+    "test_loss",
+    "train_loss",
+    "iterations",
+    "init_hash",
+    "threads",
+    "activation_stats",
+    "prelu_slopes",
+)
 START_SLURM = "start one as root with scripts/slurm-local.sh"
 
 
@@ -36,8 +48,9 @@ def _slurm_or_skip() -> None:
     if shutil.which("sbatch") is None:
         pytest.skip(f"no Slurm here (no sbatch on the PATH); {START_SLURM}")
     try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
-                             timeout=30)
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"sinfo does not answer ({exc}); {START_SLURM}")
     states = out.stdout.split()
@@ -52,21 +65,32 @@ def slurm():
 
 
 def _sacct_works() -> bool:
-    return subprocess.run(["sacct", "-n", "-X", "-o", "JobID", "-j", "1"],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["sacct", "-n", "-X", "-o", "JobID", "-j", "1"], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def _elubench(*args, timeout=300) -> subprocess.CompletedProcess:
     """`elubench ARGS` as a user runs it: a process of its own, from this Python (the venv)."""
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "elubench", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "elubench", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _runs(folder: Path) -> dict:
     """run_id -> (the record's result fields, its executor, every metrics line untimed)."""
-    return {run_id: (result, record["executor"], lines)
-            for run_id, (result, lines, record) in recorded_runs(folder, RESULT_FIELDS).items()}
+    return {
+        run_id: (result, record["executor"], lines)
+        for run_id, (result, lines, record) in recorded_runs(folder, RESULT_FIELDS).items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +99,29 @@ def matrix(slurm, tmp_path_factory):
     root = tmp_path_factory.mktemp("slurm-matrix")
     spec = root / "spec.yaml"
     spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
-    serial = _elubench("run", spec, "--results", root / "serial", "--device", "cpu",
-                       "--executor", "serial")
+    serial = _elubench(
+        "run", spec, "--results", root / "serial", "--device", "cpu", "--executor", "serial"
+    )
     assert serial.returncode == 0, serial.stderr
     started = time.monotonic()
-    job_array = _elubench("run", spec, "--results", root / "slurm", "--device", "cpu",
-                          "--executor", "slurm", "--slurm-time", "10")
-    return {"root": root, "serial": serial, "slurm": job_array,
-            "seconds": time.monotonic() - started}
+    job_array = _elubench(
+        "run",
+        spec,
+        "--results",
+        root / "slurm",
+        "--device",
+        "cpu",
+        "--executor",
+        "slurm",
+        "--slurm-time",
+        "10",
+    )
+    return {
+        "root": root,
+        "serial": serial,
+        "slurm": job_array,
+        "seconds": time.monotonic() - started,
+    }
 
 
 @pytest.mark.slurm
@@ -95,10 +134,10 @@ def test_a_real_job_array_gives_the_serial_records(matrix):
     for run_id, (result, executor, lines) in slurm.items():
         assert result["status"] == "ok", run_id
         assert executor == "slurm" and serial[run_id][1] == "serial", run_id
-        assert result == serial[run_id][0], run_id       # the results and the record's numbers
-        assert lines == serial[run_id][2], run_id        # every evaluation, bit for bit
+        assert result == serial[run_id][0], run_id  # the results and the record's numbers
+        assert lines == serial[run_id][2], run_id  # every evaluation, bit for bit
     logs = matrix["root"] / "slurm" / "tiny" / "slurm"
-    assert len(list(logs.rglob("*_log.out"))) == 4       # one real sbatch job per run
+    assert len(list(logs.rglob("*_log.out"))) == 4  # one real sbatch job per run
     assert not list((matrix["root"] / "slurm").rglob("claim.json"))
 
 
@@ -112,8 +151,10 @@ def test_a_slurm_without_accounting_is_said_once_not_on_every_poll(matrix):
     said = [line for line in output if "sacct" in line or "accounting" in line]
     # before: per poll, sacct's own "Slurm accounting storage is disabled" and submitit's
     # "Bypassing sacct error ..." on stderr and again on stdout (3 lines a poll)
-    assert said == ["sacct does not answer here (Slurm accounting storage is disabled); "
-                    "job states come from squeue only"], said
+    assert said == [
+        "sacct does not answer here (Slurm accounting storage is disabled); "
+        "job states come from squeue only"
+    ], said
     assert "submitit WARNING" not in done.stdout + done.stderr
 
 
@@ -143,11 +184,17 @@ print("END", json.dumps({"records": len(records), "skipped": Notes.skipped}), fl
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_a_cancelled_job_is_reported_lost_not_waited_for(slurm, tmp_path):
-    raw = tiny_spec(name=f"lost{os.getpid()}",
-                    train={"batch_size": 32, "lr": 0.05, "iterations": 5000, "eval_every": 1000},
-                    compare={"activations": ["elu"], "batchnorm": [False], "seeds": 1})
-    driver = subprocess.Popen([sys.executable, "-c", LOST_DRIVER, json.dumps(raw), str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    raw = tiny_spec(
+        name=f"lost{os.getpid()}",
+        train={"batch_size": 32, "lr": 0.05, "iterations": 5000, "eval_every": 1000},
+        compare={"activations": ["elu"], "batchnorm": [False], "seeds": 1},
+    )
+    driver = subprocess.Popen(
+        [sys.executable, "-c", LOST_DRIVER, json.dumps(raw), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         job = None
         for line in driver.stdout:
@@ -160,7 +207,7 @@ def test_a_cancelled_job_is_reported_lost_not_waited_for(slurm, tmp_path):
             assert time.monotonic() < deadline and driver.poll() is None, "the run never started"
             time.sleep(0.2)
         subprocess.run(["scancel", job], check=True)
-        out, _ = driver.communicate(timeout=120)     # no accounting: submitit alone would hang
+        out, _ = driver.communicate(timeout=120)  # no accounting: submitit alone would hang
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -177,6 +224,7 @@ def test_a_cancelled_job_is_reported_lost_not_waited_for(slurm, tmp_path):
 
 # --- the squeue fallback, with stand-ins for sacct and squeue (no Slurm needed) -------------
 
+
 @pytest.fixture
 def fake_slurm(tmp_path, monkeypatch):
     """Put `sacct` and `squeue` stand-ins first on the PATH; write(name, stdout, stderr, rc)."""
@@ -186,8 +234,9 @@ def fake_slurm(tmp_path, monkeypatch):
 
     def write(name, stdout="", stderr="", rc=0):
         script = bin_dir / name
-        script.write_text(f"#!/bin/sh\nprintf '%b' '{stdout}'\nprintf '%s\\n' '{stderr}' >&2\n"
-                          f"exit {rc}\n")
+        script.write_text(
+            f"#!/bin/sh\nprintf '%b' '{stdout}'\nprintf '%s\\n' '{stderr}' >&2\nexit {rc}\n"
+        )
         script.chmod(0o755)
 
     return write
@@ -205,15 +254,15 @@ def test_squeue_says_when_a_job_is_over_after_the_grace_time(fake_slurm):
     fake_slurm("squeue", stdout="12_0|RUNNING\n12_1|PENDING\n12_2|CANCELLED\n")
     watch.refresh()
     assert watch.ended("12_0") is None and watch.ended("12_1") is None
-    assert watch.ended("12_2") is None     # over, but its result file may still be on the way
-    assert watch.ended("12_3") is None     # not listed: gone
+    assert watch.ended("12_2") is None  # over, but its result file may still be on the way
+    assert watch.ended("12_3") is None  # not listed: gone
     time.sleep(0.35)
     assert watch.ended("12_2") == "CANCELLED" and watch.ended("12_3") == "gone from squeue"
     fake_slurm("squeue", stderr="slurm_load_jobs error: Invalid job id specified", rc=1)
-    watch.refresh()                        # the whole array is forgotten: every job is gone
+    watch.refresh()  # the whole array is forgotten: every job is gone
     assert watch.ended("12_2") == "gone from squeue"
     fake_slurm("squeue", stderr="slurm_load_jobs error: Unable to contact slurm controller", rc=1)
-    watch.refresh()                        # squeue did not answer: judge nothing
+    watch.refresh()  # squeue did not answer: judge nothing
     assert watch.ended("12_2") is None and watch.ended("12_0") is None
     fake_slurm("squeue", stdout="12_0|RUNNING\n")
     watch.refresh()

@@ -11,8 +11,16 @@ PAPER_SPECS = sorted(SPECS.glob("*.yaml"))
 
 def test_every_shipped_spec_loads():
     names = {load_spec(p).name for p in PAPER_SPECS}
-    assert {"quickstart", "elu-cifar100-11", "elu-cifar100-18", "elu-cifar10-18", "elu-imagenet-15",
-            "mnist-mlp-8x128", "mnist-autoencoder", "he-init-30layer"} <= names
+    assert {
+        "quickstart",
+        "elu-cifar100-11",
+        "elu-cifar100-18",
+        "elu-cifar10-18",
+        "elu-imagenet-15",
+        "mnist-mlp-8x128",
+        "mnist-autoencoder",
+        "he-init-30layer",
+    } <= names
 
 
 def test_experiment_c_spec_matches_the_paper():
@@ -40,8 +48,15 @@ def test_step_schedule():
 
 def test_set_overrides_are_typed_by_the_schema(write_spec):
     path = write_spec(tiny_spec())
-    spec = load_spec(path, ["train.iterations=2000", "compare.activations=[elu, lrelu(0.2)]",
-                            "model.dropout.1=0.3", "compare.batchnorm=[true]"])
+    spec = load_spec(
+        path,
+        [
+            "train.iterations=2000",
+            "compare.activations=[elu, lrelu(0.2)]",
+            "model.dropout.1=0.3",
+            "compare.batchnorm=[true]",
+        ],
+    )
     assert spec.train.iterations == 2000
     assert spec.compare.activations == ["elu", "lrelu(a=0.2)"]
     assert spec.model.dropout == [0.0, 0.3, 0.0]
@@ -49,7 +64,9 @@ def test_set_overrides_are_typed_by_the_schema(write_spec):
 
 
 def test_set_on_a_piecewise_table(write_spec):
-    path = write_spec(tiny_spec(train={"batch_size": 32, "lr": {0: 0.1, 10: 0.01}, "iterations": 20}))
+    path = write_spec(
+        tiny_spec(train={"batch_size": 32, "lr": {0: 0.1, 10: 0.01}, "iterations": 20})
+    )
     spec = load_spec(path, ["train.lr.15=0.001"])
     assert spec.train.lr == {0: 0.1, 10: 0.01, 15: 0.001}
 
@@ -57,6 +74,7 @@ def test_set_on_a_piecewise_table(write_spec):
 def test_width_scales_all_but_the_output_layer(write_spec):
     from elubench.activations.names import parse_activation
     from elubench.spec.layout import net_layout
+
     spec = load_spec(write_spec(tiny_spec()), width=0.5)
     units = [r.units for r in net_layout(spec, parse_activation("relu"), False).linear_layers]
     assert units == [4, 8, 10]
@@ -68,8 +86,13 @@ def test_width_rounds_half_up(write_spec):
     round() gave 2, 2, 4)."""
     from elubench.activations.names import parse_activation
     from elubench.spec.layout import net_layout
-    spec = load_spec(write_spec(tiny_spec(model={"stacks": ["1x6x3", "1x10x3", "1x14x3", "1x10x1"],
-                                                 "pool": "none"})), width=0.25)
+
+    spec = load_spec(
+        write_spec(
+            tiny_spec(model={"stacks": ["1x6x3", "1x10x3", "1x14x3", "1x10x1"], "pool": "none"})
+        ),
+        width=0.25,
+    )
     units = [r.units for r in net_layout(spec, parse_activation("relu"), False).linear_layers]
     assert units == [2, 3, 4, 10]
 
@@ -77,8 +100,11 @@ def test_width_rounds_half_up(write_spec):
 # Hashes of unchanged specs as elubench computed them before the width-rounding marker and the
 # imagefolder.workers exclusion (commit bb4604c): specs at width 1 without imagefolder keep them,
 # so results trained before stay usable.
-HASHES_BEFORE = {"elu-cifar100-11": "c5df849792019420", "digits-bias-shift": "b68bff279417adf9",
-                 "mnist-mlp-8x128": "5fe48777a49e44b9"}
+HASHES_BEFORE = {
+    "elu-cifar100-11": "c5df849792019420",
+    "digits-bias-shift": "b68bff279417adf9",
+    "mnist-mlp-8x128": "5fe48777a49e44b9",
+}
 
 
 @pytest.mark.parametrize("name", sorted(HASHES_BEFORE))
@@ -94,6 +120,7 @@ def test_width_scaled_specs_get_a_new_hash(write_spec):
     hash the same spec had under round(), so old runs never join the new ones."""
     import hashlib
     import json
+
     spec = load_spec(SPECS / "quickstart.yaml", width=0.5)
     defining = spec.run_defining()
     assert defining["model"]["width_rounding"] == "half-up"
@@ -104,8 +131,12 @@ def test_width_scaled_specs_get_a_new_hash(write_spec):
 
 
 def _imagefolder(**folder):
-    return tiny_spec(data={"dataset": "imagefolder",
-                           "imagefolder": {"root": "/nowhere", "resize": 16, "crop": 8, **folder}})
+    return tiny_spec(
+        data={
+            "dataset": "imagefolder",
+            "imagefolder": {"root": "/nowhere", "resize": 16, "crop": 8, **folder},
+        }
+    )
 
 
 def test_imagefolder_workers_do_not_change_the_hash():
@@ -129,16 +160,21 @@ def test_spp_with_a_single_pool_value_marks_the_hash():
 
 def test_bracket_string_stacks_equal_the_list_form(write_spec):
     listed = load_spec(write_spec(tiny_spec()))
-    text = load_spec(write_spec(tiny_spec(model={"stacks": "[1×8×3] [1x16x3]  [ 1x10x1 ]",
-                                                 "dropout": [0.0, 0.1, 0.0]})))
+    text = load_spec(
+        write_spec(
+            tiny_spec(model={"stacks": "[1×8×3] [1x16x3]  [ 1x10x1 ]", "dropout": [0.0, 0.1, 0.0]})
+        )
+    )
     assert text.model.stacks == listed.model.stacks and text.hash == listed.hash
 
 
-BRACKETS_TEXT = ("name: t\n"
-                 "data: {dataset: digits}\n"
-                 "model:\n"
-                 "  stacks: \"[1x8x3] [1x8z3] [1x10x1]\"\n"
-                 "train: {batch_size: 8, lr: 0.1, iterations: 5}\n")
+BRACKETS_TEXT = (
+    "name: t\n"
+    "data: {dataset: digits}\n"
+    "model:\n"
+    '  stacks: "[1x8x3] [1x8z3] [1x10x1]"\n'
+    "train: {batch_size: 8, lr: 0.1, iterations: 5}\n"
+)
 
 
 def test_bracket_string_stacks_error_is_located(write_spec):
@@ -146,8 +182,9 @@ def test_bracket_string_stacks_error_is_located(write_spec):
     with pytest.raises(SpecError) as info:
         load_spec(path)
     lines = info.value.render().splitlines()
-    assert lines[0] == (f"{path}:4: model.stacks: expected 'x' or '×' after the number of units, "
-                        "found 'z'")
+    assert lines[0] == (
+        f"{path}:4: model.stacks: expected 'x' or '×' after the number of units, found 'z'"
+    )
     assert lines[1].strip() == "[1x8x3] [1x8z3] [1x10x1]"
     assert lines[2].index("^") == lines[1].index("[") + len("[1x8x3] [1x8")
     assert lines[3].startswith("  hint: write layers x units x receptive field")
@@ -162,10 +199,13 @@ def test_bracket_string_stacks_error_from_an_override(write_spec):
     assert "model.stacks: expected a receptive field" in message and "hint:" in message
 
 
-@pytest.mark.parametrize("override, words", [
-    ("model.dropout.²=0.3", "'²' is not an index"),
-    ("train.lr={0: 0.1, '²': 0.01}", "got the key '²'"),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("model.dropout.²=0.3", "'²' is not an index"),
+        ("train.lr={0: 0.1, '²': 0.01}", "got the key '²'"),
+    ],
+)
 def test_non_ascii_digits_in_overrides_are_spec_errors(write_spec, override, words):
     with pytest.raises(SpecError) as info:
         load_spec(write_spec(tiny_spec()), [override])
@@ -190,56 +230,128 @@ def _error(write_spec, content, overrides=()):
 # Each entry: the spec (dict or YAML text), overrides, and words the message must contain.
 BAD = {
     "unknown top key": (tiny_spec(colour="red"), (), ["spec.yaml:", "unknown key 'colour'"]),
-    "unknown nested key": (tiny_spec(train={"batch_size": 32, "lr": 0.1, "iterations": 5, "itrations": 9}),
-                           (), ["train.itrations", "unknown key", "allowed here:"]),
-    "wrong type": (tiny_spec(train={"batch_size": "big", "lr": 0.1, "iterations": 5}), (),
-                   ["train.batch_size", "integer"]),
-    "negative rate": (tiny_spec(train={"batch_size": 32, "lr": -0.1, "iterations": 5}), (),
-                      ["train.lr", "> 0"]),
-    "negative rate in a table": (tiny_spec(train={"batch_size": 32, "lr": {0: 0.1, 5: -1}, "iterations": 5}),
-                                 (), ["train.lr", "iteration 5", "> 0"]),
-    "table without 0": (tiny_spec(train={"batch_size": 32, "lr": {5: 0.1}, "iterations": 5}), (),
-                        ["from iteration 0"]),
-    "dropout out of range": (tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "dropout": [1.0, 0.0]}), (),
-                             ["model.dropout", "[0, 1)"]),
-    "dropout after output": (tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "dropout": [0.0, 0.5]}), (),
-                             ["model.stacks[1]", "dropout after the output layer"]),
-    "dropout list length": (tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "dropout": [0.0]}), (),
-                            ["dropout lists 1 rates for 2 stacks"]),
-    "wrong output units": (tiny_spec(model={"stacks": ["1x8x3", "1x7x1"]}), (),
-                           ["model.stacks[1]", "7 units", "digits has 10 classes"]),
-    "map shrinks below 1x1": (tiny_spec(model={"stacks": ["1x8x3", "1x8x3", "1x8x3", "1x8x3", "1x10x1"],
-                                               "pool": ["max2", "max2", "max2", "max2", "none"]}), (),
-                              ["model.stacks[3]", "below 1x1"]),
-    "conv after fc": (tiny_spec(model={"stacks": ["1x8xFC", "1x10x1"]}), (),
-                      ["model.stacks[1]", "cannot follow a fully connected"]),
-    "bad notation": (tiny_spec(model={"stacks": ["1x8y3", "1x10x1"]}), (),
-                     ["model.stacks[0]", "expected 'x' or '×'", "^"]),
-    "unknown activation": (tiny_spec(compare={"activations": ["elu", "swishy"]}), (),
-                           ["compare.activations", "unknown activation 'swishy'", "known activations"]),
-    "duplicate activation": (tiny_spec(compare={"activations": ["lrelu", "lrelu(0.1)"]}), (),
-                             ["listed twice"]),
-    "both iterations and epochs": (tiny_spec(train={"batch_size": 8, "lr": 0.1, "iterations": 5, "epochs": 2}),
-                                   (), ["exactly one of train.iterations and train.epochs"]),
-    "baseline not in matrix": (tiny_spec(compare={"activations": ["elu", "relu"], "baseline": "gelu"}), (),
-                               ["baseline 'gelu' is not in the matrix", "relu+bn"]),
+    "unknown nested key": (
+        tiny_spec(train={"batch_size": 32, "lr": 0.1, "iterations": 5, "itrations": 9}),
+        (),
+        ["train.itrations", "unknown key", "allowed here:"],
+    ),
+    "wrong type": (
+        tiny_spec(train={"batch_size": "big", "lr": 0.1, "iterations": 5}),
+        (),
+        ["train.batch_size", "integer"],
+    ),
+    "negative rate": (
+        tiny_spec(train={"batch_size": 32, "lr": -0.1, "iterations": 5}),
+        (),
+        ["train.lr", "> 0"],
+    ),
+    "negative rate in a table": (
+        tiny_spec(train={"batch_size": 32, "lr": {0: 0.1, 5: -1}, "iterations": 5}),
+        (),
+        ["train.lr", "iteration 5", "> 0"],
+    ),
+    "table without 0": (
+        tiny_spec(train={"batch_size": 32, "lr": {5: 0.1}, "iterations": 5}),
+        (),
+        ["from iteration 0"],
+    ),
+    "dropout out of range": (
+        tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "dropout": [1.0, 0.0]}),
+        (),
+        ["model.dropout", "[0, 1)"],
+    ),
+    "dropout after output": (
+        tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "dropout": [0.0, 0.5]}),
+        (),
+        ["model.stacks[1]", "dropout after the output layer"],
+    ),
+    "dropout list length": (
+        tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "dropout": [0.0]}),
+        (),
+        ["dropout lists 1 rates for 2 stacks"],
+    ),
+    "wrong output units": (
+        tiny_spec(model={"stacks": ["1x8x3", "1x7x1"]}),
+        (),
+        ["model.stacks[1]", "7 units", "digits has 10 classes"],
+    ),
+    "map shrinks below 1x1": (
+        tiny_spec(
+            model={
+                "stacks": ["1x8x3", "1x8x3", "1x8x3", "1x8x3", "1x10x1"],
+                "pool": ["max2", "max2", "max2", "max2", "none"],
+            }
+        ),
+        (),
+        ["model.stacks[3]", "below 1x1"],
+    ),
+    "conv after fc": (
+        tiny_spec(model={"stacks": ["1x8xFC", "1x10x1"]}),
+        (),
+        ["model.stacks[1]", "cannot follow a fully connected"],
+    ),
+    "bad notation": (
+        tiny_spec(model={"stacks": ["1x8y3", "1x10x1"]}),
+        (),
+        ["model.stacks[0]", "expected 'x' or '×'", "^"],
+    ),
+    "unknown activation": (
+        tiny_spec(compare={"activations": ["elu", "swishy"]}),
+        (),
+        ["compare.activations", "unknown activation 'swishy'", "known activations"],
+    ),
+    "duplicate activation": (
+        tiny_spec(compare={"activations": ["lrelu", "lrelu(0.1)"]}),
+        (),
+        ["listed twice"],
+    ),
+    "both iterations and epochs": (
+        tiny_spec(train={"batch_size": 8, "lr": 0.1, "iterations": 5, "epochs": 2}),
+        (),
+        ["exactly one of train.iterations and train.epochs"],
+    ),
+    "baseline not in matrix": (
+        tiny_spec(compare={"activations": ["elu", "relu"], "baseline": "gelu"}),
+        (),
+        ["baseline 'gelu' is not in the matrix", "relu+bn"],
+    ),
     "unknown dataset": (tiny_spec(data={"dataset": "svhn"}), (), ["data.dataset", "'digits'"]),
-    "crop larger than image": (tiny_spec(data={"dataset": "digits", "augment": {"crop": 12}}), (),
-                               ["crop 12 is larger"]),
-    "missing section": ({"name": "x", "data": {"dataset": "digits"}, "train": {"iterations": 1}}, (),
-                        ["missing required key 'model'"]),
+    "crop larger than image": (
+        tiny_spec(data={"dataset": "digits", "augment": {"crop": 12}}),
+        (),
+        ["crop 12 is larger"],
+    ),
+    "missing section": (
+        {"name": "x", "data": {"dataset": "digits"}, "train": {"iterations": 1}},
+        (),
+        ["missing required key 'model'"],
+    ),
     "bad name": (tiny_spec(name="a b/c"), (), ["name", "pattern"]),
     "not yaml": ("name: x\ndata: [1, 2\n", (), ["spec.yaml:", "not valid YAML"]),
     "not a mapping": ("- 1\n- 2\n", (), ["a spec is a mapping"]),
     "empty": ("", (), ["empty"]),
     "duplicate key": ("name: a\nname: b\n", (), ["spec.yaml:2", "appears twice"]),
-    "bad override syntax": (tiny_spec(), ["train.iterations"], ["cannot read the override", "key.path=value"]),
-    "override unknown key": (tiny_spec(), ["train.iteratons=5"], ["--set train.iteratons=5", "unknown key"]),
-    "override wrong type": (tiny_spec(), ["train.iterations=many"], ["--set train.iterations=many",
-                                                                     "integer"]),
+    "bad override syntax": (
+        tiny_spec(),
+        ["train.iterations"],
+        ["cannot read the override", "key.path=value"],
+    ),
+    "override unknown key": (
+        tiny_spec(),
+        ["train.iteratons=5"],
+        ["--set train.iteratons=5", "unknown key"],
+    ),
+    "override wrong type": (
+        tiny_spec(),
+        ["train.iterations=many"],
+        ["--set train.iterations=many", "integer"],
+    ),
     "override into a value": (tiny_spec(), ["train.batch_size.x=1"], ["single value"]),
-    "autoencoder output size": (tiny_spec(task="autoencoder", model={"stacks": ["1x32xFC", "1x10xFC"]}), (),
-                                ["reconstruct all 64 input values", "1x64xFC"]),
+    "autoencoder output size": (
+        tiny_spec(task="autoencoder", model={"stacks": ["1x32xFC", "1x10xFC"]}),
+        (),
+        ["reconstruct all 64 input values", "1x64xFC"],
+    ),
 }
 
 
@@ -253,14 +365,16 @@ def test_bad_specs_give_one_located_message(write_spec, case):
 
 
 def test_error_names_the_line(write_spec):
-    text = ("name: t\n"
-            "data: {dataset: digits}\n"
-            "model:\n"
-            "  stacks: [1x8x3, 1x10x1]\n"
-            "train:\n"
-            "  batch_size: 8\n"
-            "  lr: 0.1\n"
-            "  iterations: -3\n")
+    text = (
+        "name: t\n"
+        "data: {dataset: digits}\n"
+        "model:\n"
+        "  stacks: [1x8x3, 1x10x1]\n"
+        "train:\n"
+        "  batch_size: 8\n"
+        "  lr: 0.1\n"
+        "  iterations: -3\n"
+    )
     message = _error(write_spec, text)
     assert "spec.yaml:8" in message and "train.iterations" in message
 
@@ -278,13 +392,46 @@ def test_validate_accepts_a_dict_directly():
 
 
 # Property: whatever mapping a user writes, the loader answers with a spec or a SpecError.
-_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True),
-                     st.text(max_size=12), st.sampled_from(["1x8x3", "1×10×FC", "elu", "relu(", "max2"]))
-_values = st.recursive(_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12)
-_keys = st.sampled_from(["name", "data", "model", "train", "compare", "reference", "task", "source",
-                         "dataset", "stacks", "dropout", "pool", "lr", "iterations", "epochs",
-                         "activations", "seeds", "batchnorm", "augment", "crop", "x"])
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from(["1x8x3", "1×10×FC", "elu", "relu(", "max2"]),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_keys = st.sampled_from(
+    [
+        "name",
+        "data",
+        "model",
+        "train",
+        "compare",
+        "reference",
+        "task",
+        "source",
+        "dataset",
+        "stacks",
+        "dropout",
+        "pool",
+        "lr",
+        "iterations",
+        "epochs",
+        "activations",
+        "seeds",
+        "batchnorm",
+        "augment",
+        "crop",
+        "x",
+    ]
+)
 
 
 @st.composite

@@ -30,7 +30,9 @@ from elubench.stats import (
 )
 
 
-def runs_from(errors: dict[str, list], size: int = 1000, spec: str = "s", **columns) -> pd.DataFrame:
+def runs_from(
+    errors: dict[str, list], size: int = 1000, spec: str = "s", **columns
+) -> pd.DataFrame:
     """One row per (config, seed) from {label: per-seed error counts}; an entry may be a count,
     None (a failed run) or "diverged". Labels follow config_label: act[+bn][/init]."""
     rows = []
@@ -38,14 +40,32 @@ def runs_from(errors: dict[str, list], size: int = 1000, spec: str = "s", **colu
         body, _, init = label.partition("/")
         activation, bn = body.removesuffix("+bn"), body.endswith("+bn")
         for seed, value in enumerate(values):
-            status = "ok" if isinstance(value, (int, np.integer)) else ("diverged" if value == "diverged" else "failed")
+            status = (
+                "ok"
+                if isinstance(value, (int, np.integer))
+                else ("diverged" if value == "diverged" else "failed")
+            )
             count = int(value) if status == "ok" else None
-            rows.append({"spec_name": spec, "run_id": f"{label}-s{seed}", "config": label,
-                         "activation": activation, "batchnorm": bn, "init": init or "he", "seed": seed,
-                         "status": status, "task": "classification", "test_errors": count,
-                         "test_size": size, "test_error": count / size if count is not None else math.nan,
-                         "train_loss": 0.1, "iterations": 100, "wall_seconds": 1.0,
-                         "images_per_second": 1000.0})
+            rows.append(
+                {
+                    "spec_name": spec,
+                    "run_id": f"{label}-s{seed}",
+                    "config": label,
+                    "activation": activation,
+                    "batchnorm": bn,
+                    "init": init or "he",
+                    "seed": seed,
+                    "status": status,
+                    "task": "classification",
+                    "test_errors": count,
+                    "test_size": size,
+                    "test_error": count / size if count is not None else math.nan,
+                    "train_loss": 0.1,
+                    "iterations": 100,
+                    "wall_seconds": 1.0,
+                    "images_per_second": 1000.0,
+                }
+            )
     frame = pd.DataFrame(rows)
     frame["test_errors"] = frame["test_errors"].astype("Int64")
     for key, value in columns.items():
@@ -58,13 +78,20 @@ def brute_force_p(d, alternative):
     d = np.asarray([x for x in d if x != 0], dtype=float)
     ranks = sps.rankdata(np.abs(d))
     observed = ranks[d > 0].sum()
-    null = np.array([ranks[np.array(signs, dtype=bool)].sum()
-                     for signs in itertools.product([0, 1], repeat=d.size)])
+    null = np.array(
+        [
+            ranks[np.array(signs, dtype=bool)].sum()
+            for signs in itertools.product([0, 1], repeat=d.size)
+        ]
+    )
     less, greater = (null <= observed + 1e-9).mean(), (null >= observed - 1e-9).mean()
-    return {"less": less, "greater": greater, "two-sided": min(1.0, 2 * min(less, greater))}[alternative]
+    return {"less": less, "greater": greater, "two-sided": min(1.0, 2 * min(less, greater))}[
+        alternative
+    ]
 
 
 # --- corrections ------------------------------------------------------------------------------
+
 
 def test_holm_known_answer_in_input_order():
     assert holm([0.001, 0.02, 0.03, 0.2]) == pytest.approx([0.004, 0.06, 0.06, 0.2])
@@ -80,6 +107,7 @@ def test_bh_known_answer():
 
 
 # --- Wilcoxon ---------------------------------------------------------------------------------
+
 
 def test_ten_wins_of_ten_gives_the_papers_floor():
     d = -np.arange(1, 11)
@@ -115,16 +143,23 @@ def test_signed_rank_with_ties_matches_permutation_test(alternative):
     ours = signed_rank(d, alternative)
     nonzero = d[d != 0]
     ranks = sps.rankdata(np.abs(nonzero))
-    theirs = sps.permutation_test((nonzero,), lambda x, axis: (ranks * (x > 0)).sum(axis=axis),
-                                  permutation_type="samples", alternative=alternative,
-                                  n_resamples=np.inf, vectorized=True)
+    theirs = sps.permutation_test(
+        (nonzero,),
+        lambda x, axis: (ranks * (x > 0)).sum(axis=axis),
+        permutation_type="samples",
+        alternative=alternative,
+        n_resamples=np.inf,
+        vectorized=True,
+    )
     assert ours.method == "exact (permutation, tied ranks)" and ours.zeros == 2 and ours.n == 10
     assert ours.p == pytest.approx(theirs.pvalue, rel=1e-9)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.integers(-4, 4), min_size=1, max_size=10),
-       st.sampled_from(["two-sided", "less", "greater"]))
+@given(
+    st.lists(st.integers(-4, 4), min_size=1, max_size=10),
+    st.sampled_from(["two-sided", "less", "greater"]),
+)
 def test_signed_rank_equals_brute_force_enumeration(values, alternative):
     result = signed_rank(values, alternative)
     if all(v == 0 for v in values):
@@ -138,7 +173,9 @@ def test_signed_rank_equals_brute_force_enumeration(values, alternative):
 def test_normal_approximation_above_50_matches_scipy(alternative):
     d = np.random.default_rng(2).integers(-6, 4, 80).astype(float)  # many ties and zeros
     ours = signed_rank(d, alternative)
-    theirs = sps.wilcoxon(d, alternative=alternative, method="approx", correction=True, zero_method="wilcox")
+    theirs = sps.wilcoxon(
+        d, alternative=alternative, method="approx", correction=True, zero_method="wilcox"
+    )
     assert ours.method == "normal approximation" and ours.n > 50
     assert ours.p == pytest.approx(theirs.pvalue, rel=1e-9)
 
@@ -186,6 +223,7 @@ def test_autoencoder_falls_back_to_float_errors():
 
 # --- paired comparisons -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("alternative", ["two-sided", "less", "greater"])
 def test_t_test_matches_scipy(alternative):
     rng = np.random.default_rng(3)
@@ -194,13 +232,15 @@ def test_t_test_matches_scipy(alternative):
     runs = runs_from({"relu": list(b), "elu": list(a)})
     row = paired_comparisons(runs, "relu", alternative=alternative).table.iloc[0]
     theirs = sps.ttest_rel(a, b, alternative=alternative)
-    assert row["t_stat"] == pytest.approx(theirs.statistic) and row["t_p"] == pytest.approx(theirs.pvalue)
+    assert row["t_stat"] == pytest.approx(theirs.statistic) and row["t_p"] == pytest.approx(
+        theirs.pvalue
+    )
 
 
 def test_confidence_interval_effect_sizes_by_hand():
     runs = runs_from({"relu": [10, 10, 10, 10], "elu": [9, 8, 7, 14]}, size=100)  # d = -1,-2,-3,+4
     row = paired_comparisons(runs, "relu").table.iloc[0]
-    sd = math.sqrt(((0.5 ** 2) + (1.5 ** 2) + (2.5 ** 2) + (4.5 ** 2)) / 3)  # mean -0.5
+    sd = math.sqrt(((0.5**2) + (1.5**2) + (2.5**2) + (4.5**2)) / 3)  # mean -0.5
     half = 3.182446305284263 * sd / 2  # t(0.975, 3), se = sd / sqrt(4)
     assert row["mean_diff_pp"] == pytest.approx(-0.5)
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((-0.5 - half, -0.5 + half))
@@ -211,8 +251,13 @@ def test_confidence_interval_effect_sizes_by_hand():
 
 
 def test_all_pairs_and_holm_family():
-    runs = runs_from({"relu": [50, 51, 52, 53, 54, 55], "elu": [40, 42, 41, 43, 47, 44],
-                      "lrelu": [49, 50, 53, 52, 52, 56]})
+    runs = runs_from(
+        {
+            "relu": [50, 51, 52, 53, 54, 55],
+            "elu": [40, 42, 41, 43, 47, 44],
+            "lrelu": [49, 50, 53, 52, 52, 56],
+        }
+    )
     result = paired_comparisons(runs, "relu", all_pairs=True, q_values=True)
     t = result.table
     assert list(zip(t["a"], t["b"])) == [("relu", "elu"), ("relu", "lrelu"), ("elu", "lrelu")]
@@ -252,8 +297,10 @@ def brute_force_seeds(dz, alpha, alternative):
     return None
 
 
-@pytest.mark.parametrize("dz,alternative", [(-0.9, "two-sided"), (0.45, "two-sided"),
-                                            (-0.6, "less"), (-3.0, "two-sided")])
+@pytest.mark.parametrize(
+    "dz,alternative",
+    [(-0.9, "two-sided"), (0.45, "two-sided"), (-0.6, "less"), (-3.0, "two-sided")],
+)
 def test_seeds_for_80_power_matches_brute_force_nct(dz, alternative):
     assert seeds_for_power(dz, 0.05, alternative) == brute_force_seeds(dz, 0.05, alternative)
 
@@ -270,15 +317,27 @@ def test_seeds_for_80_power_in_the_table_and_undefined_cases():
 
 
 def test_cannot_reach_when_no_comparison_can_be_significant():
-    runs = runs_from({"relu": [30 + i for i in range(6)], "elu": [20 + i for i in range(6)],
-                      "lrelu": [25 + i for i in range(6)]})
+    runs = runs_from(
+        {
+            "relu": [30 + i for i in range(6)],
+            "elu": [20 + i for i in range(6)],
+            "lrelu": [25 + i for i in range(6)],
+        }
+    )
     result = compare(runs)
     assert result.paired.table["cannot_reach"].all()  # floor 2/64 = 0.031 > 0.05 / 2
-    assert any("activation comparisons: no comparison can reach significance: with 6 non-zero "
-               "paired seeds the smallest p is 0.031, above the strictest Holm level 0.025" in w
-               for w in result.warnings)
-    ten = runs_from({"relu": [30 + i for i in range(10)], "elu": [20 + i for i in range(10)],
-                     "lrelu": [25 + i for i in range(10)]})
+    assert any(
+        "activation comparisons: no comparison can reach significance: with 6 non-zero "
+        "paired seeds the smallest p is 0.031, above the strictest Holm level 0.025" in w
+        for w in result.warnings
+    )
+    ten = runs_from(
+        {
+            "relu": [30 + i for i in range(10)],
+            "elu": [20 + i for i in range(10)],
+            "lrelu": [25 + i for i in range(10)],
+        }
+    )
     assert not compare(ten).paired.table["cannot_reach"].any()
     assert not any("can reach" in w for w in compare(ten).warnings)
 
@@ -291,13 +350,20 @@ def test_cannot_reach_looks_at_every_holm_order():
     assert not t["cannot_reach"].any() and (t["verdict"] == "better").all()
     # With weak data for elu, lrelu still *could* be significant (if elu had been strong): the
     # flag is about what any outcome could give, and the verdict about what this one gave.
-    weak = runs_from({"relu": [30] * 10, "elu": [29, 31, 28, 32, 30, 27, 33, 31, 29, 30],
-                      "lrelu": [20] * 6 + [None] * 4})
+    weak = runs_from(
+        {
+            "relu": [30] * 10,
+            "elu": [29, 31, 28, 32, 30, 27, 33, 31, 29, 30],
+            "lrelu": [20] * 6 + [None] * 4,
+        }
+    )
     result = compare(weak)
     t = result.paired.table.set_index("a")
     assert not t["cannot_reach"].any()
     assert t.loc["lrelu", "best_holm_p"] == pytest.approx(0.0625 / 2)
-    assert t.loc["lrelu", "verdict"] == "no evidence" and t.loc["lrelu", "p_holm"] == pytest.approx(0.0625)
+    assert t.loc["lrelu", "verdict"] == "no evidence" and t.loc["lrelu", "p_holm"] == pytest.approx(
+        0.0625
+    )
     # lrelu alone: 6 seeds against a family of 3 where every other floor is as high: no order helps
     alone = runs_from({"relu": [30] * 6, "elu": [20] * 6, "lrelu": [20] * 6, "srelu": [20] * 6})
     t = compare(alone).paired.table
@@ -306,10 +372,13 @@ def test_cannot_reach_looks_at_every_holm_order():
 
 # --- Friedman ---------------------------------------------------------------------------------
 
+
 def test_friedman_matches_scipy_with_ties():
     rng = np.random.default_rng(4)
-    table = {c: list(rng.integers(10, 14, 9) + shift) for c, shift in
-             (("relu", 1), ("elu", 0), ("lrelu", 1), ("srelu", 2))}
+    table = {
+        c: list(rng.integers(10, 14, 9) + shift)
+        for c, shift in (("relu", 1), ("elu", 0), ("lrelu", 1), ("srelu", 2))
+    }
     result = friedman(runs_from(table))
     theirs = sps.friedmanchisquare(*table.values())
     assert result.statistic == pytest.approx(theirs.statistic)
@@ -332,6 +401,7 @@ def test_friedman_mid_ranks_and_incomplete_seeds():
 
 # --- descriptives, failures, BN, speed, cost --------------------------------------------------
 
+
 def test_descriptives_by_hand_and_reference():
     runs = runs_from({"lrelu": [300, 310, 290, None], "relu+bn": [280, 285, 290, "diverged"]})
     table = descriptives(runs, {"lrelu": (30.59, 0.29), "relu": (31.56, 0.37)}).set_index("config")
@@ -347,7 +417,9 @@ def test_descriptives_by_hand_and_reference():
 
 
 def test_reference_matches_bare_activation_name_without_bn():
-    runs = runs_from({"lrelu(negative_slope=0.1)": [300, 310]}, activation="lrelu(negative_slope=0.1)")
+    runs = runs_from(
+        {"lrelu(negative_slope=0.1)": [300, 310]}, activation="lrelu(negative_slope=0.1)"
+    )
     assert descriptives(runs, {"lrelu": (30.59, 0.29)}).loc[0, "ref_mean"] == 30.59
 
 
@@ -366,7 +438,7 @@ def test_failed_runs_are_counted_but_left_out_of_the_tests():
 
 def test_bn_interaction_difference_of_differences():
     relu, relu_bn = [50, 52, 54, 56, 58], [45, 46, 50, 49, 55]  # BN effect -5,-6,-4,-7,-3
-    elu, elu_bn = [40, 41, 42, 43, 44], [41, 40, 42, 44, 44]    # BN effect  1,-1, 0, 1, 0
+    elu, elu_bn = [40, 41, 42, 43, 44], [41, 40, 42, 44, 44]  # BN effect  1,-1, 0, 1, 0
     runs = runs_from({"relu": relu, "relu+bn": relu_bn, "elu": elu, "elu+bn": elu_bn}, size=100)
     result = bn_interaction(runs, "relu")
     effects = result.effects.set_index("activation")
@@ -381,8 +453,14 @@ def test_bn_interaction_difference_of_differences():
 
 
 def test_bn_interaction_within_each_init():
-    runs = runs_from({"relu/he": [5, 6, 7], "relu+bn/he": [4, 4, 4],
-                      "relu/xavier": [9, 9, 9], "relu+bn/xavier": [9, 10, 11]})
+    runs = runs_from(
+        {
+            "relu/he": [5, 6, 7],
+            "relu+bn/he": [4, 4, 4],
+            "relu/xavier": [9, 9, 9],
+            "relu+bn/xavier": [9, 10, 11],
+        }
+    )
     effects = bn_interaction(runs).effects.set_index("init")
     assert effects.loc["he", "mean_diff_pp"] == pytest.approx(-0.2)
     assert effects.loc["xavier", "mean_diff_pp"] == pytest.approx(0.1)
@@ -391,20 +469,32 @@ def test_bn_interaction_within_each_init():
 
 def test_learning_speed():
     runs = runs_from({"relu": [400, 300], "elu": [200, 250]}, size=1000)
-    metrics = pd.DataFrame([(run, it, err) for run, curve in {
-        "relu-s0": [0.9, 0.5, 0.4], "relu-s1": [0.8, 0.32, 0.3],
-        "elu-s0": [0.6, 0.3, 0.2], "elu-s1": [0.34, 0.3, 0.25]}.items()
-        for it, err in zip((100, 200, 300), curve)], columns=["run_id", "iteration", "test_error"])
+    metrics = pd.DataFrame(
+        [
+            (run, it, err)
+            for run, curve in {
+                "relu-s0": [0.9, 0.5, 0.4],
+                "relu-s1": [0.8, 0.32, 0.3],
+                "elu-s0": [0.6, 0.3, 0.2],
+                "elu-s1": [0.34, 0.3, 0.25],
+            }.items()
+            for it, err in zip((100, 200, 300), curve)
+        ],
+        columns=["run_id", "iteration", "test_error"],
+    )
     result = learning_speed(runs, metrics)  # target: relu's mean final error, 0.35
     assert result.target == pytest.approx(0.35) and "relu" in result.target_source
     table = result.table.set_index("config")
     assert (table.loc["relu", "n"], table.loc["relu", "n_reached"]) == (2, 1)
     assert table.loc["relu", "mean_iterations"] == 200
-    assert table.loc["elu", "mean_iterations"] == 150 and table.loc["elu", "median_iterations"] == 150
+    assert (
+        table.loc["elu", "mean_iterations"] == 150 and table.loc["elu", "median_iterations"] == 150
+    )
     given = learning_speed(runs, metrics, target=0.3)  # "at or below": 0.3 itself counts
     assert given.target_source == "given"
     assert given.per_run.set_index("run_id")["iterations"].to_dict() == pytest.approx(
-        {"relu-s0": math.nan, "relu-s1": 300, "elu-s0": 200, "elu-s1": 200}, nan_ok=True)
+        {"relu-s0": math.nan, "relu-s1": 300, "elu-s0": 200, "elu-s1": 200}, nan_ok=True
+    )
 
 
 def test_cost_relative_to_relu_at_the_same_bn():
@@ -418,16 +508,32 @@ def test_cost_relative_to_relu_at_the_same_bn():
 
 # --- compare, methods text, errors ------------------------------------------------------------
 
+
 def test_compare_default_baseline_and_methods_text():
-    runs = runs_from({"elu": [1, 2, 3], "relu": [2, 3, 4], "relu+bn": [3, 3, 3], "elu+bn": [4, 4, 4]})
+    runs = runs_from(
+        {"elu": [1, 2, 3], "relu": [2, 3, 4], "relu+bn": [3, 3, 3], "elu+bn": [4, 4, 4]}
+    )
     result = compare(runs, alternative="less", q_values=True)
     assert result.baseline == "relu" and result.spec_name == "s"
     assert compare(runs_from({"elu": [1, 2], "lrelu": [2, 3]})).baseline == "elu"
     text = result.methods
-    for phrase in ("3 ok runs (seeds) per configuration", "same initial weight draws, data order and augmentation",
-                   "Wilcoxon signed-rank", "one-sided", "Holm", "Benjamini-Hochberg", "alpha = 0.05",
-                   "zero differences were dropped", "at the same BN setting", "direction of the Wilcoxon statistic",
-                   "d_z", "rank-biserial", f"SciPy {__import__('scipy').__version__}", "pandas", "Friedman"):
+    for phrase in (
+        "3 ok runs (seeds) per configuration",
+        "same initial weight draws, data order and augmentation",
+        "Wilcoxon signed-rank",
+        "one-sided",
+        "Holm",
+        "Benjamini-Hochberg",
+        "alpha = 0.05",
+        "zero differences were dropped",
+        "at the same BN setting",
+        "direction of the Wilcoxon statistic",
+        "d_z",
+        "rank-biserial",
+        f"SciPy {__import__('scipy').__version__}",
+        "pandas",
+        "Friedman",
+    ):
         assert phrase in text, phrase
     assert methods_text(result.paired, result.descriptives) != text  # without Friedman and BN
     assert result.bn is not None and result.friedman is not None and result.speed is None
@@ -436,12 +542,16 @@ def test_compare_default_baseline_and_methods_text():
 def test_errors():
     with pytest.raises(StatsError, match="no ok runs"):
         compare(runs_from({"relu": [None, "diverged"]}))
-    with pytest.raises(StatsError, match="baseline 'gelu' is neither an activation nor a configuration"):
+    with pytest.raises(
+        StatsError, match="baseline 'gelu' is neither an activation nor a configuration"
+    ):
         compare(runs_from({"relu": [1, 2], "elu": [1, 2]}), baseline="gelu")
     with pytest.raises(StatsError, match="elu vs relu: only 1 seed") as info:
         compare(runs_from({"relu": [1, 2, 3], "elu": [1, None, "diverged"]}))
     assert "more seeds" in info.value.hint
-    two_specs = pd.concat([runs_from({"relu": [1, 2]}, spec="a"), runs_from({"relu": [1, 2]}, spec="b")])
+    two_specs = pd.concat(
+        [runs_from({"relu": [1, 2]}, spec="a"), runs_from({"relu": [1, 2]}, spec="b")]
+    )
     with pytest.raises(StatsError, match="more than one spec"):
         compare(two_specs)
     with pytest.raises(StatsError, match="alternative"):
@@ -452,30 +562,49 @@ def test_compare_is_fast_on_2000_runs():
     rng = np.random.default_rng(5)
     base = rng.integers(2800, 3200, 250)
     configs = [f"{a}{bn}" for a in ("elu", "relu", "lrelu", "srelu") for bn in ("", "+bn")]
-    runs = runs_from({c: list(base + rng.integers(-40, 40, 250) + 10 * i) for i, c in enumerate(configs)},
-                     size=10000)
+    runs = runs_from(
+        {c: list(base + rng.integers(-40, 40, 250) + 10 * i) for i, c in enumerate(configs)},
+        size=10000,
+    )
     compare(runs_from({"relu": [1, 2], "elu": [2, 3]}))  # imports scipy.stats outside the clock
     start = time.perf_counter()
     result = compare(runs, all_pairs=True)
     assert time.perf_counter() - start < 30.0  # generous: a busy CI machine must not fail it
-    assert len(result.paired.table) == 28 and set(result.paired.table["wilcoxon_method"]) == {"normal approximation"}
+    assert len(result.paired.table) == 28 and set(result.paired.table["wilcoxon_method"]) == {
+        "normal approximation"
+    }
 
 
 def test_a_configuration_without_ok_runs_does_not_hide_the_others():
     import pandas as pd
+
     rows = []
     for seed in range(6):
         for config, errors in (("relu", 50 + seed), ("elu", 40 + seed), ("srelu", None)):
-            rows.append({"spec_name": "s", "run_id": f"{config}-{seed}", "config": config,
-                         "activation": config, "batchnorm": False, "init": "he", "seed": seed,
-                         "status": "ok" if errors is not None else "diverged",
-                         "task": "classification", "test_errors": errors, "test_size": 1000,
-                         "test_error": None if errors is None else errors / 1000,
-                         "train_loss": 0.1, "iterations": 10, "wall_seconds": 1.0,
-                         "images_per_second": 100.0})
+            rows.append(
+                {
+                    "spec_name": "s",
+                    "run_id": f"{config}-{seed}",
+                    "config": config,
+                    "activation": config,
+                    "batchnorm": False,
+                    "init": "he",
+                    "seed": seed,
+                    "status": "ok" if errors is not None else "diverged",
+                    "task": "classification",
+                    "test_errors": errors,
+                    "test_size": 1000,
+                    "test_error": None if errors is None else errors / 1000,
+                    "train_loss": 0.1,
+                    "iterations": 10,
+                    "wall_seconds": 1.0,
+                    "images_per_second": 100.0,
+                }
+            )
     runs = pd.DataFrame(rows)
     runs["test_errors"] = runs["test_errors"].astype("Int64")
     from elubench.stats import compare
+
     result = compare(runs, baseline="relu")
     table = result.paired.table.set_index("a")
     assert table.loc["elu", "verdict"] == "better"

@@ -8,9 +8,25 @@ import json
 import pytest
 from conftest import SPECS
 
-SUITE = [SPECS / "quickstart.yaml", SPECS / "digits-bias-shift.yaml", SPECS / "synthetic-templates.yaml"]
-TINY = ["--seeds", "3", "--set", "train.iterations=12", "--set", "train.epochs=null",
-        "--set", "train.eval_every=6", "--set", "train.lr=0.01", "--device", "cpu"]
+SUITE = [
+    SPECS / "quickstart.yaml",
+    SPECS / "digits-bias-shift.yaml",
+    SPECS / "synthetic-templates.yaml",
+]
+TINY = [
+    "--seeds",
+    "3",
+    "--set",
+    "train.iterations=12",
+    "--set",
+    "train.epochs=null",
+    "--set",
+    "train.eval_every=6",
+    "--set",
+    "train.lr=0.01",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.mark.slow
@@ -18,7 +34,11 @@ def test_the_suite_runs_compares_and_reports(cli, tmp_path):
     results = tmp_path / "results"
     code, out, err = cli("run", *SUITE, "--results", results, *TINY)
     assert code == 0, err + out
-    assert {p.name for p in results.iterdir()} == {"quickstart", "digits-bias-shift", "synthetic-templates"}
+    assert {p.name for p in results.iterdir()} == {
+        "quickstart",
+        "digits-bias-shift",
+        "synthetic-templates",
+    }
     code, out, err = cli("compare", results, "--format", "json")
     assert code == 0, err
     payload = json.loads(out)

@@ -37,8 +37,12 @@ def test_matrix_records_every_run_with_the_contract_keys(tmp_path):
         assert record["test_error"] == record["test_errors"] / 445
         assert record["test_error"] < 0.5  # chance is 0.9
         assert record["iterations"] == 60 and record["images_per_second"] > 0
-        metrics = [json.loads(line) for line in
-                   (tmp_path / "tiny" / "runs" / cfg.run_id / "metrics.jsonl").read_text().splitlines()]
+        metrics = [
+            json.loads(line)
+            for line in (tmp_path / "tiny" / "runs" / cfg.run_id / "metrics.jsonl")
+            .read_text()
+            .splitlines()
+        ]
         assert [m["iteration"] for m in metrics] == [0, 20, 40, 60]
         assert set(metrics[-1]["activations"]) == {"s1_conv1", "s2_conv2"}
         assert metrics[-1]["test_errors"] == record["test_errors"]
@@ -51,8 +55,10 @@ def test_rerun_skips_done_runs_and_does_only_the_missing(tmp_path):
     spec = _spec()
     configs = expand(spec, seeds=1)
     run_matrix(spec, configs[:2], _settings(tmp_path))
-    done = {c.run_id: (tmp_path / "tiny" / "runs" / c.run_id / "run.json").stat().st_mtime_ns
-            for c in configs[:2]}
+    done = {
+        c.run_id: (tmp_path / "tiny" / "runs" / c.run_id / "run.json").stat().st_mtime_ns
+        for c in configs[:2]
+    }
     records = run_matrix(spec, configs, _settings(tmp_path))
     assert len(records) == 4
     for run_id, mtime in done.items():
@@ -73,6 +79,7 @@ def test_stopped_run_resumes_to_the_same_record(tmp_path):
     whole = execute_run(spec, cfg, _settings(tmp_path / "whole"))
 
     from elubench.core.errors import Stopped
+
     calls = {"n": 0}
 
     def stop_after_23_steps():
@@ -121,22 +128,39 @@ def test_a_crash_is_recorded_as_failed_and_retried(tmp_path, monkeypatch):
 
 
 def test_autoencoder_trains_and_its_error_falls(tmp_path):
-    spec = validate_spec(tiny_spec(
-        task="autoencoder", data={"dataset": "digits", "preprocess": "none"},
-        model={"stacks": ["1x32xFC", "1x8xFC", "1x32xFC", "1x64xFC"], "pool": "none"},
-        train={"batch_size": 32, "lr": 0.1, "iterations": 150, "eval_every": 50,
-               "optimizer": {"momentum": 0.9, "weight_decay": 0.0}},
-        compare={"activations": ["elu"], "batchnorm": [False], "seeds": 1}))
+    spec = validate_spec(
+        tiny_spec(
+            task="autoencoder",
+            data={"dataset": "digits", "preprocess": "none"},
+            model={"stacks": ["1x32xFC", "1x8xFC", "1x32xFC", "1x64xFC"], "pool": "none"},
+            train={
+                "batch_size": 32,
+                "lr": 0.1,
+                "iterations": 150,
+                "eval_every": 50,
+                "optimizer": {"momentum": 0.9, "weight_decay": 0.0},
+            },
+            compare={"activations": ["elu"], "batchnorm": [False], "seeds": 1},
+        )
+    )
     record = execute_run(spec, expand(spec)[0], _settings(tmp_path))
     assert record["status"] == "ok" and record["test_errors"] is None
-    lines = [json.loads(x) for x in
-             (tmp_path / spec.name / "runs" / expand(spec)[0].run_id / "metrics.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(x)
+        for x in (tmp_path / spec.name / "runs" / expand(spec)[0].run_id / "metrics.jsonl")
+        .read_text()
+        .splitlines()
+    ]
     assert lines[-1]["test_error"] < 0.6 * lines[0]["test_error"]
 
 
 def test_prelu_slopes_are_recorded_and_learned(tmp_path):
-    spec = validate_spec(tiny_spec(compare={"activations": ["prelu"], "batchnorm": [False], "seeds": 1},
-                                   train={"batch_size": 32, "lr": 0.05, "iterations": 40}))
+    spec = validate_spec(
+        tiny_spec(
+            compare={"activations": ["prelu"], "batchnorm": [False], "seeds": 1},
+            train={"batch_size": 32, "lr": 0.05, "iterations": 40},
+        )
+    )
     record = execute_run(spec, expand(spec)[0], _settings(tmp_path))
     slopes = record["prelu_slopes"]
     assert set(slopes) == {"s1_conv1", "s2_conv2"}
@@ -147,12 +171,17 @@ def test_shards_from_two_machines_merge_by_copying(cli, tmp_path):
     import shutil
 
     import yaml
+
     spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump(tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 20}),
-                                   sort_keys=False))
+    spec.write_text(
+        yaml.safe_dump(
+            tiny_spec(train={"batch_size": 32, "lr": 0.05, "iterations": 20}), sort_keys=False
+        )
+    )
     for index, machine in ((1, "a"), (2, "b")):
-        code, _, err = cli("run", spec, "--results", tmp_path / machine, "--shard", f"{index}/2",
-                           "--device", "cpu")
+        code, _, err = cli(
+            "run", spec, "--results", tmp_path / machine, "--shard", f"{index}/2", "--device", "cpu"
+        )
         assert code == 0, err
     a_runs = {p.name for p in (tmp_path / "a" / "tiny" / "runs").iterdir()}
     b_runs = {p.name for p in (tmp_path / "b" / "tiny" / "runs").iterdir()}
@@ -161,7 +190,12 @@ def test_shards_from_two_machines_merge_by_copying(cli, tmp_path):
     code, out, err = cli("compare", tmp_path / "a", "--format", "json")
     assert code == 0, err
     rows = json.loads(out)["tables"]["descriptives"]
-    assert {r["config"]: r["n_ok"] for r in rows} == {"elu": 2, "elu+bn": 2, "relu": 2, "relu+bn": 2}
+    assert {r["config"]: r["n_ok"] for r in rows} == {
+        "elu": 2,
+        "elu+bn": 2,
+        "relu": 2,
+        "relu+bn": 2,
+    }
     code, out, _ = cli("run", spec, "--results", tmp_path / "a", "--device", "cpu")
     assert code == 0 and "8 runs: 8 done, 0 to train" in out
 
@@ -199,11 +233,17 @@ def test_the_trainer_trains_into_any_sink_and_matches_the_store(tmp_path):
     stored = execute_run(spec, cfg, _settings(tmp_path))
     sink = MemorySink()
     torch.set_num_threads(stored["threads"])
-    record = train_run(spec, cfg, load_data(spec.data), sink, LoopOptions(device=torch.device("cpu")))
+    record = train_run(
+        spec, cfg, load_data(spec.data), sink, LoopOptions(device=torch.device("cpu"))
+    )
     assert record.status == "ok" and record.test_errors == stored.test_errors
     assert [line["iteration"] for line in sink.lines] == [0, 20, 40, 60]
-    on_disk = [json.loads(x) for x in (tmp_path / "tiny" / "runs" / cfg.run_id / "metrics.jsonl")
-               .read_text().splitlines()]
+    on_disk = [
+        json.loads(x)
+        for x in (tmp_path / "tiny" / "runs" / cfg.run_id / "metrics.jsonl")
+        .read_text()
+        .splitlines()
+    ]
     assert [line["test_error"] for line in on_disk] == [line["test_error"] for line in sink.lines]
 
 
@@ -213,8 +253,15 @@ def test_cpu_records_say_which_allocator_setting_was_in_force(tmp_path):
 
     record = execute_run(_spec(), expand(_spec(), seeds=1)[0], _settings(tmp_path))
     assert record.allocator.startswith("glibc keeps freed memory")
-    code = ("import torch; from elubench.training.runtime import configure, allocator_setting; "
-            "configure(torch.device('cpu')); print(allocator_setting(torch.device('cpu')))")
-    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "ELUBENCH_KEEP_FREED_MEMORY": "0"})
+    code = (
+        "import torch; from elubench.training.runtime import configure, allocator_setting; "
+        "configure(torch.device('cpu')); print(allocator_setting(torch.device('cpu')))"
+    )
+    off = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "ELUBENCH_KEEP_FREED_MEMORY": "0"},
+    )
     assert off.stdout.strip() == "default (turned off by ELUBENCH_KEEP_FREED_MEMORY)"

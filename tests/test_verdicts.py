@@ -27,8 +27,10 @@ OUTLIER = {"relu": [60] * 20, "elu": [59] * 19 + [260]}  # elu wins 19 of 20 see
 
 def _strict(text: str):
     """Parse JSON as JavaScript's JSON.parse does: no NaN or Infinity tokens."""
+
     def refuse(token):
         raise ValueError(f"not JSON: {token}")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -39,13 +41,14 @@ def _row(result, a, b="relu"):
 
 # --- 1. the verdict follows the primary test, not the mean --------------------------------------
 
+
 def test_an_outlier_seed_cannot_turn_19_wins_into_worse():
     result = compare(runs_from(OUTLIER), baseline="relu")
     row = _row(result, "elu")
-    assert row["wilcoxon_p"] == pytest.approx(3.7e-4, rel=0.05)   # the issue's figure
+    assert row["wilcoxon_p"] == pytest.approx(3.7e-4, rel=0.05)  # the issue's figure
     assert row["rank_biserial"] == pytest.approx(-0.81, abs=0.005)
-    assert row["mean_diff_pp"] > 0                                  # the outlier wins the mean
-    assert row["verdict"] == "better"                               # the Wilcoxon test decides
+    assert row["mean_diff_pp"] > 0  # the outlier wins the mean
+    assert row["verdict"] == "better"  # the Wilcoxon test decides
     assert any("points the other way" in note for note in row["notes"])
 
 
@@ -62,12 +65,17 @@ def test_the_verdict_never_contradicts_the_test_it_names():
     for trial in range(40):
         n = int(rng.integers(3, 16))
         base = rng.integers(50, 70, n)
-        errors = {"relu": list(base), "elu": list(base + rng.integers(-6, 4, n)),
-                  "selu": list(base + rng.integers(-3, 6, n))}
+        errors = {
+            "relu": list(base),
+            "elu": list(base + rng.integers(-6, 4, n)),
+            "selu": list(base + rng.integers(-3, 6, n)),
+        }
         if trial % 5 == 0:
             errors["elu"][0] += 300  # an outlier seed
         for alternative in ("two-sided", "less", "greater"):
-            table = compare(runs_from(errors), baseline="relu", alternative=alternative).paired.table
+            table = compare(
+                runs_from(errors), baseline="relu", alternative=alternative
+            ).paired.table
             for _, row in table.iterrows():
                 significant = row["p_holm"] <= 0.05
                 assert (row["verdict"] in ("better", "worse")) == significant
@@ -80,8 +88,12 @@ def test_the_verdict_never_contradicts_the_test_it_names():
 
 # --- 2. comparisons stay within one BN setting ---------------------------------------------------
 
-FOUR = {"relu": [60, 62, 58, 61, 65, 59, 63, 60, 64, 62], "elu": [50, 51, 49, 52, 55, 48, 50, 51, 53, 50],
-        "relu+bn": [55, 57, 52, 56, 60, 54, 58, 55, 59, 57], "elu+bn": [51, 50, 50, 52, 54, 49, 51, 50, 52, 51]}
+FOUR = {
+    "relu": [60, 62, 58, 61, 65, 59, 63, 60, 64, 62],
+    "elu": [50, 51, 49, 52, 55, 48, 50, 51, 53, 50],
+    "relu+bn": [55, 57, 52, 56, 60, 54, 58, 55, 59, 57],
+    "elu+bn": [51, 50, 50, 52, 54, 49, 51, 50, 52, 51],
+}
 
 
 def test_each_activation_meets_the_baseline_at_its_own_bn_setting():
@@ -106,30 +118,34 @@ def test_a_configuration_baseline_and_all_pairs_keep_working():
 def test_bn_families_have_their_own_holm_floor_and_words():
     bn = compare(runs_from(FOUR), baseline="relu").bn
     effects = bn.effects.set_index("activation")
-    assert effects.loc["relu", "verdict"] == "BN helps"   # relu+bn lower on every seed
+    assert effects.loc["relu", "verdict"] == "BN helps"  # relu+bn lower on every seed
     assert {"p_floor", "cannot_reach", "p_holm"} <= set(bn.effects.columns)
     assert list(bn.contrasts["a"]) == ["elu"] and list(bn.contrasts["b"]) == ["relu"]
 
 
 # --- 3. the omnibus test at small n ---------------------------------------------------------------
 
+
 def test_friedman_clean_sweep_at_five_seeds_is_exact_and_finite(cli, tmp_path):
     root = make_results(tmp_path, {"relu": [60, 61, 62, 63, 64], "elu": [50, 51, 52, 53, 54]})
     result = compare(runs_from({"relu": [60, 61, 62, 63, 64], "elu": [50, 51, 52, 53, 54]}))
     f = result.friedman
     assert f.statistic == pytest.approx(5.0)
-    assert f.p == pytest.approx(0.0625)           # exact; the chi-square approximation says 0.025
+    assert f.p == pytest.approx(0.0625)  # exact; the chi-square approximation says 0.025
     assert f.f_statistic is None and f.degenerate  # never F = inf
     code, out, err = cli("compare", root, "--format", "json")
     assert code == 0, err
     payload = _strict(out)
-    assert payload["friedman"]["f_statistic"] is None and payload["friedman"]["p"] == pytest.approx(0.0625)
+    assert payload["friedman"]["f_statistic"] is None and payload["friedman"]["p"] == pytest.approx(
+        0.0625
+    )
     for fmt in ("rich", "markdown", "csv", "latex"):
         code, text, _ = cli("compare", root, "--format", fmt)
         assert code == 0 and "inf" not in text.lower().replace("info", ""), fmt
 
 
 # --- 4. strict JSON ------------------------------------------------------------------------------
+
 
 def test_json_has_no_nan_or_infinity_and_says_why_a_number_is_missing(cli, tmp_path):
     same = {"relu": [60, 61, 62, 63, 64, 65], "elu": [58, 59, 60, 61, 62, 63]}  # d = -2 every seed
@@ -142,6 +158,7 @@ def test_json_has_no_nan_or_infinity_and_says_why_a_number_is_missing(cli, tmp_p
 
 
 # --- 5. an ok record without a result ------------------------------------------------------------
+
 
 def test_an_ok_record_without_a_result_is_corrupt_named_and_counted(cli, tmp_path):
     root = make_results(tmp_path, FOUR)
@@ -168,6 +185,7 @@ def test_methods_state_n_per_configuration_exactly():
 
 # --- 6. one family count everywhere --------------------------------------------------------------
 
+
 def test_an_untestable_comparison_is_outside_the_family():
     errors = {"relu": [60] * 6, "elu": [50, 51, 52, 53, 54, 55], "srelu": [40] + [None] * 5}
     result = compare(runs_from(errors), baseline="relu")
@@ -183,8 +201,10 @@ def test_the_cannot_reach_flag_and_the_warning_agree():
     result = compare(runs_from(five), baseline="relu")
     table = result.paired.table
     assert table["cannot_reach"].all() and (table["verdict"] == "no evidence").all()
-    assert any("no comparison can reach significance" in w and "7 or more seeds" in w
-               for w in result.warnings)
+    assert any(
+        "no comparison can reach significance" in w and "7 or more seeds" in w
+        for w in result.warnings
+    )
 
 
 def test_best_holm_against_brute_force():
@@ -200,6 +220,7 @@ def test_best_holm_against_brute_force():
 
 
 # --- 7. power for the primary test -----------------------------------------------------------------
+
 
 def test_seeds_for_power_are_for_the_wilcoxon_test_at_the_holm_level():
     five = {"relu": [60, 61, 62, 63, 64], "elu": [40, 42, 41, 45, 43]}
@@ -222,26 +243,42 @@ def test_floor_and_seeds_to_reach():
 
 def test_wilcoxon_seeds_respect_the_efficiency_bound():
     from elubench.stats import seeds_for_power
+
     n_t = seeds_for_power(0.5, 0.01)
     assert wilcoxon_seeds(0.5, 0.01) == max(math.ceil(n_t / 0.864), seeds_to_reach(0.01))
 
 
 # --- 8. the quick start can conclude ------------------------------------------------------------
 
+
 def test_the_quick_start_dry_run_says_significance_is_reachable(cli, tmp_path):
-    code, out, err = cli("run", "specs/quickstart.yaml", "--dry-run", "--results", tmp_path,
-                         "--device", "cpu")
+    code, out, err = cli(
+        "run", "specs/quickstart.yaml", "--dry-run", "--results", tmp_path, "--device", "cpu"
+    )
     assert code == 0, err
     assert "can reach significance" in out
-    lines = [line for line in out.splitlines() if line.strip(" │|").startswith("activation comparisons")]
+    lines = [
+        line for line in out.splitlines() if line.strip(" │|").startswith("activation comparisons")
+    ]
     assert lines and " yes " in lines[0], out
 
 
 def test_a_dry_run_says_when_no_comparison_can_reach(cli, tmp_path):
-    code, out, err = cli("run", "specs/quickstart.yaml", "--dry-run", "--results", tmp_path,
-                         "--device", "cpu", "--seeds", "5")
+    code, out, err = cli(
+        "run",
+        "specs/quickstart.yaml",
+        "--dry-run",
+        "--results",
+        tmp_path,
+        "--device",
+        "cpu",
+        "--seeds",
+        "5",
+    )
     assert code == 0, err
-    lines = [line for line in out.splitlines() if line.strip(" │|").startswith("activation comparisons")]
+    lines = [
+        line for line in out.splitlines() if line.strip(" │|").startswith("activation comparisons")
+    ]
     assert " no " in lines[0] and line_ends_with(lines[0], "8")
 
 
@@ -251,17 +288,23 @@ def line_ends_with(line: str, value: str) -> bool:
 
 # --- smaller findings ------------------------------------------------------------------------------
 
+
 def test_a_p_of_exactly_zero_is_not_printed_as_zero():
     from elubench.report.cells import p_value
+
     assert p_value(0.0) == "<1e-300" and p_value(3e-4) == "3.0e-04" and p_value(0.04) == "0.04"
 
 
 def test_latex_escapes_every_special_character():
     from elubench.report.render import latex_escape
+
     text = r"a\b&c%d$e#f_g{h}i~j^k<l>m±n−o–p×q≈r α χ² 2^n"
     escaped = latex_escape(text)
-    unescaped_specials = [c for i, c in enumerate(escaped) if c in "&%$#_{}~^"
-                          and not (i and escaped[i - 1] == "\\") and c not in "{}$^"]
+    unescaped_specials = [
+        c
+        for i, c in enumerate(escaped)
+        if c in "&%$#_{}~^" and not (i and escaped[i - 1] == "\\") and c not in "{}$^"
+    ]
     assert unescaped_specials == []
     assert r"2\textasciicircum{}n" in escaped and r"\&" in escaped and r"\_" in escaped
     assert r"\{h\}" in escaped and r"\textbackslash{}" in escaped and "$\\pm$" in escaped
@@ -293,9 +336,12 @@ def test_bayesian_probabilities_are_in_every_row(cli, tmp_path):
 def test_scipy_where_it_is_equal():
     """The paired t-interval and BH are scipy's; checked on the same data."""
     from elubench.stats import bh
+
     d = np.array([-3.0, -1.0, -2.0, 0.5, -4.0, -2.5])
-    row = _row(compare(runs_from({"relu": [50] * 6, "elu": list((50 + d).astype(int))}),
-                       baseline="relu"), "elu")
+    row = _row(
+        compare(runs_from({"relu": [50] * 6, "elu": list((50 + d).astype(int))}), baseline="relu"),
+        "elu",
+    )
     ci = sps.ttest_1samp((50 + d).astype(int) - 50, 0).confidence_interval()
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low / 10, ci.high / 10))
     p = np.array([0.01, 0.04, np.nan, 0.03])

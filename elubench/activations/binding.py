@@ -26,8 +26,8 @@ _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,39}$")
 class CustomDef(ActivationDef):
     """A custom activation's definition: what it is built from and what a run records of it."""
 
-    qualified: str = ""        # /abs/acts.py:isrlu, mypkg.acts:ISRLU, isrlu = mypkg.acts:isrlu
-    code: str = ""             # its identity (sha256:..., or name==version)
+    qualified: str = ""  # /abs/acts.py:isrlu, mypkg.acts:ISRLU, isrlu = mypkg.acts:isrlu
+    code: str = ""  # its identity (sha256:..., or name==version)
     channelwise: bool = False  # declared: changing an element may change its channel's outputs
     kinks: tuple[float, ...] = ()  # declared points where its derivative jumps
 
@@ -45,34 +45,42 @@ def bind(ref: CustomRef, obj, qualified: str, code: str, default_label: str) -> 
 
     text = str(ref)
     if isinstance(obj, nn.Module):
-        raise ActivationError(f"{text!r} is an nn.Module instance; name its class, so that each "
-                              "layer gets a module of its own")
+        raise ActivationError(
+            f"{text!r} is an nn.Module instance; name its class, so that each "
+            "layer gets a module of its own"
+        )
     if isinstance(obj, type):
         if not issubclass(obj, nn.Module):
-            raise ActivationError(f"{text!r} is a class but not a torch.nn.Module subclass",
-                                  hint="write an nn.Module subclass or a function of a tensor")
+            raise ActivationError(
+                f"{text!r} is a class but not a torch.nn.Module subclass",
+                hint="write an nn.Module subclass or a function of a tensor",
+            )
         signature = _signature(obj.__init__, 1)
         wants_channels = any(p.name == "channels" for p in signature)
         signature = [p for p in signature if p.name != "channels"]
     elif callable(obj):
         signature, wants_channels = _signature(obj, 1), False
     else:
-        raise ActivationError(f"{text!r} is not callable (it is a {type(obj).__name__})",
-                              hint="point at a function of a tensor or an nn.Module subclass")
+        raise ActivationError(
+            f"{text!r} is not callable (it is a {type(obj).__name__})",
+            hint="point at a function of a tensor or an nn.Module subclass",
+        )
     params = _params(text, signature)
     values = _values(text, ref.args, params)
     label = getattr(obj, "name", None)
     label = label if isinstance(label, str) else default_label
     if not _LABEL.match(label):
-        raise ActivationError(f"{text!r}: its name {label!r} cannot label a table column",
-                              hint="a name is a letter or _ then letters, digits, _ . or - "
-                                   "(at most 40 characters)")
+        raise ActivationError(
+            f"{text!r}: its name {label!r} cannot label a table column",
+            hint="a name is a letter or _ then letters, digits, _ . or - (at most 40 characters)",
+        )
     builtin = ALIASES.get(label.lower(), label.lower())
     if builtin in REGISTRY:
-        raise ActivationError(f"activation name clash: {text!r} is named {label!r}, as is the "
-                              f"built-in {builtin} ({REGISTRY[builtin].formula})",
-                              hint="give the object a `name` attribute of its own, e.g. "
-                                   f"name = \"my_{label.lower()}\"")
+        raise ActivationError(
+            f"activation name clash: {text!r} is named {label!r}, as is the "
+            f"built-in {builtin} ({REGISTRY[builtin].formula})",
+            hint=f'give the object a `name` attribute of its own, e.g. name = "my_{label.lower()}"',
+        )
     from elubench.activations.modules import FunctionActivation
 
     def build(given: dict, channels: int):
@@ -84,10 +92,12 @@ def bind(ref: CustomRef, obj, qualified: str, code: str, default_label: str) -> 
     try:
         probe = build(kwargs, 3)
     except Exception as exc:
-        raise ActivationError(f"activation {text}: check 'construct' failed: "
-                              f"{obj.__name__ if hasattr(obj, '__name__') else obj}"
-                              f"({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) raised "
-                              f"{exc.__class__.__name__}: {exc}") from None
+        raise ActivationError(
+            f"activation {text}: check 'construct' failed: "
+            f"{obj.__name__ if hasattr(obj, '__name__') else obj}"
+            f"({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) raised "
+            f"{exc.__class__.__name__}: {exc}"
+        ) from None
     declares = probe if isinstance(obj, type) else obj
     slope, channelwise, kinks = _declared(text, declares)
     counts: dict[int, int] = {}
@@ -100,9 +110,19 @@ def bind(ref: CustomRef, obj, qualified: str, code: str, default_label: str) -> 
     # its own docstring's first line (getdoc would give a class without one nn.Module's)
     doc = inspect.cleandoc(obj.__doc__ or "").splitlines()
     definition = CustomDef(
-        label, doc[0] if doc else "", f"{qualified} ({code})", build, tuple(params),
-        negative_slope=lambda p: slope, implemented_by="your code", param_count=param_count,
-        qualified=qualified, code=code, channelwise=channelwise, kinks=kinks)
+        label,
+        doc[0] if doc else "",
+        f"{qualified} ({code})",
+        build,
+        tuple(params),
+        negative_slope=lambda p: slope,
+        implemented_by="your code",
+        param_count=param_count,
+        qualified=qualified,
+        code=code,
+        channelwise=channelwise,
+        kinks=kinks,
+    )
     return Activation(label, tuple(values), custom=definition, ref=text)
 
 
@@ -120,11 +140,23 @@ def _values(text: str, args, params: list[Param]) -> list[tuple[str, object]]:
     """Every parameter's value: the defaults, then the arguments given (as built-ins do)."""
     by_name = {p.name: p for p in params}
     values = {p.name: p.default for p in params}
-    hint = ("parameters: " + ", ".join(f"{p.name}" + ("" if p.default is REQUIRED else f"={p.default!r}")
-                                       for p in params)) if params else "it takes no parameters"
+    hint = (
+        (
+            "parameters: "
+            + ", ".join(
+                f"{p.name}" + ("" if p.default is REQUIRED else f"={p.default!r}") for p in params
+            )
+        )
+        if params
+        else "it takes no parameters"
+    )
     for position, (key, value) in enumerate(args):
-        if key is None and isinstance(value, str) and value in by_name \
-                and isinstance(by_name[value].default, bool):
+        if (
+            key is None
+            and isinstance(value, str)
+            and value in by_name
+            and isinstance(by_name[value].default, bool)
+        ):
             key, value = value, True  # a flag by name
         elif key is None:
             if position >= len(params):
@@ -138,23 +170,35 @@ def _values(text: str, args, params: list[Param]) -> list[tuple[str, object]]:
             raise ActivationError(f"{text!r}: parameter {key!r}: {exc}", hint=hint) from None
     missing = [name for name, value in values.items() if value is REQUIRED]
     if missing:
-        raise ActivationError(f"{text!r}: parameter {missing[0]!r} has no default; give it",
-                              hint=f"e.g. {text.partition('(')[0]}({missing[0]}=...)")
+        raise ActivationError(
+            f"{text!r}: parameter {missing[0]!r} has no default; give it",
+            hint=f"e.g. {text.partition('(')[0]}({missing[0]}=...)",
+        )
     return list(values.items())
 
 
 def _declared(text: str, obj) -> tuple[float | None, bool, tuple[float, ...]]:
     """What the object declares: `negative_slope` (he-aware init), `channelwise`, `kinks`."""
     slope = getattr(obj, "negative_slope", None)
-    if slope is not None and (isinstance(slope, bool) or not isinstance(slope, (int, float))
-                              or slope != slope or abs(slope) == float("inf")):
+    if slope is not None and (
+        isinstance(slope, bool)
+        or not isinstance(slope, (int, float))
+        or slope != slope
+        or abs(slope) == float("inf")
+    ):
         raise ActivationError(f"{text!r}: negative_slope must be a finite number, got {slope!r}")
     kinks = getattr(obj, "kinks", ())
     try:
         kinks = tuple(float(k) for k in kinks)
     except (TypeError, ValueError):
-        raise ActivationError(f"{text!r}: kinks must be a sequence of numbers, got {kinks!r}") from None
-    return (None if slope is None else float(slope)), bool(getattr(obj, "channelwise", False)), kinks
+        raise ActivationError(
+            f"{text!r}: kinks must be a sequence of numbers, got {kinks!r}"
+        ) from None
+    return (
+        (None if slope is None else float(slope)),
+        bool(getattr(obj, "channelwise", False)),
+        kinks,
+    )
 
 
 def check_labels(pairs: list[tuple[str, str]]) -> None:
@@ -164,9 +208,10 @@ def check_labels(pairs: list[tuple[str, str]]) -> None:
     for label, text in pairs:
         other = seen.setdefault(label.lower(), text)
         if other != text:
-            raise ActivationError(f"activation name clash: {other!r} and {text!r} are both named "
-                                  f"{label!r} in tables",
-                                  hint="give one a `name` attribute of its own, or list it once")
+            raise ActivationError(
+                f"activation name clash: {other!r} and {text!r} are both named {label!r} in tables",
+                hint="give one a `name` attribute of its own, or list it once",
+            )
 
 
 def source_record(activation: Activation) -> dict | None:
@@ -175,5 +220,9 @@ def source_record(activation: Activation) -> dict | None:
     definition = activation.custom
     if not isinstance(definition, CustomDef):
         return None
-    return {"reference": activation.ref, "qualified_name": definition.qualified,
-            "parameters": dict(activation.params), "code": definition.code}
+    return {
+        "reference": activation.ref,
+        "qualified_name": definition.qualified,
+        "parameters": dict(activation.params),
+        "code": definition.code,
+    }

@@ -26,24 +26,29 @@ import copy
 from elubench.activations.registry import Activation
 from elubench.core.errors import ActivationError, CheckFailed
 
-BATCH = 2          # images per check batch: enough to see a batch-wise dependence
-GRID = 1001        # points of the -50..50 grid, 0.1 apart (0 among them: many kinks are there)
+BATCH = 2  # images per check batch: enough to see a batch-wise dependence
+GRID = 1001  # points of the -50..50 grid, 0.1 apart (0 among them: many kinks are there)
 GRADCHECK_CHANNELS = 3
 
 
-def check_activation(activation: Activation, shapes: list[tuple[int, ...]],
-                     precision: str = "fp32") -> None:
+def check_activation(
+    activation: Activation, shapes: list[tuple[int, ...]], precision: str = "fp32"
+) -> None:
     """Run every check; raise one ActivationError for the first that fails."""
     if activation.custom is None:
         return
     import torch
+
     try:
         with torch.random.fork_rng(devices=[]):  # the checks' draws leave the runs' RNG alone
             _run_checks(activation, shapes, precision)
     except CheckFailed as failed:
         qualified = getattr(activation.custom, "qualified", "")
-        raise ActivationError(f"activation {activation} ({qualified}): check '{failed.check}' "
-                              f"failed: {failed.detail}", hint=failed.hint) from None
+        raise ActivationError(
+            f"activation {activation} ({qualified}): check '{failed.check}' "
+            f"failed: {failed.detail}",
+            hint=failed.hint,
+        ) from None
 
 
 def _dims(shape) -> str:
@@ -52,6 +57,7 @@ def _dims(shape) -> str:
 
 def _run_checks(activation: Activation, shapes, precision: str) -> None:
     import torch
+
     dtypes = [torch.float32] + ([torch.bfloat16] if precision == "bf16" else [])
     for shape in shapes:
         module = _build(activation, shape[0])
@@ -60,8 +66,11 @@ def _run_checks(activation: Activation, shapes, precision: str) -> None:
             x = torch.randn((BATCH, *shape), generator=torch.Generator().manual_seed(0)).to(dtype)
             _call(module, x)
         _finite(module, shape)
-        _element_wise(module, torch.randn((BATCH, *shape), generator=torch.Generator().manual_seed(1)),
-                      bool(getattr(activation.custom, "channelwise", False)))
+        _element_wise(
+            module,
+            torch.randn((BATCH, *shape), generator=torch.Generator().manual_seed(1)),
+            bool(getattr(activation.custom, "channelwise", False)),
+        )
     kinks = getattr(activation.custom, "kinks", ())
     for rank in sorted({len(shape) for shape in shapes}):
         _gradcheck(_build(activation, GRADCHECK_CHANNELS), rank, kinks)
@@ -71,37 +80,53 @@ def _build(activation: Activation, channels: int):
     try:
         return activation.create(channels).train()
     except Exception as exc:
-        raise CheckFailed("construct", f"building it for {channels} channels raised "
-                                   f"{exc.__class__.__name__}: {exc}") from None
+        raise CheckFailed(
+            "construct",
+            f"building it for {channels} channels raised {exc.__class__.__name__}: {exc}",
+        ) from None
 
 
 def _no_weights(module) -> None:
     from torch import nn
+
     for name, sub in module.named_modules():
         if isinstance(sub, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
-            raise CheckFailed("no weights", f"it holds a {type(sub).__name__} ({name or 'itself'})",
-                          hint="an activation acts on each element (or channel); the paired "
-                               "init draws every conv/FC layer's weights in the net's order")
+            raise CheckFailed(
+                "no weights",
+                f"it holds a {type(sub).__name__} ({name or 'itself'})",
+                hint="an activation acts on each element (or channel); the paired "
+                "init draws every conv/FC layer's weights in the net's order",
+            )
 
 
 def _call(module, x):
     """module(x) checked: a tensor of x's shape, dtype and device. Called on a copy, as the
     net's activations may overwrite their input."""
     import torch
+
     try:
         y = module(x.clone())
     except Exception as exc:
-        raise CheckFailed("call", f"on a {_dims(x.shape)} {_dtype(x)} tensor it raised "
-                              f"{exc.__class__.__name__}: {exc}") from None
+        raise CheckFailed(
+            "call",
+            f"on a {_dims(x.shape)} {_dtype(x)} tensor it raised {exc.__class__.__name__}: {exc}",
+        ) from None
     if not isinstance(y, torch.Tensor):
-        raise CheckFailed("call", f"on a {_dims(x.shape)} tensor it returned a {type(y).__name__}, "
-                              "not a tensor")
+        raise CheckFailed(
+            "call", f"on a {_dims(x.shape)} tensor it returned a {type(y).__name__}, not a tensor"
+        )
     if y.shape != x.shape:
-        raise CheckFailed("call", f"it changes the shape: {_dims(x.shape)} in, {_dims(y.shape)} out",
-                      hint="an activation returns a tensor of its input's shape")
+        raise CheckFailed(
+            "call",
+            f"it changes the shape: {_dims(x.shape)} in, {_dims(y.shape)} out",
+            hint="an activation returns a tensor of its input's shape",
+        )
     if y.dtype != x.dtype:
-        raise CheckFailed("call", f"it changes the dtype: {_dtype(x)} in, {_dtype(y)} out",
-                      hint="compute in the input's dtype (e.g. torch.tensor(c, dtype=x.dtype))")
+        raise CheckFailed(
+            "call",
+            f"it changes the dtype: {_dtype(x)} in, {_dtype(y)} out",
+            hint="compute in the input's dtype (e.g. torch.tensor(c, dtype=x.dtype))",
+        )
     if y.device != x.device:
         raise CheckFailed("call", f"it moves the tensor: {x.device} in, {y.device} out")
     return y
@@ -114,6 +139,7 @@ def _dtype(x) -> str:
 def _element_wise(module, x, channelwise: bool) -> None:
     """Nudge one element at a time; only it (or its sample's channel) may change."""
     import torch
+
     with torch.no_grad():
         base = _call(module, x)
         for k, flat in enumerate((0, x.numel() // 2 + 1, x.numel() - 1)):
@@ -130,16 +156,20 @@ def _element_wise(module, x, channelwise: bool) -> None:
             others = (changed & ~allowed).nonzero()
             if len(others):
                 where = tuple(int(i) for i in others[0])
-                raise CheckFailed("element-wise", f"changing input element {position} of a "
-                                              f"{_dims(x.shape)} batch also changed output element "
-                                              f"{where}" + (f" and {len(others) - 1} more" if len(others) > 1 else ""),
-                              hint="an activation acts on each element alone; declare "
-                                   "`channelwise = True` on it if it may mix one channel's values")
+                raise CheckFailed(
+                    "element-wise",
+                    f"changing input element {position} of a "
+                    f"{_dims(x.shape)} batch also changed output element "
+                    f"{where}" + (f" and {len(others) - 1} more" if len(others) > 1 else ""),
+                    hint="an activation acts on each element alone; declare "
+                    "`channelwise = True` on it if it may mix one channel's values",
+                )
 
 
 def _finite(module, shape) -> None:
     """Outputs and gradients finite for inputs from -50 to 50, in every channel."""
     import torch
+
     grid = torch.arange(-(GRID // 2), GRID // 2 + 1, dtype=torch.float32) / 10  # 0.1 apart, 0 exact
     # every grid value in every channel; a 1x1 map is enough where the function is element-wise
     # (a 1001 x C x H x W grid of a conv layer's full map would take gigabytes)
@@ -151,23 +181,33 @@ def _finite(module, shape) -> None:
     bad = ~torch.isfinite(y.detach())
     if bad.any():
         index = tuple(int(i) for i in bad.nonzero()[0])
-        raise CheckFailed("finite", f"it returns {y[index].item()} at x = {x[index].item():g}",
-                      hint="outputs must be finite for every input a layer can give it")
+        raise CheckFailed(
+            "finite",
+            f"it returns {y[index].item()} at x = {x[index].item():g}",
+            hint="outputs must be finite for every input a layer can give it",
+        )
     try:
         y.sum().backward()
     except Exception as exc:
-        raise CheckFailed("finite", f"its backward raised {exc.__class__.__name__}: {exc}") from None
+        raise CheckFailed(
+            "finite", f"its backward raised {exc.__class__.__name__}: {exc}"
+        ) from None
     grad = x.grad
     bad = ~torch.isfinite(grad)
     if bad.any():
         index = tuple(int(i) for i in bad.nonzero()[0])
-        raise CheckFailed("finite", f"its gradient is {grad[index].item()} at x = {x[index].item():g}",
-                      hint="a branch torch.where discards still has its gradient computed: "
-                           "evaluate each branch only where it is finite (e.g. on clamp(x, max=0))")
+        raise CheckFailed(
+            "finite",
+            f"its gradient is {grad[index].item()} at x = {x[index].item():g}",
+            hint="a branch torch.where discards still has its gradient computed: "
+            "evaluate each branch only where it is finite (e.g. on clamp(x, max=0))",
+        )
     for name, p in module.named_parameters():
         if p.grad is not None and not torch.isfinite(p.grad).all():
-            raise CheckFailed("finite", f"the gradient of its parameter {name!r} is not finite on "
-                                    "inputs from -50 to 50")
+            raise CheckFailed(
+                "finite",
+                f"the gradient of its parameter {name!r} is not finite on inputs from -50 to 50",
+            )
 
 
 def _gradcheck(module, rank: int, kinks) -> None:
@@ -178,30 +218,49 @@ def _gradcheck(module, rank: int, kinks) -> None:
     module = copy.deepcopy(module).double()
     names = [name for name, p in module.named_parameters() if p.requires_grad]
     shape = (BATCH, GRADCHECK_CHANNELS) if rank == 1 else (BATCH, GRADCHECK_CHANNELS, 2, 2)
-    x = torch.empty(shape, dtype=torch.float64).uniform_(-4.0, 4.0,
-                                                         generator=torch.Generator().manual_seed(2))
-    for kink in kinks:  # gradcheck's finite differences straddling a kink would differ from autograd
+    x = torch.empty(shape, dtype=torch.float64).uniform_(
+        -4.0, 4.0, generator=torch.Generator().manual_seed(2)
+    )
+    for (
+        kink
+    ) in kinks:  # gradcheck's finite differences straddling a kink would differ from autograd
         x = torch.where((x - kink).abs() < 0.05, x + 0.1, x)
-    params = [dict(module.named_parameters())[name].detach().clone().requires_grad_(True) for name in names]
+    params = [
+        dict(module.named_parameters())[name].detach().clone().requires_grad_(True)
+        for name in names
+    ]
 
     def call(inp, *values):
         return functional_call(module, dict(zip(names, values)), (inp.clone(),))
 
     try:
-        ok = torch.autograd.gradcheck(call, (x.requires_grad_(True), *params), eps=1e-6, atol=1e-5,
-                                      rtol=1e-3, raise_exception=False)
+        ok = torch.autograd.gradcheck(
+            call,
+            (x.requires_grad_(True), *params),
+            eps=1e-6,
+            atol=1e-5,
+            rtol=1e-3,
+            raise_exception=False,
+        )
     except Exception as exc:
-        raise CheckFailed("gradcheck", f"in float64 it raised {exc.__class__.__name__}: "
-                                   f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+        raise CheckFailed(
+            "gradcheck",
+            f"in float64 it raised {exc.__class__.__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+        ) from None
     if not ok:
-        raise CheckFailed("gradcheck", _mismatch(call, x.detach(), params),
-                      hint="its backward does not match its forward; if its derivative jumps at "
-                           "some points, declare them: kinks = (0.0,)")
+        raise CheckFailed(
+            "gradcheck",
+            _mismatch(call, x.detach(), params),
+            hint="its backward does not match its forward; if its derivative jumps at "
+            "some points, declare them: kinks = (0.0,)",
+        )
 
 
 def _mismatch(call, x, params) -> str:
     """Where autograd and central differences disagree most (the input's own derivative)."""
     import torch
+
     x = x.clone().requires_grad_(True)
     analytic = torch.autograd.grad(call(x, *params).sum(), x)[0]
     eps = 1e-6
@@ -211,6 +270,7 @@ def _mismatch(call, x, params) -> str:
     index = tuple(int(i) for i in torch.unravel_index(gap.argmax(), gap.shape))
     if gap[index] <= 1e-5 + 1e-3 * numeric[index].abs():
         return "autograd's and numerical gradients differ (in a parameter's or across elements)"
-    return (f"at x = {x[index].item():.6g} autograd gives the derivative {analytic[index].item():.6g}, "
-            f"central differences {numeric[index].item():.6g}")
-
+    return (
+        f"at x = {x[index].item():.6g} autograd gives the derivative {analytic[index].item():.6g}, "
+        f"central differences {numeric[index].item():.6g}"
+    )

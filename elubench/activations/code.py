@@ -49,6 +49,7 @@ MAX_SOURCE_BYTES = 1 << 20  # an activation's file; far more than any activation
 
 # --- code identity (at spec load) -------------------------------------------------------------
 
+
 def _sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -59,17 +60,22 @@ def read_source(path: Path, text: str) -> bytes:
         with open(path, "rb") as handle:
             data = handle.read(MAX_SOURCE_BYTES + 1)
     except FileNotFoundError:
-        raise ActivationError(f"{text!r}: no such file {path}",
-                              hint="a relative path is read from the spec's folder; or give an "
-                                   "absolute path") from None
+        raise ActivationError(
+            f"{text!r}: no such file {path}",
+            hint="a relative path is read from the spec's folder; or give an absolute path",
+        ) from None
     except IsADirectoryError:
         raise ActivationError(f"{text!r}: {path} is a folder, not a Python file") from None
     except OSError as exc:
-        raise ActivationError(f"{text!r}: cannot read {path} ({exc.strerror or exc})",
-                              hint="the file must be readable by the user who runs elubench") from None
+        raise ActivationError(
+            f"{text!r}: cannot read {path} ({exc.strerror or exc})",
+            hint="the file must be readable by the user who runs elubench",
+        ) from None
     if len(data) > MAX_SOURCE_BYTES:
-        raise ActivationError(f"{text!r}: {path} is larger than {MAX_SOURCE_BYTES // 1024} KiB; an "
-                              "activation's file is a few lines")
+        raise ActivationError(
+            f"{text!r}: {path} is larger than {MAX_SOURCE_BYTES // 1024} KiB; an "
+            "activation's file is a few lines"
+        )
     return data
 
 
@@ -78,7 +84,11 @@ def _distribution_identity(dist, module: str | None) -> str:
     the SHA-256 of the module's file."""
     identity = f"{dist.metadata['Name']}=={dist.version}"
     try:
-        editable = json.loads(dist.read_text("direct_url.json") or "{}").get("dir_info", {}).get("editable")
+        editable = (
+            json.loads(dist.read_text("direct_url.json") or "{}")
+            .get("dir_info", {})
+            .get("editable")
+        )
     except ValueError:
         editable = False
     if editable and module:
@@ -94,12 +104,16 @@ def _module_file_identity(module: str) -> str:
     except Exception as exc:  # a parent package that fails to import: the user's to fix
         raise _import_failed(module.rpartition(".")[0], exc) from None
     if found is None:
-        raise ActivationError(f"no module named {module!r}",
-                              hint="install the package that provides it, or check the spelling "
-                                   "(a file is written file.py:attr)")
+        raise ActivationError(
+            f"no module named {module!r}",
+            hint="install the package that provides it, or check the spelling "
+            "(a file is written file.py:attr)",
+        )
     if not found.origin or not Path(found.origin).is_file():
-        raise ActivationError(f"cannot tell which version of module {module!r} this is: it is "
-                              "neither in an installed distribution nor a file")
+        raise ActivationError(
+            f"cannot tell which version of module {module!r} this is: it is "
+            "neither in an installed distribution nor a file"
+        )
     return _sha(Path(found.origin).read_bytes())
 
 
@@ -115,8 +129,9 @@ def identify(ref: CustomRef, base_dir: Path | None) -> tuple[CustomRef, str]:
     """The reference with a file's path made absolute (from `base_dir`), and its code identity."""
     if ref.kind == "registered":
         ep = entry_point(ref.target)
-        return ref, _distribution_identity(ep.dist, ep.value.partition(":")[0]) if ep.dist \
-            else _module_identity(ep.value.partition(":")[0])
+        return ref, _distribution_identity(
+            ep.dist, ep.value.partition(":")[0]
+        ) if ep.dist else _module_identity(ep.value.partition(":")[0])
     where, _, attr = ref.target.rpartition(":")
     if ref.kind == "module":
         return ref, _module_identity(where)
@@ -170,9 +185,10 @@ def receive(files: dict[str, bytes]) -> None:
 
 
 def _changed(target: str, expected: str, now: str) -> ActivationError:
-    return ActivationError(f"{target} changed since the spec was read ({expected[:19]}… is now "
-                           f"{now[:19]}…)", hint="run again: results of the new code are a new "
-                                                 "version of the spec")
+    return ActivationError(
+        f"{target} changed since the spec was read ({expected[:19]}… is now {now[:19]}…)",
+        hint="run again: results of the new code are a new version of the spec",
+    )
 
 
 # --- resolving: the object, its parameters, its module ------------------------------------------
@@ -188,9 +204,11 @@ def resolve(ref: CustomRef | str, spec) -> Activation:
         return ref
     expected = spec.activation_code.get(ref.target)
     if expected is None:
-        raise ActivationError(f"{ref}: the spec holds no code identity for it",
-                              hint="read the spec with elubench.spec.loader.load_spec, which finds "
-                                   "the code an activation names")
+        raise ActivationError(
+            f"{ref}: the spec holds no code identity for it",
+            hint="read the spec with elubench.spec.loader.load_spec, which finds "
+            "the code an activation names",
+        )
     key = (str(ref), expected)
     if key not in _RESOLVED:
         obj, qualified, default_label = _load(ref, expected)
@@ -209,13 +227,17 @@ def activation_for(cfg, spec) -> Activation:
         return parse_activation(cfg.activation)
     activation = resolve(cfg.activation_ref, spec)
     if str(activation) != cfg.activation:
-        raise ActivationError(f"{cfg.activation_ref} is labelled {activation}, not {cfg.activation}")
+        raise ActivationError(
+            f"{cfg.activation_ref} is labelled {activation}, not {cfg.activation}"
+        )
     return activation
 
 
 def _import_failed(what: str, exc: BaseException) -> ActivationError:
-    return ActivationError(f"importing {what} raised {exc.__class__.__name__}: {exc}",
-                           hint="fix the error in that code (elubench imports it as Python does)")
+    return ActivationError(
+        f"importing {what} raised {exc.__class__.__name__}: {exc}",
+        hint="fix the error in that code (elubench imports it as Python does)",
+    )
 
 
 def _load(ref: CustomRef, expected: str):
@@ -240,12 +262,19 @@ def _load(ref: CustomRef, expected: str):
     if now != expected:
         raise _changed(qualified, expected, now)
     if not attr or not hasattr(module, attr):
-        public = [n for n, v in vars(module).items() if not n.startswith("_") and callable(v)
-                  and getattr(v, "__module__", None) == module.__name__]
-        raise ActivationError(f"{where} has no attribute {attr!r}",
-                              hint=f"it defines {', '.join(public[:12])}" if public else
-                              "define the activation there, as a function of a tensor or an "
-                              "nn.Module subclass")
+        public = [
+            n
+            for n, v in vars(module).items()
+            if not n.startswith("_")
+            and callable(v)
+            and getattr(v, "__module__", None) == module.__name__
+        ]
+        raise ActivationError(
+            f"{where} has no attribute {attr!r}",
+            hint=f"it defines {', '.join(public[:12])}"
+            if public
+            else "define the activation there, as a function of a tensor or an nn.Module subclass",
+        )
     return getattr(module, attr), qualified, default_label
 
 
@@ -268,9 +297,11 @@ def _import_module(name: str, text: str):
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-            raise ActivationError(f"{text!r}: no module named {exc.name!r}",
-                                  hint="install it where elubench runs (with Ray or Slurm: on "
-                                       "every node), or name a file: path/to/file.py:attr") from None
+            raise ActivationError(
+                f"{text!r}: no module named {exc.name!r}",
+                hint="install it where elubench runs (with Ray or Slurm: on "
+                "every node), or name a file: path/to/file.py:attr",
+            ) from None
         raise _import_failed(name, exc) from None
     except Exception as exc:  # the user's code failing to import is the user's to fix
         raise _import_failed(name, exc) from None
@@ -314,10 +345,16 @@ def registered_rows() -> list[dict[str, str]]:
     parameters; one that does not load, or that a built-in's name hides, says so in its row."""
     rows = []
     for name, eps in sorted(registered().items()):
-        row = {"name": name, "registered": True, "formula": "", "parameters": "", "he_aware_slope": "-",
-               "aliases": "",
-               "implemented_by": " and ".join(distribution(ep) for ep in eps),
-               "source": " and ".join(ep.value for ep in eps)}
+        row = {
+            "name": name,
+            "registered": True,
+            "formula": "",
+            "parameters": "",
+            "he_aware_slope": "-",
+            "aliases": "",
+            "implemented_by": " and ".join(distribution(ep) for ep in eps),
+            "source": " and ".join(ep.value for ep in eps),
+        }
         builtin = ALIASES.get(name.lower(), name.lower())
         if builtin in REGISTRY:
             row["formula"] = f"not usable: the built-in {builtin} has this name"
@@ -327,9 +364,13 @@ def registered_rows() -> list[dict[str, str]]:
                 activation = resolve(ref, types.SimpleNamespace(activation_code={name: identity}))
                 definition = activation.definition
                 slope = activation.negative_slope
-                row.update(formula=definition.formula, he_aware_slope="-" if slope is None
-                           else format_value(slope), parameters=", ".join(
-                               f"{p.name}={format_value(p.default)}" for p in definition.params))
+                row.update(
+                    formula=definition.formula,
+                    he_aware_slope="-" if slope is None else format_value(slope),
+                    parameters=", ".join(
+                        f"{p.name}={format_value(p.default)}" for p in definition.params
+                    ),
+                )
                 if " sha256:" in identity:
                     row["source"] += f" ({_module_file(ref)})"
             except ElubenchError as exc:

@@ -32,7 +32,7 @@ from elubench.core.machine import cpu_name
 from elubench.core.paths import default_cache_dir
 
 KERNELS_ENV = "ELUBENCH_ACTIVATION_KERNELS"  # torch | elubench | auto (the default)
-MARGIN = 0.9   # elubench's kernel must take at most this fraction of PyTorch's time
+MARGIN = 0.9  # elubench's kernel must take at most this fraction of PyTorch's time
 CACHE_NAME = "kernels.json"
 
 
@@ -66,12 +66,17 @@ class ExpLinearCPU(torch.autograd.Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         alpha, scale, input_scale = ctx.coefficients
-        return (torch.ops.aten.elu_backward(grad, alpha, scale, input_scale, True, y),
-                None, None, None, None)
+        return (
+            torch.ops.aten.elu_backward(grad, alpha, scale, input_scale, True, y),
+            None,
+            None,
+            None,
+            None,
+        )
 
 
 def exp_linear_kernel(device) -> str:
-    """"elubench" or "torch": whose kernel computes the exponential activations on `device`."""
+    """ "elubench" or "torch": whose kernel computes the exponential activations on `device`."""
     forced = os.environ.get(KERNELS_ENV, "auto").strip().lower()
     if forced in ("torch", "elubench"):
         return forced if torch.device(device).type == "cpu" or forced == "torch" else "torch"
@@ -115,6 +120,7 @@ def _locked(path):
     """An exclusive lock on `path` (POSIX flock); no lock where that is not possible."""
     try:
         import fcntl
+
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a")  # noqa: SIM115 (held while the lock is; closed below)
     except (ImportError, OSError):
@@ -136,8 +142,10 @@ def measure(shape=(64, 32, 8, 8), rounds: int = 11, calls: int = 40) -> dict:
         x0 = torch.randn(shape)
         grad = torch.randn(shape)
         leaf = x0.clone().requires_grad_()
-        kernels = {"torch": lambda x: torch.ops.aten.elu_(x, 1.0, 1.0, 1.0),
-                   "elubench": lambda x: ExpLinearCPU.apply(x, 1.0, 1.0, 1.0, True)}
+        kernels = {
+            "torch": lambda x: torch.ops.aten.elu_(x, 1.0, 1.0, 1.0),
+            "elubench": lambda x: ExpLinearCPU.apply(x, 1.0, 1.0, 1.0, True),
+        }
 
         def once(kernel) -> float:
             start = time.perf_counter()
@@ -155,6 +163,12 @@ def measure(shape=(64, 32, 8, 8), rounds: int = 11, calls: int = 40) -> dict:
         torch.set_num_threads(threads)
     median = {name: statistics.median(values) for name, values in times.items()}
     choice = "elubench" if median["elubench"] <= MARGIN * median["torch"] else "torch"
-    return {"choice": choice, "torch_us": median["torch"] * 1e6,
-            "elubench_us": median["elubench"] * 1e6, "margin": MARGIN, "shape": list(shape),
-            "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "python": platform.python_version()}
+    return {
+        "choice": choice,
+        "torch_us": median["torch"] * 1e6,
+        "elubench_us": median["elubench"] * 1e6,
+        "margin": MARGIN,
+        "shape": list(shape),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "python": platform.python_version(),
+    }

@@ -46,27 +46,38 @@ class ExpLinear(nn.Module):
     """ELU, SELU and CELU (see above): elubench's vectorized kernel on the CPU, PyTorch's
     elsewhere. `implementation(device)` says which trained a run (recorded in run.json)."""
 
-    def __init__(self, alpha: float = 1.0, scale: float = 1.0, input_scale: float = 1.0,
-                 inplace: bool = False, name: str = "elu"):
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        scale: float = 1.0,
+        input_scale: float = 1.0,
+        inplace: bool = False,
+        name: str = "elu",
+    ):
         super().__init__()
         self.alpha, self.scale, self.input_scale = float(alpha), float(scale), float(input_scale)
         self.inplace, self.name = inplace, name
 
     @staticmethod
     def implementation(device: torch.device) -> str:
-        """"elubench" or "torch": measured once per machine on the CPU, "torch" elsewhere
+        """ "elubench" or "torch": measured once per machine on the CPU, "torch" elsewhere
         (elubench.activations.kernels; $ELUBENCH_ACTIVATION_KERNELS overrides)."""
         return exp_linear_kernel(device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling() or self.implementation(x.device) == "torch":
-            return torch.ops.aten.elu_(x, self.alpha, self.scale, self.input_scale) if self.inplace \
+            return (
+                torch.ops.aten.elu_(x, self.alpha, self.scale, self.input_scale)
+                if self.inplace
                 else torch.ops.aten.elu(x, self.alpha, self.scale, self.input_scale)
+            )
         return ExpLinearCPU.apply(x, self.alpha, self.scale, self.input_scale, self.inplace)
 
     def extra_repr(self) -> str:
-        return (f"{self.name}: alpha={self.alpha:g}, scale={self.scale:g}, "
-                f"input_scale={self.input_scale:g}, inplace={self.inplace}")
+        return (
+            f"{self.name}: alpha={self.alpha:g}, scale={self.scale:g}, "
+            f"input_scale={self.input_scale:g}, inplace={self.inplace}"
+        )
 
 
 class FunctionActivation(nn.Module):

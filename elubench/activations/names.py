@@ -45,7 +45,10 @@ def registered() -> dict[str, list]:
     if key not in _ENTRY_POINTS:
         found: dict[str, list] = {}
         for ep in importlib.metadata.entry_points(group=GROUP):
-            if all(other.value != ep.value or distribution(other) != distribution(ep) for other in found.get(ep.name, [])):
+            if all(
+                other.value != ep.value or distribution(other) != distribution(ep)
+                for other in found.get(ep.name, [])
+            ):
                 found.setdefault(ep.name, []).append(ep)
         _ENTRY_POINTS.clear()
         _ENTRY_POINTS[key] = found
@@ -60,14 +63,17 @@ def distribution(ep) -> str:
 def entry_point(name: str):
     eps = registered().get(name, [])
     if not eps:
-        raise ActivationError(f"no installed package registers the activation {name!r}",
-                              hint="install the package that provides it (`elubench activations` "
-                                   "lists the registered ones)")
+        raise ActivationError(
+            f"no installed package registers the activation {name!r}",
+            hint="install the package that provides it (`elubench activations` "
+            "lists the registered ones)",
+        )
     if len(eps) > 1:
-        raise ActivationError(f"activation name clash: {name!r} is registered by "
-                              + " and by ".join(f"{distribution(ep)} ({ep.value})" for ep in eps),
-                              hint="uninstall one, or name the code itself: "
-                                   + " or ".join(ep.value for ep in eps))
+        raise ActivationError(
+            f"activation name clash: {name!r} is registered by "
+            + " and by ".join(f"{distribution(ep)} ({ep.value})" for ep in eps),
+            hint="uninstall one, or name the code itself: " + " or ".join(ep.value for ep in eps),
+        )
     return eps[0]
 
 
@@ -96,19 +102,23 @@ def parse_activation(text: str) -> Activation | CustomRef:
         return _parse_ref(text, ref.group(1).strip(), ref.group(2))
     match = _NAME.match(text)
     if not match:
-        raise ActivationError(f"cannot read activation {text!r}",
-                              hint="write a name with optional parameters: elu, lrelu(0.1), "
-                                   "elu(alpha=0.5), prelu(shared); or code: file.py:attr, "
-                                   "pkg.module:attr")
+        raise ActivationError(
+            f"cannot read activation {text!r}",
+            hint="write a name with optional parameters: elu, lrelu(0.1), "
+            "elu(alpha=0.5), prelu(shared); or code: file.py:attr, "
+            "pkg.module:attr",
+        )
     name = match.group(1).lower()
     name = ALIASES.get(name, name)
     if name not in REGISTRY:
         if match.group(1) in registered():
             return _parse_ref(text, match.group(1), match.group(2))
-        raise ActivationError(f"unknown activation {match.group(1)!r}",
-                              hint=f"known activations: {known_names()} "
-                                   "(`elubench activations` lists them with their parameters); "
-                                   "your own code: file.py:attr or pkg.module:attr")
+        raise ActivationError(
+            f"unknown activation {match.group(1)!r}",
+            hint=f"known activations: {known_names()} "
+            "(`elubench activations` lists them with their parameters); "
+            "your own code: file.py:attr or pkg.module:attr",
+        )
     definition = REGISTRY[name]
     values: dict[str, Value] = {p.name: p.default for p in definition.params}
     by_name = {p.name: p for p in definition.params}
@@ -125,24 +135,32 @@ def parse_activation(text: str) -> Activation | CustomRef:
                 if position >= len(definition.params):
                     raise ActivationError(
                         f"{text!r}: {name} takes {len(definition.params) or 'no'} parameter(s), "
-                        f"got more", hint=param_hint(definition))
+                        f"got more",
+                        hint=param_hint(definition),
+                    )
                 key, value = definition.params[position].name, _parse_value(arg)
             if key not in by_name:
-                raise ActivationError(f"{text!r}: {name} has no parameter {key!r}",
-                                      hint=param_hint(definition))
+                raise ActivationError(
+                    f"{text!r}: {name} has no parameter {key!r}", hint=param_hint(definition)
+                )
             if key in given:
                 raise ActivationError(f"{text!r}: parameter {key!r} given twice")
             given.add(key)
             param = by_name[key]
             try:
                 value = param.coerce(value)
-                ok = param.check(value) and not (isinstance(value, float) and not math.isfinite(value))
+                ok = param.check(value) and not (
+                    isinstance(value, float) and not math.isfinite(value)
+                )
             except ValueError as exc:
-                raise ActivationError(f"{text!r}: parameter {key!r}: {exc}",
-                                      hint=param_hint(definition)) from None
+                raise ActivationError(
+                    f"{text!r}: parameter {key!r}: {exc}", hint=param_hint(definition)
+                ) from None
             if not ok:
-                raise ActivationError(f"{text!r}: parameter {key!r} must be {param.rule}, got {value!r}",
-                                      hint=param_hint(definition))
+                raise ActivationError(
+                    f"{text!r}: parameter {key!r} must be {param.rule}, got {value!r}",
+                    hint=param_hint(definition),
+                )
             values[key] = value
     return Activation(name, tuple((p.name, values[p.name]) for p in definition.params))
 
@@ -186,19 +204,24 @@ class CustomRef:
 _REF = re.compile(r"^\s*([^(),]+?)\s*(?:\((.*)\))?\s*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_REF_HINT = ("write file.py:attr (a file, relative to the spec's folder or absolute) or "
-             "pkg.module:attr (an importable module), with optional parameters: "
-             "acts.py:isrlu(alpha=0.5)")
+_REF_HINT = (
+    "write file.py:attr (a file, relative to the spec's folder or absolute) or "
+    "pkg.module:attr (an importable module), with optional parameters: "
+    "acts.py:isrlu(alpha=0.5)"
+)
 
 
 def _parse_ref(text: str, target: str, args: str | None) -> CustomRef:
     where, _, attr = target.rpartition(":")
     if ":" in target:
         if not _IDENT.match(attr):
-            raise ActivationError(f"{text!r}: {attr!r} is not a Python attribute name", hint=_REF_HINT)
+            raise ActivationError(
+                f"{text!r}: {attr!r} is not a Python attribute name", hint=_REF_HINT
+            )
         if not where.strip() or not (where.endswith(".py") or _MODULE.match(where)):
-            raise ActivationError(f"{text!r}: {where!r} is neither a .py file nor a module name",
-                                  hint=_REF_HINT)
+            raise ActivationError(
+                f"{text!r}: {where!r} is neither a .py file nor a module name", hint=_REF_HINT
+            )
     parsed: list[tuple[str | None, Value]] = []
     keys: set[str] = set()
     if args is not None and args.strip():
@@ -206,7 +229,9 @@ def _parse_ref(text: str, target: str, args: str | None) -> CustomRef:
             if "=" in arg:
                 key, raw = (s.strip() for s in arg.split("=", 1))
                 if not _IDENT.match(key):
-                    raise ActivationError(f"{text!r}: {key!r} is not a parameter name", hint=_REF_HINT)
+                    raise ActivationError(
+                        f"{text!r}: {key!r} is not a parameter name", hint=_REF_HINT
+                    )
                 if key in keys:
                     raise ActivationError(f"{text!r}: parameter {key!r} given twice")
                 keys.add(key)
@@ -215,8 +240,10 @@ def _parse_ref(text: str, target: str, args: str | None) -> CustomRef:
                     raise ActivationError(f"{text!r}: parameter {key!r} must be finite, got {raw}")
                 parsed.append((key, value))
             elif keys:
-                raise ActivationError(f"{text!r}: a positional parameter after a named one",
-                                      hint="give positional parameters first, as in Python")
+                raise ActivationError(
+                    f"{text!r}: a positional parameter after a named one",
+                    hint="give positional parameters first, as in Python",
+                )
             elif not arg:
                 raise ActivationError(f"{text!r}: an empty parameter", hint=_REF_HINT)
             else:
@@ -224,11 +251,8 @@ def _parse_ref(text: str, target: str, args: str | None) -> CustomRef:
     return CustomRef(target, tuple(parsed))
 
 
-
 def hash_key(target: str) -> str:
     """A target as the spec hash sees it: a file by its name, not its folder (the same code
     in another checkout is the same spec)."""
     where, _, attr = target.rpartition(":")
     return f"{PurePath(where).name}:{attr}" if where.endswith(".py") else target
-
-

@@ -105,7 +105,9 @@ class Activation:
 
     def __str__(self) -> str:
         """Canonical text: the name, then only the parameters that differ from their defaults."""
-        changed = [(k, v) for (k, v), p in zip(self.params, self.definition.params) if v != p.default]
+        changed = [
+            (k, v) for (k, v), p in zip(self.params, self.definition.params) if v != p.default
+        ]
         if not changed:
             return self.name
         return f"{self.name}({','.join(f'{k}={format_value(v)}' for k, v in changed)})"
@@ -149,10 +151,13 @@ def format_value(value: Value) -> str:
 
 # --- module factories (torch is imported only when a module is built) -------------------------
 
+
 def _torch_module(name: str):
     def build(params: dict[str, Value], channels: int):
         from torch import nn
+
         return getattr(nn, name)(**params)
+
     return build
 
 
@@ -166,28 +171,41 @@ def _torch_module(name: str):
 
 def _exp_linear(kind: str):
     """ELU, SELU or CELU as elubench's ExpLinear (its own CPU kernel; elubench.activations.kernels)."""
+
     def build(params: dict[str, Value], channels: int):
         from elubench.activations.modules import SELU_ALPHA, SELU_SCALE, ExpLinear
+
         if kind == "selu":
-            return ExpLinear(SELU_ALPHA, SELU_SCALE, 1.0, inplace=bool(params.get("inplace")), name=kind)
+            return ExpLinear(
+                SELU_ALPHA, SELU_SCALE, 1.0, inplace=bool(params.get("inplace")), name=kind
+            )
         alpha = float(params["alpha"])
-        return ExpLinear(alpha, 1.0, 1.0 / alpha if kind == "celu" else 1.0,
-                         inplace=bool(params.get("inplace")), name=kind)
+        return ExpLinear(
+            alpha,
+            1.0,
+            1.0 / alpha if kind == "celu" else 1.0,
+            inplace=bool(params.get("inplace")),
+            name=kind,
+        )
+
     return build
 
 
 def _build_lrelu(p, channels):
     from torch import nn
+
     return nn.LeakyReLU(negative_slope=p["a"], inplace=bool(p.get("inplace")))
 
 
 def _build_srelu(p, channels):
     from elubench.activations.modules import ShiftedReLU
+
     return ShiftedReLU(p["floor"])
 
 
 def _build_prelu(p, channels):
     from torch import nn
+
     return nn.PReLU(num_parameters=1 if p["shared"] else channels, init=p["init"])
 
 
@@ -205,51 +223,106 @@ EXP_LINEAR_IMPL = "elubench or torch (CPU, measured), torch (GPU)"
 
 DEFINITIONS = [
     ActivationDef(
-        "elu", "x if x > 0 else alpha * (exp(x) - 1)", "Clevert et al. 2015",
-        _exp_linear("elu"), (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
-        implemented_by=EXP_LINEAR_IMPL, in_place=True,
+        "elu",
+        "x if x > 0 else alpha * (exp(x) - 1)",
+        "Clevert et al. 2015",
+        _exp_linear("elu"),
+        (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
+        implemented_by=EXP_LINEAR_IMPL,
+        in_place=True,
     ),
-    ActivationDef("relu", "max(0, x)", "Nair & Hinton 2010", _torch_module("ReLU"),
-                  negative_slope=lambda p: 0.0, in_place=True),
     ActivationDef(
-        "lrelu", "max(a * x, x)", "Maas et al. 2013 (ELU paper: a = 0.1)", _build_lrelu,
+        "relu",
+        "max(0, x)",
+        "Nair & Hinton 2010",
+        _torch_module("ReLU"),
+        negative_slope=lambda p: 0.0,
+        in_place=True,
+    ),
+    ActivationDef(
+        "lrelu",
+        "max(a * x, x)",
+        "Maas et al. 2013 (ELU paper: a = 0.1)",
+        _build_lrelu,
         (Param("a", 0.1, "slope for negative inputs", _slope, "in [0, 1)"),),
-        negative_slope=lambda p: p["a"], aliases=("leaky_relu", "leakyrelu"), in_place=True,
+        negative_slope=lambda p: p["a"],
+        aliases=("leaky_relu", "leakyrelu"),
+        in_place=True,
     ),
     ActivationDef(
-        "srelu", "max(floor, x)", "shifted ReLU, Clevert et al. 2015 (not the S-shaped ReLU)",
-        _build_srelu, (Param("floor", -1.0, "the lower bound", lambda v: v <= 0, "<= 0"),),
-        negative_slope=lambda p: 0.0, implemented_by="elubench",
+        "srelu",
+        "max(floor, x)",
+        "shifted ReLU, Clevert et al. 2015 (not the S-shaped ReLU)",
+        _build_srelu,
+        (Param("floor", -1.0, "the lower bound", lambda v: v <= 0, "<= 0"),),
+        negative_slope=lambda p: 0.0,
+        implemented_by="elubench",
     ),
     ActivationDef(
-        "prelu", "x if x > 0 else a * x, a learned (no weight decay)", "He et al. 2015",
+        "prelu",
+        "x if x > 0 else a * x, a learned (no weight decay)",
+        "He et al. 2015",
         _build_prelu,
-        (Param("init", 0.25, "initial slope a", _slope, "in [0, 1)"),
-         Param("shared", False, "one slope per layer instead of one per channel")),
+        (
+            Param("init", 0.25, "initial slope a", _slope, "in [0, 1)"),
+            Param("shared", False, "one slope per layer instead of one per channel"),
+        ),
         negative_slope=lambda p: p["init"],
         param_count=lambda p, channels: 1 if p["shared"] else channels,
     ),
-    ActivationDef("selu", "scale * (x if x > 0 else alpha * (exp(x) - 1)), fixed scale/alpha",
-                  "Klambauer et al. 2017", _exp_linear("selu"), implemented_by=EXP_LINEAR_IMPL,
-                  in_place=True),
-    ActivationDef("celu", "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))", "Barron 2017",
-                  _exp_linear("celu"),
-                  (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
-                  implemented_by=EXP_LINEAR_IMPL, in_place=True),
-    ActivationDef("gelu", "x * Phi(x)", "Hendrycks & Gimpel 2016", _torch_module("GELU"),
-                  (Param("approximate", "none", "'none' (exact erf) or 'tanh'",
-                         lambda v: v in ("none", "tanh"), "'none' or 'tanh'"),)),
-    ActivationDef("silu", "x * sigmoid(x)", "Elfwing et al. 2017; Ramachandran et al. 2017",
-                  _torch_module("SiLU"), aliases=("swish",)),
+    ActivationDef(
+        "selu",
+        "scale * (x if x > 0 else alpha * (exp(x) - 1)), fixed scale/alpha",
+        "Klambauer et al. 2017",
+        _exp_linear("selu"),
+        implemented_by=EXP_LINEAR_IMPL,
+        in_place=True,
+    ),
+    ActivationDef(
+        "celu",
+        "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))",
+        "Barron 2017",
+        _exp_linear("celu"),
+        (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
+        implemented_by=EXP_LINEAR_IMPL,
+        in_place=True,
+    ),
+    ActivationDef(
+        "gelu",
+        "x * Phi(x)",
+        "Hendrycks & Gimpel 2016",
+        _torch_module("GELU"),
+        (
+            Param(
+                "approximate",
+                "none",
+                "'none' (exact erf) or 'tanh'",
+                lambda v: v in ("none", "tanh"),
+                "'none' or 'tanh'",
+            ),
+        ),
+    ),
+    ActivationDef(
+        "silu",
+        "x * sigmoid(x)",
+        "Elfwing et al. 2017; Ramachandran et al. 2017",
+        _torch_module("SiLU"),
+        aliases=("swish",),
+    ),
     ActivationDef("mish", "x * tanh(softplus(x))", "Misra 2019", _torch_module("Mish")),
-    ActivationDef("softplus", "log(1 + exp(beta * x)) / beta", "Dugas et al. 2001",
-                  _torch_module("Softplus"),
-                  (Param("beta", 1.0, "sharpness", _positive, "> 0"),)),
+    ActivationDef(
+        "softplus",
+        "log(1 + exp(beta * x)) / beta",
+        "Dugas et al. 2001",
+        _torch_module("Softplus"),
+        (Param("beta", 1.0, "sharpness", _positive, "> 0"),),
+    ),
     ActivationDef("tanh", "tanh(x)", "", _torch_module("Tanh")),
 ]
 
 REGISTRY: dict[str, ActivationDef] = {d.name: d for d in DEFINITIONS}
 ALIASES = {alias: d.name for d in DEFINITIONS for alias in d.aliases}
+
 
 def known_names() -> str:
     return ", ".join(REGISTRY)
@@ -258,8 +331,10 @@ def known_names() -> str:
 def param_hint(definition: ActivationDef) -> str:
     if not definition.params:
         return f"{definition.name} takes no parameters"
-    described = ", ".join(f"{p.name}={format_value(p.default)}" + (f" ({p.doc})" if p.doc else "")
-                          for p in definition.params)
+    described = ", ".join(
+        f"{p.name}={format_value(p.default)}" + (f" ({p.doc})" if p.doc else "")
+        for p in definition.params
+    )
     return f"{definition.name} parameters: {described}"
 
 
@@ -268,14 +343,18 @@ def registry_rows() -> list[dict[str, str]]:
     rows = []
     for d in DEFINITIONS:
         slope = d.negative_slope({p.name: p.default for p in d.params})
-        rows.append({
-            "name": d.name,
-            "formula": d.formula,
-            "parameters": ", ".join(f"{p.name}={format_value(p.default)}"
-                                    + (f" ({p.rule})" if p.rule else "") for p in d.params),
-            "he_aware_slope": "-" if slope is None else format_value(float(slope)),
-            "aliases": ", ".join(d.aliases),
-            "implemented_by": d.implemented_by,
-            "source": d.source,
-        })
+        rows.append(
+            {
+                "name": d.name,
+                "formula": d.formula,
+                "parameters": ", ".join(
+                    f"{p.name}={format_value(p.default)}" + (f" ({p.rule})" if p.rule else "")
+                    for p in d.params
+                ),
+                "he_aware_slope": "-" if slope is None else format_value(float(slope)),
+                "aliases": ", ".join(d.aliases),
+                "implemented_by": d.implemented_by,
+                "source": d.source,
+            }
+        )
     return rows

@@ -22,7 +22,7 @@ from elubench.core.errors import ElubenchError
 app = typer.Typer(
     name="elubench",
     help="Benchmark activation functions the way the ELU paper did: every activation × BN × "
-         "seed from the same initial weight draws, then paired statistics.",
+    "seed from the same initial weight draws, then paired statistics.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,14 +36,29 @@ def _version(value: bool):
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")] = False):
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+):
     pass
 
 
 # In the order `elubench --help` lists them.
-for _command in (training.show, training.run, training.data, results.compare, results.report,
-                 results.export, tools.signal, tools.bench, tools.activations):
+for _command in (
+    training.show,
+    training.run,
+    training.data,
+    results.compare,
+    results.report,
+    results.export,
+    tools.signal,
+    tools.bench,
+    tools.activations,
+):
     app.command()(_command)
 
 
@@ -53,8 +68,10 @@ def main() -> None:
         app()
     except ElubenchError as exc:
         from rich.markup import escape
-        console(stderr=True).print(f"[bold red]error:[/bold red] {escape(exc.render())}",
-                                   soft_wrap=True)
+
+        console(stderr=True).print(
+            f"[bold red]error:[/bold red] {escape(exc.render())}", soft_wrap=True
+        )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console(stderr=True).print("interrupted")

@@ -13,6 +13,7 @@ def console(stderr: bool = False):
     import os
 
     from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     wide = None if stream.isatty() or os.environ.get("COLUMNS") else 200
     return Console(stderr=stderr, highlight=False, width=wide)
@@ -34,10 +35,16 @@ def split_names(values: list[str] | None) -> list[str] | None:
     return [n for n in names if n]
 
 
-def load(spec: Path, overrides: list[str] | None, width: float | None, precision: str | None,
-          threads: int | None = None):
+def load(
+    spec: Path,
+    overrides: list[str] | None,
+    width: float | None,
+    precision: str | None,
+    threads: int | None = None,
+):
     """The spec with --set, --width, --precision and --threads applied (typed by the schema)."""
     from elubench.spec.loader import load_spec
+
     extra = [f"train.precision={precision}"] if precision else []
     extra += [f"train.threads={threads}"] if threads else []
     return load_spec(spec, [*(overrides or []), *extra], width)

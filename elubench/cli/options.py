@@ -11,177 +11,400 @@ from typing import Annotated
 import typer
 
 SpecArg = Annotated[Path, typer.Argument(help="A spec YAML file (see specs/).", show_default=False)]
-SpecsArg = Annotated[list[Path], typer.Argument(
-    help="One or more spec YAML files (see specs/); a shell glob works (specs/mnist-*.yaml). "
-         "Several train one after another, each in results/<spec name>/.", show_default=False,
-    metavar="spec")]
-SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override a spec field: --set train.iterations=2000 (repeatable).",
-    show_default=False)]
-WidthOpt = Annotated[float | None, typer.Option(
-    help="Scale every layer's units except the output layer's (sets model.width).",
-    show_default=False)]
+SpecsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="One or more spec YAML files (see specs/); a shell glob works (specs/mnist-*.yaml). "
+        "Several train one after another, each in results/<spec name>/.",
+        show_default=False,
+        metavar="spec",
+    ),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a spec field: --set train.iterations=2000 (repeatable).",
+        show_default=False,
+    ),
+]
+WidthOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Scale every layer's units except the output layer's (sets model.width).",
+        show_default=False,
+    ),
+]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
-PrecisionOpt = Annotated[str | None, typer.Option(
-    help="fp32 or bf16 (autocast); sets train.precision.", show_default=False)]
+PrecisionOpt = Annotated[
+    str | None,
+    typer.Option(help="fp32 or bf16 (autocast); sets train.precision.", show_default=False),
+]
 CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the model.")]
-ActivationsOpt = Annotated[list[str] | None, typer.Option(
-    "--activations", "-a", help="Only these activations (comma-separated or repeated); "
-                                "default: the spec's.", show_default=False)]
+ActivationsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--activations",
+        "-a",
+        help="Only these activations (comma-separated or repeated); default: the spec's.",
+        show_default=False,
+    ),
+]
 
 # `run` (and, where they share a name, `show` and `bench`)
 SCALE = "Scaling out"
-BatchnormOpt = Annotated[str | None, typer.Option(
-    help="on, off or both; default: the spec's.", show_default=False)]
-SeedsOpt = Annotated[int | None, typer.Option(help="Seeds 0..N-1; default: the spec's.", min=1,
-                                                 show_default=False)]
+BatchnormOpt = Annotated[
+    str | None, typer.Option(help="on, off or both; default: the spec's.", show_default=False)
+]
+SeedsOpt = Annotated[
+    int | None, typer.Option(help="Seeds 0..N-1; default: the spec's.", min=1, show_default=False)
+]
 ResultsOpt = Annotated[Path, typer.Option(help="Results folder (one subfolder per spec).")]
-DataDirOpt = Annotated[Path | None, typer.Option(
-    help="Where datasets live (default: $ELUBENCH_DATA_DIR or ~/.cache/elubench/data).",
-    show_default=False)]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Where datasets live (default: $ELUBENCH_DATA_DIR or ~/.cache/elubench/data).",
+        show_default=False,
+    ),
+]
 DownloadOpt = Annotated[bool, typer.Option(help="Download a missing dataset.")]
 
 # `data`
-DataSpecsArg = Annotated[list[Path], typer.Argument(
-    help="One or more spec YAML files (see specs/); a shell glob works.", show_default=False,
-    metavar="spec")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]  # data, show, bench, activations
-FetchOpt = Annotated[bool, typer.Option(
-    "--download", help="Fetch datasets whose files are missing through torchvision into the data "
-                       "folder, then check them.")]
-ForceOpt = Annotated[bool, typer.Option(
-    help="Train the selected runs again; old records move to superseded/, never deleted.")]
-DryRunOpt = Annotated[bool, typer.Option(
-    help="List the matrix (done / left) and estimate its wall time; train nothing.")]
-CheckpointOpt = Annotated[float, typer.Option(help="Seconds between checkpoints (taken at evaluations).")]
-ShardOpt = Annotated[str | None, typer.Option(
-    help="Only the I-th of N equal slices of the matrix (I/N; with several specs, of each "
-         "spec's), for schedulers elubench does not drive.", show_default=False,
-    rich_help_panel=SCALE)]
-ExecutorOpt = Annotated[str, typer.Option(
-    help="Where runs train: auto (on a CPU as many runs at once as the cores allow, else one "
-         "after another), serial (this process), local (worker processes), ray (Ray tasks) or "
-         "slurm (a Slurm job array).", rich_help_panel=SCALE)]
-ParallelOpt = Annotated[int | None, typer.Option(
-    help="K runs at once on this device (K local workers sharing one GPU, or the cores).", min=1,
-    show_default=False, rich_help_panel=SCALE)]
-WorkersOpt = Annotated[int | None, typer.Option(
-    help="local: worker processes (one GPU each when there are GPUs; on a CPU each run keeps its "
-         "--threads).", min=1, show_default=False, rich_help_panel=SCALE)]
-ThreadsOpt = Annotated[int | None, typer.Option(
-    help="CPU threads per run (sets train.threads; default the spec's, 1). Runs with different "
-         "counts give different float sums: keep one count per results folder.", min=1,
-    show_default=False)]
-TakeOverOpt = Annotated[bool, typer.Option(
-    help="Train runs claimed by a process on another host too (a results folder copied from a "
-         "machine where nothing trains them now).")]
-NoMemoryCheckOpt = Annotated[bool, typer.Option(help="Train even when the estimate says a run will not fit in memory.")]
-DeterministicOpt = Annotated[bool, typer.Option(
-    help="GPU: deterministic algorithms (cuDNN, atomics), slower; recorded in every run.")]
-GpusOpt = Annotated[str | None, typer.Option(
-    help="local: GPUs to spread workers over, e.g. 0,1 (default: all visible).", show_default=False,
-    rich_help_panel=SCALE)]
-RayAddressOpt = Annotated[str | None, typer.Option(
-    help="ray: the cluster to use (default: start a local Ray instance).", show_default=False,
-    rich_help_panel=SCALE)]
-RayCpusOpt = Annotated[int | None, typer.Option(
-    help="ray: CPUs of the local Ray instance (default: all).", show_default=False,
-    rich_help_panel=SCALE)]
-CpusPerRunOpt = Annotated[float | None, typer.Option(
-    help="ray/slurm: CPU cores (and torch threads) per run.", show_default=False,
-    rich_help_panel=SCALE)]
-GpusPerRunOpt = Annotated[float | None, typer.Option(
-    help="ray/slurm: GPUs per run (ray default: 1 when the cluster has GPUs; slurm: 0).",
-    show_default=False, rich_help_panel=SCALE)]
-PartitionOpt = Annotated[str | None, typer.Option(help="slurm: partition.", show_default=False,
-                                                     rich_help_panel=SCALE)]
-SlurmTimeOpt = Annotated[int | None, typer.Option(
-    help="slurm: time limit per job in minutes (a run cut at the limit resumes from its checkpoint "
-         "on the next `run`; default 1440).", show_default=False, rich_help_panel=SCALE)]
-SlurmParallelismOpt = Annotated[int | None, typer.Option(
-    help="slurm: most jobs of the array running at once.", show_default=False, rich_help_panel=SCALE)]
-SbatchOpt = Annotated[list[str] | None, typer.Option(
-    help="slurm: an extra sbatch option KEY=VALUE (repeatable), e.g. account=proj.",
-    show_default=False, rich_help_panel=SCALE)]
-SlurmClusterOpt = Annotated[str | None, typer.Option(
-    help="slurm: slurm, or local/debug to try the job array on this machine.", show_default=False,
-    rich_help_panel=SCALE)]
+DataSpecsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="One or more spec YAML files (see specs/); a shell glob works.",
+        show_default=False,
+        metavar="spec",
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print JSON instead of a table.")
+]  # data, show, bench, activations
+FetchOpt = Annotated[
+    bool,
+    typer.Option(
+        "--download",
+        help="Fetch datasets whose files are missing through torchvision into the data "
+        "folder, then check them.",
+    ),
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Train the selected runs again; old records move to superseded/, never deleted."
+    ),
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(help="List the matrix (done / left) and estimate its wall time; train nothing."),
+]
+CheckpointOpt = Annotated[
+    float, typer.Option(help="Seconds between checkpoints (taken at evaluations).")
+]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Only the I-th of N equal slices of the matrix (I/N; with several specs, of each "
+        "spec's), for schedulers elubench does not drive.",
+        show_default=False,
+        rich_help_panel=SCALE,
+    ),
+]
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(
+        help="Where runs train: auto (on a CPU as many runs at once as the cores allow, else one "
+        "after another), serial (this process), local (worker processes), ray (Ray tasks) or "
+        "slurm (a Slurm job array).",
+        rich_help_panel=SCALE,
+    ),
+]
+ParallelOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="K runs at once on this device (K local workers sharing one GPU, or the cores).",
+        min=1,
+        show_default=False,
+        rich_help_panel=SCALE,
+    ),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="local: worker processes (one GPU each when there are GPUs; on a CPU each run keeps its "
+        "--threads).",
+        min=1,
+        show_default=False,
+        rich_help_panel=SCALE,
+    ),
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="CPU threads per run (sets train.threads; default the spec's, 1). Runs with different "
+        "counts give different float sums: keep one count per results folder.",
+        min=1,
+        show_default=False,
+    ),
+]
+TakeOverOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Train runs claimed by a process on another host too (a results folder copied from a "
+        "machine where nothing trains them now)."
+    ),
+]
+NoMemoryCheckOpt = Annotated[
+    bool, typer.Option(help="Train even when the estimate says a run will not fit in memory.")
+]
+DeterministicOpt = Annotated[
+    bool,
+    typer.Option(
+        help="GPU: deterministic algorithms (cuDNN, atomics), slower; recorded in every run."
+    ),
+]
+GpusOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="local: GPUs to spread workers over, e.g. 0,1 (default: all visible).",
+        show_default=False,
+        rich_help_panel=SCALE,
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="ray: the cluster to use (default: start a local Ray instance).",
+        show_default=False,
+        rich_help_panel=SCALE,
+    ),
+]
+RayCpusOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="ray: CPUs of the local Ray instance (default: all).",
+        show_default=False,
+        rich_help_panel=SCALE,
+    ),
+]
+CpusPerRunOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="ray/slurm: CPU cores (and torch threads) per run.",
+        show_default=False,
+        rich_help_panel=SCALE,
+    ),
+]
+GpusPerRunOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="ray/slurm: GPUs per run (ray default: 1 when the cluster has GPUs; slurm: 0).",
+        show_default=False,
+        rich_help_panel=SCALE,
+    ),
+]
+PartitionOpt = Annotated[
+    str | None, typer.Option(help="slurm: partition.", show_default=False, rich_help_panel=SCALE)
+]
+SlurmTimeOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="slurm: time limit per job in minutes (a run cut at the limit resumes from its checkpoint "
+        "on the next `run`; default 1440).",
+        show_default=False,
+        rich_help_panel=SCALE,
+    ),
+]
+SlurmParallelismOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="slurm: most jobs of the array running at once.",
+        show_default=False,
+        rich_help_panel=SCALE,
+    ),
+]
+SbatchOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="slurm: an extra sbatch option KEY=VALUE (repeatable), e.g. account=proj.",
+        show_default=False,
+        rich_help_panel=SCALE,
+    ),
+]
+SlurmClusterOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="slurm: slurm, or local/debug to try the job array on this machine.",
+        show_default=False,
+        rich_help_panel=SCALE,
+    ),
+]
 
 
 # `compare` and `report`
 ResultsArg = Annotated[Path, typer.Argument(help="A results folder (default results/).")]
 
 
-SpecNameOpt = Annotated[list[str] | None, typer.Option(
-    help="Only this experiment (spec name; repeatable), when the folder holds several.",
-    show_default=False)]
-AcrossOpt = Annotated[bool | None, typer.Option(
-    "--across/--no-across", help="The summary across experiments: by default when the folder "
-    "holds two or more; --across requires it, --no-across leaves it out.", show_default=False)]
-BaselineOpt = Annotated[str | None, typer.Option(
-    help="An activation, compared with every other at the same BN setting (e.g. relu), or a "
-         "configuration every other is compared with (e.g. relu+bn); default: the spec's (relu).",
-    show_default=False)]
-AllPairsOpt = Annotated[bool, typer.Option("--all-pairs", help="Compare every pair of configurations.")]
-AlternativeOpt = Annotated[str | None, typer.Option(
-    help="two-sided, less (a has lower error) or greater; default: the spec's (two-sided).",
-    show_default=False)]
-AlphaOpt = Annotated[float | None, typer.Option(help="Significance level; default: the spec's (0.05).",
-                                                   show_default=False)]
-RopeOpt = Annotated[float | None, typer.Option(
-    help="Region of practical equivalence of the Bayesian signed-rank test, in percentage points; "
-         "default: the spec's (0.5).", show_default=False)]
-QValuesOpt = Annotated[bool, typer.Option("--q-values", help="Also report Benjamini–Hochberg q-values.")]
-TargetOpt = Annotated[float | None, typer.Option(
-    help="Test error (%) whose iterations-to-reach are compared (default: the worst "
-         "configuration's final mean).", show_default=False)]
+SpecNameOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Only this experiment (spec name; repeatable), when the folder holds several.",
+        show_default=False,
+    ),
+]
+AcrossOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--across/--no-across",
+        help="The summary across experiments: by default when the folder "
+        "holds two or more; --across requires it, --no-across leaves it out.",
+        show_default=False,
+    ),
+]
+BaselineOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="An activation, compared with every other at the same BN setting (e.g. relu), or a "
+        "configuration every other is compared with (e.g. relu+bn); default: the spec's (relu).",
+        show_default=False,
+    ),
+]
+AllPairsOpt = Annotated[
+    bool, typer.Option("--all-pairs", help="Compare every pair of configurations.")
+]
+AlternativeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="two-sided, less (a has lower error) or greater; default: the spec's (two-sided).",
+        show_default=False,
+    ),
+]
+AlphaOpt = Annotated[
+    float | None,
+    typer.Option(help="Significance level; default: the spec's (0.05).", show_default=False),
+]
+RopeOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Region of practical equivalence of the Bayesian signed-rank test, in percentage points; "
+        "default: the spec's (0.5).",
+        show_default=False,
+    ),
+]
+QValuesOpt = Annotated[
+    bool, typer.Option("--q-values", help="Also report Benjamini–Hochberg q-values.")
+]
+TargetOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Test error (%) whose iterations-to-reach are compared (default: the worst "
+        "configuration's final mean).",
+        show_default=False,
+    ),
+]
 FormatOpt = Annotated[str, typer.Option("--format", help="rich, markdown, csv, json or latex.")]
-OutOpt = Annotated[Path | None, typer.Option(help="Write to this file instead of the terminal.",
-                                                show_default=False)]
-SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Leave out damaged files (run.json, metrics.jsonl, spec.json), each named in a warning.")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(help="Write to this file instead of the terminal.", show_default=False),
+]
+SkipBadOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-bad",
+        help="Leave out damaged files (run.json, metrics.jsonl, spec.json), each named in a warning.",
+    ),
+]
 
 # `export`
-TensorBoardOpt = Annotated[Path | None, typer.Option(
-    "--tensorboard", metavar="DIR", show_default=False,
-    help="Write TensorBoard event files: one TensorBoard run per run, in DIR/<spec>/<run id>/ "
-         "(needs pip install 'elubench\\[tensorboard]').")]
-MlflowOpt = Annotated[str | None, typer.Option(
-    "--mlflow", metavar="URI", show_default=False,
-    help="Log to an MLflow tracking store: a folder (file:./mlruns), a database "
-         "(sqlite:///mlflow.db) or a server (http://host:5000); one experiment per spec, one "
-         "MLflow run per run (needs pip install 'elubench\\[mlflow]').")]
+TensorBoardOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tensorboard",
+        metavar="DIR",
+        show_default=False,
+        help="Write TensorBoard event files: one TensorBoard run per run, in DIR/<spec>/<run id>/ "
+        "(needs pip install 'elubench\\[tensorboard]').",
+    ),
+]
+MlflowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        metavar="URI",
+        show_default=False,
+        help="Log to an MLflow tracking store: a folder (file:./mlruns), a database "
+        "(sqlite:///mlflow.db) or a server (http://host:5000); one experiment per spec, one "
+        "MLflow run per run (needs pip install 'elubench\\[mlflow]').",
+    ),
+]
 
 # `show`
-ShowActivationOpt = Annotated[str, typer.Option(
-    "--activation", "-a", help="Activation to lay out (default: the spec's first).",
-    show_default=False)]
-BnOpt = Annotated[bool, typer.Option("--bn/--no-bn", help="Lay out the net with batch normalization.")]
+ShowActivationOpt = Annotated[
+    str,
+    typer.Option(
+        "--activation",
+        "-a",
+        help="Activation to lay out (default: the spec's first).",
+        show_default=False,
+    ),
+]
+BnOpt = Annotated[
+    bool, typer.Option("--bn/--no-bn", help="Lay out the net with batch normalization.")
+]
 
 # `report`
 MarkdownOpt = Annotated[bool, typer.Option("--markdown/--no-markdown", help="Write REPORT.md.")]
-HtmlOpt = Annotated[bool, typer.Option("--html", help="Also write REPORT.html: one file, figures inside.")]
-FigureFormatOpt = Annotated[str, typer.Option(
-    help="Figure files: png (always), pdf, svg; comma-separated.")]
-ReportOutOpt = Annotated[Path | None, typer.Option(
-    "--out", help="Folder for the report (default: the spec's results folder).", show_default=False)]
+HtmlOpt = Annotated[
+    bool, typer.Option("--html", help="Also write REPORT.html: one file, figures inside.")
+]
+FigureFormatOpt = Annotated[
+    str, typer.Option(help="Figure files: png (always), pdf, svg; comma-separated.")
+]
+ReportOutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Folder for the report (default: the spec's results folder).",
+        show_default=False,
+    ),
+]
 
 # `signal`
 ProbeOpt = Annotated[int, typer.Option(help="Training images in the probe batch.", min=1)]
-SignalOutOpt = Annotated[Path | None, typer.Option(
-    "--out", help="Folder for signal_at_init.csv and .png (default: results/<spec name>/).",
-    show_default=False)]
+SignalOutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Folder for signal_at_init.csv and .png (default: results/<spec name>/).",
+        show_default=False,
+    ),
+]
 
 # `bench`
-BenchActivationsOpt = Annotated[list[str] | None, typer.Option(
-    "--activations", "-a", help="Activations whose step time to compare with relu's "
-                                "(comma-separated; default: the spec's).", show_default=False)]
-BatchSizeOpt = Annotated[int | None, typer.Option(help="Default: the spec's.", min=1,
-                                                     show_default=False)]
+BenchActivationsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--activations",
+        "-a",
+        help="Activations whose step time to compare with relu's "
+        "(comma-separated; default: the spec's).",
+        show_default=False,
+    ),
+]
+BatchSizeOpt = Annotated[
+    int | None, typer.Option(help="Default: the spec's.", min=1, show_default=False)
+]
 StepsOpt = Annotated[int, typer.Option(help="Timed steps per measurement.", min=1)]
 WarmupOpt = Annotated[int, typer.Option(help="Untimed steps before measuring.", min=1)]
 RepeatsOpt = Annotated[int, typer.Option(help="Interleaved measurements of each loop.", min=1)]
-BenchPrecisionOpt = Annotated[str | None, typer.Option(
-    "--precision", help="fp32 or bf16; default: the spec's.", show_default=False)]
-BenchCompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the engine's model.")]
-ReferenceWorkersOpt = Annotated[int, typer.Option(
-    help="DataLoader workers of the reference loop.", min=0)]
+BenchPrecisionOpt = Annotated[
+    str | None,
+    typer.Option("--precision", help="fp32 or bf16; default: the spec's.", show_default=False),
+]
+BenchCompileOpt = Annotated[
+    bool, typer.Option("--compile", help="torch.compile the engine's model.")
+]
+ReferenceWorkersOpt = Annotated[
+    int, typer.Option(help="DataLoader workers of the reference loop.", min=0)
+]

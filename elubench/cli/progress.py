@@ -33,8 +33,9 @@ def result_line(record: dict, spec: str | None = None) -> str:
         if record.get("test_errors") is not None:
             score += f" ({record['test_errors']}/{record['test_size']})"
         speed = record.get("images_per_second")
-        return (f"[green]ok[/green] {head}: {score}, {record['wall_seconds']:.1f} s"
-                + (f", {speed:,.0f} img/s" if speed else ""))
+        return f"[green]ok[/green] {head}: {score}, {record['wall_seconds']:.1f} s" + (
+            f", {speed:,.0f} img/s" if speed else ""
+        )
     colour = "yellow" if record["status"] == "diverged" else "red"
     return f"[{colour}]{record['status']}[/{colour}] {head}: {escape(str(record.get('reason')))}"
 
@@ -58,7 +59,10 @@ def summary_table(records: list[dict], title: str) -> Table:
             cell = f"{fmt.format(statistics.mean(values))} ± {fmt.format(statistics.stdev(values))}"
         else:
             cell = fmt.format(values[0]) if values else "-"
-        bad = sum(r["status"] == "diverged" for r in rows), sum(r["status"] == "failed" for r in rows)
+        bad = (
+            sum(r["status"] == "diverged" for r in rows),
+            sum(r["status"] == "failed" for r in rows),
+        )
         table.add_row(config, str(len(ok)), f"{bad[0]} / {bad[1]}", cell)
     return table
 
@@ -72,11 +76,16 @@ def summary_view(summary) -> Text:
         text.append(f"all {len(summary.asked)} runs recorded", style="green")
         return text
     if failed:
-        text.append(f"{len(failed)} of {len(summary.asked)} runs failed (recorded with their "
-                    f"traceback; the next `run` tries them again from their checkpoint): "
-                    f"{', '.join(failed[:8])}{' …' if len(failed) > 8 else ''}\n", style="red")
+        text.append(
+            f"{len(failed)} of {len(summary.asked)} runs failed (recorded with their "
+            f"traceback; the next `run` tries them again from their checkpoint): "
+            f"{', '.join(failed[:8])}{' …' if len(failed) > 8 else ''}\n",
+            style="red",
+        )
     if missing:
-        text.append(f"{len(missing)} of {len(summary.asked)} runs have no record:\n", style="yellow")
+        text.append(
+            f"{len(missing)} of {len(summary.asked)} runs have no record:\n", style="yellow"
+        )
         for run_id, why in list(missing.items())[:20]:
             text.append(f"  {run_id}: {why}\n")
         if len(missing) > 20:
@@ -93,9 +102,15 @@ class RichReporter(Reporter):
         self.console = console or Console(highlight=False)
         self.unit = unit
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=self.console, transient=False)
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
         self.matrix_task = None
         self.run_tasks: dict[str, int] = {}
 
@@ -106,8 +121,9 @@ class RichReporter(Reporter):
             self.matrix_task = self.progress.add_task("matrix", total=todo, info="")
 
     def run_start(self, cfg, index, todo):
-        self.run_tasks[cfg.run_id] = self.progress.add_task(f"{cfg.config} s{cfg.seed}", total=None,
-                                                            info="")
+        self.run_tasks[cfg.run_id] = self.progress.add_task(
+            f"{cfg.config} s{cfg.seed}", total=None, info=""
+        )
 
     def run_progress(self, cfg, event):
         task = self.run_tasks.get(cfg.run_id)
@@ -155,33 +171,38 @@ class CampaignReporter(RichReporter):
         super().__init__(console)
         self.names = [e.name for e in experiments]
         self.expected = [e.todo for e in experiments]  # runs to train, as prepared
-        self.finished = [0] * len(experiments)          # runs each spec finished (or skipped)
+        self.finished = [0] * len(experiments)  # runs each spec finished (or skipped)
         self.current = 0
 
     def experiment_start(self, index, experiment):
         self.current, self.unit = index, unit_of(experiment.spec.task)
 
     def experiment_stopped(self, experiment, error):
-        self.progress.console.print(f"[red]{escape(experiment.name)}: stopped (its remaining runs "
-                                    f"are not trained): {escape(error.render())}[/red]")
+        self.progress.console.print(
+            f"[red]{escape(experiment.name)}: stopped (its remaining runs "
+            f"are not trained): {escape(error.render())}[/red]"
+        )
         self.expected[self.current] = self.finished[self.current]
         if self.matrix_task is not None:
             self.progress.update(self.matrix_task, total=sum(self.expected))
 
     def matrix_start(self, total, done, todo):
         self.expected[self.current] = todo
-        self.console.print(f"{escape(self.names[self.current])}: {total} runs: {done} done, "
-                           f"{todo} to train")
+        self.console.print(
+            f"{escape(self.names[self.current])}: {total} runs: {done} done, {todo} to train"
+        )
         if self.matrix_task is not None:
             self.progress.update(self.matrix_task, total=sum(self.expected))
         elif sum(self.expected):
             self.progress.start()
-            self.matrix_task = self.progress.add_task(f"{len(self.names)} specs",
-                                                      total=sum(self.expected), info="")
+            self.matrix_task = self.progress.add_task(
+                f"{len(self.names)} specs", total=sum(self.expected), info=""
+            )
 
     def run_start(self, cfg, index, todo):
         self.run_tasks[cfg.run_id] = self.progress.add_task(
-            f"{escape(cfg.spec_name)}: {cfg.config} s{cfg.seed}", total=None, info="")
+            f"{escape(cfg.spec_name)}: {cfg.config} s{cfg.seed}", total=None, info=""
+        )
 
     def note(self, text):  # an executor's note ("40 runs sent to Ray"), named by its spec
         super().note(f"{escape(self.names[self.current])}: {text}")
@@ -194,7 +215,9 @@ class CampaignReporter(RichReporter):
         self._finish(cfg, result_line(record, cfg.spec_name))
 
     def run_skipped(self, cfg, reason):
-        self._finish(cfg, f"[dim]skipped {escape(cfg.spec_name)}/{cfg.run_id}: {escape(reason)}[/dim]")
+        self._finish(
+            cfg, f"[dim]skipped {escape(cfg.spec_name)}/{cfg.run_id}: {escape(reason)}[/dim]"
+        )
 
 
 def campaign_view(outcomes, results):
@@ -208,17 +231,26 @@ def campaign_view(outcomes, results):
     for o in outcomes:
         folder = o.experiment.folder(results)
         if o.records:
-            items.append(summary_table(o.records, f"{o.experiment.name}: {len(o.records)} runs in {folder}"))
+            items.append(
+                summary_table(o.records, f"{o.experiment.name}: {len(o.records)} runs in {folder}")
+            )
     status = Text()
     for o in outcomes:
         s, asked = o.summary, len(o.summary.asked)
-        state = [f"{len(s.failed)} of {asked} runs failed"] * bool(s.failed) + \
-            [f"{len(s.missing)} of {asked} runs have no record"] * bool(s.missing)
+        state = [f"{len(s.failed)} of {asked} runs failed"] * bool(s.failed) + [
+            f"{len(s.missing)} of {asked} runs have no record"
+        ] * bool(s.missing)
         status.append(f"{o.experiment.name}: ", style="bold")
-        status.append("; ".join(state) or f"all {asked} runs recorded",
-                      style="red" if s.failed else "yellow" if s.missing else "green")
-        status.append(f" (exit code {s.exit_code})" * bool(s.exit_code)
-                      + "; stopped by a mistake" * bool(o.error) + "\n", style="dim")
+        status.append(
+            "; ".join(state) or f"all {asked} runs recorded",
+            style="red" if s.failed else "yellow" if s.missing else "green",
+        )
+        status.append(
+            f" (exit code {s.exit_code})" * bool(s.exit_code)
+            + "; stopped by a mistake" * bool(o.error)
+            + "\n",
+            style="dim",
+        )
     status.rstrip()
     return Group(*items, status, summary_view(combined_summary(outcomes)))
 
@@ -232,7 +264,9 @@ def interrupted_view(stop, experiments, results) -> Text:
     done = {id(o.experiment) for o in stop.outcomes}
     for e in experiments:
         how = "" if id(e) in done else " (stopped here)" if e is stop.stopped else " (not started)"
-        text.append(f"{e.name}: {len(recorded(e, results))} of {len(e.configs)} runs are "
-                    f"recorded in {e.folder(results)}{how}\n")
+        text.append(
+            f"{e.name}: {len(recorded(e, results))} of {len(e.configs)} runs are "
+            f"recorded in {e.folder(results)}{how}\n"
+        )
     text.append("run the same command to continue.")
     return text

@@ -31,11 +31,21 @@ from elubench.cli.options import (
 from elubench.core.errors import ElubenchError
 
 
-def compare(results: ResultsArg = Path("results"), spec: SpecNameOpt = None, across: AcrossOpt = None,
-            baseline: BaselineOpt = None, all_pairs: AllPairsOpt = False,
-            alternative: AlternativeOpt = None, alpha: AlphaOpt = None, rope: RopeOpt = None,
-            q_values: QValuesOpt = False, target: TargetOpt = None, format_: FormatOpt = "rich",
-            out: OutOpt = None, skip_bad: SkipBadOpt = False):
+def compare(
+    results: ResultsArg = Path("results"),
+    spec: SpecNameOpt = None,
+    across: AcrossOpt = None,
+    baseline: BaselineOpt = None,
+    all_pairs: AllPairsOpt = False,
+    alternative: AlternativeOpt = None,
+    alpha: AlphaOpt = None,
+    rope: RopeOpt = None,
+    q_values: QValuesOpt = False,
+    target: TargetOpt = None,
+    format_: FormatOpt = "rich",
+    out: OutOpt = None,
+    skip_bad: SkipBadOpt = False,
+):
     """Paired statistics over recorded runs: tables, tests, effect sizes, a methods paragraph;
     with several experiments, each one's and a summary across them."""
     import math
@@ -45,21 +55,42 @@ def compare(results: ResultsArg = Path("results"), spec: SpecNameOpt = None, acr
     from elubench.spec.schema import ALTERNATIVES
 
     if format_ not in FORMATS:
-        raise ElubenchError(f"unknown format {format_!r}", where="--format", hint=f"use one of {', '.join(FORMATS)}")
+        raise ElubenchError(
+            f"unknown format {format_!r}", where="--format", hint=f"use one of {', '.join(FORMATS)}"
+        )
     if alternative is not None and alternative not in ALTERNATIVES:
-        raise ElubenchError(f"unknown alternative {alternative!r}", where="--alternative",
-                            hint=f"use {', '.join(ALTERNATIVES[:-1])} or {ALTERNATIVES[-1]}")
+        raise ElubenchError(
+            f"unknown alternative {alternative!r}",
+            where="--alternative",
+            hint=f"use {', '.join(ALTERNATIVES[:-1])} or {ALTERNATIVES[-1]}",
+        )
     if alpha is not None and not 0 < alpha < 1:
         raise ElubenchError(f"alpha must be between 0 and 1, got {alpha}", where="--alpha")
     if rope is not None and not (math.isfinite(rope) and rope >= 0):
-        raise ElubenchError(f"the ROPE is a half-width in percentage points >= 0, got {rope}",
-                            where="--rope", hint="e.g. --rope 0.5")
+        raise ElubenchError(
+            f"the ROPE is a half-width in percentage points >= 0, got {rope}",
+            where="--rope",
+            hint="e.g. --rope 0.5",
+        )
     if out is not None and out.is_dir():
-        raise ElubenchError("is a folder; --out names the file to write", where=str(out),
-                            hint=f"e.g. --out {out / ('comparison.' + format_)}")
-    folder = analyze_experiments(results, specs=spec, across=across, skip_bad=skip_bad, baseline=baseline,
-                                 all_pairs=all_pairs, alternative=alternative, alpha=alpha,
-                                 q_values=q_values, target=target, rope=rope)
+        raise ElubenchError(
+            "is a folder; --out names the file to write",
+            where=str(out),
+            hint=f"e.g. --out {out / ('comparison.' + format_)}",
+        )
+    folder = analyze_experiments(
+        results,
+        specs=spec,
+        across=across,
+        skip_bad=skip_bad,
+        baseline=baseline,
+        all_pairs=all_pairs,
+        alternative=alternative,
+        alpha=alpha,
+        q_values=q_values,
+        target=target,
+        rope=rope,
+    )
     _render_comparison(folder, format_, out)
 
 
@@ -78,6 +109,7 @@ def _render_comparison(folder, format_: str, out: Path | None) -> None:
         import io
 
         from rich.console import Console
+
         buffer = Console(file=io.StringIO(), width=160)
         buffer.print(rendered)
         text = buffer.file.getvalue().rstrip("\n")
@@ -98,8 +130,11 @@ def report(
     html: HtmlOpt = False,
     figure_format: FigureFormatOpt = "png,pdf",
     out: ReportOutOpt = None,
-    spec: SpecNameOpt = None, across: AcrossOpt = None, baseline: BaselineOpt = None,
-    all_pairs: AllPairsOpt = False, skip_bad: SkipBadOpt = False,
+    spec: SpecNameOpt = None,
+    across: AcrossOpt = None,
+    baseline: BaselineOpt = None,
+    all_pairs: AllPairsOpt = False,
+    skip_bad: SkipBadOpt = False,
 ):
     """Write REPORT.md (and REPORT.html) with the spec, every table, figures and the methods
     paragraph; with several experiments, one report: the summary across them (critical-difference
@@ -109,23 +144,42 @@ def report(
     from elubench.report.markdown import write_folder_report, write_report
 
     if not markdown and not html:
-        raise ElubenchError("nothing to write", where="--no-markdown", hint="add --html, or drop --no-markdown")
+        raise ElubenchError(
+            "nothing to write", where="--no-markdown", hint="add --html, or drop --no-markdown"
+        )
     formats = figure_formats(figure_format.split(","))
-    folder = analyze_experiments(results, specs=spec, across=across, skip_bad=skip_bad,
-                                 baseline=baseline, all_pairs=all_pairs)
+    folder = analyze_experiments(
+        results,
+        specs=spec,
+        across=across,
+        skip_bad=skip_bad,
+        baseline=baseline,
+        all_pairs=all_pairs,
+    )
     if len(folder.experiments) == 1:
-        written = write_report(folder.experiments[0], out_dir=out, markdown=markdown, html_too=html,
-                               figure_formats=formats)
+        written = write_report(
+            folder.experiments[0],
+            out_dir=out,
+            markdown=markdown,
+            html_too=html,
+            figure_formats=formats,
+        )
     else:
-        written = write_folder_report(folder, results, out_dir=out, markdown=markdown, html_too=html,
-                                      figure_formats=formats)
+        written = write_folder_report(
+            folder, results, out_dir=out, markdown=markdown, html_too=html, figure_formats=formats
+        )
     console = _console()
     for path in written:
         console.print(f"wrote {path}")
 
 
-def export(results: ResultsArg = Path("results"), tensorboard: TensorBoardOpt = None,
-           mlflow: MlflowOpt = None, spec: SpecNameOpt = None, skip_bad: SkipBadOpt = False):
+def export(
+    results: ResultsArg = Path("results"),
+    tensorboard: TensorBoardOpt = None,
+    mlflow: MlflowOpt = None,
+    spec: SpecNameOpt = None,
+    skip_bad: SkipBadOpt = False,
+):
     """Export recorded runs (ok, diverged and failed) to TensorBoard and/or MLflow: curves by
     iteration, bias shift, PReLU slopes, the configuration as parameters, final results.
     Exporting again adds only what is new or changed (docs/export.md)."""
@@ -134,7 +188,12 @@ def export(results: ResultsArg = Path("results"), tensorboard: TensorBoardOpt = 
 
     console = _console()
     with ExportProgress(console) as progress:
-        outcome = export_results(results, tensorboard=tensorboard, mlflow=mlflow, specs=spec,
-                                 skip_bad=skip_bad, progress=progress)
+        outcome = export_results(
+            results,
+            tensorboard=tensorboard,
+            mlflow=mlflow,
+            specs=spec,
+            skip_bad=skip_bad,
+            progress=progress,
+        )
     console.print(export_view(outcome))
-

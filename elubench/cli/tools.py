@@ -35,10 +35,18 @@ from elubench.cli.options import (
 from elubench.core.files import dumps
 
 
-def signal(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: BatchnormOpt = None,
-           seeds: SeedsOpt = None, set_: SetOpt = None, width: WidthOpt = None,
-           data_dir: DataDirOpt = None, download: DownloadOpt = False,
-           probe: ProbeOpt = 256, out: SignalOutOpt = None):
+def signal(
+    spec: SpecArg,
+    activations: ActivationsOpt = None,
+    batchnorm: BatchnormOpt = None,
+    seeds: SeedsOpt = None,
+    set_: SetOpt = None,
+    width: WidthOpt = None,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
+    probe: ProbeOpt = 256,
+    out: SignalOutOpt = None,
+):
     """The forward signal at initialization: the std of each conv/FC layer's response, per
     configuration and seed, with the runs' own paired weights (He et al. 2015, section 2.2:
     Xavier init shrinks it with depth under ReLU, He init keeps it). Nothing is trained."""
@@ -48,14 +56,16 @@ def signal(spec: SpecArg, activations: ActivationsOpt = None, batchnorm: Batchno
     from elubench.spec.matrix import select
     from elubench.tools import signal as forward
 
-    loaded, names = with_names(_load(spec, set_, width, None), _split_names(activations),
-                               spec.parent, "--activations")
+    loaded, names = with_names(
+        _load(spec, set_, width, None), _split_names(activations), spec.parent, "--activations"
+    )
     configs = select(loaded, activations=names, batchnorm=batchnorm, seeds=seeds)
     check_matrix(loaded, configs)  # a custom activation's mistakes: one message, not a traceback
     console = _console()
     with console.status(f"{len(configs)} nets at initialization"):
-        measured = forward.measure(loaded, configs, data_dir=data_dir, download=download,
-                                   probe_size=probe)
+        measured = forward.measure(
+            loaded, configs, data_dir=data_dir, download=download, probe_size=probe
+        )
     rows = forward.summary(measured).to_dict("records")
     console.print(signal_table(rows, f"{loaded.name}: response std at initialization"))
     for path in forward.write(measured, out or Path("results") / loaded.name, loaded.name):
@@ -81,6 +91,7 @@ def bench(
     from elubench.net.checks import checked_activation
     from elubench.tools.bench import run_bench
     from elubench.training.runtime import resolve_device
+
     loaded = _load(spec, set_, width, precision)
     names = []
     for name in _split_names(activations) or loaded.compare.activations:
@@ -88,14 +99,23 @@ def bench(
         names.append(activation.ref or str(activation))
     console = _console(stderr=as_json)
     with console.status("measuring") as status:
-        result = run_bench(loaded, device=resolve_device(device), activations=names,
-                           batch_size=batch_size, steps=steps, warmup=warmup, repeats=repeats,
-                           compile=compile_, reference_workers=reference_workers,
-                           progress=lambda text: status.update(text))
+        result = run_bench(
+            loaded,
+            device=resolve_device(device),
+            activations=names,
+            batch_size=batch_size,
+            steps=steps,
+            warmup=warmup,
+            repeats=repeats,
+            compile=compile_,
+            reference_workers=reference_workers,
+            progress=lambda text: status.update(text),
+        )
     if as_json:
         typer.echo(dumps(result, indent=2))
         return
     from elubench.cli.views import bench_table
+
     console.print(bench_table(result))
 
 
@@ -104,9 +124,11 @@ def activations(as_json: JsonOpt = False):
     group elubench.activations), with their formulas, parameters and sources."""
     from elubench.activations.code import registered_rows
     from elubench.activations.registry import registry_rows
+
     rows = registry_rows() + registered_rows()
     if as_json:
         typer.echo(dumps(rows, indent=2))
         return
     from elubench.cli.views import activations_table
+
     _console().print(activations_table(rows))

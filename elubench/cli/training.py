@@ -66,36 +66,68 @@ def show(
     from elubench.net.memory import estimate_run
     from elubench.spec.layout import net_layout
     from elubench.spec.loader import load_spec
-    loaded, act = checked_activation(load_spec(spec, set_ or [], width), activation or None,
-                                     spec.parent, "--activation")
+
+    loaded, act = checked_activation(
+        load_spec(spec, set_ or [], width), activation or None, spec.parent, "--activation"
+    )
     layout = net_layout(loaded, act, bn)
     estimate = estimate_run(loaded, act, bn)
     if as_json:
         from elubench.activations.binding import source_record
-        payload = {"spec_name": loaded.name, "spec_hash": loaded.hash, "activation": str(act),
-                   "activation_source": source_record(act),
-                   "batchnorm": bn, **layout.to_dict(), "memory": estimate.to_dict()}
+
+        payload = {
+            "spec_name": loaded.name,
+            "spec_hash": loaded.hash,
+            "activation": str(act),
+            "activation_source": source_record(act),
+            "batchnorm": bn,
+            **layout.to_dict(),
+            "memory": estimate.to_dict(),
+        }
         typer.echo(dumps(payload, indent=2))
         return
     from elubench.cli.views import layout_table, memory_view
+
     title = f"{loaded.name}: {act}{' + BN' if bn else ''}, spec hash {loaded.hash}"
     _console().print(layout_table(layout, title))
     _console().print(memory_view(estimate, loaded.train.batch_size))
 
 
-def run(specs: SpecsArg, activations: ActivationsOpt = None, batchnorm: BatchnormOpt = None,
-        seeds: SeedsOpt = None, set_: SetOpt = None, width: WidthOpt = None,
-        device: DeviceOpt = "auto", results: ResultsOpt = Path("results"),
-        data_dir: DataDirOpt = None, download: DownloadOpt = False, force: ForceOpt = False,
-        dry_run: DryRunOpt = False, checkpoint_every: CheckpointOpt = 300.0,
-        precision: PrecisionOpt = None, compile_: CompileOpt = False, shard: ShardOpt = None,
-        threads: ThreadsOpt = None, deterministic: DeterministicOpt = False, take_over: TakeOverOpt = False,
-        executor: ExecutorOpt = "auto", parallel: ParallelOpt = None, workers: WorkersOpt = None,
-        gpus: GpusOpt = None, ray_address: RayAddressOpt = None, ray_cpus: RayCpusOpt = None,
-        cpus_per_run: CpusPerRunOpt = None, gpus_per_run: GpusPerRunOpt = None,
-        slurm_partition: PartitionOpt = None, slurm_time: SlurmTimeOpt = None,
-        slurm_parallelism: SlurmParallelismOpt = None, sbatch: SbatchOpt = None,
-        slurm_cluster: SlurmClusterOpt = None, no_memory_check: NoMemoryCheckOpt = False):
+def run(
+    specs: SpecsArg,
+    activations: ActivationsOpt = None,
+    batchnorm: BatchnormOpt = None,
+    seeds: SeedsOpt = None,
+    set_: SetOpt = None,
+    width: WidthOpt = None,
+    device: DeviceOpt = "auto",
+    results: ResultsOpt = Path("results"),
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
+    force: ForceOpt = False,
+    dry_run: DryRunOpt = False,
+    checkpoint_every: CheckpointOpt = 300.0,
+    precision: PrecisionOpt = None,
+    compile_: CompileOpt = False,
+    shard: ShardOpt = None,
+    threads: ThreadsOpt = None,
+    deterministic: DeterministicOpt = False,
+    take_over: TakeOverOpt = False,
+    executor: ExecutorOpt = "auto",
+    parallel: ParallelOpt = None,
+    workers: WorkersOpt = None,
+    gpus: GpusOpt = None,
+    ray_address: RayAddressOpt = None,
+    ray_cpus: RayCpusOpt = None,
+    cpus_per_run: CpusPerRunOpt = None,
+    gpus_per_run: GpusPerRunOpt = None,
+    slurm_partition: PartitionOpt = None,
+    slurm_time: SlurmTimeOpt = None,
+    slurm_parallelism: SlurmParallelismOpt = None,
+    sbatch: SbatchOpt = None,
+    slurm_cluster: SlurmClusterOpt = None,
+    no_memory_check: NoMemoryCheckOpt = False,
+):
     """Train every activation × BN × seed of one or more specs; skips runs already recorded.
 
     Several specs train one after another, each in results/<spec name>/, with one progress
@@ -110,22 +142,49 @@ def run(specs: SpecsArg, activations: ActivationsOpt = None, batchnorm: Batchnor
     from elubench.execution.runner import RunSettings
     from elubench.spec.matrix import select
 
-    settings = RunSettings(results=results, device=device, data_dir=data_dir, download=download,
-                           force=force, checkpoint_seconds=checkpoint_every, compile=compile_,
-                           deterministic=deterministic, take_over=take_over)
+    settings = RunSettings(
+        results=results,
+        device=device,
+        data_dir=data_dir,
+        download=download,
+        force=force,
+        checkpoint_seconds=checkpoint_every,
+        compile=compile_,
+        deterministic=deterministic,
+        take_over=take_over,
+    )
     campaign = prepare_campaign(
-        specs, settings,
-        load=lambda path: with_names(_load(path, set_, width, precision, threads),
-                                     _split_names(activations), path.parent, "--activations"),
-        select=lambda spec, names: select(spec, activations=names, batchnorm=batchnorm, seeds=seeds,
-                                          shard_text=shard),
+        specs,
+        settings,
+        load=lambda path: with_names(
+            _load(path, set_, width, precision, threads),
+            _split_names(activations),
+            path.parent,
+            "--activations",
+        ),
+        select=lambda spec, names: select(
+            spec, activations=names, batchnorm=batchnorm, seeds=seeds, shard_text=shard
+        ),
         executor=lambda spec: executor_for(
-            executor, parallel=parallel, device=device, spec=spec, workers=workers,
-            gpus=gpus.split(",") if gpus else None, address=ray_address, local_cpus=ray_cpus,
-            cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, partition=slurm_partition,
-            time_min=slurm_time, array_parallelism=slurm_parallelism, sbatch=sbatch or None,
-            cluster=slurm_cluster),
-        memory_check=not no_memory_check, dry_run=dry_run)
+            executor,
+            parallel=parallel,
+            device=device,
+            spec=spec,
+            workers=workers,
+            gpus=gpus.split(",") if gpus else None,
+            address=ray_address,
+            local_cpus=ray_cpus,
+            cpus_per_run=cpus_per_run,
+            gpus_per_run=gpus_per_run,
+            partition=slurm_partition,
+            time_min=slurm_time,
+            array_parallelism=slurm_parallelism,
+            sbatch=sbatch or None,
+            cluster=slurm_cluster,
+        ),
+        memory_check=not no_memory_check,
+        dry_run=dry_run,
+    )
     (_dry_run if dry_run else _train)(campaign, settings)
 
 
@@ -140,7 +199,9 @@ def _dry_run(campaign, settings) -> None:
     for e in campaign.experiments:
         if campaign.several:
             console.rule(f"{e.name} ({e.path})", style="dim")
-        dries.append(dry_run(e.spec, e.configs, settings, e.runner.runs_at_once(len(e.configs)) or 1))
+        dries.append(
+            dry_run(e.spec, e.configs, settings, e.runner.runs_at_once(len(e.configs)) or 1)
+        )
         console.print(dry_run_view(dries[-1], e.spec))
     if campaign.several:
         console.print(dry_run_total(dries))
@@ -164,8 +225,11 @@ def _train(campaign, settings) -> None:
     console, first = _console(), campaign.experiments[0]
     for note in campaign.notes:
         console.print(note, style="dim", markup=False)
-    reporter = CampaignReporter(console, campaign.experiments) if campaign.several \
+    reporter = (
+        CampaignReporter(console, campaign.experiments)
+        if campaign.several
         else RichReporter(console, unit_of(first.spec.task))
+    )
     folder = first.folder(settings.results)
     try:
         outcomes = run_campaign(campaign, settings, reporter)
@@ -175,8 +239,10 @@ def _train(campaign, settings) -> None:
             console.print(interrupted_view(stop, campaign.experiments, settings.results))
         else:
             console.print(f"[yellow]{stop}[/yellow]")
-            console.print(f"{len(stop.records)} of {len(first.configs)} runs are recorded in "
-                          f"{folder}; run the same command to continue.")
+            console.print(
+                f"{len(stop.records)} of {len(first.configs)} runs are recorded in "
+                f"{folder}; run the same command to continue."
+            )
         raise typer.Exit(130) from None
     finally:
         reporter.close()
@@ -189,8 +255,13 @@ def _train(campaign, settings) -> None:
     raise typer.Exit(summary.exit_code)
 
 
-def data(specs: DataSpecsArg, data_dir: DataDirOpt = None, download: FetchOpt = False,
-          set_: SetOpt = None, as_json: JsonOpt = False):
+def data(
+    specs: DataSpecsArg,
+    data_dir: DataDirOpt = None,
+    download: FetchOpt = False,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+):
     """List the datasets the specs need, the folder elubench looks in, and each file with its
     MD5: there and intact, missing, or damaged. Exit 0 when all are ready, else 2 with the fix."""
     from elubench.cli.views import data_table
@@ -202,4 +273,3 @@ def data(specs: DataSpecsArg, data_dir: DataDirOpt = None, download: FetchOpt = 
     else:
         _console().print(data_table(survey))
     survey.require()  # after the table: one message and exit 2 when a dataset is not ready
-

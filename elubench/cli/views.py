@@ -25,10 +25,18 @@ def layout_table(layout, title: str) -> Table:
     table.add_column("type", "total")
     table.add_column("units", justify="right", min_width=5)
     table.add_column("kernel", justify="right", min_width=6)
-    table.add_column("output", justify="right", footer=_shape(layout.rows[-1].out_shape),
-                     min_width=max(widest_shape, len(_shape(layout.input_shape))))
-    table.add_column("params", justify="right", footer=f"{layout.total_params:,}",
-                     min_width=len(f"{layout.total_params:,}"))
+    table.add_column(
+        "output",
+        justify="right",
+        footer=_shape(layout.rows[-1].out_shape),
+        min_width=max(widest_shape, len(_shape(layout.input_shape))),
+    )
+    table.add_column(
+        "params",
+        justify="right",
+        footer=f"{layout.total_params:,}",
+        min_width=len(f"{layout.total_params:,}"),
+    )
     table.add_column("FLOPs", justify="right", footer=_si(layout.forward_flops), min_width=8)
     table.add_row("", "", "input", "", "", _shape(layout.input_shape), "", "")
     for row in layout.rows:
@@ -37,23 +45,39 @@ def layout_table(layout, title: str) -> Table:
             kernel = f"{row.kernel}×{row.kernel}" + (f" /{row.stride}" if row.stride > 1 else "")
         elif row.kind == "fc":
             kernel = "FC"
-        table.add_row(str(row.stack), str(row.layer or ""), row.description,
-                      str(row.units or ""), kernel, _shape(row.out_shape),
-                      f"{row.params:,}" if row.params else "", _si(row.flops) if row.flops else "")
+        table.add_row(
+            str(row.stack),
+            str(row.layer or ""),
+            row.description,
+            str(row.units or ""),
+            kernel,
+            _shape(row.out_shape),
+            f"{row.params:,}" if row.params else "",
+            _si(row.flops) if row.flops else "",
+        )
     return table
 
 
 def activations_table(rows: list[dict]) -> Table:
-    table = Table(title="activations (`name`, `name(value)` or `name(key=value)`; your own code: "
-                        "`file.py:attr`, `pkg.module:attr`)", header_style="bold")
+    table = Table(
+        title="activations (`name`, `name(value)` or `name(key=value)`; your own code: "
+        "`file.py:attr`, `pkg.module:attr`)",
+        header_style="bold",
+    )
     for column in ("name", "formula", "parameters", "he-aware slope", "by", "source"):
         table.add_column(column)
     for row, previous in zip(rows, [{}] + rows):
         if row.get("registered") and not previous.get("registered"):
             table.add_section()  # below: what installed packages register (entry points)
         name = row["name"] + (f"\n[dim]alias {row['aliases']}[/dim]" if row["aliases"] else "")
-        table.add_row(name, row["formula"], row["parameters"] or "-", row["he_aware_slope"],
-                      row["implemented_by"], row["source"])
+        table.add_row(
+            name,
+            row["formula"],
+            row["parameters"] or "-",
+            row["he_aware_slope"],
+            row["implemented_by"],
+            row["source"],
+        )
     return table
 
 
@@ -73,7 +97,9 @@ def matrix_table(configs, state, title: str) -> Table:
     for column in ("done", "left", "of which failed before", "of which checkpointed"):
         table.add_column(column, justify="right")
     for config, row in rows.items():
-        table.add_row(config, str(row["done"]), str(row["left"]), str(row["failed"]), str(row["started"]))
+        table.add_row(
+            config, str(row["done"]), str(row["left"]), str(row["failed"]), str(row["started"])
+        )
     return table
 
 
@@ -86,8 +112,13 @@ def dry_run_view(dry, spec):
 
     items = []
     if dry.other_version:
-        items.append(Text(f"{dry.folder} holds runs of another version of this spec; `run` will "
-                          "refuse unless given --force or another --results", style="yellow"))
+        items.append(
+            Text(
+                f"{dry.folder} holds runs of another version of this spec; `run` will "
+                "refuse unless given --force or another --results",
+                style="yellow",
+            )
+        )
     items.append(matrix_table(dry.configs, dry.state, f"{spec.name} (spec hash {spec.hash})"))
     for run_id, why in dry.state.damaged.items():
         items.append(Text(f"{run_id} will not be trained: {why}", style="yellow"))
@@ -97,22 +128,33 @@ def dry_run_view(dry, spec):
     if guess is not None:
         layout = ""
         if guess.device == "cpu":
-            layout = (f", {guess.at_once} at once" if guess.at_once > 1 else ", one at a time") + \
-                f", {guess.threads} thread{'s' * (guess.threads > 1)} each"
-        items.append(Text.from_markup(
-            f"estimate on {guess.device}: {guess.runs} runs{layout} × ({guess.iterations:,} steps × "
-            f"{guess.step_seconds * 1000:.1f} ms + {guess.evaluations} evaluations × "
-            f"{human_seconds(guess.eval_seconds)}) = [bold]{human_seconds(guess.total_seconds)}[/bold] "
-            f"({human_seconds(guess.run_seconds)} per run, timed on {escape(str(dry.timed_on))})"))
+            layout = (
+                f", {guess.at_once} at once" if guess.at_once > 1 else ", one at a time"
+            ) + f", {guess.threads} thread{'s' * (guess.threads > 1)} each"
+        items.append(
+            Text.from_markup(
+                f"estimate on {guess.device}: {guess.runs} runs{layout} × ({guess.iterations:,} steps × "
+                f"{guess.step_seconds * 1000:.1f} ms + {guess.evaluations} evaluations × "
+                f"{human_seconds(guess.eval_seconds)}) = [bold]{human_seconds(guess.total_seconds)}[/bold] "
+                f"({human_seconds(guess.run_seconds)} per run, timed on {escape(str(dry.timed_on))})"
+            )
+        )
     other = dry.alternative
     if guess is not None and other is not None:
         faster = other.total_seconds < 0.9 * guess.total_seconds
-        items.append(Text(
-            f"one run at a time on all {other.threads} cores instead: {other.step_seconds * 1000:.1f} ms "
-            f"a step, {human_seconds(other.total_seconds)} in all"
-            + (f" (faster for this net: --threads {other.threads} --parallel 1; the thread count "
-               "changes a run's float sums, so keep one count per results folder)" if faster else ""),
-            style="yellow" if faster else "dim"))
+        items.append(
+            Text(
+                f"one run at a time on all {other.threads} cores instead: {other.step_seconds * 1000:.1f} ms "
+                f"a step, {human_seconds(other.total_seconds)} in all"
+                + (
+                    f" (faster for this net: --threads {other.threads} --parallel 1; the thread count "
+                    "changes a run's float sums, so keep one count per results folder)"
+                    if faster
+                    else ""
+                ),
+                style="yellow" if faster else "dim",
+            )
+        )
     if dry.reach:
         items.append(significance_table(dry.reach))
     return Group(*items)
@@ -131,8 +173,11 @@ def data_line(status):
     for file in status.bad:
         counts[file.status] = counts.get(file.status, 0) + 1
     what = ", ".join(f"{n} {state}" for state, n in counts.items())
-    return Text(f"{where}: {what} of {len(status.files)} files, not ready "
-                "(`elubench data SPEC` says why and how to fix it)", style="yellow")
+    return Text(
+        f"{where}: {what} of {len(status.files)} files, not ready "
+        "(`elubench data SPEC` says why and how to fix it)",
+        style="yellow",
+    )
 
 
 def dry_run_total(dries):
@@ -143,8 +188,11 @@ def dry_run_total(dries):
     runs = sum(len(p.configs) for p in dries)
     done, left = sum(len(p.state.done) for p in dries), sum(len(p.state.todo) for p in dries)
     damaged = sum(len(p.state.damaged) for p in dries)
-    text = Text(f"{len(dries)} specs: {runs} runs, {done} done, {left} to train"
-                + (f", {damaged} left out (damaged)" if damaged else ""), style="bold")
+    text = Text(
+        f"{len(dries)} specs: {runs} runs, {done} done, {left} to train"
+        + (f", {damaged} left out (damaged)" if damaged else ""),
+        style="bold",
+    )
     if left:
         seconds = sum(p.estimate.total_seconds for p in dries if p.estimate is not None)
         text.append(f"; estimate {human_seconds(seconds)} in all, one spec after another")
@@ -154,23 +202,41 @@ def dry_run_total(dries):
 def significance_table(families) -> Table:
     """Before training: can these seeds make any comparison significant? (stats.reach)"""
     seeds = families[0].seeds
-    table = Table(title=f"what {seeds} seed{'s' * (seeds != 1)} can show (Wilcoxon signed-rank, Holm within each "
-                        "family)", header_style="bold")
-    for column in ("family", "comparisons", "side", f"smallest p with {seeds} seed{'s' * (seeds != 1)}",
-                   "strictest Holm α", "can reach significance", "fewest seeds that could"):
+    table = Table(
+        title=f"what {seeds} seed{'s' * (seeds != 1)} can show (Wilcoxon signed-rank, Holm within each "
+        "family)",
+        header_style="bold",
+    )
+    for column in (
+        "family",
+        "comparisons",
+        "side",
+        f"smallest p with {seeds} seed{'s' * (seeds != 1)}",
+        "strictest Holm α",
+        "can reach significance",
+        "fewest seeds that could",
+    ):
         table.add_column(column, justify="left" if column in ("family", "side") else "right")
     for f in families:
-        table.add_row(f"{f.name}: {f.question}", str(f.size), f.side, f"{f.floor:.2g}",
-                      f"{f.strictest:.3g}", "yes" if f.reachable else "[red]no[/red]",
-                      str(f.fewest_seeds))
+        table.add_row(
+            f"{f.name}: {f.question}",
+            str(f.size),
+            f.side,
+            f"{f.floor:.2g}",
+            f"{f.strictest:.3g}",
+            "yes" if f.reachable else "[red]no[/red]",
+            str(f.fewest_seeds),
+        )
     return table
 
 
 def bench_table(result: dict) -> Table:
     """`elubench bench`: A vs B, FLOP/s against the measured peak, activation step times."""
-    title = (f"{result['spec_name']} (width {result['model_width']:g}, batch {result['batch_size']}) "
-             f"on {result['device_name']}, {result['threads']} threads, {result['dtype']}, "
-             f"torch {result['torch']}")
+    title = (
+        f"{result['spec_name']} (width {result['model_width']:g}, batch {result['batch_size']}) "
+        f"on {result['device_name']}, {result['threads']} threads, {result['dtype']}, "
+        f"torch {result['torch']}"
+    )
     table = Table(title=title, header_style="bold")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -179,30 +245,57 @@ def bench_table(result: dict) -> Table:
     def spread(s):
         return f"median of {s['repeats']}; min {s['min']:,.0f}, max {s['max']:,.0f}"
 
-    table.add_row("A: reference loop (img/s)", f"{result['reference_images_per_second']:,.0f}",
-                  spread(result["reference"]) + f"; {result['reference_workers']} loader workers")
-    table.add_row("B: elubench engine (img/s)", f"{result['elubench_images_per_second']:,.0f}",
-                  spread(result["elubench"]))
+    table.add_row(
+        "A: reference loop (img/s)",
+        f"{result['reference_images_per_second']:,.0f}",
+        spread(result["reference"]) + f"; {result['reference_workers']} loader workers",
+    )
+    table.add_row(
+        "B: elubench engine (img/s)",
+        f"{result['elubench_images_per_second']:,.0f}",
+        spread(result["elubench"]),
+    )
     table.add_row("speed-up B/A", f"{result['speedup']:.2f}×", "")
-    table.add_row("training FLOPs / image", _si(result["flops_per_image"]), "forward + backward, torch counter")
+    table.add_row(
+        "training FLOPs / image",
+        _si(result["flops_per_image"]),
+        "forward + backward, torch counter",
+    )
     table.add_row("achieved FLOP/s (B)", _si(result["achieved_flops"]), "")
-    table.add_row("peak FLOP/s (matmul)", _si(result["peak_flops"]),
-                  "best of several sizes, before and after the loops, same dtype")
-    table.add_row("fraction of peak",
-                  f"{100 * result['peak_fraction']:.0f} %",
-                  "above 100 %: the engine beat every matmul the probe timed" if result["peak_fraction"] > 1 else "")
+    table.add_row(
+        "peak FLOP/s (matmul)",
+        _si(result["peak_flops"]),
+        "best of several sizes, before and after the loops, same dtype",
+    )
+    table.add_row(
+        "fraction of peak",
+        f"{100 * result['peak_fraction']:.0f} %",
+        "above 100 %: the engine beat every matmul the probe timed"
+        if result["peak_fraction"] > 1
+        else "",
+    )
     for name, ratio in result["activation_time_ratio"].items():
-        table.add_row(f"step time {name} / relu", f"{ratio:.3f}",
-                      spread(result["activation_images_per_second"][name]))
+        table.add_row(
+            f"step time {name} / relu",
+            f"{ratio:.3f}",
+            spread(result["activation_images_per_second"][name]),
+        )
     costs, kernels = result.get("activation_microseconds", {}), result.get("activation_kernel", {})
     for name, us in costs.items():
         ratio = result["activation_cost_vs_relu"].get(name)
         kernel = "" if "[" in name else f"; {kernels.get(name, 'torch')} kernel (as trained)"
-        table.add_row(f"{name} alone, fwd + bwd per step (µs)", f"{us:,.0f}",
-                      (f"{ratio:.2f}× relu's" if ratio is not None else "")
-                      + f"{kernel}; at the spec's hidden layer shapes")
+        table.add_row(
+            f"{name} alone, fwd + bwd per step (µs)",
+            f"{us:,.0f}",
+            (f"{ratio:.2f}× relu's" if ratio is not None else "")
+            + f"{kernel}; at the spec's hidden layer shapes",
+        )
     if result.get("compile_seconds"):
-        table.add_row("compile + warm-up (s)", f"{max(result['compile_seconds'].values()):.1f}", "apart from the above")
+        table.add_row(
+            "compile + warm-up (s)",
+            f"{max(result['compile_seconds'].values()):.1f}",
+            "apart from the above",
+        )
     return table
 
 
@@ -227,20 +320,31 @@ def memory_view(estimate, batch: int):
 
     from elubench.core.machine import available_memory, trains_on_cpu
     from elubench.net.memory import human_bytes as b
+
     available, on_cpu = available_memory(), trains_on_cpu("auto")
     total = estimate.cpu_total if on_cpu else estimate.device_total
-    items = [Text(f"memory of one run, estimated (fp32, batch {batch}): weights + gradients + "
-                  f"momentum {b(estimate.weights)}, activations {b(estimate.activations)} on a "
-                  f"CPU ({b(estimate.device_activations)} on a GPU), dataset {b(estimate.data)}; "
-                  f"in all about {b(estimate.cpu_total)} on a CPU, {b(estimate.device_total)} "
-                  "on a GPU", style="dim")]
+    items = [
+        Text(
+            f"memory of one run, estimated (fp32, batch {batch}): weights + gradients + "
+            f"momentum {b(estimate.weights)}, activations {b(estimate.activations)} on a "
+            f"CPU ({b(estimate.device_activations)} on a GPU), dataset {b(estimate.data)}; "
+            f"in all about {b(estimate.cpu_total)} on a CPU, {b(estimate.device_total)} "
+            "on a GPU",
+            style="dim",
+        )
+    ]
     if not on_cpu:
-        items.append(Text("training on a GPU: `run` checks its free memory before training",
-                          style="dim"))
+        items.append(
+            Text("training on a GPU: `run` checks its free memory before training", style="dim")
+        )
     elif available is not None and total > available:
-        items.append(Text(f"warning: more than the {b(available)} of memory available on this "
-                          "machine; `run` will refuse it (--no-memory-check trains anyway)",
-                          style="yellow"))
+        items.append(
+            Text(
+                f"warning: more than the {b(available)} of memory available on this "
+                "machine; `run` will refuse it (--no-memory-check trains anyway)",
+                style="yellow",
+            )
+        )
     return Group(*items)
 
 
@@ -253,9 +357,14 @@ def signal_table(rows: list[dict], title: str) -> Table:
     for name in ("first layer", "middle layer", "last layer", "last / first"):
         table.add_column(name, justify="right")
     for row in rows:
-        table.add_row(row["config"], str(row["layers"]), f"{row['first']:.3g}",
-                      f"{row['middle']:.3g} (layer {row['middle_depth']})", f"{row['last']:.3g}",
-                      f"{row['last / first']:.3g}")
+        table.add_row(
+            row["config"],
+            str(row["layers"]),
+            f"{row['first']:.3g}",
+            f"{row['middle']:.3g} (layer {row['middle_depth']})",
+            f"{row['last']:.3g}",
+            f"{row['last / first']:.3g}",
+        )
     return table
 
 
@@ -267,9 +376,13 @@ def data_table(survey) -> Table:
     from elubench.data.catalog import OK, WRONG_MD5, WRONG_SIZE
 
     ready, count = sum(s.ok for s in survey.datasets), len(survey.datasets)
-    table = Table(title=f"data folder {escape(str(survey.data_dir))} ({survey.origin})",
-                  caption=f"{ready} of {count} dataset{'s' * (count > 1)} ready",
-                  caption_justify="left", header_style="bold")
+    table = Table(
+        title=f"data folder {escape(str(survey.data_dir))} ({survey.origin})",
+        caption=f"{ready} of {count} dataset{'s' * (count > 1)} ready",
+        caption_justify="left",
+        header_style="bold",
+    )
+
     def where(status) -> str:  # a dataset's folder: under the data folder, by its path there
         try:
             return f"{status.folder.relative_to(survey.data_dir)}/"
@@ -287,8 +400,13 @@ def data_table(survey) -> Table:
         table.add_section()
         needed_by = escape("\n".join(status.needed_by))
         if not status.files:
-            table.add_row(status.dataset, needed_by, "-", "-",
-                          f"[green]no files:[/green] {escape(status.note)}")
+            table.add_row(
+                status.dataset,
+                needed_by,
+                "-",
+                "-",
+                f"[green]no files:[/green] {escape(status.note)}",
+            )
             continue
         for index, file in enumerate(status.files):
             if file.status == OK:
@@ -298,10 +416,13 @@ def data_table(survey) -> Table:
             elif file.status == WRONG_SIZE:
                 state = f"[red]wrong size[/red]: {file.found_size:,} bytes, expected {file.size:,}"
             else:
-                state = f"[red]{file.status}[/red]" + (f": {escape(file.reason)}" if file.reason else "")
+                state = f"[red]{file.status}[/red]" + (
+                    f": {escape(file.reason)}" if file.reason else ""
+                )
             label = f"{status.dataset}\n[dim]{escape(where(status))}[/dim]" if index == 0 else ""
-            table.add_row(label, needed_by if index == 0 else "", escape(file.name),
-                          file.md5 or "-", state)
+            table.add_row(
+                label, needed_by if index == 0 else "", escape(file.name), file.md5 or "-", state
+            )
     return table
 
 
@@ -317,8 +438,15 @@ class ExportProgress:
             TextColumn,
             TimeElapsedColumn,
         )
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), console=console, transient=True)
+
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
         self._task = None
 
     def __enter__(self):
@@ -344,12 +472,16 @@ def export_view(outcome):
     for warning in outcome.warnings:
         text.append(f"warning: {warning}\n", style="yellow")
     for s in outcome.summaries:
-        statuses = ", ".join(f"{s.statuses[k]} {k}" for k in ("ok", "diverged", "failed") if s.statuses[k])
+        statuses = ", ".join(
+            f"{s.statuses[k]} {k}" for k in ("ok", "diverged", "failed") if s.statuses[k]
+        )
         written = f"{s.exported} exported"
         if s.replaced:
             written += f" ({s.replaced} replacing the export of a record that changed since)"
-        text.append(f"{s.label} {s.destination}: {s.runs} runs ({statuses}): {written}, "
-                    f"{s.skipped} already exported\n")
+        text.append(
+            f"{s.label} {s.destination}: {s.runs} runs ({statuses}): {written}, "
+            f"{s.skipped} already exported\n"
+        )
     text.append(f"in {human_seconds(outcome.seconds)}\n", style="dim")
     for s in outcome.summaries:
         if s.label == "TensorBoard":
@@ -358,6 +490,8 @@ def export_view(outcome):
             text.append(f"open: {s.destination}\n", style="dim")
         else:  # a file store needs MLflow 3's opt-in to be read (docs/export.md)
             opt_in = "MLFLOW_ALLOW_FILE_STORE=true " if s.destination.startswith("file:") else ""
-            text.append(f"open: {opt_in}mlflow ui --backend-store-uri {s.destination}\n", style="dim")
+            text.append(
+                f"open: {opt_in}mlflow ui --backend-store-uri {s.destination}\n", style="dim"
+            )
     text.rstrip()
     return text

@@ -88,6 +88,7 @@ class PlotError(ElubenchError):
 
 # --- not a user's mistake: how a stop, a checkpoint or a check travels to whoever handles it ---
 
+
 class Stopped(Exception):
     """A run was asked to stop (Ctrl-C); its checkpoint is saved (training)."""
 

@@ -8,42 +8,49 @@ later. Pure Python: no torch.
 from __future__ import annotations
 
 # reading the YAML (elubench.spec.safe_yaml)
-MAX_BYTES = 256 * 1024        # a spec file; a real one is 1-5 KiB
-MAX_DEPTH = 32                # nesting, also once aliases expand; a real spec nests 6 deep
-MAX_NODES = 10_000            # values, also once aliases expand; a real spec has a few hundred
-MAX_DIGITS = 30               # digits of a whole number in the YAML or a --set value
+MAX_BYTES = 256 * 1024  # a spec file; a real one is 1-5 KiB
+MAX_DEPTH = 32  # nesting, also once aliases expand; a real spec nests 6 deep
+MAX_NODES = 10_000  # values, also once aliases expand; a real spec has a few hundred
+MAX_DIGITS = 30  # digits of a whole number in the YAML or a --set value
 
 # the notation (elubench.spec.notation) and the net (elubench.spec.layout)
-MAX_COUNT = 1000              # layers in one `AxUxK` entry
-MAX_UNITS = 65_536            # units of a layer, also after model.width scales them
-MAX_KERNEL = 1024             # receptive field; also at most twice the map's side plus one
-MAX_LAYERS = 10_000           # conv and FC layers in the whole net
+MAX_COUNT = 1000  # layers in one `AxUxK` entry
+MAX_UNITS = 65_536  # units of a layer, also after model.width scales them
+MAX_KERNEL = 1024  # receptive field; also at most twice the map's side plus one
+MAX_LAYERS = 10_000  # conv and FC layers in the whole net
 
 # the schema (elubench.spec)
-MAX_SEEDS = 10_000            # seeds in a matrix (a count or a list)
-MAX_SEED = 2**31 - 1          # a seed's value (compare.seeds, data.synthetic.seed)
-MAX_ITERATIONS = 10**9        # train.iterations, eval_every, a schedule's `every` and keys
+MAX_SEEDS = 10_000  # seeds in a matrix (a count or a list)
+MAX_SEED = 2**31 - 1  # a seed's value (compare.seeds, data.synthetic.seed)
+MAX_ITERATIONS = 10**9  # train.iterations, eval_every, a schedule's `every` and keys
 MAX_EPOCHS = 10**6
-MAX_BATCH = 65_536            # train.batch_size, train.probe_size
-MAX_IMAGES = 10**8            # synthetic train/test sizes, train/test limits
-MAX_SIDE = 4096               # image channels, height, width; crop, resize, pad, stride
+MAX_BATCH = 65_536  # train.batch_size, train.probe_size
+MAX_IMAGES = 10**8  # synthetic train/test sizes, train/test limits
+MAX_SIDE = 4096  # image channels, height, width; crop, resize, pad, stride
 MAX_CLASSES = 100_000
-MAX_WIDTH = 64.0              # model.width
-MAX_LIST = 256                # compare.activations, model.stacks
+MAX_WIDTH = 64.0  # model.width
+MAX_LIST = 256  # compare.activations, model.stacks
 
 
 def check_seeds(value):
     """compare.seeds before the schema types it: one message for a count or list out of bounds
     (rather than one per branch of the count-or-list union)."""
+
     def number(x) -> bool:
         return isinstance(x, (int, float)) and not isinstance(x, bool)
 
-    if number(value) and value < 1 or isinstance(value, list) and any(
-            number(seed) and seed < 0 for seed in value):
+    if (
+        number(value)
+        and value < 1
+        or isinstance(value, list)
+        and any(number(seed) and seed < 0 for seed in value)
+    ):
         raise ValueError(f"seeds is a count from 1 to {MAX_SEEDS:,} or a list of seeds >= 0")
     if number(value) and value > MAX_SEEDS:
-        raise ValueError(f"at most {MAX_SEEDS:,} seeds, got {value:,.0f} (a matrix that large "
-                         "would train for years)")
+        raise ValueError(
+            f"at most {MAX_SEEDS:,} seeds, got {value:,.0f} (a matrix that large "
+            "would train for years)"
+        )
     if isinstance(value, list) and len(value) > MAX_SEEDS:
         raise ValueError(f"at most {MAX_SEEDS:,} seeds, got a list of {len(value):,}")
     for seed in value if isinstance(value, list) else ():

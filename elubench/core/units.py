@@ -21,27 +21,45 @@ class Unit:
     """How one task's score is named and scaled wherever a label is made."""
 
     task: Task
-    scale: float       # a score (fraction or MSE) times this is the value shown
-    digits: int        # decimals of a shown value
-    value: str         # a shown value's header: "test error (%)"
-    metric: str        # what is measured, in words: "test error"
-    score: str         # its symbol in a difference: d = err(a) - err(b)
-    difference: str    # the unit of differences (and of a ROPE), in words
-    short: str         # the unit of differences in a header: "Δ pp"
-    curve: str         # a figure's axis for the score over training
-    symbol: str        # after a shown value: "%"
+    scale: float  # a score (fraction or MSE) times this is the value shown
+    digits: int  # decimals of a shown value
+    value: str  # a shown value's header: "test error (%)"
+    metric: str  # what is measured, in words: "test error"
+    score: str  # its symbol in a difference: d = err(a) - err(b)
+    difference: str  # the unit of differences (and of a ROPE), in words
+    short: str  # the unit of differences in a header: "Δ pp"
+    curve: str  # a figure's axis for the score over training
+    symbol: str  # after a shown value: "%"
 
     def shown(self, score: float) -> str:
         """A score as a table cell shows it: "12.34 %", "9.1234 MSE × 100"."""
         return f"{score * self.scale:.{self.digits}f}{self.symbol}"
 
 
-CLASSIFICATION = Unit(task="classification", scale=100.0, digits=2, value="test error (%)",
-                      metric="test error", score="err", difference="percentage points",
-                      short="pp", curve="test error (%)", symbol=" %")
-AUTOENCODER = Unit(task="autoencoder", scale=100.0, digits=4, value="test MSE × 100",
-                   metric="test MSE", score="MSE", difference="MSE × 100", short="MSE×100",
-                   curve="test reconstruction MSE × 100", symbol=" MSE × 100")
+CLASSIFICATION = Unit(
+    task="classification",
+    scale=100.0,
+    digits=2,
+    value="test error (%)",
+    metric="test error",
+    score="err",
+    difference="percentage points",
+    short="pp",
+    curve="test error (%)",
+    symbol=" %",
+)
+AUTOENCODER = Unit(
+    task="autoencoder",
+    scale=100.0,
+    digits=4,
+    value="test MSE × 100",
+    metric="test MSE",
+    score="MSE",
+    difference="MSE × 100",
+    short="MSE×100",
+    curve="test reconstruction MSE × 100",
+    symbol=" MSE × 100",
+)
 
 UNITS: dict[str, Unit] = {"classification": CLASSIFICATION, "autoencoder": AUTOENCODER}
 

@@ -7,8 +7,14 @@ import torch
 from torch import Tensor
 
 
-def crop_flip(images: Tensor, index: Tensor, top: Tensor, left: Tensor, flip: Tensor | None,
-              size: tuple[int, int]) -> Tensor:
+def crop_flip(
+    images: Tensor,
+    index: Tensor,
+    top: Tensor,
+    left: Tensor,
+    flip: Tensor | None,
+    size: tuple[int, int],
+) -> Tensor:
     """images[index], each cropped to `size` at (top, left) and mirrored where `flip`: one
     gather on the device. For channels_last input the result is channels_last too."""
     rows = top[:, None] + torch.arange(size[0], device=images.device)
@@ -23,5 +29,6 @@ def crop_flip(images: Tensor, index: Tensor, top: Tensor, left: Tensor, flip: Te
 def centre(images: Tensor, size: tuple[int, int]) -> Tensor:
     """The centre `size` crop of every image, channels_last."""
     top, left = (images.shape[2] - size[0]) // 2, (images.shape[3] - size[1]) // 2
-    return images[:, :, top:top + size[0], left:left + size[1]].contiguous(
-        memory_format=torch.channels_last)
+    return images[:, :, top : top + size[0], left : left + size[1]].contiguous(
+        memory_format=torch.channels_last
+    )

@@ -30,8 +30,13 @@ from elubench.core.errors import DataError
 from elubench.core.paths import resolve_data_dir
 from elubench.spec.data_section import DATASETS
 
-OK, MISSING, WRONG_MD5, WRONG_SIZE, UNREADABLE = ("ok", "missing", "wrong checksum", "wrong size",
-                                                  "unreadable")
+OK, MISSING, WRONG_MD5, WRONG_SIZE, UNREADABLE = (
+    "ok",
+    "missing",
+    "wrong checksum",
+    "wrong size",
+    "unreadable",
+)
 
 
 @dataclass(frozen=True)
@@ -53,13 +58,13 @@ MNIST_FILES = (
 )
 
 
-
 def expected_files(dataset: str) -> tuple[str, tuple[Expected, ...]]:
     """The folder (relative to the data folder) and the files a torchvision dataset's loader
     reads there."""
     if dataset == "mnist":
         return MNIST_FOLDER, MNIST_FILES
     from torchvision import datasets  # imports torch: only for CIFAR
+
     cls = getattr(datasets, str(DATASETS[dataset].torchvision))
     listed = [*cls.train_list, *cls.test_list, (cls.meta["filename"], cls.meta["md5"])]
     return cls.base_folder, tuple(Expected(name, md5) for name, md5 in listed)
@@ -78,18 +83,25 @@ def file_md5(path: Path) -> str:
 class FileStatus:
     """One expected file (or, for an image folder, a folder) as found."""
 
-    name: str                       # relative to the dataset's folder
+    name: str  # relative to the dataset's folder
     path: Path
-    md5: str | None                 # expected; None for an image folder's train/ and val/
-    size: int | None                # expected, where the format fixes it
-    status: str                     # OK, MISSING, WRONG_MD5, WRONG_SIZE or UNREADABLE
+    md5: str | None  # expected; None for an image folder's train/ and val/
+    size: int | None  # expected, where the format fixes it
+    status: str  # OK, MISSING, WRONG_MD5, WRONG_SIZE or UNREADABLE
     found_md5: str | None = None
     found_size: int | None = None
-    reason: str = ""                # why it could not be read
+    reason: str = ""  # why it could not be read
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "path": str(self.path), "md5": self.md5, "size": self.size,
-                "status": self.status, "found_md5": self.found_md5, "found_size": self.found_size}
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "md5": self.md5,
+            "size": self.size,
+            "status": self.status,
+            "found_md5": self.found_md5,
+            "found_size": self.found_size,
+        }
 
 
 def check_file(expected: Expected, folder: Path) -> FileStatus:
@@ -117,12 +129,12 @@ class DatasetStatus:
     """One dataset some specs need: where its files go and how each was found."""
 
     dataset: str
-    needed_by: list[str] = field(default_factory=list)   # the specs (files) that need it
-    data_dir: Path | None = None   # the data folder its files were looked for under
-    folder: Path | None = None     # where its files go; None: it needs none
+    needed_by: list[str] = field(default_factory=list)  # the specs (files) that need it
+    data_dir: Path | None = None  # the data folder its files were looked for under
+    folder: Path | None = None  # where its files go; None: it needs none
     files: list[FileStatus] = field(default_factory=list)
-    note: str = ""                 # why it needs no files
-    downloaded: bool = False       # fetched by this call (--download)
+    note: str = ""  # why it needs no files
+    downloaded: bool = False  # fetched by this call (--download)
 
     @property
     def ok(self) -> bool:
@@ -133,9 +145,15 @@ class DatasetStatus:
         return [f for f in self.files if f.status != OK]
 
     def to_dict(self) -> dict:
-        return {"dataset": self.dataset, "needed_by": self.needed_by, "ready": self.ok,
-                "folder": None if self.folder is None else str(self.folder), "note": self.note,
-                "downloaded": self.downloaded, "files": [f.to_dict() for f in self.files]}
+        return {
+            "dataset": self.dataset,
+            "needed_by": self.needed_by,
+            "ready": self.ok,
+            "folder": None if self.folder is None else str(self.folder),
+            "note": self.note,
+            "downloaded": self.downloaded,
+            "files": [f.to_dict() for f in self.files],
+        }
 
 
 def dataset_status(data, data_dir: Path | None = None) -> DatasetStatus:
@@ -145,15 +163,22 @@ def dataset_status(data, data_dir: Path | None = None) -> DatasetStatus:
         return DatasetStatus(data.dataset, note=DATASETS[data.dataset].no_files)
     if data.dataset == "imagefolder":  # the user's own folder: train/ and val/ must be there
         root = Path(data.imagefolder.root).expanduser().absolute()
-        files = [FileStatus(part, root / part, None, None, OK if (root / part).is_dir() else MISSING)
-                 for part in ("train", "val")]
-        return DatasetStatus("imagefolder", folder=root, files=files,
-                             note="your folder (data.imagefolder.root); no checksums")
+        files = [
+            FileStatus(part, root / part, None, None, OK if (root / part).is_dir() else MISSING)
+            for part in ("train", "val")
+        ]
+        return DatasetStatus(
+            "imagefolder",
+            folder=root,
+            files=files,
+            note="your folder (data.imagefolder.root); no checksums",
+        )
     root, _ = resolve_data_dir(data_dir)
     relative, expected = expected_files(data.dataset)
     folder = root / relative
-    return DatasetStatus(data.dataset, data_dir=root, folder=folder,
-                         files=[check_file(e, folder) for e in expected])
+    return DatasetStatus(
+        data.dataset, data_dir=root, folder=folder, files=[check_file(e, folder) for e in expected]
+    )
 
 
 def _key(data) -> tuple:
@@ -185,16 +210,26 @@ def fetch(status: DatasetStatus) -> DatasetStatus:
     if status.ok or DATASETS[status.dataset].torchvision is None or damaged:
         return status
     from elubench.data.sources import download_torchvision
+
     try:
-        with redirect_stdout(sys.stderr):  # torchvision prints its progress: keep --json's stdout clean
+        with redirect_stdout(
+            sys.stderr
+        ):  # torchvision prints its progress: keep --json's stdout clean
             download_torchvision(status.dataset, status.data_dir)
     except DataError as exc:  # the network, a mirror, the disk: one message, and the other fix
         exc.hint = f"check the network, or {_copy(status)}"
         exc.args = (exc.render(),)
         raise
     _, expected = expected_files(status.dataset)
-    return DatasetStatus(status.dataset, status.needed_by, status.data_dir, status.folder,
-                         [check_file(e, status.folder) for e in expected], status.note, True)
+    return DatasetStatus(
+        status.dataset,
+        status.needed_by,
+        status.data_dir,
+        status.folder,
+        [check_file(e, status.folder) for e in expected],
+        status.note,
+        True,
+    )
 
 
 def problem(statuses: list[DatasetStatus]) -> DataError | None:
@@ -208,18 +243,24 @@ def problem(statuses: list[DatasetStatus]) -> DataError | None:
     # a damaged file first: --download fetches the missing ones, but never replaces it
     first = next((f for f in status.bad if f.status != MISSING), status.bad[0])
     if status.dataset == "imagefolder":
-        return DataError(f"no folder {first.path}",
-                         hint="imagefolder.root must hold train/<class>/ and val/<class>/")
+        return DataError(
+            f"no folder {first.path}",
+            hint="imagefolder.root must hold train/<class>/ and val/<class>/",
+        )
     others = sum(len(s.bad) for s in bad) - 1
     more = f"; {others} more file{'s' * (others > 1)} not ready" if others else ""
     expected = f"expected MD5 {first.md5}" + (f", {first.size:,} bytes" if first.size else "")
     if first.status == MISSING:
-        message = (f"{status.dataset} was not found in {status.data_dir}: {first.path} is missing "
-                   f"({expected}){more}")
+        message = (
+            f"{status.dataset} was not found in {status.data_dir}: {first.path} is missing "
+            f"({expected}){more}"
+        )
     else:
         state = "cannot be read" if first.status == UNREADABLE else "is damaged"
-        message = (f"{status.dataset} in {status.data_dir} {state}: {first.path} {_found(first)}; "
-                   f"{expected}{more}")
+        message = (
+            f"{status.dataset} in {status.data_dir} {state}: {first.path} {_found(first)}; "
+            f"{expected}{more}"
+        )
     if status.downloaded:
         message += " (just downloaded: the download itself is wrong)"
     fetch_it = f"elubench fetches {status.dataset} through torchvision into {status.data_dir}"
@@ -263,7 +304,7 @@ class Survey:
     """What `elubench data` reports: the data folder, the rule that chose it, every dataset."""
 
     data_dir: Path
-    origin: str                    # --data-dir, $ELUBENCH_DATA_DIR or the default
+    origin: str  # --data-dir, $ELUBENCH_DATA_DIR or the default
     datasets: list[DatasetStatus]
 
     def require(self) -> None:
@@ -273,13 +314,17 @@ class Survey:
             raise error
 
     def to_dict(self) -> dict:
-        return {"data_dir": str(self.data_dir), "data_dir_from": self.origin,
-                "ready": all(s.ok for s in self.datasets),
-                "datasets": [s.to_dict() for s in self.datasets]}
+        return {
+            "data_dir": str(self.data_dir),
+            "data_dir_from": self.origin,
+            "ready": all(s.ok for s in self.datasets),
+            "datasets": [s.to_dict() for s in self.datasets],
+        }
 
 
-def survey_specs(paths: list[Path], overrides: list[str], data_dir: Path | None = None,
-                 download: bool = False) -> Survey:
+def survey_specs(
+    paths: list[Path], overrides: list[str], data_dir: Path | None = None, download: bool = False
+) -> Survey:
     """`elubench data`: the datasets the spec files need (with --set applied), each once, checked;
     with `download`, those with missing files fetched first. A spec's mistake names its file."""
     from elubench.spec.loader import load_spec, naming, unique_paths

@@ -1,6 +1,5 @@
 """`load_data`: the dataset a spec names, as one of the two sources of elubench.data."""
 
-
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +14,14 @@ from elubench.data.stream import StreamData
 from elubench.spec.data_section import Data
 
 
-def load_data(data: Data, *, device: torch.device | str = "cpu", data_dir: Path | None = None,
-              download: bool = False, cache_dir: Path | None = None) -> InMemoryData | StreamData:
+def load_data(
+    data: Data,
+    *,
+    device: torch.device | str = "cpu",
+    data_dir: Path | None = None,
+    download: bool = False,
+    cache_dir: Path | None = None,
+) -> InMemoryData | StreamData:
     """The dataset a spec names, preprocessed and ready to batch on `device`."""
     device = torch.device(device)
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()

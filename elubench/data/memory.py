@@ -40,11 +40,18 @@ class InMemoryData:
         self.test_x = centre(F.pad(test, (pad,) * 4), self.input_shape[1:])
         self.train_y, self.test_y = raw.train_y.to(device), raw.test_y.to(device)
         self.train_size, self.test_size = len(self.train_y), len(self.test_y)
-        self.info = {"dataset": self.name, "source": raw.source, "split": raw.split,
-                     "preprocessing": prep, "augment": data.augment.model_dump(),
-                     "train_size": self.train_size, "test_size": self.test_size,
-                     "classes": self.classes, "image_shape": list(self.image_shape),
-                     "input_shape": list(self.input_shape)}
+        self.info = {
+            "dataset": self.name,
+            "source": raw.source,
+            "split": raw.split,
+            "preprocessing": prep,
+            "augment": data.augment.model_dump(),
+            "train_size": self.train_size,
+            "test_size": self.test_size,
+            "classes": self.classes,
+            "image_shape": list(self.image_shape),
+            "input_shape": list(self.input_shape),
+        }
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return max(1, self.train_size // batch_size)
@@ -55,13 +62,18 @@ class InMemoryData:
         draw = torch.Generator().manual_seed(derive_seed(seed, "data", epoch))
         n = self.train_size
         rows, cols = (self.train_x.shape[d] - self.input_shape[d - 1] + 1 for d in (2, 3))
-        return torch.stack([torch.randperm(n, generator=draw),
-                            torch.randint(0, rows, (n,), generator=draw),
-                            torch.randint(0, cols, (n,), generator=draw),
-                            torch.randint(0, 2, (n,), generator=draw) * int(self.augment.hflip)])
+        return torch.stack(
+            [
+                torch.randperm(n, generator=draw),
+                torch.randint(0, rows, (n,), generator=draw),
+                torch.randint(0, cols, (n,), generator=draw),
+                torch.randint(0, 2, (n,), generator=draw) * int(self.augment.hflip),
+            ]
+        )
 
-    def epoch_batches(self, epoch: int, seed: int,
-                      batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    def epoch_batches(
+        self, epoch: int, seed: int, batch_size: int
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """The epoch's training batches, augmented on the device; the last partial batch is
         dropped, and a batch larger than the set is the whole set."""
         draws = self.epoch_draws(epoch, seed)
@@ -73,12 +85,16 @@ class InMemoryData:
         for step in range(self.steps_per_epoch(batch_size)):
             part = slice(step * size, (step + 1) * size)
             index = order[part]
-            yield (crop_flip(self.train_x, index, top[part], left[part], flip[part],
-                             self.input_shape[1:]), self.train_y[index])
+            yield (
+                crop_flip(
+                    self.train_x, index, top[part], left[part], flip[part], self.input_shape[1:]
+                ),
+                self.train_y[index],
+            )
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         for start in range(0, self.test_size, batch_size):
-            yield self.test_x[start:start + batch_size], self.test_y[start:start + batch_size]
+            yield self.test_x[start : start + batch_size], self.test_y[start : start + batch_size]
 
     def probe(self, n: int) -> Tensor:
         """The first n training images, centre-cropped and unaugmented."""

@@ -53,10 +53,16 @@ def fit_zca(flat: Tensor, bias: float) -> tuple[Tensor, Tensor]:
 def zca_key(data: Data, raw: Raw) -> str:
     """A hash of everything the GCN + ZCA fit depends on, including a checksum of the pixels."""
     pixels = hashlib.blake2b(raw.train_x.contiguous().numpy().tobytes(), digest_size=16)
-    parts = {"version": ZCA_VERSION, "dataset": data.dataset, "train_limit": data.train_limit,
-             "gcn_scale": data.gcn_scale, "zca_bias": data.zca_bias,
-             "shape": list(raw.train_x.shape), "dtype": str(raw.train_x.dtype),
-             "pixels": pixels.hexdigest()}
+    parts = {
+        "version": ZCA_VERSION,
+        "dataset": data.dataset,
+        "train_limit": data.train_limit,
+        "gcn_scale": data.gcn_scale,
+        "zca_bias": data.zca_bias,
+        "shape": list(raw.train_x.shape),
+        "dtype": str(raw.train_x.dtype),
+        "pixels": pixels.hexdigest(),
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -88,8 +94,9 @@ def write_cache(path: Path, write: Callable) -> None:
         warnings.warn(f"could not write the cache file {path}: {exc}", stacklevel=2)
 
 
-def preprocess(data: Data, raw: Raw, device: torch.device,
-               cache_dir: Path) -> tuple[Tensor, Tensor, dict]:
+def preprocess(
+    data: Data, raw: Raw, device: torch.device, cache_dir: Path
+) -> tuple[Tensor, Tensor, dict]:
     """Both sets as float32 on the device, preprocessed with a fit on the training set."""
     train = raw.train_x.to(device).float() / raw.scale
     test = raw.test_x.to(device).float() / raw.scale

@@ -41,6 +41,7 @@ class Raw:
 def digits_raw() -> Raw:
     """scikit-learn's digits with the fixed every-4th-per-class test split."""
     from sklearn.datasets import load_digits
+
     bunch = load_digits()
     labels = bunch.target
     rank = np.zeros(len(labels), dtype=np.int64)  # position of each image within its class
@@ -51,8 +52,15 @@ def digits_raw() -> Raw:
     x = torch.from_numpy(bunch.images.astype(np.float32)).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64))
     mask = torch.from_numpy(test)
-    return Raw(x[~mask], y[~mask], x[mask], y[mask], 16.0, "sklearn.datasets.load_digits",
-               "within each class, in dataset order, every 4th image is test (no RNG)")
+    return Raw(
+        x[~mask],
+        y[~mask],
+        x[mask],
+        y[mask],
+        16.0,
+        "sklearn.datasets.load_digits",
+        "within each class, in dataset order, every 4th image is test (no RNG)",
+    )
 
 
 def synthetic_images(cfg: Synthetic) -> Raw:
@@ -69,10 +77,12 @@ def synthetic_images(cfg: Synthetic) -> Raw:
     c, h, w = cfg.shape
     shift = max(1, min(h, w) // 8)
     grid = torch.randn(cfg.classes, c, 4, 4, generator=draw)
-    templates = F.interpolate(grid, size=(h + 2 * shift, w + 2 * shift), mode="bilinear",
-                              align_corners=False)
-    templates = (templates - templates.mean((1, 2, 3), keepdim=True)) / \
-        templates.std((1, 2, 3), keepdim=True, correction=0).clamp_min(1e-6)
+    templates = F.interpolate(
+        grid, size=(h + 2 * shift, w + 2 * shift), mode="bilinear", align_corners=False
+    )
+    templates = (templates - templates.mean((1, 2, 3), keepdim=True)) / templates.std(
+        (1, 2, 3), keepdim=True, correction=0
+    ).clamp_min(1e-6)
     n = cfg.train_size + cfg.test_size
     labels = (torch.arange(n) % cfg.classes)[torch.randperm(n, generator=draw)]
     top, left = torch.randint(0, 2 * shift + 1, (2, n), generator=draw)
@@ -83,14 +93,21 @@ def synthetic_images(cfg: Synthetic) -> Raw:
     images = 0.5 + 0.15 * images + sigma * torch.randn(n, c, h, w, generator=draw)
     images = images.contiguous()
     split = cfg.train_size
-    return Raw(images[:split], labels[:split], images[split:], labels[split:], 1.0,
-               f"synthetic templates (seed {cfg.seed}, noise {cfg.noise})",
-               f"generated: first {cfg.train_size} train, next {cfg.test_size} test")
+    return Raw(
+        images[:split],
+        labels[:split],
+        images[split:],
+        labels[split:],
+        1.0,
+        f"synthetic templates (seed {cfg.seed}, noise {cfg.noise})",
+        f"generated: first {cfg.train_size} train, next {cfg.test_size} test",
+    )
 
 
 def torchvision_raw(name: str, root: Path, download: bool) -> Raw:
     """MNIST / CIFAR-10 / CIFAR-100 read in bulk through torchvision's own loaders."""
     from torchvision import datasets  # imported here: its second is not for digits or synthetic
+
     cls = getattr(datasets, str(DATASETS[name].torchvision))
     sets = [_open_torchvision(cls, name, root, train, download) for train in (True, False)]
     arrays = []
@@ -98,14 +115,19 @@ def torchvision_raw(name: str, root: Path, download: bool) -> Raw:
         x = torch.as_tensor(np.asarray(dataset.data))
         x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)  # CIFAR stores N x H x W x C
         arrays += [x.contiguous(), torch.as_tensor(np.asarray(dataset.targets), dtype=torch.int64)]
-    return Raw(*arrays, 255.0, f"torchvision.datasets.{cls.__name__} in {root}",
-               "the dataset's official train/test split")
+    return Raw(
+        *arrays,
+        255.0,
+        f"torchvision.datasets.{cls.__name__} in {root}",
+        "the dataset's official train/test split",
+    )
 
 
 def download_torchvision(name: str, root: Path) -> None:
     """Fetch MNIST / CIFAR-10 / CIFAR-100 into `root` through torchvision's own download (both
     splits; it skips what is there); DataError naming the host when it fails."""
     from torchvision import datasets
+
     cls = getattr(datasets, str(DATASETS[name].torchvision))
     for train in (True, False):
         _open_torchvision(cls, name, root, train, download=True)
@@ -117,14 +139,17 @@ def _open_torchvision(cls, name: str, root: Path, train: bool, download: bool):
         return cls(str(root), train=train, download=download)
     except (RuntimeError, OSError) as exc:
         if not download:
-            raise DataError(f"{name} was not found (or is incomplete) in {root}",
-                            hint="pass --download to fetch it there, or --data-dir DIR pointing "
-                                 "at a directory that holds it") from None
+            raise DataError(
+                f"{name} was not found (or is incomplete) in {root}",
+                hint="pass --download to fetch it there, or --data-dir DIR pointing "
+                "at a directory that holds it",
+            ) from None
         url = getattr(cls, "url", None) or next(iter(getattr(cls, "mirrors", [])), None)
         host = f" from {urlparse(url).hostname}" if url else ""
-        raise DataError(f"downloading {name}{host} into {root} failed: {exc}",
-                        hint="check the network, or fetch the files by hand and pass "
-                             "--data-dir") from None
+        raise DataError(
+            f"downloading {name}{host} into {root} failed: {exc}",
+            hint="check the network, or fetch the files by hand and pass --data-dir",
+        ) from None
 
 
 def read_raw(data: Data, data_dir: Path | None, download: bool) -> Raw:
@@ -137,5 +162,12 @@ def read_raw(data: Data, data_dir: Path | None, download: bool) -> Raw:
         root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
         raw = torchvision_raw(data.dataset, root, download)
     train, test = slice(data.train_limit), slice(data.test_limit)
-    return Raw(raw.train_x[train], raw.train_y[train], raw.test_x[test], raw.test_y[test],
-               raw.scale, raw.source, raw.split)
+    return Raw(
+        raw.train_x[train],
+        raw.train_y[train],
+        raw.test_x[test],
+        raw.test_y[test],
+        raw.scale,
+        raw.source,
+        raw.split,
+    )

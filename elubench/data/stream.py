@@ -53,17 +53,23 @@ class StreamData:
 
     def __init__(self, data: Data, device: torch.device, cache_dir: Path):
         from torchvision import transforms as T
+
         cfg = data.imagefolder
         root = Path(cfg.root).expanduser()
         folders = [self._folder(root / part) for part in ("train", "val")]
         if folders[0].classes != folders[1].classes:
             raise DataError(f"{root}/train and {root}/val hold different class folders")
         if cfg.classes is not None and cfg.classes != len(folders[0].classes):
-            raise DataError(f"imagefolder.classes is {cfg.classes} but {root}/train holds "
-                            f"{len(folders[0].classes)} class folders")
+            raise DataError(
+                f"imagefolder.classes is {cfg.classes} but {root}/train holds "
+                f"{len(folders[0].classes)} class folders"
+            )
         if data.preprocess == "gcn-zca":
-            raise DataError("preprocess: gcn-zca is not available for imagefolder (its ZCA "
-                            "matrix would be too large)", hint="use standardize or none")
+            raise DataError(
+                "preprocess: gcn-zca is not available for imagefolder (its ZCA "
+                "matrix would be too large)",
+                hint="use standardize or none",
+            )
         if cfg.resize < cfg.crop:
             raise DataError(f"imagefolder.resize {cfg.resize} is smaller than crop {cfg.crop}")
         self.name, self.cfg, self.device = data.dataset, cfg, device
@@ -75,28 +81,41 @@ class StreamData:
         self.train_size, self.test_size = len(self.train_index), len(self.test_index)
         self._probes: dict[int, Tensor] = {}  # decoded once: the trainer probes at every evaluation
         base = [T.Resize(cfg.resize), T.CenterCrop(cfg.crop), T.ToTensor()]
-        stats = (self._channel_stats(T.Compose(base), cache_dir)
-                 if data.preprocess == "standardize" else None)
+        stats = (
+            self._channel_stats(T.Compose(base), cache_dir)
+            if data.preprocess == "standardize"
+            else None
+        )
         norm = [T.Normalize(stats["mean"], stats["std"])] if stats else []
         aug, size = data.augment, self.input_shape[1:]
         crop = [T.RandomCrop(size, padding=aug.pad)] if aug.crop else []
         flip = [T.RandomHorizontalFlip()] if aug.hflip else []
-        self.train_transform = T.Compose([T.Resize(cfg.resize), T.RandomCrop(cfg.crop),
-                                          T.ToTensor(), *norm, *crop, *flip])
+        self.train_transform = T.Compose(
+            [T.Resize(cfg.resize), T.RandomCrop(cfg.crop), T.ToTensor(), *norm, *crop, *flip]
+        )
         self.test_transform = T.Compose([*base, *norm, T.Pad(aug.pad), T.CenterCrop(size)])
-        self.info = {"dataset": self.name, "source": f"torchvision.datasets.ImageFolder in {root}",
-                     "split": "train/ and val/ folders; limits take evenly spaced images",
-                     "preprocessing": {"name": data.preprocess, "fit": stats},
-                     "augment": aug.model_dump(), "train_size": self.train_size,
-                     "test_size": self.test_size, "classes": self.classes,
-                     "image_shape": list(self.image_shape), "input_shape": list(self.input_shape)}
+        self.info = {
+            "dataset": self.name,
+            "source": f"torchvision.datasets.ImageFolder in {root}",
+            "split": "train/ and val/ folders; limits take evenly spaced images",
+            "preprocessing": {"name": data.preprocess, "fit": stats},
+            "augment": aug.model_dump(),
+            "train_size": self.train_size,
+            "test_size": self.test_size,
+            "classes": self.classes,
+            "image_shape": list(self.image_shape),
+            "input_shape": list(self.input_shape),
+        }
 
     @staticmethod
     def _folder(path: Path):
         from torchvision import datasets
+
         if not path.is_dir():
-            raise DataError(f"no folder {path}",
-                            hint="imagefolder.root must hold train/<class>/ and val/<class>/")
+            raise DataError(
+                f"no folder {path}",
+                hint="imagefolder.root must hold train/<class>/ and val/<class>/",
+            )
         try:
             return datasets.ImageFolder(str(path))
         except (FileNotFoundError, OSError) as exc:
@@ -104,14 +123,27 @@ class StreamData:
 
     def _loader(self, folder, samples, transform, batch_size: int, drop_last: bool = False):
         return torch.utils.data.DataLoader(
-            Seeded(folder, transform), batch_size=batch_size, sampler=samples, drop_last=drop_last,
-            num_workers=self.cfg.workers, pin_memory=self.device.type == "cuda")
+            Seeded(folder, transform),
+            batch_size=batch_size,
+            sampler=samples,
+            drop_last=drop_last,
+            num_workers=self.cfg.workers,
+            pin_memory=self.device.type == "cuda",
+        )
 
     def _channel_stats(self, transform, cache_dir: Path) -> dict:
         """Per-channel mean and std of a fixed, evenly spaced sample of training images, cached."""
         picks = spread(STATS_SAMPLE, len(self.train))
-        key = hashlib.sha256(json.dumps([str(self.train.root), self.cfg.resize, self.cfg.crop,
-                                         [self.train.samples[i] for i in picks]]).encode())
+        key = hashlib.sha256(
+            json.dumps(
+                [
+                    str(self.train.root),
+                    self.cfg.resize,
+                    self.cfg.crop,
+                    [self.train.samples[i] for i in picks],
+                ]
+            ).encode()
+        )
         path = cache_dir / f"channels-{key.hexdigest()[:24]}.json"
         try:
             return json.loads(path.read_text())
@@ -124,7 +156,7 @@ class StreamData:
             squares += x.double().pow(2).sum((0, 2, 3))
             pixels += x.shape[0] * x.shape[2] * x.shape[3]
         mean = total / pixels
-        std = (squares / pixels - mean ** 2).clamp_min(1e-12).sqrt()
+        std = (squares / pixels - mean**2).clamp_min(1e-12).sqrt()
         stats = {"mean": mean.tolist(), "std": std.tolist(), "images": len(picks)}
         write_cache(path, lambda f: f.write(json.dumps(stats).encode()))
         return stats
@@ -137,12 +169,13 @@ class StreamData:
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         return x, y.to(self.device, non_blocking=True)
 
-    def epoch_batches(self, epoch: int, seed: int,
-                      batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    def epoch_batches(
+        self, epoch: int, seed: int, batch_size: int
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """The epoch's batches: order and per-sample augmentation seeds from (seed, epoch)."""
         draw = torch.Generator().manual_seed(derive_seed(seed, "data", epoch))
         order = torch.randperm(self.train_size, generator=draw).tolist()
-        seeds = torch.randint(0, 2 ** 62, (self.train_size,), generator=draw).tolist()
+        seeds = torch.randint(0, 2**62, (self.train_size,), generator=draw).tolist()
         samples = [(self.train_index[i], s) for i, s in zip(order, seeds)]
         size = min(batch_size, self.train_size)
         for batch in self._loader(self.train, samples, self.train_transform, size, drop_last=True):

@@ -38,11 +38,11 @@ class Experiment:
     """One spec of a campaign: what it trains and through which executor."""
 
     path: Path
-    spec: Spec                        # with the command line's overrides applied
-    configs: list[RunConfig]          # the selection flags applied
+    spec: Spec  # with the command line's overrides applied
+    configs: list[RunConfig]  # the selection flags applied
     runner: Executor
-    recorded: int = 0                 # runs with a record when the campaign was prepared
-    todo: int = 0                     # runs to train then (several specs: the overall bar)
+    recorded: int = 0  # runs with a record when the campaign was prepared
+    todo: int = 0  # runs to train then (several specs: the overall bar)
 
     @property
     def name(self) -> str:
@@ -62,8 +62,16 @@ class Campaign:
         return len(self.experiments) > 1
 
 
-def prepare_campaign(paths: list[Path], settings, *, load, select, executor,
-                  memory_check: bool = True, dry_run: bool = False) -> Campaign:
+def prepare_campaign(
+    paths: list[Path],
+    settings,
+    *,
+    load,
+    select,
+    executor,
+    memory_check: bool = True,
+    dry_run: bool = False,
+) -> Campaign:
     """Every spec loaded (`load(path)`: the spec and the activation names the command line
     gives, resolved from its folder), selected (`select(spec, names)`), given its executor
     (`executor(spec)`) and checked (memory, custom activations), before anything trains;
@@ -79,15 +87,23 @@ def prepare_campaign(paths: list[Path], settings, *, load, select, executor,
         with naming(path if several else None):
             spec, names = load(path)
         if spec.name in by_name:
-            raise SpecError(f"has the same name as {by_name[spec.name]} ({spec.name!r}); both "
-                            f"would write to {Path(settings.results) / spec.name}", where=str(path),
-                            hint="give each spec its own `name`, or leave one of them out")
+            raise SpecError(
+                f"has the same name as {by_name[spec.name]} ({spec.name!r}); both "
+                f"would write to {Path(settings.results) / spec.name}",
+                where=str(path),
+                hint="give each spec its own `name`, or leave one of them out",
+            )
         by_name[spec.name] = path
         configs = select(spec, names)
         runner = executor(spec)
         with naming(path if several else None):
-            check_fits(spec, configs, settings.device, runner.runs_at_once(len(configs)),
-                       skip=not memory_check)
+            check_fits(
+                spec,
+                configs,
+                settings.device,
+                runner.runs_at_once(len(configs)),
+                skip=not memory_check,
+            )
             check_matrix(spec, configs)  # a custom activation's mistakes, before anything trains
         experiments.append(Experiment(path, spec, configs, runner))
     if several and not dry_run:
@@ -117,7 +133,7 @@ class Outcome:
     experiment: Experiment
     records: list[RunRecord]
     summary: Summary
-    error: ElubenchError | None = None   # a mistake that stopped this spec (several specs)
+    error: ElubenchError | None = None  # a mistake that stopped this spec (several specs)
 
 
 class _Counting(Tally):
@@ -155,8 +171,9 @@ def run_campaign(campaign: Campaign, settings, reporter: Reporter) -> list[Outco
             outcomes.append(_stopped_by(experiment, exc, settings))
             reporter.experiment_stopped(experiment, exc)
             continue
-        outcomes.append(Outcome(experiment, records,
-                                summarize(experiment.configs, records, tally.reasons)))
+        outcomes.append(
+            Outcome(experiment, records, summarize(experiment.configs, records, tally.reasons))
+        )
     return outcomes
 
 

@@ -18,14 +18,14 @@ from elubench.store.rundir import ResultsDir
 
 @dataclass
 class Estimate:
-    step_seconds: float       # one training step, measured on this device with `threads`
-    eval_seconds: float       # one evaluation of the whole test set (estimated from batches)
-    iterations: int           # per run
-    evaluations: int          # per run
-    runs: int                 # runs left to train
+    step_seconds: float  # one training step, measured on this device with `threads`
+    eval_seconds: float  # one evaluation of the whole test set (estimated from batches)
+    iterations: int  # per run
+    evaluations: int  # per run
+    runs: int  # runs left to train
     device: str
-    threads: int = 1          # CPU threads per run while timed
-    at_once: int = 1          # runs training at once
+    threads: int = 1  # CPU threads per run while timed
+    at_once: int = 1  # runs training at once
 
     @property
     def run_seconds(self) -> float:
@@ -38,8 +38,17 @@ class Estimate:
         return math.ceil(self.runs / max(1, self.at_once)) * self.run_seconds
 
 
-def estimate(spec, cfg: RunConfig, runs: int, settings: RunSettings, *, threads: int | None = None,
-             at_once: int = 1, steps: int = 8, warmup: int = 3) -> Estimate:
+def estimate(
+    spec,
+    cfg: RunConfig,
+    runs: int,
+    settings: RunSettings,
+    *,
+    threads: int | None = None,
+    at_once: int = 1,
+    steps: int = 8,
+    warmup: int = 3,
+) -> Estimate:
     """Time a few steps of `cfg`'s net on random data of the spec's shape (no dataset needed),
     with `threads` CPU threads (default: a run's), and scale to the matrix: a user learns the
     cost before starting."""
@@ -83,8 +92,16 @@ def estimate(spec, cfg: RunConfig, runs: int, settings: RunSettings, *, threads:
     steps_per_epoch = max(1, (sizes[0] if sizes else 1_281_167) // batch)
     iterations = train.iterations or train.epochs * steps_per_epoch
     evaluations = iterations // train.eval_interval(iterations) + 1
-    return Estimate(step_seconds, eval_seconds, iterations, evaluations, runs, str(device),
-                    threads if device.type == "cpu" else 1, at_once)
+    return Estimate(
+        step_seconds,
+        eval_seconds,
+        iterations,
+        evaluations,
+        runs,
+        str(device),
+        threads if device.type == "cpu" else 1,
+        at_once,
+    )
 
 
 @dataclass
@@ -94,9 +111,9 @@ class DryRun:
     configs: list[RunConfig]
     state: MatrixState
     folder: Path
-    other_version: bool              # the folder holds another version of this spec
-    estimate: Estimate | None        # None when nothing is left to train
-    timed_on: str | None = None      # the configuration whose steps were timed
+    other_version: bool  # the folder holds another version of this spec
+    estimate: Estimate | None  # None when nothing is left to train
+    timed_on: str | None = None  # the configuration whose steps were timed
     reach: list[FamilyReach] = field(default_factory=list)  # per family of tests
     alternative: Estimate | None = None  # CPU: one run at a time with every core, for contrast
     data: DatasetStatus | None = None  # the spec's dataset as found here
@@ -111,7 +128,11 @@ def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int 
 
     results = ResultsDir(settings.results, spec)
     other = results.stored_hash() not in (None, spec.hash)
-    state = MatrixState(todo=list(configs)) if other or settings.force else matrix_state(results, configs)
+    state = (
+        MatrixState(todo=list(configs))
+        if other or settings.force
+        else matrix_state(results, configs)
+    )
     guess = alternative = None
     if state.todo:
         at_once = max(1, min(at_once, len(state.todo)))
@@ -119,9 +140,17 @@ def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int 
         cores = usable_cores()
         if guess.device == "cpu" and cores > guess.threads:
             alternative = estimate(spec, state.todo[0], len(state.todo), settings, threads=cores)
-    return DryRun(configs, state, results.path, other, guess,
-                  state.todo[0].config if state.todo else None, reach(spec, configs),
-                  alternative, dataset_status(spec.data, settings.data_dir))
+    return DryRun(
+        configs,
+        state,
+        results.path,
+        other,
+        guess,
+        state.todo[0].config if state.todo else None,
+        reach(spec, configs),
+        alternative,
+        dataset_status(spec.data, settings.data_dir),
+    )
 
 
 def reach(spec, configs: list[RunConfig]) -> list[FamilyReach]:
@@ -137,7 +166,12 @@ def reach(spec, configs: list[RunConfig]) -> list[FamilyReach]:
     baseline = refs.get(baseline, baseline)  # a custom activation's reference: its label
     if baseline not in activations and baseline not in labels:
         baseline = default_baseline(activations)
-    return significance_reach(activations, sorted({c.batchnorm for c in configs}),
-                             list(dict.fromkeys(c.init for c in configs)), baseline,
-                             len({c.seed for c in configs}), spec.compare.alpha,
-                             spec.compare.alternative)
+    return significance_reach(
+        activations,
+        sorted({c.batchnorm for c in configs}),
+        list(dict.fromkeys(c.init for c in configs)),
+        baseline,
+        len({c.seed for c in configs}),
+        spec.compare.alpha,
+        spec.compare.alternative,
+    )

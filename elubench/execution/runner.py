@@ -80,9 +80,9 @@ class Skipped:
 
 
 # Exit codes of `elubench run` (README, docs/reliability.md).
-EXIT_OK = 0             # every run asked for has a record: ok or diverged (a result too)
-EXIT_FAILED = 3         # every run has a record, but some crashed (recorded failed)
-EXIT_INCOMPLETE = 4     # some runs have no record (claimed elsewhere, blocked, lost): run again
+EXIT_OK = 0  # every run asked for has a record: ok or diverged (a result too)
+EXIT_FAILED = 3  # every run has a record, but some crashed (recorded failed)
+EXIT_INCOMPLETE = 4  # some runs have no record (claimed elsewhere, blocked, lost): run again
 
 
 @dataclass
@@ -95,13 +95,19 @@ class Summary:
 
     @property
     def failed(self) -> list[str]:
-        return [run_id for run_id in self.asked
-                if run_id in self.records and self.records[run_id].status == "failed"]
+        return [
+            run_id
+            for run_id in self.asked
+            if run_id in self.records and self.records[run_id].status == "failed"
+        ]
 
     @property
     def missing(self) -> dict[str, str]:
-        return {run_id: self.reasons.get(run_id, "no record (not trained)")
-                for run_id in self.asked if run_id not in self.records}
+        return {
+            run_id: self.reasons.get(run_id, "no record (not trained)")
+            for run_id in self.asked
+            if run_id not in self.records
+        }
 
     @property
     def exit_code(self) -> int:
@@ -110,7 +116,9 @@ class Summary:
         return EXIT_FAILED if self.failed else EXIT_OK
 
 
-def summarize(configs: list[RunConfig], records: list[RunRecord], reasons: dict[str, str]) -> Summary:
+def summarize(
+    configs: list[RunConfig], records: list[RunRecord], reasons: dict[str, str]
+) -> Summary:
     return Summary([c.run_id for c in configs], {r.run_id: r for r in records}, dict(reasons))
 
 
@@ -126,20 +134,26 @@ class RunSettings:
     force: bool = False
     checkpoint_seconds: float = 300.0
     compile: bool = False
-    threads: int | None = None        # CPU threads per run; None: the spec's train.threads
+    threads: int | None = None  # CPU threads per run; None: the spec's train.threads
     cache_dir: Path | None = None
-    deterministic: bool = False       # torch's deterministic algorithms (run --deterministic)
-    executor: str = "serial"          # what trains the runs: recorded in every run
-    runs_at_once: int | None = 1      # runs training at once on this machine (None: unknown)
-    take_over: bool = False           # take over claims from other hosts (run --take-over)
+    deterministic: bool = False  # torch's deterministic algorithms (run --deterministic)
+    executor: str = "serial"  # what trains the runs: recorded in every run
+    runs_at_once: int | None = 1  # runs training at once on this machine (None: unknown)
+    take_over: bool = False  # take over claims from other hosts (run --take-over)
 
     def __post_init__(self):
         seconds = self.checkpoint_seconds
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
-                or not math.isfinite(seconds) or seconds < 0:
-            raise ElubenchError(f"seconds between checkpoints must be a number >= 0, got {seconds}",
-                                where="--checkpoint-every",
-                                hint="e.g. --checkpoint-every 300 (0: at every evaluation)")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds)
+            or seconds < 0
+        ):
+            raise ElubenchError(
+                f"seconds between checkpoints must be a number >= 0, got {seconds}",
+                where="--checkpoint-every",
+                hint="e.g. --checkpoint-every 300 (0: at every evaluation)",
+            )
 
     def threads_for(self, spec) -> int:
         """The intra-op threads a run of `spec` trains with on a CPU."""
@@ -147,19 +161,24 @@ class RunSettings:
 
     def conditions(self) -> dict:
         """What a record says about how its run was scheduled."""
-        return {"executor": self.executor, "runs_at_once": self.runs_at_once,
-                "deterministic": self.deterministic}
+        return {
+            "executor": self.executor,
+            "runs_at_once": self.runs_at_once,
+            "deterministic": self.deterministic,
+        }
 
 
 @dataclass
 class MatrixState:
     """Where each run of a selection stands."""
 
-    done: dict[str, RunRecord] = field(default_factory=dict)    # run_id -> ok / diverged record
+    done: dict[str, RunRecord] = field(default_factory=dict)  # run_id -> ok / diverged record
     failed: dict[str, RunRecord] = field(default_factory=dict)  # run_id -> record, to retry
     todo: list[RunConfig] = field(default_factory=list)
-    started: set[str] = field(default_factory=set)           # todo runs with a checkpoint
-    damaged: dict[str, str] = field(default_factory=dict)    # run_id -> why its run.json is not a record
+    started: set[str] = field(default_factory=set)  # todo runs with a checkpoint
+    damaged: dict[str, str] = field(
+        default_factory=dict
+    )  # run_id -> why its run.json is not a record
 
 
 def matrix_state(results: ResultsDir, configs: list[RunConfig]) -> MatrixState:
@@ -236,12 +255,18 @@ class DataCache:
         key = (spec.hash, str(device))
         if key not in self._cache:
             from elubench.data.load import load_data
+
             self._cache.clear()  # one dataset resident at a time
             # a missing or damaged file (with --download: fetched first) is one message here,
             # not a crash inside torchvision's reader
             require(spec.data, settings.data_dir, download=settings.download)
-            self._cache[key] = load_data(spec.data, device=device, data_dir=settings.data_dir,
-                                         download=settings.download, cache_dir=settings.cache_dir)
+            self._cache[key] = load_data(
+                spec.data,
+                device=device,
+                data_dir=settings.data_dir,
+                download=settings.download,
+                cache_dir=settings.cache_dir,
+            )
         return self._cache[key]
 
 
@@ -253,8 +278,9 @@ def release_data() -> None:
     _DATA.clear()
 
 
-def execute_run(spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lambda: False,
-                progress=None) -> RunRecord | Skipped:
+def execute_run(
+    spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lambda: False, progress=None
+) -> RunRecord | Skipped:
     """Claim, train and record one run; the building block of every executor.
 
     Returns the record, or Skipped (why) when the run cannot go on now: another process holds
@@ -283,28 +309,43 @@ def execute_run(spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lamb
         device = resolve_device(settings.device)
         configure(device, settings.threads_for(spec), settings.deterministic)
         data = _DATA.get(spec, device, settings)
-        options = LoopOptions(device=device, checkpoint_seconds=settings.checkpoint_seconds,
-                              compile=settings.compile, should_stop=should_stop,
-                              progress=progress)
+        options = LoopOptions(
+            device=device,
+            checkpoint_seconds=settings.checkpoint_seconds,
+            compile=settings.compile,
+            should_stop=should_stop,
+            progress=progress,
+        )
         started = time.time()
         with _heartbeat(run):
             try:
                 record = train_run(spec, cfg, data, run, options)
             except BadCheckpoint as exc:  # the user's to resolve: say which file and how
-                return Skipped(StoreError(
-                    f"cannot resume from this checkpoint ({exc})", where=str(run.checkpoint_path),
-                    hint="delete it to train this run from the start, or run with --force").render())
+                return Skipped(
+                    StoreError(
+                        f"cannot resume from this checkpoint ({exc})",
+                        where=str(run.checkpoint_path),
+                        hint="delete it to train this run from the start, or run with --force",
+                    ).render()
+                )
             except StoreError as exc:  # a damaged metrics log: resuming on it would be a lie
                 return Skipped(exc.render())
             except OSError as exc:  # the machine's fault, not the run's: keep it resumable
                 return Skipped(_os_error(exc, run))
             except (Stopped, ElubenchError, KeyboardInterrupt):
                 raise
-            except Exception as exc:  # a crash is a result to record, not a reason to stop the matrix
-                record = RunRecord.failed(cfg.model_dump(), reason=f"{exc.__class__.__name__}: {exc}",
-                                          traceback=traceback.format_exc(), task=spec.task,
-                                          device=str(device), wall_seconds=time.time() - started,
-                                          finished_at=time.time())
+            except (
+                Exception
+            ) as exc:  # a crash is a result to record, not a reason to stop the matrix
+                record = RunRecord.failed(
+                    cfg.model_dump(),
+                    reason=f"{exc.__class__.__name__}: {exc}",
+                    traceback=traceback.format_exc(),
+                    task=spec.task,
+                    device=str(device),
+                    wall_seconds=time.time() - started,
+                    finished_at=time.time(),
+                )
         record = record.model_copy(update=settings.conditions())
         try:
             run.write_record(record)
@@ -322,12 +363,20 @@ def _os_error(exc: OSError, run) -> str:
     what = exc.strerror or str(exc)
     where = f" ({exc.filename})" if exc.filename else ""
     kept = "its last checkpoint is kept" if run.checkpoint_path.exists() else "nothing was recorded"
-    return (f"the system refused a write: {what}{where}; {kept} and the next `run` resumes it "
-            "once the cause (a full disk, a file-size limit, permissions) is fixed")
+    return (
+        f"the system refused a write: {what}{where}; {kept} and the next `run` resumes it "
+        "once the cause (a full disk, a file-size limit, permissions) is fixed"
+    )
 
 
-def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
-                   load_data: bool = True, check_data: bool = False) -> tuple[ResultsDir, MatrixState]:
+def prepare_matrix(
+    spec,
+    configs: list[RunConfig],
+    settings: RunSettings,
+    *,
+    load_data: bool = True,
+    check_data: bool = False,
+) -> tuple[ResultsDir, MatrixState]:
     """Find where each run stands and ready the results folder (--force: every selected run
     again, old records moved to superseded/). With `load_data`, a missing dataset or device
     fails before anything is written; a cluster's driver skips it (it may not see the data,
@@ -339,6 +388,7 @@ def prepare_matrix(spec, configs: list[RunConfig], settings: RunSettings, *,
     state = MatrixState(todo=list(configs)) if settings.force else matrix_state(results, configs)
     if state.todo and load_data:
         from elubench.training.runtime import configure, resolve_device
+
         device = resolve_device(settings.device)
         configure(device, settings.threads_for(spec), settings.deterministic)
         _DATA.get(spec, device, settings)
@@ -363,8 +413,9 @@ def report_damaged(state: MatrixState, configs: list[RunConfig], reporter: Repor
             reporter.run_skipped(cfg, state.damaged[cfg.run_id])
 
 
-def run_matrix(spec, configs: list[RunConfig], settings: RunSettings,
-               reporter: Reporter | None = None) -> list[RunRecord]:
+def run_matrix(
+    spec, configs: list[RunConfig], settings: RunSettings, reporter: Reporter | None = None
+) -> list[RunRecord]:
     """Train every run of `configs` that is not done yet, one after another on one device."""
     reporter = reporter or Reporter()
     _, state = prepare_matrix(spec, configs, settings)
@@ -375,8 +426,13 @@ def run_matrix(spec, configs: list[RunConfig], settings: RunSettings,
         for index, cfg in enumerate(state.todo):
             reporter.run_start(cfg, index, len(state.todo))
             try:
-                record = execute_run(spec, cfg, settings, should_stop=stop_requested,
-                                     progress=lambda event, cfg=cfg: reporter.run_progress(cfg, event))
+                record = execute_run(
+                    spec,
+                    cfg,
+                    settings,
+                    should_stop=stop_requested,
+                    progress=lambda event, cfg=cfg: reporter.run_progress(cfg, event),
+                )
             except Stopped as exc:
                 raise Interrupted(str(exc), records) from None
             if isinstance(record, Skipped):

@@ -26,9 +26,9 @@ class TargetSummary:
     label: str
     destination: str
     statuses: Counter = field(default_factory=Counter)  # every run's status
-    exported: int = 0     # written (the replaced ones included)
-    replaced: int = 0     # written over an earlier export of a record that has changed since
-    skipped: int = 0      # already exported, record unchanged
+    exported: int = 0  # written (the replaced ones included)
+    replaced: int = 0  # written over an earlier export of a record that has changed since
+    skipped: int = 0  # already exported, record unchanged
 
     @property
     def runs(self) -> int:
@@ -39,7 +39,7 @@ class TargetSummary:
 class ExportOutcome:
     summaries: list[TargetSummary]
     warnings: list[str]
-    seconds: float        # the whole export, reading included
+    seconds: float  # the whole export, reading included
 
 
 class Progress(Protocol):
@@ -48,9 +48,15 @@ class Progress(Protocol):
     def advance(self, text: str) -> None: ...
 
 
-def export_results(root: Path, *, tensorboard: Path | None = None, mlflow: str | None = None,
-                   specs: list[str] | None = None, skip_bad: bool = False,
-                   progress: Progress | None = None) -> ExportOutcome:
+def export_results(
+    root: Path,
+    *,
+    tensorboard: Path | None = None,
+    mlflow: str | None = None,
+    specs: list[str] | None = None,
+    skip_bad: bool = False,
+    progress: Progress | None = None,
+) -> ExportOutcome:
     """Export every run under `root` to the targets given; both may be given at once.
 
     Everything is checked before anything is written: the results folder, each target's
@@ -58,8 +64,11 @@ def export_results(root: Path, *, tensorboard: Path | None = None, mlflow: str |
     """
     began = time.perf_counter()
     if tensorboard is None and mlflow is None:
-        raise ExportError("nothing to export to", where="elubench export",
-                          hint="give --tensorboard DIR and/or --mlflow URI (e.g. --mlflow file:./mlruns)")
+        raise ExportError(
+            "nothing to export to",
+            where="elubench export",
+            hint="give --tensorboard DIR and/or --mlflow URI (e.g. --mlflow file:./mlruns)",
+        )
     runs, warnings = find_runs(root, specs=specs, skip_bad=skip_bad)
     targets: list[Target] = []
     if tensorboard is not None:
@@ -98,5 +107,8 @@ def _outside(target: Path, root: Path, flag: str) -> None:
     """Export writes nothing into the results folder: refuse a target folder inside it."""
     target, root = target.expanduser().resolve(), Path(root).expanduser().resolve()
     if target.is_relative_to(root):
-        raise ExportError(f"would write into the results folder {root}; an export writes nothing "
-                          "there", where=f"{flag} {target}", hint=f"choose a folder outside {root}")
+        raise ExportError(
+            f"would write into the results folder {root}; an export writes nothing there",
+            where=f"{flag} {target}",
+            hint=f"choose a folder outside {root}",
+        )

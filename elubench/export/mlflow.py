@@ -51,8 +51,11 @@ def _mlflow():
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
     except ImportError as exc:
-        raise ExportError(f"exporting to MLflow needs the mlflow-skinny (or mlflow) package ({exc})",
-                          where="--mlflow", hint=INSTALL_HINT) from None
+        raise ExportError(
+            f"exporting to MLflow needs the mlflow-skinny (or mlflow) package ({exc})",
+            where="--mlflow",
+            hint=INSTALL_HINT,
+        ) from None
     return MlflowClient, Metric, Param, ViewType, MlflowException
 
 
@@ -66,7 +69,7 @@ def _text(value) -> str:
 
 def _batches(items: list, size: int):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class MlflowTarget:
@@ -80,22 +83,25 @@ class MlflowTarget:
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             uri = folder.resolve().as_uri()
         self.uri = self.destination = uri
-        (client_type, self._metric, self._param, self._view_type,
-         self._mlflow_error) = _mlflow()
+        (client_type, self._metric, self._param, self._view_type, self._mlflow_error) = _mlflow()
         try:
             self.client = client_type(tracking_uri=uri)
         except self._mlflow_error as exc:  # a refused file store, a store this MLflow lacks
             raise self._fail(exc, "open the store") from None
-        self.experiments: dict[str, str] = {}        # spec name -> experiment id
+        self.experiments: dict[str, str] = {}  # spec name -> experiment id
         self.existing: dict[tuple[str, str], list] = {}  # (spec name, run id) -> MLflow runs
 
     def _fail(self, exc: Exception, doing: str) -> ExportError:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         scheme = urlparse(self.uri).scheme
-        hint = None if scheme in ("file", "http", "https") else \
-            "a database store needs the full MLflow (pip install mlflow), not mlflow-skinny"
-        return ExportError(f"MLflow could not {doing}: {first}", where=f"--mlflow {self.uri}",
-                           hint=hint)
+        hint = (
+            None
+            if scheme in ("file", "http", "https")
+            else "a database store needs the full MLflow (pip install mlflow), not mlflow-skinny"
+        )
+        return ExportError(
+            f"MLflow could not {doing}: {first}", where=f"--mlflow {self.uri}", hint=hint
+        )
 
     def check(self, runs: list[ExportRun]) -> None:
         """Find each spec's experiment and the runs an earlier export made there; refuse an
@@ -110,7 +116,8 @@ class MlflowTarget:
                         f"MLflow experiment {name!r} is deleted, and holds its name",
                         where=f"--mlflow {self.uri}",
                         hint=f"restore it (mlflow experiments restore --experiment-id "
-                             f"{experiment.experiment_id}) or purge it (mlflow gc), then export again")
+                        f"{experiment.experiment_id}) or purge it (mlflow gc), then export again",
+                    )
                 self.experiments[name] = experiment.experiment_id
                 for found in self._search(experiment.experiment_id):
                     run_id = found.data.tags.get(RUN_ID_TAG)
@@ -122,8 +129,12 @@ class MlflowTarget:
     def _search(self, experiment_id: str):
         token = None
         while True:
-            page = self.client.search_runs([experiment_id], run_view_type=self._view_type.ACTIVE_ONLY,
-                                           max_results=1000, page_token=token)
+            page = self.client.search_runs(
+                [experiment_id],
+                run_view_type=self._view_type.ACTIVE_ONLY,
+                max_results=1000,
+                page_token=token,
+            )
             yield from page
             token = page.token
             if not token:
@@ -132,7 +143,8 @@ class MlflowTarget:
     def _experiment(self, name: str) -> str:
         if name not in self.experiments:
             self.experiments[name] = self.client.create_experiment(
-                name, tags={"elubench.exported_by": f"elubench {__version__}"})
+                name, tags={"elubench.exported_by": f"elubench {__version__}"}
+            )
         return self.experiments[name]
 
     def export(self, run: ExportRun) -> str:
@@ -150,34 +162,51 @@ class MlflowTarget:
                 self.client.delete_run(stale.info.run_id)
         if current:
             return "skipped"
-        created = self.client.create_run(self._experiment(record.spec_name),
-                                         start_time=_ms(run.started), tags=self._tags(run),
-                                         run_name=record.run_id)
+        created = self.client.create_run(
+            self._experiment(record.spec_name),
+            start_time=_ms(run.started),
+            tags=self._tags(run),
+            run_name=record.run_id,
+        )
         mlflow_id = created.info.run_id
         params = [self._param(key, _text(value)) for key, value in run.params().items()]
         for batch in _batches(params, PARAMS_PER_BATCH):
             self.client.log_batch(mlflow_id, params=batch)
-        metrics = [self._metric(key, value, _ms(wall_time), step)
-                   for step, wall_time, values in run.series() for key, value in values.items()]
-        metrics += [self._metric(key, value, _ms(run.finished), run.final_step)
-                    for key, value in run.final().items()]
+        metrics = [
+            self._metric(key, value, _ms(wall_time), step)
+            for step, wall_time, values in run.series()
+            for key, value in values.items()
+        ]
+        metrics += [
+            self._metric(key, value, _ms(run.finished), run.final_step)
+            for key, value in run.final().items()
+        ]
         for batch in _batches(metrics, METRICS_PER_BATCH):
             self.client.log_batch(mlflow_id, metrics=batch)
         for name in (RECORD, METRICS):
             if (run.folder / name).is_file():
                 self.client.log_artifact(mlflow_id, str(run.folder / name))
-        self.client.set_terminated(mlflow_id, "FINISHED" if record.status == "ok" else "FAILED",
-                                   end_time=_ms(run.finished))
+        self.client.set_terminated(
+            mlflow_id, "FINISHED" if record.status == "ok" else "FAILED", end_time=_ms(run.finished)
+        )
         self.client.set_tag(mlflow_id, DIGEST_TAG, run.digest)  # last: the export is whole
         return "replaced" if previous else "exported"
 
     def _tags(self, run: ExportRun) -> dict[str, str]:
         record = run.record
-        tags = {"activation": record.activation, "batchnorm": str(record.batchnorm),
-                "init": record.init, "seed": str(record.seed), "config": record.config or "",
-                "spec": record.spec_name, "spec_hash": record.spec_hash, "status": record.status,
-                RUN_ID_TAG: record.run_id, "elubench.version": run.version(),
-                "elubench.exported_by": f"elubench {__version__}"}
+        tags = {
+            "activation": record.activation,
+            "batchnorm": str(record.batchnorm),
+            "init": record.init,
+            "seed": str(record.seed),
+            "config": record.config or "",
+            "spec": record.spec_name,
+            "spec_hash": record.spec_hash,
+            "status": record.status,
+            RUN_ID_TAG: record.run_id,
+            "elubench.version": run.version(),
+            "elubench.exported_by": f"elubench {__version__}",
+        }
         if record.reason:
             tags["mlflow.note.content"] = f"{record.status}: {record.reason}"[:TAG_LENGTH]
         return tags

@@ -30,14 +30,32 @@ EXPORT_FORMAT = 1
 
 # The record's results, shown as `final/<name>` beside the curves: what compare and the
 # HParams view rank configurations by (null ones, as a diverged run's test error, are left out).
-FINAL_FIELDS = ("test_error", "test_errors", "test_loss", "train_loss", "iterations",
-                "wall_seconds", "train_seconds", "eval_seconds", "images_per_second")
+FINAL_FIELDS = (
+    "test_error",
+    "test_errors",
+    "test_loss",
+    "train_loss",
+    "iterations",
+    "wall_seconds",
+    "train_seconds",
+    "eval_seconds",
+    "images_per_second",
+)
 
 # The record's fields that say what was run (its identity, spec.matrix.RunConfig) and where
 # (the rest of a run's parameters come from its spec's data, model and train sections).
 # The spec's name is the parameter `spec`.
-RUN_PARAMS = (*(name for name in IDENTITY if name != "spec_name"), "task", "init_hash", "device",
-              "precision", "threads", "compiled", "executor", "deterministic")
+RUN_PARAMS = (
+    *(name for name in IDENTITY if name != "spec_name"),
+    "task",
+    "init_hash",
+    "device",
+    "precision",
+    "threads",
+    "compiled",
+    "executor",
+    "deterministic",
+)
 SPEC_SECTIONS = ("data", "model", "train")
 
 Value = bool | int | float | str
@@ -91,10 +109,10 @@ class ExportRun:
     """One recorded run, as every target exports it."""
 
     record: RunRecord
-    folder: Path                 # results/<spec>/runs/<run_id>/
-    metrics: tuple               # metrics.jsonl's lines (empty: none, or left out with --skip-bad)
-    spec: dict | None         # the resolved spec, when spec.json describes this run's version
-    digest: str                  # sha256 of EXPORT_FORMAT, run.json and metrics.jsonl
+    folder: Path  # results/<spec>/runs/<run_id>/
+    metrics: tuple  # metrics.jsonl's lines (empty: none, or left out with --skip-bad)
+    spec: dict | None  # the resolved spec, when spec.json describes this run's version
+    digest: str  # sha256 of EXPORT_FORMAT, run.json and metrics.jsonl
 
     @property
     def name(self) -> str:
@@ -114,8 +132,14 @@ class ExportRun:
     def series(self) -> list[tuple[int, float, dict[str, float]]]:
         """(iteration, wall time, {name: value}) per evaluation. The wall time is the run's
         start plus its training and evaluation seconds so far: the same on every export."""
-        return [(int(row["iteration"]), self.started + float(row.get("seconds") or 0.0),
-                 numeric_series(row)) for row in self.metrics]
+        return [
+            (
+                int(row["iteration"]),
+                self.started + float(row.get("seconds") or 0.0),
+                numeric_series(row),
+            )
+            for row in self.metrics
+        ]
 
     @property
     def final_step(self) -> int:
@@ -158,8 +182,9 @@ def _digest(folder: Path) -> str:
     return hasher.hexdigest()
 
 
-def find_runs(root: Path, *, specs: list[str] | None = None,
-              skip_bad: bool = False) -> tuple[list[ExportRun], list[str]]:
+def find_runs(
+    root: Path, *, specs: list[str] | None = None, skip_bad: bool = False
+) -> tuple[list[ExportRun], list[str]]:
     """Every run under `root` (or of the specs named), in order of spec name and run id, and
     (with skip_bad) a warning per damaged file left out. StoreError for a folder that does not
     exist or holds no record, a damaged file without skip_bad, an unknown spec name, and two
@@ -170,22 +195,30 @@ def find_runs(root: Path, *, specs: list[str] | None = None,
         names = {r.spec_name for r in records}
         unknown = [name for name in specs if name not in names]
         if unknown:
-            raise StoreError(f"no runs of spec {', '.join(map(repr, unknown))} here", where=str(root),
-                             hint=f"specs found: {', '.join(sorted(names))}")
+            raise StoreError(
+                f"no runs of spec {', '.join(map(repr, unknown))} here",
+                where=str(root),
+                hint=f"specs found: {', '.join(sorted(names))}",
+            )
         keep = [i for i, r in enumerate(records) if r.spec_name in specs]
         records, folders = [records[i] for i in keep], [folders[i] for i in keep]
     seen: dict[tuple[str, str], Path] = {}
     for record, folder in zip(records, folders):
         key = (record.spec_name, record.run_id)
         if key in seen:
-            raise StoreError(f"two records of run {record.run_id} of spec {record.spec_name!r}: "
-                             f"{seen[key]} and {folder}", where=str(root),
-                             hint="an export names runs by spec and run id: export each results "
-                                  "folder on its own")
+            raise StoreError(
+                f"two records of run {record.run_id} of spec {record.spec_name!r}: "
+                f"{seen[key]} and {folder}",
+                where=str(root),
+                hint="an export names runs by spec and run id: export each results "
+                "folder on its own",
+            )
         seen[key] = folder
     metas: dict[Path, object] = {}
     runs = []
-    for record, folder in sorted(zip(records, folders), key=lambda p: (p[0].spec_name, p[0].run_id)):
+    for record, folder in sorted(
+        zip(records, folders), key=lambda p: (p[0].spec_name, p[0].run_id)
+    ):
         spec_dir = spec_folder_of(folder)
         if spec_dir not in metas:
             metas[spec_dir] = _spec_meta(spec_dir, skip_bad, warnings)
@@ -216,8 +249,8 @@ class Target(Protocol):
     """Where runs go. `check` looks before anything is written (a mistake is one message, with
     nothing exported); `export` writes one run and says what it did."""
 
-    label: str         # "TensorBoard", "MLflow"
-    destination: str   # the folder or tracking URI, as the summary shows it
+    label: str  # "TensorBoard", "MLflow"
+    destination: str  # the folder or tracking URI, as the summary shows it
 
     def check(self, runs: list[ExportRun]) -> None: ...
 

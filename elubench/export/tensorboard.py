@@ -26,7 +26,7 @@ from elubench.core.files import write_json_atomic
 from elubench.export.runs import ExportRun
 
 MARKER = "elubench-export.json"
-SUFFIX = ".elubench"               # elubench's event files end so; TensorBoard reads any *tfevents*
+SUFFIX = ".elubench"  # elubench's event files end so; TensorBoard reads any *tfevents*
 EVENTS_PREFIX = "events.out.tfevents."
 INSTALL_HINT = "pip install 'elubench[tensorboard]'"
 
@@ -42,8 +42,11 @@ def _tensorboard():
         from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
     except ImportError as exc:
-        raise ExportError(f"exporting to TensorBoard needs the tensorboard package ({exc})",
-                          where="--tensorboard", hint=INSTALL_HINT) from None
+        raise ExportError(
+            f"exporting to TensorBoard needs the tensorboard package ({exc})",
+            where="--tensorboard",
+            hint=INSTALL_HINT,
+        ) from None
     return event_pb2, summary_pb2, api_pb2, metadata, plugin_data_pb2, summary_v2, EventFileWriter
 
 
@@ -53,8 +56,15 @@ class TensorBoardTarget:
     def __init__(self, logdir: Path):
         self.logdir = Path(logdir).expanduser()
         self.destination = str(self.logdir)
-        (self._event_pb2, self._summary_pb2, self._api_pb2, self._metadata, self._plugin_data_pb2,
-         self._summary_v2, self._writer) = _tensorboard()
+        (
+            self._event_pb2,
+            self._summary_pb2,
+            self._api_pb2,
+            self._metadata,
+            self._plugin_data_pb2,
+            self._summary_v2,
+            self._writer,
+        ) = _tensorboard()
 
     def folder(self, run: ExportRun) -> Path:
         return self.logdir / run.record.spec_name / run.record.run_id
@@ -68,35 +78,56 @@ class TensorBoardTarget:
             folder = self.folder(run)
             if not folder.is_dir():
                 if folder.exists():
-                    raise ExportError("is a file where a run's folder would go", where=str(folder),
-                                      hint="choose another --tensorboard DIR")
+                    raise ExportError(
+                        "is a file where a run's folder would go",
+                        where=str(folder),
+                        hint="choose another --tensorboard DIR",
+                    )
                 continue
             foreign = sorted(p.name for p in folder.iterdir() if not _ours(p.name))
             if foreign:
-                raise ExportError(f"holds {foreign[0]!r}, which elubench did not write, where run "
-                                  f"{run.name} would be exported", where=str(folder),
-                                  hint="choose another --tensorboard DIR, or move that file away")
+                raise ExportError(
+                    f"holds {foreign[0]!r}, which elubench did not write, where run "
+                    f"{run.name} would be exported",
+                    where=str(folder),
+                    hint="choose another --tensorboard DIR, or move that file away",
+                )
 
     def export(self, run: ExportRun) -> str:
         folder = self.folder(run)
         marker = _read_marker(folder / MARKER)
         written = marker.get("event_files")
-        if (marker.get("record_sha256") == run.digest and isinstance(written, list) and written
-                and all(isinstance(n, str) and _ours(n) and (folder / n).is_file() for n in written)):
+        if (
+            marker.get("record_sha256") == run.digest
+            and isinstance(written, list)
+            and written
+            and all(isinstance(n, str) and _ours(n) and (folder / n).is_file() for n in written)
+        ):
             return "skipped"
-        old = sorted(p for p in folder.glob(EVENTS_PREFIX + "*") if _ours(p.name)) \
-            if folder.is_dir() else []
+        old = (
+            sorted(p for p in folder.glob(EVENTS_PREFIX + "*") if _ours(p.name))
+            if folder.is_dir()
+            else []
+        )
         # The marker goes first and comes back last: an export stopped half way leaves no marker
         # that matches, so the next one writes the run again (removing the half-written file).
         (folder / MARKER).unlink(missing_ok=True)
         for path in old:
             path.unlink()
         name = self._write_events(folder, run)
-        write_json_atomic(folder / MARKER, {
-            "spec_name": run.record.spec_name, "run_id": run.record.run_id,
-            "spec_hash": run.record.spec_hash, "status": run.record.status,
-            "record_sha256": run.digest, "event_files": [name],
-            "exported_by": f"elubench {__version__}", "source": str(run.folder.resolve())})
+        write_json_atomic(
+            folder / MARKER,
+            {
+                "spec_name": run.record.spec_name,
+                "run_id": run.record.run_id,
+                "spec_hash": run.record.spec_hash,
+                "status": run.record.status,
+                "record_sha256": run.digest,
+                "event_files": [name],
+                "exported_by": f"elubench {__version__}",
+                "source": str(run.folder.resolve()),
+            },
+        )
         return "replaced" if old or marker else "exported"
 
     def _write_events(self, folder: Path, run: ExportRun) -> str:
@@ -104,18 +135,26 @@ class TensorBoardTarget:
         writer = self._writer(str(folder), filename_suffix=SUFFIX)
         try:
             hparams = {**run.params(), "status": run.record.status, "elubench": run.version()}
-            start = self._summary_v2.hparams_pb(hparams, trial_id=run.name,
-                                                start_time_secs=run.started)
+            start = self._summary_v2.hparams_pb(
+                hparams, trial_id=run.name, start_time_secs=run.started
+            )
             writer.add_event(event_pb2.Event(wall_time=run.started, step=0, summary=start))
             for step, wall_time, values in run.series():
-                writer.add_event(event_pb2.Event(wall_time=wall_time, step=step,
-                                                 summary=self._scalars(values)))
+                writer.add_event(
+                    event_pb2.Event(wall_time=wall_time, step=step, summary=self._scalars(values))
+                )
             final = run.final()
             if final:
-                writer.add_event(event_pb2.Event(wall_time=run.finished, step=run.final_step,
-                                                 summary=self._scalars(final)))
-            writer.add_event(event_pb2.Event(wall_time=run.finished, step=run.final_step,
-                                             summary=self._session_end(run)))
+                writer.add_event(
+                    event_pb2.Event(
+                        wall_time=run.finished, step=run.final_step, summary=self._scalars(final)
+                    )
+                )
+            writer.add_event(
+                event_pb2.Event(
+                    wall_time=run.finished, step=run.final_step, summary=self._session_end(run)
+                )
+            )
         finally:
             writer.close()
         # the folder's files of ours were removed before, so the one there is the one just made
@@ -124,9 +163,12 @@ class TensorBoardTarget:
 
     def _scalars(self, values: dict[str, float]):
         # simple_value: the scalar form every TensorBoard and EventAccumulator.Scalars reads
-        return self._summary_pb2.Summary(value=[
-            self._summary_pb2.Summary.Value(tag=tag, simple_value=value)
-            for tag, value in values.items()])
+        return self._summary_pb2.Summary(
+            value=[
+                self._summary_pb2.Summary.Value(tag=tag, simple_value=value)
+                for tag, value in values.items()
+            ]
+        )
 
     def _session_end(self, run: ExportRun):
         """The HParams plugin's session end: how the run ended, when."""
@@ -134,11 +176,15 @@ class TensorBoardTarget:
         status = api.STATUS_SUCCESS if run.record.status == "ok" else api.STATUS_FAILURE
         data = self._plugin_data_pb2.HParamsPluginData(
             session_end_info=self._plugin_data_pb2.SessionEndInfo(
-                status=status, end_time_secs=run.finished))
+                status=status, end_time_secs=run.finished
+            )
+        )
         summary = self._summary_pb2.Summary()
-        summary.value.add(tag=self._metadata.SESSION_END_INFO_TAG,
-                          metadata=self._metadata.create_summary_metadata(data),
-                          tensor=self._metadata.NULL_TENSOR)
+        summary.value.add(
+            tag=self._metadata.SESSION_END_INFO_TAG,
+            metadata=self._metadata.create_summary_metadata(data),
+            tensor=self._metadata.NULL_TENSOR,
+        )
         return summary
 
     def close(self) -> None:

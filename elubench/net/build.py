@@ -29,8 +29,9 @@ class Net(nn.Module):
                 channels, k = row.in_shape[0], row.kernel
                 left, right, top, bottom = row.padding
                 if left == right and top == bottom:
-                    conv = nn.Conv2d(channels, row.units, k, row.stride, padding=(top, left),
-                                     bias=row.bias)
+                    conv = nn.Conv2d(
+                        channels, row.units, k, row.stride, padding=(top, left), bias=row.bias
+                    )
                 else:  # even kernels: one more zero on the right/bottom
                     modules[f"{name}_pad"] = SamePad(row.padding)
                     conv = nn.Conv2d(channels, row.units, k, row.stride, padding=0, bias=row.bias)
@@ -67,8 +68,9 @@ class Net(nn.Module):
         return self.body(x)
 
 
-def build_model(spec, activation: Activation | str, batchnorm: bool, *, seed: int = 0,
-                init: str | None = None) -> Net:
+def build_model(
+    spec, activation: Activation | str, batchnorm: bool, *, seed: int = 0, init: str | None = None
+) -> Net:
     """The spec's net for one activation and BN setting, initialized for `seed`.
 
     `init` defaults to the spec's (first) scheme. Shapes were checked when the spec loaded.
@@ -82,8 +84,9 @@ def build_model(spec, activation: Activation | str, batchnorm: bool, *, seed: in
     return net
 
 
-def weight_decay_groups(model: nn.Module, weight_decay: float,
-                        activation_weight_decay: float = 0.0) -> list[dict]:
+def weight_decay_groups(
+    model: nn.Module, weight_decay: float, activation_weight_decay: float = 0.0
+) -> list[dict]:
     """Optimizer parameter groups: decay on conv/FC weights and biases; none on BN parameters,
     and `activation_weight_decay` (none by default) on what the activations learn: PReLU's
     slopes, a custom activation's parameters (decay would pull a learned slope toward ReLU, as

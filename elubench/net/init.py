@@ -47,7 +47,9 @@ def _fans(weight: torch.Tensor) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def initialize(model: nn.Module, scheme: str, seed: int, negative_slope: float | None = None) -> None:
+def initialize(
+    model: nn.Module, scheme: str, seed: int, negative_slope: float | None = None
+) -> None:
     """Initialize every conv/FC layer of `model` in place, paired by `seed`."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}; known: {', '.join(SCHEMES)}")
@@ -72,7 +74,9 @@ def initialize(model: nn.Module, scheme: str, seed: int, negative_slope: float |
             if scheme == "torch-default":
                 bias_draw = torch.Generator().manual_seed(derive_seed(seed, "bias", index))
                 bound = 1.0 / math.sqrt(fan_in)
-                layer.bias.copy_((torch.rand(layer.bias.shape, generator=bias_draw) * 2 - 1) * bound)
+                layer.bias.copy_(
+                    (torch.rand(layer.bias.shape, generator=bias_draw) * 2 - 1) * bound
+                )
             else:
                 layer.bias.zero_()
 

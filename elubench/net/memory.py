@@ -60,11 +60,11 @@ from elubench.core.errors import ResourceError
 from elubench.spec.layout import net_layout
 
 FLOAT = 4
-PROCESS_BYTES = 512 * 2 ** 20        # Python with torch and elubench loaded (measured 518 MiB)
-GPU_WORKSPACE_BYTES = 512 * 2 ** 20  # cuDNN workspaces and the caching allocator's slack
+PROCESS_BYTES = 512 * 2**20  # Python with torch and elubench loaded (measured 518 MiB)
+GPU_WORKSPACE_BYTES = 512 * 2**20  # cuDNN workspaces and the caching allocator's slack
 ACTIVATION_FACTOR = 1.25  # training step: measured 0.53-1.21 of the row sum (docstring)
-INFERENCE_FACTOR = 0.6    # an evaluation batch and the probe: whole runs (docstring)
-HOST_DATA_COPIES = 5      # CPU: the resident set and the copies loading makes (docstring)
+INFERENCE_FACTOR = 0.6  # an evaluation batch and the probe: whole runs (docstring)
+HOST_DATA_COPIES = 5  # CPU: the resident set and the copies loading makes (docstring)
 
 
 def _prod(shape) -> int:
@@ -79,18 +79,23 @@ class RunEstimate:
     """Bytes one run needs (see the module docstring for what each part counts)."""
 
     params: int
-    weights: int             # weights + gradients + momentum
-    activations: int         # CPU: the larger of a training step's and the evaluations'
+    weights: int  # weights + gradients + momentum
+    activations: int  # CPU: the larger of a training step's and the evaluations'
     device_activations: int  # GPU: the same without GEMM workspaces, one pass at a time
-    data: int                # the dataset held on the device
-    host: int                # CPU, beside the above: the process, loading copies, loaders
+    data: int  # the dataset held on the device
+    host: int  # CPU, beside the above: the process, loading copies, loaders
 
     def to_dict(self) -> dict:
         """`show --json`'s "memory": every part and both totals, in bytes."""
-        return {"params": self.params, "weights_bytes": self.weights,
-                "activations_bytes": self.activations,
-                "gpu_activations_bytes": self.device_activations, "data_bytes": self.data,
-                "cpu_total_bytes": self.cpu_total, "gpu_total_bytes": self.device_total}
+        return {
+            "params": self.params,
+            "weights_bytes": self.weights,
+            "activations_bytes": self.activations,
+            "gpu_activations_bytes": self.device_activations,
+            "data_bytes": self.data,
+            "cpu_total_bytes": self.cpu_total,
+            "gpu_total_bytes": self.device_total,
+        }
 
     @property
     def device_total(self) -> int:
@@ -107,8 +112,8 @@ class RunEstimate:
 class PerImage:
     """Floats per image, read off the layout (see the module docstring)."""
 
-    saved: int      # what autograd keeps over a training step, the input batch included
-    largest: int    # the largest layer output
+    saved: int  # what autograd keeps over a training step, the input batch included
+    largest: int  # the largest layer output
     workspace: int  # the largest conv's unfolded input (C_in·k²·H_out·W_out), a GEMM conv's buffer
     input: int
 
@@ -131,7 +136,7 @@ def per_image(layout, activation) -> PerImage:
         n = _prod(row.out_shape)
         largest = max(largest, n)
         if row.kind == "conv" and row.kernel > 1:
-            workspace = max(workspace, row.in_shape[0] * row.kernel ** 2 * (n // row.units))
+            workspace = max(workspace, row.in_shape[0] * row.kernel**2 * (n // row.units))
         if row.kind in ("conv", "fc"):
             saved += n * (1 + row.batchnorm + (row.activation is not None and not in_place))
         elif row.kind == "maxpool":
@@ -154,20 +159,31 @@ def estimate_run(spec, activation, batchnorm: bool) -> RunEstimate:
     if sizes:
         evaluation = min(evaluation, sizes[1])
     floats = per_image(layout, activation)
-    cpu = max(ACTIVATION_FACTOR * batch * floats.step,
-              INFERENCE_FACTOR * (probe + evaluation) * floats.inference)
-    gpu = max(batch * (floats.step - floats.workspace),
-              max(probe, evaluation) * (floats.inference - floats.workspace))
+    cpu = max(
+        ACTIVATION_FACTOR * batch * floats.step,
+        INFERENCE_FACTOR * (probe + evaluation) * floats.inference,
+    )
+    gpu = max(
+        batch * (floats.step - floats.workspace),
+        max(probe, evaluation) * (floats.inference - floats.workspace),
+    )
     c, h, w = data.image_shape()
     pad = data.augment.pad
     if sizes is None:  # imagefolder: streamed; the loader's prefetched batches, on the host
         stored, loaders = 0, data.imagefolder.workers * 2 * batch * c * h * w * FLOAT
     else:
-        stored = (sizes[0] * c * (h + 2 * pad) * (w + 2 * pad) + sizes[1] * _prod(data.input_shape())) * FLOAT
+        stored = (
+            sizes[0] * c * (h + 2 * pad) * (w + 2 * pad) + sizes[1] * _prod(data.input_shape())
+        ) * FLOAT
         loaders = 0
-    return RunEstimate(params=layout.total_params, weights=layout.total_params * FLOAT * 3,
-                       activations=int(cpu * FLOAT), device_activations=int(gpu * FLOAT),
-                       data=stored, host=PROCESS_BYTES + (HOST_DATA_COPIES - 1) * stored + loaders)
+    return RunEstimate(
+        params=layout.total_params,
+        weights=layout.total_params * FLOAT * 3,
+        activations=int(cpu * FLOAT),
+        device_activations=int(gpu * FLOAT),
+        data=stored,
+        host=PROCESS_BYTES + (HOST_DATA_COPIES - 1) * stored + loaders,
+    )
 
 
 def run_memory_bytes(spec, activation, batchnorm: bool = True) -> int:
@@ -178,7 +194,7 @@ def run_memory_bytes(spec, activation, batchnorm: bool = True) -> int:
 
 
 def human_bytes(n: float) -> str:
-    for unit, size in (("TiB", 2 ** 40), ("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{int(n)} B"
@@ -189,7 +205,9 @@ def largest_estimate(spec, configs) -> RunEstimate:
     from elubench.activations.code import activation_for
 
     kinds = {(cfg.activation, cfg.batchnorm): cfg for cfg in configs}
-    estimates = [estimate_run(spec, activation_for(kinds[key], spec), key[1]) for key in sorted(kinds)]
+    estimates = [
+        estimate_run(spec, activation_for(kinds[key], spec), key[1]) for key in sorted(kinds)
+    ]
     return max(estimates, key=lambda e: (e.cpu_total, e.device_total))
 
 
@@ -208,10 +226,15 @@ def check_fits(spec, configs, device: str, runs_at_once: int | None, *, skip: bo
 
     device = (device or "auto").lower()
     if trains_on_cpu(device):
-        free, what, sharing, on_gpu = available_memory(), "memory available on this machine", \
-            runs_at_once, False
+        free, what, sharing, on_gpu = (
+            available_memory(),
+            "memory available on this machine",
+            runs_at_once,
+            False,
+        )
     elif device.split(":")[0] in ("auto", "cuda"):
         import torch
+
         if not torch.cuda.is_available():
             return  # `run` says so itself (or auto falls back to the CPU there)
         index = device.split(":")[1] if ":" in device else "0"
@@ -226,8 +249,11 @@ def check_fits(spec, configs, device: str, runs_at_once: int | None, *, skip: bo
     need = estimate.device_total if on_gpu else estimate.cpu_total
     if free is None or need * sharing <= free:
         return
-    share = f"{human_bytes(free)}, for {sharing} runs at once: {human_bytes(free // sharing)} each" \
-        if sharing > 1 else human_bytes(free)
+    share = (
+        f"{human_bytes(free)}, for {sharing} runs at once: {human_bytes(free // sharing)} each"
+        if sharing > 1
+        else human_bytes(free)
+    )
     activations = estimate.device_activations if on_gpu else estimate.activations
     raise ResourceError(
         f"one run needs about {human_bytes(need)} (weights, gradients and momentum "
@@ -235,4 +261,5 @@ def check_fits(spec, configs, device: str, runs_at_once: int | None, *, skip: bo
         f"{human_bytes(estimate.data)}) but the {what} is {share}",
         where=f"--device {device}",
         hint=("fewer runs at once (--parallel), " if sharing > 1 else "")
-        + "a smaller train.batch_size or model.width; or --no-memory-check to train anyway")
+        + "a smaller train.batch_size or model.width; or --no-memory-check to train anyway",
+    )

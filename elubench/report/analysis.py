@@ -24,10 +24,19 @@ class Analysis:
     comparison: Comparison
 
 
-def analyze(root: Path, *, spec: str | None = None, skip_bad: bool = False, baseline: str | None = None,
-            all_pairs: bool = False, alternative: str | None = None, alpha: float | None = None,
-            q_values: bool = False, target: float | None = None,
-            rope: float | None = None) -> Analysis:
+def analyze(
+    root: Path,
+    *,
+    spec: str | None = None,
+    skip_bad: bool = False,
+    baseline: str | None = None,
+    all_pairs: bool = False,
+    alternative: str | None = None,
+    alpha: float | None = None,
+    q_values: bool = False,
+    target: float | None = None,
+    rope: float | None = None,
+) -> Analysis:
     """Load one spec's runs under `root` and compute every statistic.
 
     Defaults for the baseline, alpha, side and ROPE come from the spec's `compare` section
@@ -37,19 +46,36 @@ def analyze(root: Path, *, spec: str | None = None, skip_bad: bool = False, base
     as the tables show a score (% test error, or MSE x 100).
     """
     results = load_results(root, spec=spec, skip_bad=skip_bad)
-    return analyze_tables(results, baseline=baseline, all_pairs=all_pairs, alternative=alternative,
-                          alpha=alpha, q_values=q_values, target=target, rope=rope)
+    return analyze_tables(
+        results,
+        baseline=baseline,
+        all_pairs=all_pairs,
+        alternative=alternative,
+        alpha=alpha,
+        q_values=q_values,
+        target=target,
+        rope=rope,
+    )
 
 
-def analyze_tables(results: RunTables, *, baseline: str | None = None, all_pairs: bool = False,
-                   alternative: str | None = None, alpha: float | None = None,
-                   q_values: bool = False, target: float | None = None,
-                   rope: float | None = None) -> Analysis:
+def analyze_tables(
+    results: RunTables,
+    *,
+    baseline: str | None = None,
+    all_pairs: bool = False,
+    alternative: str | None = None,
+    alpha: float | None = None,
+    q_values: bool = False,
+    target: float | None = None,
+    rope: float | None = None,
+) -> Analysis:
     """`analyze` on one spec's runs already read."""
     settings = (results.spec or {}).get("compare", {})
     stored = _test_options(settings, results.name)
-    reference = {k: tuple(v) for k, v in ((results.spec or {}).get("reference", {})
-                                          .get("test_error", {}) or {}).items()}
+    reference = {
+        k: tuple(v)
+        for k, v in ((results.spec or {}).get("reference", {}).get("test_error", {}) or {}).items()
+    }
     runs = results.runs = _in_spec_order(results.runs, settings)
     baseline = baseline or settings.get("baseline")  # else stats.compare's default_baseline
     if baseline is not None and baseline not in set(runs["config"]):
@@ -58,23 +84,42 @@ def analyze_tables(results: RunTables, *, baseline: str | None = None, all_pairs
         except ActivationError:
             pass
         if baseline not in set(runs["activation"]):
-            raise StatsError(f"baseline {baseline!r} is not in the data of {results.name}",
-                             hint=f"activations here: {', '.join(dict.fromkeys(runs['activation']))}; "
-                                  f"configurations: {', '.join(dict.fromkeys(runs['config']))}")
-    comparison = compare(runs, results.metrics if len(results.metrics) else None, baseline=baseline,
-                         all_pairs=all_pairs, alternative=alternative or stored.alternative,
-                         alpha=alpha or stored.alpha, q_values=q_values, reference=reference or None,
-                         rope=rope if rope is not None else stored.rope, target_shown=target)
+            raise StatsError(
+                f"baseline {baseline!r} is not in the data of {results.name}",
+                hint=f"activations here: {', '.join(dict.fromkeys(runs['activation']))}; "
+                f"configurations: {', '.join(dict.fromkeys(runs['config']))}",
+            )
+    comparison = compare(
+        runs,
+        results.metrics if len(results.metrics) else None,
+        baseline=baseline,
+        all_pairs=all_pairs,
+        alternative=alternative or stored.alternative,
+        alpha=alpha or stored.alpha,
+        q_values=q_values,
+        reference=reference or None,
+        rope=rope if rope is not None else stored.rope,
+        target_shown=target,
+    )
     if results.skipped:
-        comparison.warnings.insert(0, f"{len(results.skipped)} corrupt record(s) left out (--skip-bad): "
-                                   + "; ".join(results.skipped))
-        comparison.methods += (f" {len(results.skipped)} run record(s) were corrupt and left out "
-                               "of every table.")
+        comparison.warnings.insert(
+            0,
+            f"{len(results.skipped)} corrupt record(s) left out (--skip-bad): "
+            + "; ".join(results.skipped),
+        )
+        comparison.methods += (
+            f" {len(results.skipped)} run record(s) were corrupt and left out of every table."
+        )
     if results.partial:
-        comparison.warnings.insert(0, f"{len(results.partial)} damaged file(s) left out (--skip-bad): "
-                                   + "; ".join(results.partial))
-        comparison.methods += (f" {len(results.partial)} damaged metrics log(s) or spec "
-                               "description(s) were left out; the runs' final results were kept.")
+        comparison.warnings.insert(
+            0,
+            f"{len(results.partial)} damaged file(s) left out (--skip-bad): "
+            + "; ".join(results.partial),
+        )
+        comparison.methods += (
+            f" {len(results.partial)} damaged metrics log(s) or spec "
+            "description(s) were left out; the runs' final results were kept."
+        )
     return Analysis(results, comparison)
 
 
@@ -82,11 +127,15 @@ def _test_options(settings: dict, name: str) -> Compare:
     """The stored spec's alpha, side and ROPE, validated by the schema (its defaults where the
     spec does not say)."""
     try:
-        return Compare.model_validate({k: settings[k] for k in Compare.TEST_OPTIONS if k in settings})
+        return Compare.model_validate(
+            {k: settings[k] for k in Compare.TEST_OPTIONS if k in settings}
+        )
     except ValidationError as exc:
-        raise StatsError(f"the spec stored with the runs of {name} holds invalid compare options "
-                         f"({exc.errors()[0]['msg']})",
-                         hint="pass --alpha, --alternative and --rope, or restore its spec.json") from None
+        raise StatsError(
+            f"the spec stored with the runs of {name} holds invalid compare options "
+            f"({exc.errors()[0]['msg']})",
+            hint="pass --alpha, --alternative and --rope, or restore its spec.json",
+        ) from None
 
 
 def _in_spec_order(runs, settings: dict):
@@ -108,15 +157,22 @@ def _in_spec_order(runs, settings: dict):
     order += sorted(set(runs["config"]) - set(order))
     rank = {label: i for i, label in enumerate(order)}
     keyed = runs.assign(_rank=runs["config"].map(rank))
-    return keyed.sort_values(["_rank", "seed"], kind="stable").drop(columns="_rank").reset_index(drop=True)
+    return (
+        keyed.sort_values(["_rank", "seed"], kind="stable")
+        .drop(columns="_rank")
+        .reset_index(drop=True)
+    )
 
 
 def _custom_labels(runs) -> dict[str, str]:
     """A custom activation's reference (as the spec lists it) to its label, from the records."""
     if "activation_ref" not in runs.columns:
         return {}
-    return {ref: label for ref, label in zip(runs["activation_ref"], runs["activation"])
-            if isinstance(ref, str)}
+    return {
+        ref: label
+        for ref, label in zip(runs["activation_ref"], runs["activation"])
+        if isinstance(ref, str)
+    }
 
 
 def _label_of(name: str, customs: dict[str, str]) -> str:
@@ -126,6 +182,7 @@ def _label_of(name: str, customs: dict[str, str]) -> str:
 
 
 # --- several experiments ----------------------------------------------------------------------
+
 
 @dataclass
 class FolderAnalysis:
@@ -137,37 +194,61 @@ class FolderAnalysis:
     across: Across | None
 
 
-def analyze_experiments(root: Path, *, specs: list[str] | None = None, across: bool | None = None,
-                        skip_bad: bool = False, baseline: str | None = None, all_pairs: bool = False,
-                        alternative: str | None = None, alpha: float | None = None,
-                        q_values: bool = False, target: float | None = None,
-                        rope: float | None = None) -> FolderAnalysis:
+def analyze_experiments(
+    root: Path,
+    *,
+    specs: list[str] | None = None,
+    across: bool | None = None,
+    skip_bad: bool = False,
+    baseline: str | None = None,
+    all_pairs: bool = False,
+    alternative: str | None = None,
+    alpha: float | None = None,
+    q_values: bool = False,
+    target: float | None = None,
+    rope: float | None = None,
+) -> FolderAnalysis:
     """Analyse each experiment under `root` (or those `specs` names) and, for two or more, the
     summary across them (`across`: None = when there are two or more, True = required,
     False = never)."""
     tables = load_experiments(root, specs=specs, skip_bad=skip_bad)
     if across and len(tables) < 2:
-        across_experiments([ExperimentResult(t.name, t.runs, None) for t in tables], baseline)  # says why not
+        across_experiments(
+            [ExperimentResult(t.name, t.runs, None) for t in tables], baseline
+        )  # says why not
     notes = []
     if baseline is None and not all_pairs and len(tables) > 1:
         baseline, notes = _shared_baseline(tables)
-    options = dict(baseline=baseline, all_pairs=all_pairs, alternative=alternative, alpha=alpha,
-                   q_values=q_values, target=target, rope=rope)
+    options = dict(
+        baseline=baseline,
+        all_pairs=all_pairs,
+        alternative=alternative,
+        alpha=alpha,
+        q_values=q_values,
+        target=target,
+        rope=rope,
+    )
     analyses = []
     for table in tables:
         try:
             analyses.append(analyze_tables(table, **options))
         except StatsError as exc:  # say which experiment; --spec leaves it out
-            raise StatsError(f"experiment {table.name}: {exc.message}", where=exc.where,
-                             hint=(exc.hint + "; or " if exc.hint else "") + "leave it out: --spec NAME "
-                                  "for each experiment to compare") from None
+            raise StatsError(
+                f"experiment {table.name}: {exc.message}",
+                where=exc.where,
+                hint=(exc.hint + "; or " if exc.hint else "") + "leave it out: --spec NAME "
+                "for each experiment to compare",
+            ) from None
     summary = None
     if len(analyses) > 1 and across is not False:
         first = analyses[0].comparison
         summary = across_experiments(
             [ExperimentResult(a.results.name, a.results.runs, a.comparison) for a in analyses],
-            None if all_pairs else first.baseline, all_pairs=all_pairs,
-            alternative=first.paired.alternative, alpha=first.paired.alpha)
+            None if all_pairs else first.baseline,
+            all_pairs=all_pairs,
+            alternative=first.paired.alternative,
+            alpha=first.paired.alpha,
+        )
         summary.warnings[:0] = notes
     else:  # --no-across: each experiment's tables say which baseline they share, and why
         for analysis in analyses:
@@ -178,6 +259,7 @@ def analyze_experiments(root: Path, *, specs: list[str] | None = None, across: b
 def _shared_baseline(tables) -> tuple[str, list[str]]:
     """The baseline every experiment is compared against: the specs' own when they agree, else
     the default rule over the activations all of them have (said in a note)."""
+
     def own_baseline(table):  # the spec's, or the default rule over its own activations
         settings = (table.spec or {}).get("compare") or {}
         activations = list(dict.fromkeys(table.runs["activation"]))
@@ -187,13 +269,18 @@ def _shared_baseline(tables) -> tuple[str, list[str]]:
     named = {b for b in own.values() if b}
     if len(named) == 1 and all(own.values()):
         return named.pop(), []
-    shared = [a for a in dict.fromkeys(tables[0].runs["activation"])
-              if all(a in set(t.runs["activation"]) for t in tables)]
+    shared = [
+        a
+        for a in dict.fromkeys(tables[0].runs["activation"])
+        if all(a in set(t.runs["activation"]) for t in tables)
+    ]
     if not shared:
         return None, []
     chosen = default_baseline(shared)
     if not named:
         return chosen, []
     said = ", ".join(f"{name}: {b}" for name, b in own.items())
-    return chosen, [f"the specs name different baselines ({said}); every table here uses {chosen} "
-                    "(--baseline chooses another)"]
+    return chosen, [
+        f"the specs name different baselines ({said}); every table here uses {chosen} "
+        "(--baseline chooses another)"
+    ]

@@ -38,8 +38,9 @@ def seed_summary(frame: pd.DataFrame, value: str, by=("config", "iteration")) ->
     return data.groupby(list(by))[value].agg(mean="mean", std="std", n="count").reset_index()
 
 
-def _curves(frame, runs, value: str, scale: float, ylabel: str, title: str, what: str,
-            name: str, out_dir) -> Figure:
+def _curves(
+    frame, runs, value: str, scale: float, ylabel: str, title: str, what: str, name: str, out_dir
+) -> Figure:
     """Mean-over-seeds curve per configuration with a ±1 std band (error and loss figures)."""
     data = finite_rows(ok_rows(frame, runs), value)
     need_data(data, what)
@@ -52,35 +53,62 @@ def _curves(frame, runs, value: str, scale: float, ylabel: str, title: str, what
         rows = summary[summary["config"] == config]
         mean, spread = rows["mean"] * scale, rows["std"].fillna(0) * scale
         ax.plot(rows["iteration"], mean, label=config, linewidth=1.5, **styles[config])
-        ax.fill_between(rows["iteration"], mean - spread, mean + spread, alpha=0.15, linewidth=0,
-                        color=styles[config]["color"])
+        ax.fill_between(
+            rows["iteration"],
+            mean - spread,
+            mean + spread,
+            alpha=0.15,
+            linewidth=0,
+            color=styles[config]["color"],
+        )
     log = log_if_wide(ax, summary["mean"] * scale)
-    ax.set(xlabel="training iteration", ylabel=ylabel + (" (log scale)" if log else ""), title=title)
+    ax.set(
+        xlabel="training iteration", ylabel=ylabel + (" (log scale)" if log else ""), title=title
+    )
     fig.legend(loc="outside right upper", title="configuration")
-    caption = (f"{what[0].upper() + what[1:]} vs training iteration. Line: mean over seeds of each "
-               f"configuration; band: ±1 standard deviation across seeds; {seeds_text(data)}; "
-               f"dashed = with batch norm{'; log y axis' if log else ''}." + left_out_text(runs))
+    caption = (
+        f"{what[0].upper() + what[1:]} vs training iteration. Line: mean over seeds of each "
+        f"configuration; band: ±1 standard deviation across seeds; {seeds_text(data)}; "
+        f"dashed = with batch norm{'; log y axis' if log else ''}." + left_out_text(runs)
+    )
     return save(fig, out_dir, name, title, caption)
 
 
 @styled
-def error_curves(metrics: pd.DataFrame, out_dir, unit: Unit = CLASSIFICATION, *,
-                 runs: pd.DataFrame | None = None) -> Figure:
+def error_curves(
+    metrics: pd.DataFrame, out_dir, unit: Unit = CLASSIFICATION, *, runs: pd.DataFrame | None = None
+) -> Figure:
     """Test error (%; reconstruction MSE for the autoencoder) over training, per configuration.
 
     With `runs`, only runs that ended ok are drawn and the caption names the others.
     """
-    return _curves(metrics, runs, "test_error", unit.scale, unit.curve,
-                   f"{unit.metric[0].upper()}{unit.metric[1:]} during training", unit.curve,
-                   "error_curves.png", out_dir)
+    return _curves(
+        metrics,
+        runs,
+        "test_error",
+        unit.scale,
+        unit.curve,
+        f"{unit.metric[0].upper()}{unit.metric[1:]} during training",
+        unit.curve,
+        "error_curves.png",
+        out_dir,
+    )
 
 
 @styled
 def loss_curves(metrics: pd.DataFrame, out_dir, *, runs: pd.DataFrame | None = None) -> Figure:
     """Training loss over training, per configuration (log axis when it spans > 1 decade)."""
-    return _curves(metrics, runs, "train_loss", 1.0, "training loss", "Training loss",
-                   "training loss (mean over the iterations since the previous evaluation)",
-                   "loss_curves.png", out_dir)
+    return _curves(
+        metrics,
+        runs,
+        "train_loss",
+        1.0,
+        "training loss",
+        "Training loss",
+        "training loss (mean over the iterations since the previous evaluation)",
+        "loss_curves.png",
+        out_dir,
+    )
 
 
 @styled
@@ -124,11 +152,11 @@ def bias_shift(activations: pd.DataFrame, out_dir, *, runs: pd.DataFrame | None 
     bar.set_label("hidden layer (top = deepest)")
     title = "Bias shift: median over units of each unit's mean activation"
     fig.suptitle(title)
-    caption = (f"One panel per configuration: for each of the {len(layers)} hidden layers "
-               "(colour = depth, dark = first), the median over its units of each unit's mean "
-               "activation on a fixed probe batch, against training iteration; each line is the "
-               f"mean over seeds ({seeds_text(data)}); black line = 0. The shared y axis "
-               "compares how far activations drift from zero." + left_out_text(runs))
+    caption = (
+        f"One panel per configuration: for each of the {len(layers)} hidden layers "
+        "(colour = depth, dark = first), the median over its units of each unit's mean "
+        "activation on a fixed probe batch, against training iteration; each line is the "
+        f"mean over seeds ({seeds_text(data)}); black line = 0. The shared y axis "
+        "compares how far activations drift from zero." + left_out_text(runs)
+    )
     return save(fig, out_dir, "bias_shift.png", title, caption)
-
-

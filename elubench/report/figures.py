@@ -24,12 +24,23 @@ from elubench.core.errors import ActivationError, PlotError
 
 FIGSIZE = (7.0, 4.5)
 DPI = 150
-STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
-          "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-          "grid.alpha": 0.3, "grid.linewidth": 0.6, "legend.frameon": False,
-          # vector files for papers: TrueType fonts in PDFs (Type 3 ones are refused by some
-          # publishers' checks), text as paths in SVGs, and fixed SVG ids so reruns match
-          "pdf.fonttype": 42, "svg.fonttype": "path", "svg.hashsalt": "elubench"}
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "legend.frameon": False,
+    # vector files for papers: TrueType fonts in PDFs (Type 3 ones are refused by some
+    # publishers' checks), text as paths in SVGs, and fixed SVG ids so reruns match
+    "pdf.fonttype": 42,
+    "svg.fonttype": "path",
+    "svg.hashsalt": "elubench",
+}
 # The files each figure is written as: PNG (what REPORT.md and REPORT.html show) first, then
 # vector formats for papers; no dates inside them, so a rerun on the same data writes the same bytes.
 FORMATS = ("png", "pdf", "svg")
@@ -37,8 +48,20 @@ METADATA = {"png": None, "pdf": {"CreationDate": None}, "svg": {"Date": None}}
 _formats = contextvars.ContextVar("formats", default=("png",))
 # The i-th activation of the registry (`elubench activations`) gets the i-th colour; names
 # past the list, or not in the registry, get a colour from a hash of the name.
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf",
-            "#e377c2", "#bcbd22", "#7f7f7f", "#393b79", "#637939")
+COLOURS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#17becf",
+    "#e377c2",
+    "#bcbd22",
+    "#7f7f7f",
+    "#393b79",
+    "#637939",
+)
 VERDICT_COLOURS = {"better": "#1b7837", "worse": "#b2182b", "no evidence": "#7f7f7f"}
 
 
@@ -75,8 +98,10 @@ def identities(frame: pd.DataFrame) -> dict[str, tuple[str, bool, str]]:
     """Each configuration label's activation, batch norm and init, read from the table's
     columns (labels are for display; what a configuration is, the columns say)."""
     rows = frame.drop_duplicates("config")
-    return {str(c): (str(a), bool(b), str(i)) for c, a, b, i in
-            zip(rows["config"], rows["activation"], rows["batchnorm"], rows["init"])}
+    return {
+        str(c): (str(a), bool(b), str(i))
+        for c, a, b, i in zip(rows["config"], rows["activation"], rows["batchnorm"], rows["init"])
+    }
 
 
 def ordered(frame: pd.DataFrame, bn_last: bool = False) -> list[str]:
@@ -100,7 +125,10 @@ def line_styles(frame: pd.DataFrame, configs: list[str]) -> dict[str, dict]:
     styles, groups = {}, {}
     for config in configs:
         activation, batchnorm, _ = identity[config]
-        styles[config] = {"color": activation_color(activation), "linestyle": "--" if batchnorm else "-"}
+        styles[config] = {
+            "color": activation_color(activation),
+            "linestyle": "--" if batchnorm else "-",
+        }
         groups.setdefault((styles[config]["color"], batchnorm), []).append(config)
     markers = "osD^v<>ph*"
     for members in groups.values():
@@ -163,14 +191,18 @@ def figure_formats(formats) -> tuple[str, ...]:
     asked = [f.strip().lower().lstrip(".") for f in formats if f.strip()]
     unknown = [f for f in asked if f not in FORMATS]
     if unknown:
-        raise PlotError(f"unknown figure format {unknown[0]!r}", where="--figure-format",
-                        hint=f"use one or more of {', '.join(FORMATS)}, comma-separated (e.g. png,pdf)")
+        raise PlotError(
+            f"unknown figure format {unknown[0]!r}",
+            where="--figure-format",
+            hint=f"use one or more of {', '.join(FORMATS)}, comma-separated (e.g. png,pdf)",
+        )
     return tuple(f for f in FORMATS if f == "png" or f in asked)
 
 
 def styled(func):
     """Draw under the shared style, so every figure looks alike whatever the user's rcParams;
     `formats=("png", "pdf")` also writes the figure in those formats."""
+
     @functools.wraps(func)
     def wrapper(*args, formats=("png",), **kwargs):
         token = _formats.set(figure_formats(formats))
@@ -179,6 +211,7 @@ def styled(func):
                 return func(*args, **kwargs)
         finally:
             _formats.reset(token)
+
     return wrapper
 
 
@@ -192,5 +225,3 @@ def save(fig: MplFigure, out_dir, name: str, title: str, caption: str) -> Figure
         files.append(path.with_suffix(f".{fmt}"))
         fig.savefig(files[-1], dpi=DPI, format=fmt, metadata=METADATA[fmt])
     return Figure(files[0], caption, title, tuple(files))
-
-

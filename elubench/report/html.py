@@ -69,22 +69,36 @@ def render_html(markdown: str, images: dict[str, Path]) -> str:
 
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     md.add_render_rule("image", _image)
-    md.add_render_rule("table_open", lambda self, tokens, i, options, env:
-                       '<div class="table">' + self.renderToken(tokens, i, options, env))
-    md.add_render_rule("table_close", lambda self, tokens, i, options, env:
-                       self.renderToken(tokens, i, options, env) + "</div>\n")
+    md.add_render_rule(
+        "table_open",
+        lambda self, tokens, i, options, env: (
+            '<div class="table">' + self.renderToken(tokens, i, options, env)
+        ),
+    )
+    md.add_render_rule(
+        "table_close",
+        lambda self, tokens, i, options, env: (
+            self.renderToken(tokens, i, options, env) + "</div>\n"
+        ),
+    )
     env = {"images": {md.normalizeLink(src): Path(path) for src, path in images.items()}}
     tokens = md.parse(markdown, env)
     headings = _anchor(tokens, md, env)
     title = next((text for level, _, _, text in headings if level == 1), "elubench report")
-    split = next((i for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag == "h2"),
-                 len(tokens))
-    body = (md.renderer.render(tokens[:split], md.options, env) + _toc(headings)
-            + md.renderer.render(tokens[split:], md.options, env))
-    return ("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-            f"{body}</body>\n</html>\n")
+    split = next(
+        (i for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag == "h2"), len(tokens)
+    )
+    body = (
+        md.renderer.render(tokens[:split], md.options, env)
+        + _toc(headings)
+        + md.renderer.render(tokens[split:], md.options, env)
+    )
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"{body}</body>\n</html>\n"
+    )
 
 
 def _anchor(tokens, md, env) -> list[tuple[int, str, str, str]]:
@@ -103,7 +117,9 @@ def _anchor(tokens, md, env) -> list[tuple[int, str, str, str]]:
             anchor = f"{slug}-{n}"
         seen.add(anchor)
         token.attrSet("id", anchor)
-        headings.append((int(token.tag[1]), anchor, md.renderer.renderInline(inline, md.options, env), text))
+        headings.append(
+            (int(token.tag[1]), anchor, md.renderer.renderInline(inline, md.options, env), text)
+        )
     return headings
 
 
@@ -117,9 +133,15 @@ def _toc(headings) -> str:
             items.append([f'<a href="#{anchor}">{inner}</a>', []])
         elif level == 3 and items:
             items[-1][1].append(f'<li><a href="#{anchor}">{inner}</a></li>')
-    lines = [f"<li>{link}" + (f"<ul>{''.join(subs)}</ul>" if subs else "") + "</li>" for link, subs in items]
-    return ('<nav class="toc" aria-label="Contents"><strong>Contents</strong>\n<ul>\n'
-            + "\n".join(lines) + "\n</ul></nav>\n")
+    lines = [
+        f"<li>{link}" + (f"<ul>{''.join(subs)}</ul>" if subs else "") + "</li>"
+        for link, subs in items
+    ]
+    return (
+        '<nav class="toc" aria-label="Contents"><strong>Contents</strong>\n<ul>\n'
+        + "\n".join(lines)
+        + "\n</ul></nav>\n"
+    )
 
 
 def _image(self, tokens, idx, options, env) -> str:
@@ -132,7 +154,9 @@ def _image(self, tokens, idx, options, env) -> str:
         alt = self.renderInlineAsText(token.children or [], options, env)
         return f'<a href="{escapeHtml(str(token.attrGet("src")))}">{escapeHtml(alt or "image")}</a>'
     data = path.read_bytes()
-    mime = {".png": "image/png", ".svg": "image/svg+xml"}.get(path.suffix.lower(), "application/octet-stream")
+    mime = {".png": "image/png", ".svg": "image/svg+xml"}.get(
+        path.suffix.lower(), "application/octet-stream"
+    )
     token.attrSet("src", f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}")
     if data[:8] == b"\x89PNG\r\n\x1a\n":  # the size, so the page lays out before decoding
         width, height = struct.unpack(">II", data[16:24])

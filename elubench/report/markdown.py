@@ -31,30 +31,47 @@ def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
     the matrix is the one the recorded `runs` hold (a `run` may have trained a selection of the
     spec's, e.g. `--seeds 3`), with the spec's extent beside it where they differ."""
     if not spec_dict:
-        return ["*The results folder has no spec.json: the experiment's description is unavailable.*"]
+        return [
+            "*The results folder has no spec.json: the experiment's description is unavailable.*"
+        ]
     try:
         spec = validate_spec(spec_dict, source=SPEC_META)
     except ElubenchError as exc:  # e.g. an activation whose package is not installed here
         why = exc.message.splitlines()[0].removeprefix(f"{SPEC_META}: ")
-        return [f"*The experiment's description cannot be read on this machine ({why}); "
-                "the tables and figures below come from the run records alone.*"]
+        return [
+            f"*The experiment's description cannot be read on this machine ({why}); "
+            "the tables and figures below come from the run records alone.*"
+        ]
     # the parameter count of the net with its first built-in activation (a custom one's own
     # parameters are in its runs' records)
-    first = next((a for a in spec.compare.parsed_activations() if isinstance(a, Activation)),
-                 parse_activation("relu"))
+    first = next(
+        (a for a in spec.compare.parsed_activations() if isinstance(a, Activation)),
+        parse_activation("relu"),
+    )
     layout = net_layout(spec, first, False)
     train, data, model = spec.train, spec.data, spec.model
     if isinstance(train.lr, dict):
         schedule = ", ".join(f"{rate:g} from {start:,}" for start, rate in train.lr.items())
     elif hasattr(train.lr, "every"):
-        schedule = f"{train.lr.initial:g}, divided by {train.lr.divide_by:g} every {train.lr.every:,}"
+        schedule = (
+            f"{train.lr.initial:g}, divided by {train.lr.divide_by:g} every {train.lr.every:,}"
+        )
     else:
         schedule = f"{train.lr:g}"
     length = f"{train.iterations:,} iterations" if train.iterations else f"{train.epochs} epochs"
     augment = data.augment
-    augment_text = ", ".join(part for part in (
-        f"pad {augment.pad}" if augment.pad else "", f"random {augment.crop}×{augment.crop} crop" if augment.crop else "",
-        "horizontal flip" if augment.hflip else "") if part) or "none"
+    augment_text = (
+        ", ".join(
+            part
+            for part in (
+                f"pad {augment.pad}" if augment.pad else "",
+                f"random {augment.crop}×{augment.crop} crop" if augment.crop else "",
+                "horizontal flip" if augment.hflip else "",
+            )
+            if part
+        )
+        or "none"
+    )
     lines = [
         f"- **Task**: {spec.task}; **data**: {data.dataset}, preprocessing {data.preprocess}, "
         f"augmentation {augment_text}",
@@ -81,8 +98,14 @@ def _matrix_line(spec, runs) -> str:
     seeds = len(compare.seed_list())
     if runs is not None and len(runs):
         present = set(runs["activation"])
-        if "activation_ref" in runs.columns:  # a custom activation by its label, in the spec's order
-            labels = {r: a for r, a in zip(runs["activation_ref"], runs["activation"]) if isinstance(r, str)}
+        if (
+            "activation_ref" in runs.columns
+        ):  # a custom activation by its label, in the spec's order
+            labels = {
+                r: a
+                for r, a in zip(runs["activation_ref"], runs["activation"])
+                if isinstance(r, str)
+            }
             activations = [labels.get(a, a) for a in activations]
         activations = [a for a in activations if a in present] + sorted(present - set(activations))
         batchnorm = sorted({bool(b) for b in runs["batchnorm"]})
@@ -90,9 +113,11 @@ def _matrix_line(spec, runs) -> str:
         seeds = runs["seed"].nunique()
     spec_seeds = len(compare.seed_list())
     extent = "" if seeds == spec_seeds else f" (of the spec's {spec_seeds})"
-    return (f"- **Matrix**: activations {', '.join(activations)} × batch norm "
-            f"{', '.join('on' if b else 'off' for b in batchnorm)} × init {', '.join(inits)} × "
-            f"{seeds} seeds{extent}; spec hash `{spec.hash}`")
+    return (
+        f"- **Matrix**: activations {', '.join(activations)} × batch norm "
+        f"{', '.join('on' if b else 'off' for b in batchnorm)} × init {', '.join(inits)} × "
+        f"{seeds} seeds{extent}; spec hash `{spec.hash}`"
+    )
 
 
 def _figures_dir(out_dir: Path, sub: str = "figures") -> Path:
@@ -100,8 +125,11 @@ def _figures_dir(out_dir: Path, sub: str = "figures") -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreError(f"cannot write the report here ({exc.strerror or exc})", where=str(out_dir),
-                         hint="pass --out DIR") from None
+        raise StoreError(
+            f"cannot write the report here ({exc.strerror or exc})",
+            where=str(out_dir),
+            hint="pass --out DIR",
+        ) from None
     return path
 
 
@@ -116,28 +144,50 @@ def _figure_lines(figures, out_dir: Path, images: dict, level: int = 2) -> list[
     for figure in figures:
         relative = figure.path.relative_to(out_dir).as_posix()
         images[relative] = figure.path
-        lines += [f"{'#' * (level + 1)} {figure.title}", "", f"![{figure.title}]({relative})", "",
-                  f"*{figure.caption}*", ""]
+        lines += [
+            f"{'#' * (level + 1)} {figure.title}",
+            "",
+            f"![{figure.title}]({relative})",
+            "",
+            f"*{figure.caption}*",
+            "",
+        ]
     return lines
 
 
-def _experiment(analysis: Analysis, out_dir: Path, figures_dir: Path, images: dict, figure_formats,
-                level: int = 2) -> tuple[list[str], list]:
+def _experiment(
+    analysis: Analysis,
+    out_dir: Path,
+    figures_dir: Path,
+    images: dict,
+    figure_formats,
+    level: int = 2,
+) -> tuple[list[str], list]:
     """One experiment's part of a report: what it was, its tables, its figures."""
     results, comparison = analysis.results, analysis.comparison
-    figures = all_figures(results, comparison.paired, figures_dir, comparison.baseline,
-                          formats=figure_formats)
+    figures = all_figures(
+        results, comparison.paired, figures_dir, comparison.baseline, formats=figure_formats
+    )
     runs = results.runs
     counts = runs["status"].value_counts().to_dict()
     devices = ", ".join(sorted(set(runs["device_name"].dropna().astype(str)))) or "unknown"
     h = "#" * level
     lines = [
-        f"{(results.spec or {}).get('source', '')}".strip(), "",
+        f"{(results.spec or {}).get('source', '')}".strip(),
+        "",
         f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}) from `{results.folder}` "
-        f"on {devices}; mean wall time per run {runs['wall_seconds'].mean():.1f} s.", "",
-        f"{h} The experiment", "", *_spec_summary(results.spec, runs), "",
-        f"{h} Results", "", "",
-        to_markdown(display_tables(comparison), comparison.warnings, comparison.methods, level=level + 1),
+        f"on {devices}; mean wall time per run {runs['wall_seconds'].mean():.1f} s.",
+        "",
+        f"{h} The experiment",
+        "",
+        *_spec_summary(results.spec, runs),
+        "",
+        f"{h} Results",
+        "",
+        "",
+        to_markdown(
+            display_tables(comparison), comparison.warnings, comparison.methods, level=level + 1
+        ),
         *_figure_lines(figures, out_dir, images, level),
     ]
     return lines, figures
@@ -154,42 +204,74 @@ def _write(text: str, images: dict, out_dir: Path, markdown: bool, html_too: boo
     return written
 
 
-def write_report(analysis: Analysis, *, out_dir: Path | None = None, markdown: bool = True,
-                 html_too: bool = False, figure_formats=("png", "pdf")) -> list[Path]:
+def write_report(
+    analysis: Analysis,
+    *,
+    out_dir: Path | None = None,
+    markdown: bool = True,
+    html_too: bool = False,
+    figure_formats=("png", "pdf"),
+) -> list[Path]:
     """Write REPORT.md and/or REPORT.html, and the figures in figures/ as PNG and each of
     `figure_formats` (same names); return the files written."""
     out_dir = Path(out_dir or analysis.results.folder)
     images: dict = {}
     lines, figures = _experiment(analysis, out_dir, _figures_dir(out_dir), images, figure_formats)
-    text = "\n".join([f"# elubench report: {analysis.comparison.spec_name}", "",
-                      f"Generated {time.strftime('%Y-%m-%d %H:%M')} by elubench {__version__}.", "",
-                      *lines])
+    text = "\n".join(
+        [
+            f"# elubench report: {analysis.comparison.spec_name}",
+            "",
+            f"Generated {time.strftime('%Y-%m-%d %H:%M')} by elubench {__version__}.",
+            "",
+            *lines,
+        ]
+    )
     return _write(text, images, out_dir, markdown, html_too) + [p for f in figures for p in f.files]
 
 
-def write_folder_report(folder: FolderAnalysis, root: Path, *, out_dir: Path | None = None, markdown: bool = True,
-                          html_too: bool = False, figure_formats=("png", "pdf")) -> list[Path]:
+def write_folder_report(
+    folder: FolderAnalysis,
+    root: Path,
+    *,
+    out_dir: Path | None = None,
+    markdown: bool = True,
+    html_too: bool = False,
+    figure_formats=("png", "pdf"),
+) -> list[Path]:
     """One REPORT.md (and REPORT.html) for several experiments, in `root` (or `out_dir`): the
     summary across them first (its tables, the critical-difference diagram and the forest plot
     in figures/), then a section per experiment (its figures in figures/<spec name>/)."""
     out_dir = Path(out_dir or root)
     images: dict = {}
     names = [a.results.name for a in folder.experiments]
-    lines = [f"# elubench report: {len(names)} experiments", "",
-             f"Generated {time.strftime('%Y-%m-%d %H:%M')} by elubench {__version__} from `{root}`: "
-             f"{', '.join(names)}.", ""]
+    lines = [
+        f"# elubench report: {len(names)} experiments",
+        "",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M')} by elubench {__version__} from `{root}`: "
+        f"{', '.join(names)}.",
+        "",
+    ]
     files = []
     across = folder.across
     if across is not None:
         figures = across_figures(across, _figures_dir(out_dir), formats=figure_formats)
         files += [p for f in figures for p in f.files]
-        lines += [f"## Across {len(across.experiments)} experiments", "",
-                  to_markdown(across_sections(across), across.warnings, across.methods, level=3),
-                  *_figure_lines(figures, out_dir, images, level=3)]
+        lines += [
+            f"## Across {len(across.experiments)} experiments",
+            "",
+            to_markdown(across_sections(across), across.warnings, across.methods, level=3),
+            *_figure_lines(figures, out_dir, images, level=3),
+        ]
     for analysis in folder.experiments:
         name = analysis.results.name
-        part, figures = _experiment(analysis, out_dir, _figures_dir(out_dir, f"figures/{name}"), images,
-                                    figure_formats, level=3)
+        part, figures = _experiment(
+            analysis,
+            out_dir,
+            _figures_dir(out_dir, f"figures/{name}"),
+            images,
+            figure_formats,
+            level=3,
+        )
         files += [p for f in figures for p in f.files]
         lines += [f"## Experiment: {name}", "", *part]
     return _write("\n".join(lines), images, out_dir, markdown, html_too) + files

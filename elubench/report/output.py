@@ -30,9 +30,12 @@ def _one(analysis: Analysis, format_: str) -> tuple[str, str | RenderableType]:
     sections = display_tables(c)
     if format_ == "rich":
         return title, to_rich(sections, c.warnings, c.methods)
-    text = {"markdown": lambda: f"## {title}\n\n" + to_markdown(sections, c.warnings, c.methods),
-            "csv": lambda: to_csv(sections), "json": lambda: to_json(c, sections),
-            "latex": lambda: to_latex(sections, c.methods)}[format_]()
+    text = {
+        "markdown": lambda: f"## {title}\n\n" + to_markdown(sections, c.warnings, c.methods),
+        "csv": lambda: to_csv(sections),
+        "json": lambda: to_json(c, sections),
+        "latex": lambda: to_latex(sections, c.methods),
+    }[format_]()
     return title, text
 
 
@@ -46,34 +49,51 @@ def _several(folder: FolderAnalysis, format_: str) -> str | RenderableType:
             c = analysis.comparison
             items += [Rule(experiment_title(analysis)), to_rich(sections, c.warnings, c.methods)]
         if across is not None:
-            items += [Rule(f"across {len(across.experiments)} experiments"),
-                      to_rich(extra, across.warnings, across.methods)]
+            items += [
+                Rule(f"across {len(across.experiments)} experiments"),
+                to_rich(extra, across.warnings, across.methods),
+            ]
         return Group(*items)
     if format_ == "markdown":
-        parts = [f"## {experiment_title(a)}\n\n" + to_markdown(sections, a.comparison.warnings,
-                                                               a.comparison.methods)
-                 for a, sections in tables]
+        parts = [
+            f"## {experiment_title(a)}\n\n"
+            + to_markdown(sections, a.comparison.warnings, a.comparison.methods)
+            for a, sections in tables
+        ]
         if across is not None:
-            parts.append(f"## Across {len(across.experiments)} experiments\n\n"
-                         + to_markdown(extra, across.warnings, across.methods))
+            parts.append(
+                f"## Across {len(across.experiments)} experiments\n\n"
+                + to_markdown(extra, across.warnings, across.methods)
+            )
         return "\n".join(parts)
     if format_ == "csv":
         parts = [to_csv([_prefixed(s, a.results.name) for s in sections]) for a, sections in tables]
         return "".join(parts) + (to_csv(extra) if across is not None else "")
     if format_ == "latex":
-        parts = [f"% Experiment {a.results.name}\n" + to_latex(sections, a.comparison.methods)
-                 for a, sections in tables]
+        parts = [
+            f"% Experiment {a.results.name}\n" + to_latex(sections, a.comparison.methods)
+            for a, sections in tables
+        ]
         if across is not None:
             parts.append("% Across experiments\n" + to_latex(extra, across.methods))
         return "\n".join(parts)
     if format_ == "json":
-        payload = {"experiments": {a.results.name: json_payload(a.comparison, sections)
-                                   for a, sections in tables},
-                   "across": None if across is None else across_payload(across, extra)}
+        payload = {
+            "experiments": {
+                a.results.name: json_payload(a.comparison, sections) for a, sections in tables
+            },
+            "across": None if across is None else across_payload(across, extra),
+        }
         return dumps(payload, indent=2, default=str)
     raise ValueError(format_)
 
 
 def _prefixed(section: Section, name: str) -> Section:
-    return Section(f"{name}/{section.key}", f"{name}: {section.title}", section.frame, section.raw,
-                   section.note, section.footnotes)
+    return Section(
+        f"{name}/{section.key}",
+        f"{name}: {section.title}",
+        section.frame,
+        section.raw,
+        section.note,
+        section.footnotes,
+    )

@@ -42,10 +42,16 @@ class _Fitted:
         table = Table(title=title, header_style="bold")
         for column in columns:
             # labels never wrap; the other cells may on a narrow terminal
-            width = (int(frame[column].astype(str).str.len().max())
-                     if column in (first, "verdict") and len(frame) else None)
-            table.add_column(str(column), justify="left" if column in (first, "method", "verdict")
-                             else "right", min_width=width)
+            width = (
+                int(frame[column].astype(str).str.len().max())
+                if column in (first, "verdict") and len(frame)
+                else None
+            )
+            table.add_column(
+                str(column),
+                justify="left" if column in (first, "method", "verdict") else "right",
+                min_width=width,
+            )
         for row in frame[columns].itertuples(index=False):
             table.add_row(*(escape(str(v)) for v in row))
         return table
@@ -80,8 +86,10 @@ class _Fitted:
 def _markdown_table(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
-            for row in frame.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
     return "\n".join([header, rule, *body])
 
 
@@ -106,8 +114,13 @@ def to_markdown(sections: list[Section], warnings: list[str], methods: str, leve
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     """Lists (a row's notes) as one "; "-joined text cell, for flat formats."""
-    return frame.apply(lambda column: column.map(lambda v: "; ".join(v) if isinstance(v, list) else v)
-                       if column.dtype == object else column)
+    return frame.apply(
+        lambda column: (
+            column.map(lambda v: "; ".join(v) if isinstance(v, list) else v)
+            if column.dtype == object
+            else column
+        )
+    )
 
 
 def to_csv(sections: list[Section]) -> str:
@@ -121,11 +134,29 @@ def to_csv(sections: list[Section]) -> str:
 
 
 # Every character LaTeX treats specially in text, and the Unicode the tables use, as LaTeX.
-LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-         "<": r"\textless{}", ">": r"\textgreater{}", "±": r"$\pm$", "−": "-", "–": "--",
-         "×": r"$\times$", "≈": r"$\approx$", "α": r"$\alpha$", "χ": r"$\chi$", "²": r"$^2$",
-         "√": r"$\surd$"}
+LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "±": r"$\pm$",
+    "−": "-",
+    "–": "--",
+    "×": r"$\times$",
+    "≈": r"$\approx$",
+    "α": r"$\alpha$",
+    "χ": r"$\chi$",
+    "²": r"$^2$",
+    "√": r"$\surd$",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -138,13 +169,21 @@ def to_latex(sections: list[Section], methods: str) -> str:
     parts = []
     for section in sections:
         columns = "l" + "r" * (len(section.frame.columns) - 1)
-        lines = [r"\begin{table}[ht]", r"\centering",
-                 rf"\caption{{{latex_escape(section.title)}. {latex_escape(section.note)}"
-                 + "".join(f" Note: {latex_escape(f)}." for f in section.footnotes) + "}",
-                 rf"\begin{{tabular}}{{{columns}}}", r"\hline",
-                 " & ".join(latex_escape(c) for c in section.frame.columns) + r" \\", r"\hline"]
-        lines += [" & ".join(latex_escape(v) for v in row) + r" \\"
-                  for row in section.frame.itertuples(index=False)]
+        lines = [
+            r"\begin{table}[ht]",
+            r"\centering",
+            rf"\caption{{{latex_escape(section.title)}. {latex_escape(section.note)}"
+            + "".join(f" Note: {latex_escape(f)}." for f in section.footnotes)
+            + "}",
+            rf"\begin{{tabular}}{{{columns}}}",
+            r"\hline",
+            " & ".join(latex_escape(c) for c in section.frame.columns) + r" \\",
+            r"\hline",
+        ]
+        lines += [
+            " & ".join(latex_escape(v) for v in row) + r" \\"
+            for row in section.frame.itertuples(index=False)
+        ]
         lines += [r"\hline", r"\end{tabular}", r"\end{table}", ""]
         parts.append("\n".join(lines))
     parts.append("% Methods\n" + latex_escape(methods) + "\n")
@@ -176,16 +215,31 @@ def json_payload(result, sections: list[Section]) -> dict:
     """One experiment's statistics (a stats.Comparison) as JSON-ready data."""
     f = result.friedman
     return {
-        "spec_name": result.spec_name, "baseline": result.baseline, "configs": result.configs,
-        "alternative": result.paired.alternative, "alpha": result.paired.alpha,
-        "primary_test": result.paired.primary, "correction": result.paired.correction,
-        "comparison_family": result.paired.family, "comparison_mode": result.paired.mode,
+        "spec_name": result.spec_name,
+        "baseline": result.baseline,
+        "configs": result.configs,
+        "alternative": result.paired.alternative,
+        "alpha": result.paired.alpha,
+        "primary_test": result.paired.primary,
+        "correction": result.paired.correction,
+        "comparison_family": result.paired.family,
+        "comparison_mode": result.paired.mode,
         "rope_pp": result.rope,
         "tables": {s.key: json_rows(s.raw) for s in sections if s.key != "friedman"},
-        "friedman": None if f is None else {
-            "statistic": f.statistic, "p": f.p, "p_method": f.method, "p_se": f.p_se,
-            "k": f.k, "n_blocks": f.n_blocks, "f_statistic": f.f_statistic, "f_p": f.f_p,
+        "friedman": None
+        if f is None
+        else {
+            "statistic": f.statistic,
+            "p": f.p,
+            "p_method": f.method,
+            "p_se": f.p_se,
+            "k": f.k,
+            "n_blocks": f.n_blocks,
+            "f_statistic": f.f_statistic,
+            "f_p": f.f_p,
             "degenerate": f.degenerate,
-            "mean_ranks": {k: _clean(v) for k, v in f.mean_ranks.items()}},
-        "warnings": result.warnings, "methods": result.methods,
+            "mean_ranks": {k: _clean(v) for k, v in f.mean_ranks.items()},
+        },
+        "warnings": result.warnings,
+        "methods": result.methods,
     }

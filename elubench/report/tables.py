@@ -16,10 +16,10 @@ FORMATS = ("rich", "markdown", "csv", "json", "latex")
 
 @dataclass
 class Section:
-    key: str            # stable name (JSON keys, CSV section names)
+    key: str  # stable name (JSON keys, CSV section names)
     title: str
     frame: pd.DataFrame  # formatted text cells
-    raw: pd.DataFrame    # the numbers behind them
+    raw: pd.DataFrame  # the numbers behind them
     note: str = ""
     footnotes: list[str] = field(default_factory=list)  # row notes, as "<row>: <text>"
 
@@ -45,7 +45,9 @@ def _paired_cells(row, *, label: str, bayes: bool, diff: str = "Δ pp [95% CI]")
         "verdict": _verdict(row),
         "n": count(row["n_pairs"]),
         diff: f"{number(row['mean_diff_pp'])} {interval(row['ci_low'], row['ci_high'])}",
-        "W/T/L": "–" if missing(row.get("wins")) else f"{int(row['wins'])}/{int(row['ties'])}/{int(row['losses'])}",
+        "W/T/L": "–"
+        if missing(row.get("wins"))
+        else f"{int(row['wins'])}/{int(row['ties'])}/{int(row['losses'])}",
         "Wilcoxon p": p_value(row["wilcoxon_p"]),
         "Holm p": p_value(row["p_holm"]),
         "p floor": p_value(row["p_floor"]),
@@ -53,15 +55,24 @@ def _paired_cells(row, *, label: str, bayes: bool, diff: str = "Δ pp [95% CI]")
     }
     if bayes:
         cells["P(a better/≈/b better)"] = _bayes(row)
-    cells.update({"t-test p": p_value(row["t_p"]), "d_z": number(row["d_z"]),
-                  "seeds for 80% power": count(row["seeds_for_80_power"])})
+    cells.update(
+        {
+            "t-test p": p_value(row["t_p"]),
+            "d_z": number(row["d_z"]),
+            "seeds for 80% power": count(row["seeds_for_80_power"]),
+        }
+    )
     return cells
 
 
 def _footnotes(frame: pd.DataFrame, labels: list[str]) -> list[str]:
     """Each row's notes, under the table: "<row label>: <note>"."""
-    return [f"{label}: {note}" for label, notes in zip(labels, frame["notes"])
-            if isinstance(notes, list) for note in notes]
+    return [
+        f"{label}: {note}"
+        for label, notes in zip(labels, frame["notes"])
+        if isinstance(notes, list)
+        for note in notes
+    ]
 
 
 def _methods_used(frame: pd.DataFrame) -> str:
@@ -69,22 +80,41 @@ def _methods_used(frame: pd.DataFrame) -> str:
     return f"Wilcoxon p-values: {', '.join(used)}" if used else ""
 
 
-def _family_note(frame: pd.DataFrame, question: str, side: str, alpha: float, extra: str = "") -> str:
+def _family_note(
+    frame: pd.DataFrame, question: str, side: str, alpha: float, extra: str = ""
+) -> str:
     m = int(frame["wilcoxon_p"].notna().sum())
-    return (f"one Holm family: {question}; {m} comparisons at alpha {alpha:g}; primary test "
-            f"Wilcoxon signed-rank, {side}; verdict from its Holm-adjusted p, direction from its "
-            f"statistic (T+ − T−), not the mean; 'cannot reach α': no outcome of the data could "
-            f"make it significant{extra}")
+    return (
+        f"one Holm family: {question}; {m} comparisons at alpha {alpha:g}; primary test "
+        f"Wilcoxon signed-rank, {side}; verdict from its Holm-adjusted p, direction from its "
+        f"statistic (T+ − T−), not the mean; 'cannot reach α': no outcome of the data could "
+        f"make it significant{extra}"
+    )
 
 
-def _bn_section(key: str, title: str, frame: pd.DataFrame, labels: list[str], label: str,
-                meaning: str, question: str, alpha: float, rope, bayes_note: str,
-                diff: str) -> Section:
+def _bn_section(
+    key: str,
+    title: str,
+    frame: pd.DataFrame,
+    labels: list[str],
+    label: str,
+    meaning: str,
+    question: str,
+    alpha: float,
+    rope,
+    bayes_note: str,
+    diff: str,
+) -> Section:
     """One of the two BN families as a table: its rows, what d and W/T/L mean, the family."""
-    rows = [_paired_cells({**r, "label": text}, label=label, bayes=rope is not None, diff=diff)
-            for text, (_, r) in zip(labels, frame.iterrows())]
-    note = (f"{meaning}; " + _family_note(frame, question, "two-sided", alpha, bayes_note)
-            + f"; {_methods_used(frame)}")
+    rows = [
+        _paired_cells({**r, "label": text}, label=label, bayes=rope is not None, diff=diff)
+        for text, (_, r) in zip(labels, frame.iterrows())
+    ]
+    note = (
+        f"{meaning}; "
+        + _family_note(frame, question, "two-sided", alpha, bayes_note)
+        + f"; {_methods_used(frame)}"
+    )
     return Section(key, title, pd.DataFrame(rows), frame, note, _footnotes(frame, labels))
 
 
@@ -96,25 +126,40 @@ def display_tables(result: Comparison) -> list[Section]:
     diff = f"Δ {unit.short} [95% CI]"
     sections = []
     rope = result.rope
-    bayes_note = (f"; P(a better / ≈ / b better): Bayesian signed-rank test, ROPE ±{rope:g} "
-                  f"{unit.short}" if rope is not None else "")
+    bayes_note = (
+        f"; P(a better / ≈ / b better): Bayesian signed-rank test, ROPE ±{rope:g} {unit.short}"
+        if rope is not None
+        else ""
+    )
 
     d = result.descriptives
     has_ref = d["ref_mean"].notna().any()
     rows = []
     for _, r in d.iterrows():
-        row = {"configuration": r["config"], "ok": count(r["n_ok"]),
-               "diverged/failed": f"{int(r['n_diverged'])}/{int(r['n_failed'])}",
-               "mean ± std": f"{number(r['mean'], digits)} ± {number(r['std'], digits)}",
-               "95% CI": interval(r["ci_low"], r["ci_high"], digits), "median": number(r["median"], digits),
-               "min": number(r["min"], digits), "max": number(r["max"], digits)}
+        row = {
+            "configuration": r["config"],
+            "ok": count(r["n_ok"]),
+            "diverged/failed": f"{int(r['n_diverged'])}/{int(r['n_failed'])}",
+            "mean ± std": f"{number(r['mean'], digits)} ± {number(r['std'], digits)}",
+            "95% CI": interval(r["ci_low"], r["ci_high"], digits),
+            "median": number(r["median"], digits),
+            "min": number(r["min"], digits),
+            "max": number(r["max"], digits),
+        }
         if has_ref:
-            row["reference"] = ("–" if pd.isna(r["ref_mean"])
-                                else f"{r['ref_mean']:.2f} ± {r['ref_std']:.2f}")
+            row["reference"] = (
+                "–" if pd.isna(r["ref_mean"]) else f"{r['ref_mean']:.2f} ± {r['ref_std']:.2f}"
+            )
         rows.append(row)
-    sections.append(Section("descriptives", f"{unit.value} per configuration, over seeds",
-                            pd.DataFrame(rows), d,
-                            "mean ± std (ddof 1); 95% CI: t-interval of the mean"))
+    sections.append(
+        Section(
+            "descriptives",
+            f"{unit.value} per configuration, over seeds",
+            pd.DataFrame(rows),
+            d,
+            "mean ± std (ddof 1); 95% CI: t-interval of the mean",
+        )
+    )
 
     f = result.friedman
     if f is not None:
@@ -122,12 +167,18 @@ def display_tables(result: Comparison) -> list[Section]:
         ranks.columns = ["configuration", "mean rank"]
         frame = ranks.assign(**{"mean rank": ranks["mean rank"].map(lambda v: f"{v:.2f}")})
         if f.f_statistic is None:
-            f_text = f"Iman–Davenport F undefined ({f.degenerate})" if f.degenerate else "Iman–Davenport F undefined"
+            f_text = (
+                f"Iman–Davenport F undefined ({f.degenerate})"
+                if f.degenerate
+                else "Iman–Davenport F undefined"
+            )
         else:
             f_text = f"Iman–Davenport F = {number(f.f_statistic)}, approximate p = {p_value(f.f_p)}"
         se = f" ± {f.p_se:.2g} (Monte Carlo SE)" if f.p_se else ""
-        note = (f"Friedman χ² = {f.statistic:.2f}, df = {f.k - 1}, p = {p_value(f.p)}{se} ({f.method}); "
-                f"{f_text}; {f.n_blocks} complete seeds; rank 1 = lowest error")
+        note = (
+            f"Friedman χ² = {f.statistic:.2f}, df = {f.k - 1}, p = {p_value(f.p)}{se} ({f.method}); "
+            f"{f_text}; {f.n_blocks} complete seeds; rank 1 = lowest error"
+        )
         sections.append(Section("friedman", "omnibus: mean ranks over seeds", frame, ranks, note))
 
     paired = result.paired
@@ -140,47 +191,100 @@ def display_tables(result: Comparison) -> list[Section]:
                 cells["BH q"] = p_value(r["q_bh"])
             rows.append(cells)
         side = SIDE[paired.alternative]
-        note = (f"{paired.difference}; " + _family_note(table, paired.family, side, paired.alpha,
-                                                        bayes_note)
-                + f"; {paired.zero_method}; {_methods_used(table)}; W/T/L: seeds where a wins/ties/loses")
-        sections.append(Section("paired", f"activation comparisons ({paired.family})",
-                                pd.DataFrame(rows), table, note,
-                                _footnotes(table, [r["comparison"] for r in rows])))
+        note = (
+            f"{paired.difference}; "
+            + _family_note(table, paired.family, side, paired.alpha, bayes_note)
+            + f"; {paired.zero_method}; {_methods_used(table)}; W/T/L: seeds where a wins/ties/loses"
+        )
+        sections.append(
+            Section(
+                "paired",
+                f"activation comparisons ({paired.family})",
+                pd.DataFrame(rows),
+                table,
+                note,
+                _footnotes(table, [r["comparison"] for r in rows]),
+            )
+        )
 
     if result.bn is not None:
         bn = result.bn
-        sections.append(_bn_section(
-            "bn_effects", "BN effects: each activation with batch normalization against without",
-            bn.effects, [r["activation"] + (f" ({r['init']})" if r["init"] else "")
-                         for _, r in bn.effects.iterrows()], "activation",
-            f"d = {score}(with BN) − {score}(without) per seed; negative = BN helps; W/T/L: seeds "
-            "where BN lowers / ties / raises the error", "BN effect per activation", bn.alpha, rope,
-            bayes_note, diff))
+        sections.append(
+            _bn_section(
+                "bn_effects",
+                "BN effects: each activation with batch normalization against without",
+                bn.effects,
+                [
+                    r["activation"] + (f" ({r['init']})" if r["init"] else "")
+                    for _, r in bn.effects.iterrows()
+                ],
+                "activation",
+                f"d = {score}(with BN) − {score}(without) per seed; negative = BN helps; W/T/L: seeds "
+                "where BN lowers / ties / raises the error",
+                "BN effect per activation",
+                bn.alpha,
+                rope,
+                bayes_note,
+                diff,
+            )
+        )
         if len(bn.contrasts):
-            sections.append(_bn_section(
-                "bn_contrasts", "BN × activation: does BN help one activation more than another?",
-                bn.contrasts, [f"BN effect: {r['a']} − {r['b']}" for _, r in bn.contrasts.iterrows()],
-                "contrast", "d = BN effect of a − BN effect of b per seed; negative = BN helps a more; "
-                "W/T/L: seeds where BN helps a more / the same / less",
-                "each activation's BN effect against another's", bn.alpha, rope, bayes_note, diff))
+            sections.append(
+                _bn_section(
+                    "bn_contrasts",
+                    "BN × activation: does BN help one activation more than another?",
+                    bn.contrasts,
+                    [f"BN effect: {r['a']} − {r['b']}" for _, r in bn.contrasts.iterrows()],
+                    "contrast",
+                    "d = BN effect of a − BN effect of b per seed; negative = BN helps a more; "
+                    "W/T/L: seeds where BN helps a more / the same / less",
+                    "each activation's BN effect against another's",
+                    bn.alpha,
+                    rope,
+                    bayes_note,
+                    diff,
+                )
+            )
 
     if result.speed is not None:
         s = result.speed
         target = unit.shown(s.target)
-        frame = pd.DataFrame({"configuration": s.table["config"],
-                              "reached": [f"{int(a)}/{int(b)}" for a, b in zip(s.table["n_reached"], s.table["n"])],
-                              "mean iterations": s.table["mean_iterations"].map(count),
-                              "median iterations": s.table["median_iterations"].map(count)})
-        sections.append(Section("speed", f"iterations to reach {target} {metric}", frame, s.table,
-                                f"target: {s.target_source}; first evaluation at or below it"))
+        frame = pd.DataFrame(
+            {
+                "configuration": s.table["config"],
+                "reached": [
+                    f"{int(a)}/{int(b)}" for a, b in zip(s.table["n_reached"], s.table["n"])
+                ],
+                "mean iterations": s.table["mean_iterations"].map(count),
+                "median iterations": s.table["median_iterations"].map(count),
+            }
+        )
+        sections.append(
+            Section(
+                "speed",
+                f"iterations to reach {target} {metric}",
+                frame,
+                s.table,
+                f"target: {s.target_source}; first evaluation at or below it",
+            )
+        )
 
     c = result.cost
     if len(c) and c["images_per_second"].notna().any():
-        frame = pd.DataFrame({"configuration": c["config"],
-                              "images/s": c["images_per_second"].map(lambda v: count(v)),
-                              "time per image vs relu": c["time_per_image_vs_relu"].map(lambda v: number(v, 3))})
-        sections.append(Section("cost", "training speed", frame, c,
-                                "mean over runs; time relative to relu at the same BN setting"))
+        frame = pd.DataFrame(
+            {
+                "configuration": c["config"],
+                "images/s": c["images_per_second"].map(lambda v: count(v)),
+                "time per image vs relu": c["time_per_image_vs_relu"].map(lambda v: number(v, 3)),
+            }
+        )
+        sections.append(
+            Section(
+                "cost",
+                "training speed",
+                frame,
+                c,
+                "mean over runs; time relative to relu at the same BN setting",
+            )
+        )
     return sections
-
-

@@ -32,21 +32,26 @@ class Dataset:
     name: str
     image_shape: tuple[int, int, int] | None = None  # (channels, height, width) when fixed
     classes: int | None = None
-    sizes: tuple[int, int] | None = None             # (train, test) images when fixed
-    torchvision: str | None = None   # its class in torchvision.datasets, which reads (and
-                                     # downloads) its files under the data folder
-    no_files: str = ""               # why it needs no files, as `elubench data` says it
+    sizes: tuple[int, int] | None = None  # (train, test) images when fixed
+    torchvision: str | None = None  # its class in torchvision.datasets, which reads (and
+    # downloads) its files under the data folder
+    no_files: str = ""  # why it needs no files, as `elubench data` says it
 
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in (
-    # digits: elubench's fixed split (elubench/data/sources.py)
-    Dataset("digits", (1, 8, 8), 10, (1352, 445), no_files="ships inside scikit-learn (load_digits)"),
-    Dataset("synthetic", no_files="generated from the spec's data.synthetic.seed"),
-    Dataset("mnist", (1, 28, 28), 10, (60000, 10000), torchvision="MNIST"),
-    Dataset("cifar10", (3, 32, 32), 10, (50000, 10000), torchvision="CIFAR10"),
-    Dataset("cifar100", (3, 32, 32), 100, (50000, 10000), torchvision="CIFAR100"),
-    Dataset("imagefolder"),
-)}
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        # digits: elubench's fixed split (elubench/data/sources.py)
+        Dataset(
+            "digits", (1, 8, 8), 10, (1352, 445), no_files="ships inside scikit-learn (load_digits)"
+        ),
+        Dataset("synthetic", no_files="generated from the spec's data.synthetic.seed"),
+        Dataset("mnist", (1, 28, 28), 10, (60000, 10000), torchvision="MNIST"),
+        Dataset("cifar10", (3, 32, 32), 10, (50000, 10000), torchvision="CIFAR10"),
+        Dataset("cifar100", (3, 32, 32), 100, (50000, 10000), torchvision="CIFAR100"),
+        Dataset("imagefolder"),
+    )
+}
 assert tuple(DATASETS) == get_args(DatasetName), "DATASETS and DatasetName name the same datasets"
 
 
@@ -60,10 +65,13 @@ Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
 
 # --- data -------------------------------------------------------------------------------------
 
+
 class Augment(Strict):
     pad: NonNegativeInt = Field(0, le=MAX_SIDE)  # zero padding on each side before the random crop
-    crop: PositiveInt | None = Field(None, le=MAX_SIDE)  # random crop in training, centre crop at test
-    hflip: bool = False              # random horizontal flip in training
+    crop: PositiveInt | None = Field(
+        None, le=MAX_SIDE
+    )  # random crop in training, centre crop at test
+    hflip: bool = False  # random horizontal flip in training
 
 
 class Synthetic(Strict):
@@ -78,10 +86,12 @@ class Synthetic(Strict):
 
 
 class ImageFolder(Strict):
-    root: str                        # holds train/ and val/ with one folder per class
+    root: str  # holds train/ and val/ with one folder per class
     resize: PositiveInt = Field(256, le=MAX_SIDE)
     crop: PositiveInt = Field(224, le=MAX_SIDE)
-    classes: PositiveInt | None = Field(None, le=MAX_CLASSES)  # checked against the folders when given
+    classes: PositiveInt | None = Field(
+        None, le=MAX_CLASSES
+    )  # checked against the folders when given
     workers: NonNegativeInt = Field(4, le=256)
 
 
@@ -92,9 +102,9 @@ class Data(Strict):
     synthetic: Synthetic | None = None
     imagefolder: ImageFolder | None = None
     train_limit: PositiveInt | None = Field(None, le=MAX_IMAGES)  # only the first N training images
-    test_limit: PositiveInt | None = Field(None, le=MAX_IMAGES)   # evaluate on only the first N
-    gcn_scale: PositiveFloat = 55.0         # gcn-zca: per-image norm after centring (Maxout)
-    zca_bias: PositiveFloat = 0.1           # gcn-zca: added to the eigenvalues (pylearn2 default)
+    test_limit: PositiveInt | None = Field(None, le=MAX_IMAGES)  # evaluate on only the first N
+    gcn_scale: PositiveFloat = 55.0  # gcn-zca: per-image norm after centring (Maxout)
+    zca_bias: PositiveFloat = 0.1  # gcn-zca: added to the eigenvalues (pylearn2 default)
 
     @model_validator(mode="after")
     def _sections_match_dataset(self):
@@ -103,14 +113,17 @@ class Data(Strict):
         if self.dataset != "synthetic" and self.synthetic is not None:
             raise ValueError("the 'synthetic' section only applies to dataset: synthetic")
         if self.dataset == "imagefolder" and self.imagefolder is None:
-            raise ValueError("dataset: imagefolder needs an 'imagefolder' section with at least 'root'")
+            raise ValueError(
+                "dataset: imagefolder needs an 'imagefolder' section with at least 'root'"
+            )
         if self.dataset != "imagefolder" and self.imagefolder is not None:
             raise ValueError("the 'imagefolder' section only applies to dataset: imagefolder")
         _, h, w = self.image_shape()
         crop, pad = self.augment.crop, self.augment.pad
         if crop is not None and crop > min(h, w) + 2 * pad:
-            raise ValueError(f"augment.crop {crop} is larger than the padded {h + 2 * pad}x"
-                             f"{w + 2 * pad} image")
+            raise ValueError(
+                f"augment.crop {crop} is larger than the padded {h + 2 * pad}x{w + 2 * pad} image"
+            )
         if pad and crop is None:
             raise ValueError("augment.pad needs augment.crop (pad, then crop back to a size)")
         return self
@@ -140,7 +153,10 @@ class Data(Strict):
             sizes = DATASETS[self.dataset].sizes
         else:
             return None
-        return (min(sizes[0], self.train_limit or sizes[0]), min(sizes[1], self.test_limit or sizes[1]))
+        return (
+            min(sizes[0], self.train_limit or sizes[0]),
+            min(sizes[1], self.test_limit or sizes[1]),
+        )
 
     def classes(self) -> int | None:
         if self.dataset == "synthetic":
@@ -148,5 +164,3 @@ class Data(Strict):
         if self.dataset == "imagefolder":
             return self.imagefolder.classes
         return DATASETS[self.dataset].classes
-
-

@@ -35,8 +35,11 @@ def _line_index(root, source: str) -> dict[tuple[str, ...], int]:
                 key = str(key_node.value)
                 line = key_node.start_mark.line + 1
                 if key in seen:
-                    raise SpecError(f"key {short('.'.join(path + (key,)))} appears twice "
-                                    f"(lines {seen[key]} and {line})", where=f"{source}:{line}")
+                    raise SpecError(
+                        f"key {short('.'.join(path + (key,)))} appears twice "
+                        f"(lines {seen[key]} and {line})",
+                        where=f"{source}:{line}",
+                    )
                 seen[key] = line
                 index[path + (key,)] = line
                 walk(value_node, path + (key,))
@@ -62,19 +65,25 @@ def _read_yaml(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], int]]
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"not valid YAML: {problem}", where=where) from None
     except (ValueError, OverflowError, RecursionError, MemoryError) as exc:  # a safety net
-        raise SpecError(f"cannot read the YAML ({exc.__class__.__name__}: {short(str(exc), 120)})",
-                        where=source) from None
+        raise SpecError(
+            f"cannot read the YAML ({exc.__class__.__name__}: {short(str(exc), 120)})", where=source
+        ) from None
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
     path, sep, raw = text.partition("=")
     parts = path.strip().split(".")
     if not sep or not path.strip() or any(not p for p in parts):
-        raise SpecError(f"cannot read the override {text!r}", where="--set",
-                        hint="write key.path=value, e.g. --set train.iterations=2000")
+        raise SpecError(
+            f"cannot read the override {text!r}",
+            where="--set",
+            hint="write key.path=value, e.g. --set train.iterations=2000",
+        )
     if len(parts) > safeyaml.MAX_DEPTH:
-        raise SpecError(f"a key path of {len(parts)} parts; a spec nests at most "
-                        f"{safeyaml.MAX_DEPTH} deep", where="--set")
+        raise SpecError(
+            f"a key path of {len(parts)} parts; a spec nests at most {safeyaml.MAX_DEPTH} deep",
+            where="--set",
+        )
     try:  # the same YAML rules as a spec file: 1e-3 is a float
         value = safeyaml.load(raw, "--set")[0] if raw.strip() else ""
     except yaml.YAMLError:
@@ -82,8 +91,9 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     except SpecError as exc:
         raise SpecError(exc.message, where=f"--set {short(text, 80)}", hint=exc.hint) from None
     except (ValueError, OverflowError, RecursionError, MemoryError) as exc:  # a safety net
-        raise SpecError(f"cannot read the value ({exc.__class__.__name__})",
-                        where=f"--set {short(text, 80)}") from None
+        raise SpecError(
+            f"cannot read the value ({exc.__class__.__name__})", where=f"--set {short(text, 80)}"
+        ) from None
     return parts, value
 
 
@@ -101,15 +111,23 @@ def apply_override(raw: dict, text: str) -> tuple[str, ...]:
         last = depth == len(parts) - 1
         if isinstance(node, list):
             if not _is_index(part) or int(part) >= len(node):
-                raise SpecError(f"{'.'.join(parts[:depth])} is a list of {len(node)}; "
-                                f"{part!r} is not an index in it", where=f"--set {text}")
+                raise SpecError(
+                    f"{'.'.join(parts[:depth])} is a list of {len(node)}; "
+                    f"{part!r} is not an index in it",
+                    where=f"--set {text}",
+                )
             key: Any = int(part)
         elif isinstance(node, dict):
-            key = int(part) if _is_index(part) and (int(part) in node or any(
-                isinstance(k, int) for k in node)) else part
+            key = (
+                int(part)
+                if _is_index(part) and (int(part) in node or any(isinstance(k, int) for k in node))
+                else part
+            )
         else:
-            raise SpecError(f"{'.'.join(parts[:depth])} is a single value, it has no key {part!r}",
-                            where=f"--set {text}")
+            raise SpecError(
+                f"{'.'.join(parts[:depth])} is a single value, it has no key {part!r}",
+                where=f"--set {text}",
+            )
         if last:
             node[key] = value
         else:
@@ -147,7 +165,9 @@ def _describe(error: dict) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc)
-        return f"unknown key {loc[-1]!r}" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        return f"unknown key {loc[-1]!r}" + (
+            f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        )
     if kind == "missing":
         return f"missing required key {loc[-1]!r}"
     message = error["msg"].removeprefix("Value error, ")
@@ -162,8 +182,11 @@ def _clean_loc(loc: tuple) -> tuple[str, ...]:
     out = []
     for part in loc:
         text = str(part)
-        if "[" in text or text in ("float", "int", "dict[int,float]", "StepLR", "list[str]") \
-                or text.startswith(("function-", "constrained-")):
+        if (
+            "[" in text
+            or text in ("float", "int", "dict[int,float]", "StepLR", "list[str]")
+            or text.startswith(("function-", "constrained-"))
+        ):
             continue
         out.append(text)
     return tuple(out)
@@ -179,13 +202,14 @@ def _dotted(path: tuple[str, ...]) -> str:
 class _Locator:
     """Turns a key path into `file:line` or the `--set` flag that provided it."""
 
-    def __init__(self, source: str, lines: dict[tuple[str, ...], int],
-                 overrides: dict[tuple[str, ...], str]):
+    def __init__(
+        self, source: str, lines: dict[tuple[str, ...], int], overrides: dict[tuple[str, ...], str]
+    ):
         self.source, self.lines, self.overrides = source, lines, overrides
 
     def __call__(self, path: tuple[str, ...]) -> str:
         for set_path, text in self.overrides.items():
-            if path[:len(set_path)] == set_path or set_path[:len(path)] == path and path:
+            if path[: len(set_path)] == set_path or set_path[: len(path)] == path and path:
                 return f"--set {text}"
         for cut in range(len(path), -1, -1):
             if path[:cut] in self.lines:
@@ -202,28 +226,34 @@ def _refuse_huge_numbers(raw: Any, locate) -> None:
         value, path = stack.pop()
         if isinstance(value, int) and not isinstance(value, bool):
             if value.bit_length() > 100:
-                raise SpecError(f"{_dotted(path)}: {short(value)} is far too large for any spec "
-                                "value", where=locate(path))
+                raise SpecError(
+                    f"{_dotted(path)}: {short(value)} is far too large for any spec value",
+                    where=locate(path),
+                )
         elif isinstance(value, (dict, list, tuple)) and id(value) not in seen:
             seen.add(id(value))
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
                 if isinstance(key, int) and key.bit_length() > 100:
-                    raise SpecError(f"{_dotted(path)}: the key {short(key)} is far too large",
-                                    where=locate(path))
+                    raise SpecError(
+                        f"{_dotted(path)}: the key {short(key)} is far too large",
+                        where=locate(path),
+                    )
                 stack.append((item, path + (str(key)[:40],)))
 
 
-def validate_spec(raw: Any, *, source: str = "<spec>", lines=None, overrides=None,
-                  base_dir: Path | None = None) -> Spec:
+def validate_spec(
+    raw: Any, *, source: str = "<spec>", lines=None, overrides=None, base_dir: Path | None = None
+) -> Spec:
     """Validate a raw mapping into a Spec and check the network's shapes. With `base_dir` (the
     spec file's folder) custom activations are located: files made absolute, every one's code
     identity in `activation_code` (see elubench.activations.code). Without it, the spec's
     own `activation_code` is kept (a spec a worker or a results folder got)."""
     locate = _Locator(source, lines or {}, overrides or {})
     if not isinstance(raw, dict):
-        raise SpecError("a spec is a mapping with the sections name, data, model, train, compare",
-                        where=source)
+        raise SpecError(
+            "a spec is a mapping with the sections name, data, model, train, compare", where=source
+        )
     _refuse_huge_numbers(raw, locate)
     try:
         spec = Spec.model_validate(raw)
@@ -232,8 +262,11 @@ def validate_spec(raw: Any, *, source: str = "<spec>", lines=None, overrides=Non
         for error in exc.errors():
             path = _clean_loc(error["loc"])
             messages.append(f"{locate(path)}: {_dotted(path)}: {_describe(error)}")
-        head = messages[0] if len(messages) == 1 else \
-            f"{len(messages)} problems in the spec:\n  " + "\n  ".join(messages)
+        head = (
+            messages[0]
+            if len(messages) == 1
+            else f"{len(messages)} problems in the spec:\n  " + "\n  ".join(messages)
+        )
         raise SpecError(head) from None
     model = raw.get("model")
     written = model.get("stacks") if isinstance(model, dict) else None
@@ -242,24 +275,28 @@ def validate_spec(raw: Any, *, source: str = "<spec>", lines=None, overrides=Non
             parse_architecture(written)
         except ElubenchError as exc:
             path = ("model", "stacks")
-            raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path), hint=exc.hint) \
-                from None
+            raise SpecError(
+                f"{_dotted(path)}: {exc.message}", where=locate(path), hint=exc.hint
+            ) from None
     for index, text in enumerate(spec.model.stacks):
         try:
             parse_stack(text)
         except ElubenchError as exc:
             path = ("model", "stacks", str(index))
-            raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path), hint=exc.hint) \
-                from None
+            raise SpecError(
+                f"{_dotted(path)}: {exc.message}", where=locate(path), hint=exc.hint
+            ) from None
     from elubench.core.errors import LayoutError
     from elubench.spec.layout import net_layout
+
     for activation in spec.compare.parsed_activations()[:1]:
         try:
             net_layout(spec, activation, batchnorm=False)
         except LayoutError as exc:
             path = ("model", "stacks", str(exc.stack)) if exc.stack is not None else ("model",)
-            raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path),
-                            hint=exc.hint) from None
+            raise SpecError(
+                f"{_dotted(path)}: {exc.message}", where=locate(path), hint=exc.hint
+            ) from None
     return spec if base_dir is None else _locate_activations(spec, base_dir, locate)
 
 
@@ -267,6 +304,7 @@ def _locate_activations(spec: Spec, base_dir: Path, locate) -> Spec:
     """The spec with its custom activations located (files absolute, code identities set);
     a file that cannot be read or a module that does not exist is named where the spec lists it."""
     from elubench.activations.code import locate as locate_code
+
     code: dict[str, str] = {}
     names: list[str] = []
     for index, text in enumerate(spec.compare.activations):
@@ -274,22 +312,28 @@ def _locate_activations(spec: Spec, base_dir: Path, locate) -> Spec:
         try:
             [name] = locate_code([text], base_dir, code)
         except ElubenchError as exc:
-            raise SpecError(f"{_dotted(path)}: {exc.message}", where=locate(path), hint=exc.hint) \
-                from None
+            raise SpecError(
+                f"{_dotted(path)}: {exc.message}", where=locate(path), hint=exc.hint
+            ) from None
         if name in names:
-            raise SpecError(f"{_dotted(path)}: {text!r} is listed twice (as {name!r})", where=locate(path))
+            raise SpecError(
+                f"{_dotted(path)}: {text!r} is listed twice (as {name!r})", where=locate(path)
+            )
         names.append(name)
     if not code and not spec.activation_code:
         return spec
     baseline = spec.compare.baseline
-    if baseline in spec.compare.activations:  # a custom activation's reference: located the same way
+    if (
+        baseline in spec.compare.activations
+    ):  # a custom activation's reference: located the same way
         baseline = names[spec.compare.activations.index(baseline)]
     compare = spec.compare.model_copy(update={"activations": names, "baseline": baseline})
     return spec.model_copy(update={"compare": compare, "activation_code": code})
 
 
-def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
-              width: float | None = None) -> Spec:
+def load_spec(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), width: float | None = None
+) -> Spec:
     """Read, override and validate a spec file. Raises SpecError with file, key path and line."""
     path = Path(path)
     source = str(path)
@@ -297,13 +341,18 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
         with path.open("rb") as handle:  # never more than the bound into memory
             data = handle.read(safeyaml.MAX_BYTES + 1)
         if len(data) > safeyaml.MAX_BYTES:
-            raise SpecError(f"the file is larger than a spec may be ({safeyaml.MAX_BYTES // 1024} "
-                            "KiB; a real spec is a few KiB)", where=source)
+            raise SpecError(
+                f"the file is larger than a spec may be ({safeyaml.MAX_BYTES // 1024} "
+                "KiB; a real spec is a few KiB)",
+                where=source,
+            )
         text = data.decode("utf-8")
     except FileNotFoundError:
-        raise SpecError("no such spec file", where=source,
-                        hint="the specs/ folder has one per paper experiment, e.g. specs/quickstart.yaml") \
-            from None
+        raise SpecError(
+            "no such spec file",
+            where=source,
+            hint="the specs/ folder has one per paper experiment, e.g. specs/quickstart.yaml",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the spec: {exc.__class__.__name__}", where=source) from None
     raw, lines = _read_yaml(text, source)

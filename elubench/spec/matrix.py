@@ -20,14 +20,14 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    run_id: str       # stable across machines and matrix changes (filled in: see `_run_id`)
+    run_id: str  # stable across machines and matrix changes (filled in: see `_run_id`)
     spec_name: str
     spec_hash: str
-    activation: str   # canonical text, e.g. "lrelu(a=0.2)"; a custom activation's label
+    activation: str  # canonical text, e.g. "lrelu(a=0.2)"; a custom activation's label
     batchnorm: bool
     init: str
     seed: int
-    config: str       # the configuration's label in tables: "relu+bn", "relu/xavier"
+    config: str  # the configuration's label in tables: "relu+bn", "relu/xavier"
     # A custom activation's reference, with its file's absolute path ("/abs/acts.py:isrlu"):
     # what a worker resolves (activations.code.activation_for); None for a built-in.
     activation_ref: str | None = None
@@ -47,8 +47,13 @@ class RunConfig(BaseModel):
 IDENTITY = tuple(RunConfig.model_fields)  # a run's identity fields: table columns, parameters
 
 
-def expand(spec: Spec, *, activations: list[str] | None = None, batchnorm: list[bool] | None = None,
-           seeds: int | None = None) -> list[RunConfig]:
+def expand(
+    spec: Spec,
+    *,
+    activations: list[str] | None = None,
+    batchnorm: list[bool] | None = None,
+    seeds: int | None = None,
+) -> list[RunConfig]:
     """The matrix in seed-major order, so a stopped matrix leaves complete, paired seeds.
 
     `activations`, `batchnorm` and `seeds` narrow or extend the spec's `compare` section.
@@ -62,10 +67,20 @@ def expand(spec: Spec, *, activations: list[str] | None = None, batchnorm: list[
     seed_list = compare.seed_list() if seeds is None else list(range(seeds))
     inits = compare.init_list()
     return [
-        RunConfig(spec_name=spec.name, spec_hash=spec.hash, activation=label, batchnorm=bn, init=init,
-                  seed=seed, config=config_label(label, bn, init if len(inits) > 1 else None),
-                  activation_ref=ref)
-        for seed in seed_list for init in inits for label, ref in labels for bn in bns
+        RunConfig(
+            spec_name=spec.name,
+            spec_hash=spec.hash,
+            activation=label,
+            batchnorm=bn,
+            init=init,
+            seed=seed,
+            config=config_label(label, bn, init if len(inits) > 1 else None),
+            activation_ref=ref,
+        )
+        for seed in seed_list
+        for init in inits
+        for label, ref in labels
+        for bn in bns
     ]
 
 
@@ -76,6 +91,7 @@ def _labels(spec: Spec, names: list[str]) -> list[tuple[str, str | None]]:
         return [(name, None) for name in names]
     from elubench.activations.binding import check_labels
     from elubench.activations.code import resolve
+
     resolved = [resolve(name, spec) for name in names]
     check_labels([(str(a), name) for a, name in zip(resolved, names)])
     return [(str(a), a.ref) for a in resolved]
@@ -85,12 +101,18 @@ def parse_shard(text: str) -> tuple[int, int]:
     """`I/N` (1-based I) -> (I, N)."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not match:
-        raise SpecError(f"cannot read shard {text!r}", where="--shard",
-                        hint="write I/N with 1 <= I <= N, e.g. --shard 2/4")
+        raise SpecError(
+            f"cannot read shard {text!r}",
+            where="--shard",
+            hint="write I/N with 1 <= I <= N, e.g. --shard 2/4",
+        )
     index, count = int(match.group(1)), int(match.group(2))
     if count < 1 or not 1 <= index <= count:
-        raise SpecError(f"shard {index}/{count} is out of range", where="--shard",
-                        hint="write I/N with 1 <= I <= N, e.g. --shard 2/4")
+        raise SpecError(
+            f"shard {index}/{count} is out of range",
+            where="--shard",
+            hint="write I/N with 1 <= I <= N, e.g. --shard 2/4",
+        )
     return index, count
 
 
@@ -102,15 +124,26 @@ def shard(configs: list[RunConfig], index: int, count: int) -> list[RunConfig]:
 BATCHNORM_FLAG = {"on": [True], "off": [False], "both": [False, True]}
 
 
-def select(spec: Spec, *, activations: list[str] | None = None, batchnorm: str | None = None,
-           seeds: int | None = None, shard_text: str | None = None) -> list[RunConfig]:
+def select(
+    spec: Spec,
+    *,
+    activations: list[str] | None = None,
+    batchnorm: str | None = None,
+    seeds: int | None = None,
+    shard_text: str | None = None,
+) -> list[RunConfig]:
     """The runs `elubench run`'s selection flags ask for: --activations, --batchnorm
     on|off|both, --seeds N and --shard I/N over the spec's matrix."""
     if batchnorm is not None and batchnorm not in BATCHNORM_FLAG:
-        raise ElubenchError(f"unknown value {batchnorm!r}", where="--batchnorm",
-                            hint="use on, off or both")
-    configs = expand(spec, activations=activations, seeds=seeds,
-                     batchnorm=BATCHNORM_FLAG[batchnorm] if batchnorm else None)
+        raise ElubenchError(
+            f"unknown value {batchnorm!r}", where="--batchnorm", hint="use on, off or both"
+        )
+    configs = expand(
+        spec,
+        activations=activations,
+        seeds=seeds,
+        batchnorm=BATCHNORM_FLAG[batchnorm] if batchnorm else None,
+    )
     if shard_text is not None:
         configs = shard(configs, *parse_shard(shard_text))
     return configs

@@ -57,7 +57,9 @@ def _fail(text: str, pos: int, message: str) -> NotationError:
     """The message, the text (a window of it around `pos` when long) and a caret at `pos`."""
     if len(text) > 100:
         start = max(0, pos - 50)
-        shown = ("…" if start else "") + text[start:pos + 50] + ("…" if pos + 50 < len(text) else "")
+        shown = (
+            ("…" if start else "") + text[start : pos + 50] + ("…" if pos + 50 < len(text) else "")
+        )
         pos = pos - start + (1 if start else 0)
         text = shown
     caret = " " * pos + "^"
@@ -93,8 +95,11 @@ def _parse_layer(text: str, start: int, end: int) -> Layer:
         limit = LIMITS[what]
         noun = "the receptive field" if what.startswith("receptive") else f"the number of {what}"
         if len(digits) > len(str(limit)):  # int() never sees a huge digit string
-            raise _fail(text, begin, f"{noun} must be at most {limit:,}; this one has "
-                                     f"{len(digits):,} digits")
+            raise _fail(
+                text,
+                begin,
+                f"{noun} must be at most {limit:,}; this one has {len(digits):,} digits",
+            )
         value = int(digits or "0")
         if value < 1:
             raise _fail(text, begin, f"the number of {what} must be at least 1, got {value}")
@@ -115,17 +120,21 @@ def _parse_layer(text: str, start: int, end: int) -> Layer:
     separator("number of units")
     skip_space()
     kernel: int | None
-    if text[pos:min(pos + 2, end)].upper() == "FC":
+    if text[pos : min(pos + 2, end)].upper() == "FC":
         kernel = None
         pos += 2
     elif pos < end and is_ascii_digit(text[pos]):
         kernel = number("receptive field (kernel size)")
     else:
-        raise _fail(text, pos, f"expected a receptive field (a kernel size such as 3, or FC), {found()}")
+        raise _fail(
+            text, pos, f"expected a receptive field (a kernel size such as 3, or FC), {found()}"
+        )
     skip_space()
     if pos < end:
         layer = f"{count}x{units}x{'FC' if kernel is None else kernel}"
-        raise _fail(text, pos, f"unexpected {found().removeprefix('found ')} after the layer {layer}")
+        raise _fail(
+            text, pos, f"unexpected {found().removeprefix('found ')} after the layer {layer}"
+        )
     return Layer(count, units, kernel)
 
 
@@ -136,7 +145,9 @@ def _parse_parts(text: str, start: int, end: int) -> list[Layer]:
     for pos in range(start, end + 1):
         if pos == end or text[pos] == ",":
             if not text[part_start:pos].strip():
-                raise _fail(text, part_start, "empty layer (two commas in a row, or a comma at an end)")
+                raise _fail(
+                    text, part_start, "empty layer (two commas in a row, or a comma at an end)"
+                )
             layers.append(_parse_layer(text, part_start, pos))
             part_start = pos + 1
     return layers
@@ -145,7 +156,9 @@ def _parse_parts(text: str, start: int, end: int) -> list[Layer]:
 def parse_stack(text: str) -> list[Layer]:
     """Parse one stack: comma-separated layers, optionally inside one pair of brackets."""
     if not isinstance(text, str):
-        raise NotationError(f"a stack must be text such as '1x192x1, 1x240x3', got {text!r}", hint=HINT)
+        raise NotationError(
+            f"a stack must be text such as '1x192x1, 1x240x3', got {text!r}", hint=HINT
+        )
     stripped = text.strip()
     if not stripped:
         raise NotationError("empty stack", hint=HINT)
@@ -168,7 +181,7 @@ def parse_architecture(text: str) -> list[list[Layer]]:
     stacks = []
     pos = 0
     for match in re.finditer(r"\[([^\[\]]*)\]", text):
-        gap = text[pos:match.start()]
+        gap = text[pos : match.start()]
         if gap.strip():
             offset = pos + len(gap) - len(gap.lstrip())
             raise _fail(text, offset, "text outside the brackets; every stack goes in its own [ ]")
@@ -177,8 +190,13 @@ def parse_architecture(text: str) -> list[list[Layer]]:
     rest = text[pos:]
     if rest.strip():
         offset = pos + len(rest) - len(rest.lstrip())
-        raise _fail(text, offset, "unbalanced or stray bracket" if "[" in rest or "]" in rest
-                    else "text outside the brackets; every stack goes in its own [ ]")
+        raise _fail(
+            text,
+            offset,
+            "unbalanced or stray bracket"
+            if "[" in rest or "]" in rest
+            else "text outside the brackets; every stack goes in its own [ ]",
+        )
     return stacks
 
 

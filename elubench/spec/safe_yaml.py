@@ -38,19 +38,25 @@ INT_TAG = "tag:yaml.org,2002:int"
 
 # YAML 1.2's float (a dot or an exponent, the exponent's sign optional) plus YAML 1.1's
 # spellings PyYAML already took (underscores, base 60). A digit must follow a leading dot.
-FLOAT = re.compile(r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+FLOAT = re.compile(
+    r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
     |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
     |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.X)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
 # PyYAML's YAML 1.1 integer, but a digit must follow 0b / 0x: PyYAML took `0x_` and `0b_` for
 # integers and failed to convert them (a ValueError traceback); here they are text.
-INT = re.compile(r"""^(?:[-+]?0b[0-1][0-1_]*
+INT = re.compile(
+    r"""^(?:[-+]?0b[0-1][0-1_]*
     |[-+]?0[0-7_]+
     |[-+]?(?:0|[1-9][0-9_]*)
     |[-+]?0x[0-9a-fA-F][0-9a-fA-F_]*
-    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""", re.X)
+    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""",
+    re.X,
+)
 
 
 def short(value: Any, limit: int = 60) -> str:
@@ -59,12 +65,13 @@ def short(value: Any, limit: int = 60) -> str:
         return f"a whole number of about {int(value.bit_length() * 0.30103)} digits"
     if isinstance(value, (list, tuple, dict)):
         import reprlib
+
         shorter = reprlib.Repr()
         shorter.maxlevel, shorter.maxstring, shorter.maxother = 3, limit, limit
         text = shorter.repr(value)
     else:
         text = repr(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class SpecLoader(yaml.SafeLoader):
@@ -86,33 +93,44 @@ class SpecLoader(yaml.SafeLoader):
         self.nodes += 1  # aliases too: a cheap bound on the work before the expansion check
         try:
             if self.depth > MAX_DEPTH:
-                raise SpecError(f"the YAML nests deeper than {MAX_DEPTH} levels (a spec needs "
-                                "about 6)", where=self.where(self.peek_event()))
+                raise SpecError(
+                    f"the YAML nests deeper than {MAX_DEPTH} levels (a spec needs about 6)",
+                    where=self.where(self.peek_event()),
+                )
             if self.nodes > MAX_NODES:
-                raise SpecError(f"the YAML holds more than {MAX_NODES:,} values; a spec has a "
-                                "few hundred", where=self.where(self.peek_event()))
+                raise SpecError(
+                    f"the YAML holds more than {MAX_NODES:,} values; a spec has a few hundred",
+                    where=self.where(self.peek_event()),
+                )
             node = super().compose_node(parent, index)
         finally:
             self.depth -= 1
         if isinstance(node, yaml.ScalarNode) and node.tag == INT_TAG:
             digits = sum(char.isalnum() for char in node.value)
             if digits > MAX_DIGITS:
-                raise SpecError(f"a whole number of {digits} digits; no spec value needs more "
-                                f"than {MAX_DIGITS}", where=self.where(node))
+                raise SpecError(
+                    f"a whole number of {digits} digits; no spec value needs more "
+                    f"than {MAX_DIGITS}",
+                    where=self.where(node),
+                )
         return node
 
     def construct_object(self, node, deep=False):
         try:
             return super().construct_object(node, deep)
         except (ValueError, OverflowError, RecursionError, MemoryError) as exc:
-            raise SpecError(f"cannot read the value {short(node.value)}: {exc}",
-                            where=self.where(node)) from None
+            raise SpecError(
+                f"cannot read the value {short(node.value)}: {exc}", where=self.where(node)
+            ) from None
 
 
 SpecLoader.yaml_implicit_resolvers = {
-    first: [(tag, FLOAT if tag == FLOAT_TAG else INT if tag == INT_TAG else regexp)
-            for tag, regexp in resolvers]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    first: [
+        (tag, FLOAT if tag == FLOAT_TAG else INT if tag == INT_TAG else regexp)
+        for tag, regexp in resolvers
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def _children(node) -> list:
@@ -135,14 +153,18 @@ def _measure(root, where) -> dict[int, tuple[int, int]]:
         if finished:
             open_nodes.discard(key)
             kids = [sizes[id(kid)] for kid in _children(node)]
-            sizes[key] = (min(MAX_NODES + 1, 1 + sum(size for size, _ in kids)),
-                          1 + max((depth for _, depth in kids), default=0))
+            sizes[key] = (
+                min(MAX_NODES + 1, 1 + sum(size for size, _ in kids)),
+                1 + max((depth for _, depth in kids), default=0),
+            )
             continue
         if key in sizes:
             continue
         if key in open_nodes:
-            raise SpecError("an alias (*name) names a node that contains it; a spec cannot be "
-                            "recursive", where=where(node))
+            raise SpecError(
+                "an alias (*name) names a node that contains it; a spec cannot be recursive",
+                where=where(node),
+            )
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((kid, False) for kid in reversed(_children(node)) if id(kid) not in sizes)
@@ -156,18 +178,27 @@ def check_expansion(root, where) -> None:
     if count <= MAX_NODES and depth <= MAX_DEPTH:
         return
     culprit = root  # the first top-level entry too large on its own, else the whole document
-    entries = [(value, key) for key, value in root.value] if isinstance(root, yaml.MappingNode) \
-        else [(node, node) for node in root.value] if isinstance(root, yaml.SequenceNode) else []
+    entries = (
+        [(value, key) for key, value in root.value]
+        if isinstance(root, yaml.MappingNode)
+        else [(node, node) for node in root.value]
+        if isinstance(root, yaml.SequenceNode)
+        else []
+    )
     for node, at in entries:
         if sizes[id(node)][0] > MAX_NODES or sizes[id(node)][1] >= MAX_DEPTH:
             culprit = at
             break
     if count > MAX_NODES:
-        raise SpecError(f"the YAML holds more than {MAX_NODES:,} values, counting each alias "
-                        "(*name) as the values it repeats; a spec has a few hundred",
-                        where=where(culprit))
-    raise SpecError(f"the YAML nests deeper than {MAX_DEPTH} levels once its aliases (*name) "
-                    "are expanded", where=where(culprit))
+        raise SpecError(
+            f"the YAML holds more than {MAX_NODES:,} values, counting each alias "
+            "(*name) as the values it repeats; a spec has a few hundred",
+            where=where(culprit),
+        )
+    raise SpecError(
+        f"the YAML nests deeper than {MAX_DEPTH} levels once its aliases (*name) are expanded",
+        where=where(culprit),
+    )
 
 
 def load(text: str, source: str) -> tuple[Any, Any]:
@@ -177,8 +208,9 @@ def load(text: str, source: str) -> tuple[Any, Any]:
     """
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
-        raise SpecError(f"{size:,} bytes is more than a spec may have ({MAX_BYTES // 1024} KiB)",
-                        where=source)
+        raise SpecError(
+            f"{size:,} bytes is more than a spec may have ({MAX_BYTES // 1024} KiB)", where=source
+        )
     loader = SpecLoader(text, source)
     try:
         root = loader.get_single_node()
@@ -187,7 +219,8 @@ def load(text: str, source: str) -> tuple[Any, Any]:
         check_expansion(root, loader.where)
         return loader.construct_document(root), root
     except RecursionError:  # a safety net: the bounds above should make this unreachable
-        raise SpecError(f"the YAML nests too deeply to read (limit {MAX_DEPTH})",
-                        where=source) from None
+        raise SpecError(
+            f"the YAML nests too deeply to read (limit {MAX_DEPTH})", where=source
+        ) from None
     finally:
         loader.dispose()

@@ -49,13 +49,18 @@ ALTERNATIVES: tuple[str, ...] = get_args(Alternative)
 
 # --- model ------------------------------------------------------------------------------------
 
+
 class Model(Strict):
     stacks: list[str] = Field(max_length=MAX_LIST)
     dropout: float | list[float] = 0.0
     pool: PoolName | list[PoolName] = "max2"
     spp: list[Annotated[int, Field(ge=1, le=64)]] | None = Field(None, max_length=16)
-    stride: list[Annotated[int, Field(ge=1, le=MAX_SIDE)]] | None = None  # per stack: its first layer's
-    width: float = Field(1.0, gt=0, le=MAX_WIDTH)  # scales every layer's units but the output layer's
+    stride: list[Annotated[int, Field(ge=1, le=MAX_SIDE)]] | None = (
+        None  # per stack: its first layer's
+    )
+    width: float = Field(
+        1.0, gt=0, le=MAX_WIDTH
+    )  # scales every layer's units but the output layer's
 
     @field_validator("stacks", mode="before")
     @classmethod
@@ -105,6 +110,7 @@ class Model(Strict):
 
 # --- train ------------------------------------------------------------------------------------
 
+
 class Optimizer(Strict):
     name: Literal["sgd"] = "sgd"
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -129,9 +135,13 @@ class Train(Strict):
     lr: PositiveFloat | dict[int, float] | StepLR = Field(0.01, union_mode="left_to_right")
     iterations: PositiveInt | None = Field(None, le=MAX_ITERATIONS)
     epochs: PositiveInt | None = Field(None, le=MAX_EPOCHS)
-    eval_every: PositiveInt | None = Field(None, le=MAX_ITERATIONS)  # default: ten evaluations a run
+    eval_every: PositiveInt | None = Field(
+        None, le=MAX_ITERATIONS
+    )  # default: ten evaluations a run
     precision: Literal["fp32", "bf16"] = "fp32"
-    probe_size: PositiveInt = Field(500, le=MAX_BATCH)  # training images whose activations give the bias shift
+    probe_size: PositiveInt = Field(
+        500, le=MAX_BATCH
+    )  # training images whose activations give the bias shift
     # CPU intra-op threads of one run (`--threads`). Fixed rather than "all cores" so that a run
     # gives the same numbers whatever executor trains it and however busy the machine is (the
     # thread count sets the order of float sums); `run` trains as many runs at once as the cores
@@ -145,27 +155,42 @@ class Train(Strict):
             try:
                 return StepLR.model_validate(value)
             except ValidationError as exc:
-                raise ValueError("a step schedule is {initial: 0.01, divide_by: 10, every: 35000}; "
-                                 + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                             for e in exc.errors())) from None
+                raise ValueError(
+                    "a step schedule is {initial: 0.01, divide_by: 10, every: 35000}; "
+                    + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                ) from None
         if isinstance(value, dict):
             table = {}
             for key, rate in value.items():
-                if isinstance(key, bool) or not isinstance(key, int) and not (
-                        str(key) and all("0" <= char <= "9" for char in str(key))) \
-                        or len(str(key).lstrip("0")) > 10 or int(key) > MAX_ITERATIONS:
-                    raise ValueError(f"a piecewise schedule maps iterations (whole numbers from 0 "
-                                     f"to {MAX_ITERATIONS:,}) to rates, got the key {short(key)}")
-                if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0 \
-                        or not math.isfinite(rate):
-                    raise ValueError(f"the rate from iteration {key} must be a number > 0, got {rate!r}")
+                if (
+                    isinstance(key, bool)
+                    or not isinstance(key, int)
+                    and not (str(key) and all("0" <= char <= "9" for char in str(key)))
+                    or len(str(key).lstrip("0")) > 10
+                    or int(key) > MAX_ITERATIONS
+                ):
+                    raise ValueError(
+                        f"a piecewise schedule maps iterations (whole numbers from 0 "
+                        f"to {MAX_ITERATIONS:,}) to rates, got the key {short(key)}"
+                    )
+                if (
+                    isinstance(rate, bool)
+                    or not isinstance(rate, (int, float))
+                    or not rate > 0
+                    or not math.isfinite(rate)
+                ):
+                    raise ValueError(
+                        f"the rate from iteration {key} must be a number > 0, got {rate!r}"
+                    )
                 table[int(key)] = float(rate)
             if 0 not in table:
                 raise ValueError("a piecewise schedule must give the rate from iteration 0")
             return dict(sorted(table.items()))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError("lr is a number (constant), a table {iteration: rate, ...} starting "
-                             f"at 0, or {{initial, divide_by, every}}; got {value!r}")
+            raise ValueError(
+                "lr is a number (constant), a table {iteration: rate, ...} starting "
+                f"at 0, or {{initial, divide_by, every}}; got {value!r}"
+            )
         if not value > 0 or not math.isfinite(value):
             raise ValueError(f"a learning rate must be a number > 0, got {value!r}")
         return float(value)
@@ -195,6 +220,7 @@ class Train(Strict):
 
 # --- compare ----------------------------------------------------------------------------------
 
+
 def config_label(activation: str, batchnorm: bool, init: str | None = None) -> str:
     """A configuration's name in tables: `relu`, `relu+bn`, `relu+bn/xavier`. Labels are for
     display: code that needs a configuration's activation, BN or init reads those fields of the
@@ -213,10 +239,13 @@ def default_baseline(activations: list[str]) -> str:
 class Compare(Strict):
     activations: list[str] = Field(["elu", "relu", "lrelu", "srelu"], max_length=MAX_LIST)
     batchnorm: list[bool] = [False, True]
-    seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] | \
-        list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = 10  # a count, or the seeds themselves
+    seeds: (
+        Annotated[int, Field(ge=1, le=MAX_SEEDS)] | list[Annotated[int, Field(ge=0, le=MAX_SEED)]]
+    ) = 10  # a count, or the seeds themselves
     init: InitName | list[InitName] = "he"
-    baseline: str | None = None  # an activation (compared at each BN setting) or a configuration label; default relu
+    baseline: str | None = (
+        None  # an activation (compared at each BN setting) or a configuration label; default relu
+    )
     alpha: float = Field(0.05, gt=0, lt=1)
     alternative: Alternative = "two-sided"
     # The region of practical equivalence of the Bayesian signed-rank test, in the unit of
@@ -248,7 +277,9 @@ class Compare(Strict):
     @classmethod
     def _batchnorm_set(cls, value: list[bool]) -> list[bool]:
         if not value or len(set(value)) != len(value):
-            raise ValueError("batchnorm is a list of distinct booleans: [false], [true] or [false, true]")
+            raise ValueError(
+                "batchnorm is a list of distinct booleans: [false], [true] or [false, true]"
+            )
         return value
 
     @field_validator("seeds", mode="before")
@@ -281,8 +312,12 @@ class Compare(Strict):
 
     def labels(self) -> list[str]:
         inits = self.init_list()
-        return [config_label(a, bn, i if len(inits) > 1 else None)
-                for i in inits for a in self.activations for bn in self.batchnorm]
+        return [
+            config_label(a, bn, i if len(inits) > 1 else None)
+            for i in inits
+            for a in self.activations
+            for bn in self.batchnorm
+        ]
 
     def baseline_label(self) -> str:
         if self.baseline is not None:
@@ -300,9 +335,11 @@ class Compare(Strict):
         except ElubenchError:
             canonical = None
         if canonical not in self.activations:
-            raise ValueError(f"baseline {self.baseline!r} is not in the matrix; choose one of its "
-                             f"activations ({', '.join(self.activations)}) or configurations "
-                             f"({', '.join(self.labels())})")
+            raise ValueError(
+                f"baseline {self.baseline!r} is not in the matrix; choose one of its "
+                f"activations ({', '.join(self.activations)}) or configurations "
+                f"({', '.join(self.labels())})"
+            )
         object.__setattr__(self, "baseline", canonical)
         return self
 
@@ -315,6 +352,7 @@ class Reference(Strict):
 
 
 # --- the spec ---------------------------------------------------------------------------------
+
 
 class Spec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
@@ -357,8 +395,10 @@ class Spec(Strict):
             model["spp_input"] = "last-conv-unpooled"
         defining = {"task": dumped["task"], "data": data, "model": model, "train": train}
         if self.activation_code:
-            defining["activation_code"] = sorted(f"{hash_key(target)} {identity}"
-                                                 for target, identity in self.activation_code.items())
+            defining["activation_code"] = sorted(
+                f"{hash_key(target)} {identity}"
+                for target, identity in self.activation_code.items()
+            )
         return defining
 
     @property

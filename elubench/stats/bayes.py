@@ -79,17 +79,20 @@ CHUNK_ELEMENTS = 1 << 20  # points x posterior draws per chunk: a few 8 MB float
 
 @dataclass(frozen=True)
 class BayesSignedRank:
-    p_left: float     # posterior probability that a is practically better (d < -rope: a has LOWER error)
-    p_rope: float     # ... that the two are practically equivalent (|d| <= rope)
-    p_right: float    # ... that b is practically better (d > rope)
+    p_left: (
+        float  # posterior probability that a is practically better (d < -rope: a has LOWER error)
+    )
+    p_rope: float  # ... that the two are practically equivalent (|d| <= rope)
+    p_right: float  # ... that b is practically better (d > rope)
     rope: float
     samples: int
-    prior: float      # strength of the Dirichlet-process prior (pseudo-observation at 0)
-    method: str       # one line naming the method
+    prior: float  # strength of the Dirichlet-process prior (pseudo-observation at 0)
+    method: str  # one line naming the method
 
 
-def bayes_signed_rank(d, rope: float, *, samples: int = 50_000, prior: float = 0.5,
-                      seed: int = 0) -> BayesSignedRank:
+def bayes_signed_rank(
+    d, rope: float, *, samples: int = 50_000, prior: float = 0.5, seed: int = 0
+) -> BayesSignedRank:
     """Bayesian signed-rank test of the paired differences `d` = err(a) - err(b) with the
     region of practical equivalence [-rope, rope] (same units as d): the posterior
     probabilities that a is practically better (p_left), that the two are equivalent (p_rope),
@@ -98,8 +101,10 @@ def bayes_signed_rank(d, rope: float, *, samples: int = 50_000, prior: float = 0
     independent of the order of d. See the module docstring for the model and for how it
     relates to baycomp."""
     d, rope, samples, prior = _checked(d, rope, samples, prior)
-    method = (f"Bayesian signed-rank (Benavoli et al. 2017), Dirichlet process prior {prior:g} at 0, "
-              f"{samples:,} posterior samples, ROPE ±{rope:g}")
+    method = (
+        f"Bayesian signed-rank (Benavoli et al. 2017), Dirichlet process prior {prior:g} at 0, "
+        f"{samples:,} posterior samples, ROPE ±{rope:g}"
+    )
     if rope == 0 and not d.any():  # every pair sum is 0: left = right = 1/2 in every draw
         return BayesSignedRank(0.5, 0.0, 0.5, rope, samples, prior, method)
     x = np.sort(np.concatenate(([0.0], d)), kind="stable")
@@ -125,12 +130,18 @@ def _checked(d, rope, samples, prior) -> tuple[np.ndarray, float, int, float]:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"d must be a sequence of numbers (per-seed differences): {exc}") from None
     if d.ndim != 1:
-        raise ValueError(f"d must be one-dimensional (one difference per seed), got shape {d.shape}")
+        raise ValueError(
+            f"d must be one-dimensional (one difference per seed), got shape {d.shape}"
+        )
     if d.size == 0:
-        raise ValueError("d is empty: the Bayesian signed-rank test needs at least 1 paired difference")
+        raise ValueError(
+            "d is empty: the Bayesian signed-rank test needs at least 1 paired difference"
+        )
     if np.isnan(d).any():
-        raise ValueError(f"d has {int(np.isnan(d).sum())} NaN value(s): drop the seeds without a pair "
-                         "before the test")
+        raise ValueError(
+            f"d has {int(np.isnan(d).sum())} NaN value(s): drop the seeds without a pair "
+            "before the test"
+        )
     if np.isinf(d).any():
         raise ValueError("d has infinite value(s): the differences must be finite")
     rope = _non_negative("rope", rope, "the half-width of [-rope, rope]")
@@ -180,10 +191,10 @@ class _Workspace:
         self.flat = np.empty((4, (points + 1) * chunk))
 
     def weights(self, size: int) -> np.ndarray:
-        return self.flat[0, :self.points * size].reshape(self.points, size)
+        return self.flat[0, : self.points * size].reshape(self.points, size)
 
     def buffer(self, which: int, rows: int, size: int) -> np.ndarray:
-        return self.flat[which, :rows * size].reshape(rows, size)
+        return self.flat[which, : rows * size].reshape(rows, size)
 
 
 def _masses_sorted(split: tuple, weights: np.ndarray, work: _Workspace | None = None) -> np.ndarray:
@@ -204,8 +215,10 @@ def _masses_sorted(split: tuple, weights: np.ndarray, work: _Workspace | None = 
 
     def mass(starts: tuple) -> np.ndarray:
         first, lo, hi, edge_rows, edge_first, edge_other = starts
-        active = inner[:hi - lo]
-        np.take(suffix, first[lo:hi], axis=0, out=active, mode="clip")  # row i: the w_j paired with i
+        active = inner[: hi - lo]
+        np.take(
+            suffix, first[lo:hi], axis=0, out=active, mode="clip"
+        )  # row i: the w_j paired with i
         out = np.einsum("ij,ij->j", weights[lo:hi], active)
         if hi < m:  # the rows paired with every j: w_i * total
             out += total * suffix[hi]

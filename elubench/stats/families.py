@@ -37,8 +37,14 @@ from elubench.stats.verdicts import check_options, verdicts
 FAMILY_COLUMNS = ["p_holm", "best_holm_p", "cannot_reach", "verdict", "seeds_for_80_power"]
 
 
-def judge_family(rows: list[dict], leading: list[str], *, alpha: float, alternative: str,
-                 words: tuple[str, str] = ("better", "worse")) -> pd.DataFrame:
+def judge_family(
+    rows: list[dict],
+    leading: list[str],
+    *,
+    alpha: float,
+    alternative: str,
+    words: tuple[str, str] = ("better", "worse"),
+) -> pd.DataFrame:
     """One family's table: Holm over its testable rows, the smallest Holm-adjusted p each row
     could reach (`cannot_reach` when even that is above alpha), the verdict from the primary
     test, and the seeds the primary test would need at the family's strictest Holm step.
@@ -64,38 +70,51 @@ def judge_family(rows: list[dict], leading: list[str], *, alpha: float, alternat
             out["notes"].iat[i].append(
                 f"the mean difference ({mean:+.2f} pp) points the other way from the ranks "
                 f"(rank-biserial {rank:+.2f}: by rank, a's error is mostly {side}): a few seeds with large "
-                f"differences outweigh the rest; the verdict follows the {PRIMARY} test")
-    seeds = [wilcoxon_seeds(dz, alpha / m, alternative) if t and m else None
-             for dz, t in zip(out["d_z"].to_numpy(dtype=float), testable)]
+                f"differences outweigh the rest; the verdict follows the {PRIMARY} test"
+            )
+    seeds = [
+        wilcoxon_seeds(dz, alpha / m, alternative) if t and m else None
+        for dz, t in zip(out["d_z"].to_numpy(dtype=float), testable)
+    ]
     out["seeds_for_80_power"] = pd.array(seeds, dtype="Int64")
     return out
 
 
 # --- activation comparisons -------------------------------------------------------------------
 
+
 @dataclass
 class PairedComparisons:
     table: pd.DataFrame
     baseline: str | None  # an activation (within-setting), a configuration, or None (all pairs)
-    alternative: str      # on d = err(a) - err(b): "less" = a has fewer errors
+    alternative: str  # on d = err(a) - err(b): "less" = a has fewer errors
     alpha: float
     q_values: bool
-    family_size: int      # testable comparisons: Holm's m
-    n_seeds: int          # seeds with at least one run
-    counts: bool          # differences of integer error counts (else of error fractions)
-    family: str = ""      # the question, in words (table captions, the methods paragraph)
+    family_size: int  # testable comparisons: Holm's m
+    n_seeds: int  # seeds with at least one run
+    counts: bool  # differences of integer error counts (else of error fractions)
+    family: str = ""  # the question, in words (table captions, the methods paragraph)
     mode: str = "activation"  # activation | configuration | all-pairs
     primary: str = PRIMARY
     correction: str = "Holm"
     zero_method: str = "zero differences dropped (Wilcoxon's original method)"
     difference: str = "d = err(a) - err(b) per seed; negative = a better"
-    untestable: list[str] = field(default_factory=list)   # comparisons with fewer than 2 pairs
-    not_compared: list[str] = field(default_factory=list)  # configurations with no baseline beside them
+    untestable: list[str] = field(default_factory=list)  # comparisons with fewer than 2 pairs
+    not_compared: list[str] = field(
+        default_factory=list
+    )  # configurations with no baseline beside them
 
 
-def paired_comparisons(runs: pd.DataFrame, baseline: str, *, all_pairs: bool = False,
-                       alternative: str = "two-sided", alpha: float = 0.05,
-                       q_values: bool = False, rope: float | None = None) -> PairedComparisons:
+def paired_comparisons(
+    runs: pd.DataFrame,
+    baseline: str,
+    *,
+    all_pairs: bool = False,
+    alternative: str = "two-sided",
+    alpha: float = 0.05,
+    q_values: bool = False,
+    rope: float | None = None,
+) -> PairedComparisons:
     """The activation-comparison family of `runs` (see the module docstring for `baseline`)."""
     return comparisons(prepare(runs), baseline, all_pairs, alternative, alpha, q_values, rope)
 
@@ -117,40 +136,78 @@ def comparison_pairs(table: ScoreTable, baseline: str | None, all_pairs: bool):
         key = {c: (bool(info.loc[c, "batchnorm"]), info.loc[c, "group"]) for c in configs}
         base = {key[c]: c for c in configs if info.loc[c, "activation"] == baseline}
         settings = list(dict.fromkeys(key.values()))
-        pairs = [(c, base[k]) for k in settings if k in base
-                 for c in configs if key[c] == k and c != base[k]]
+        pairs = [
+            (c, base[k])
+            for k in settings
+            if k in base
+            for c in configs
+            if key[c] == k and c != base[k]
+        ]
         left_out = [c for c in configs if key[c] not in base]
         where = "BN setting and init" if several else "BN setting"
-        return pairs, "activation", f"each activation against {baseline} at the same {where}", left_out
+        return (
+            pairs,
+            "activation",
+            f"each activation against {baseline} at the same {where}",
+            left_out,
+        )
     if baseline in configs:
         pairs = [(c, baseline) for c in configs if c != baseline]
         return pairs, "configuration", f"each configuration against {baseline}", []
-    raise StatsError(f"baseline {baseline!r} is neither an activation nor a configuration of the runs",
-                     hint=f"activations: {', '.join(dict.fromkeys(info['activation']))}; "
-                          f"configurations: {', '.join(configs)}")
+    raise StatsError(
+        f"baseline {baseline!r} is neither an activation nor a configuration of the runs",
+        hint=f"activations: {', '.join(dict.fromkeys(info['activation']))}; "
+        f"configurations: {', '.join(configs)}",
+    )
 
 
-def comparisons(table: ScoreTable, baseline, all_pairs, alternative, alpha, q_values,
-                rope=None) -> PairedComparisons:
+def comparisons(
+    table: ScoreTable, baseline, all_pairs, alternative, alpha, q_values, rope=None
+) -> PairedComparisons:
     check_options(alternative, alpha)
     pairs, mode, family, left_out = comparison_pairs(table, baseline, all_pairs)
     rows, untestable = [], []
     for a, b in pairs:
         d = (table.scores[a] - table.scores[b]).dropna().to_numpy()
-        rows.append({"a": a, "b": b, "setting": _setting(table.info.loc[a], table.info["group"].ne("").any()),
-                     **paired_or_untestable(f"{a} vs {b}", d, table.pp, alternative, untestable),
-                     **bayes_columns(d * table.pp, rope)})
+        rows.append(
+            {
+                "a": a,
+                "b": b,
+                "setting": _setting(table.info.loc[a], table.info["group"].ne("").any()),
+                **paired_or_untestable(f"{a} vs {b}", d, table.pp, alternative, untestable),
+                **bayes_columns(d * table.pp, rope),
+            }
+        )
     if pairs and len(untestable) == len(pairs):
-        raise StatsError(untestable[0] + (f" (and {len(untestable) - 1} more comparisons alike)"
-                                          if len(untestable) > 1 else ""),
-                         hint="run more seeds (compare.seeds in the spec) or rerun the failed runs")
-    out = judge_family(rows, ["a", "b", "setting", *BAYES_COLUMNS], alpha=alpha, alternative=alternative)
+        raise StatsError(
+            untestable[0]
+            + (
+                f" (and {len(untestable) - 1} more comparisons alike)"
+                if len(untestable) > 1
+                else ""
+            ),
+            hint="run more seeds (compare.seeds in the spec) or rerun the failed runs",
+        )
+    out = judge_family(
+        rows, ["a", "b", "setting", *BAYES_COLUMNS], alpha=alpha, alternative=alternative
+    )
     if q_values:
         out["q_bh"] = bh(out["wilcoxon_p"].to_numpy(dtype=float))
-    return PairedComparisons(out, None if all_pairs else baseline, alternative, alpha, q_values,
-                             int(out["wilcoxon_p"].notna().sum()), len(table.status), table.counts,
-                             family, mode, difference=_difference(table), untestable=untestable,
-                             not_compared=left_out)
+    return PairedComparisons(
+        out,
+        None if all_pairs else baseline,
+        alternative,
+        alpha,
+        q_values,
+        int(out["wilcoxon_p"].notna().sum()),
+        len(table.status),
+        table.counts,
+        family,
+        mode,
+        difference=_difference(table),
+        untestable=untestable,
+        not_compared=left_out,
+    )
 
 
 def _difference(table: ScoreTable) -> str:
@@ -171,18 +228,23 @@ def bayes_columns(d_pp: np.ndarray, rope: float | None) -> dict:
     # 50,000 posterior samples (baycomp's default) up to 50 seeds; 20,000 above, where each
     # sample costs n weights: the Monte Carlo error stays below 0.004, under the 2 decimals shown
     result = bayes_signed_rank(d_pp, rope, samples=50_000 if d_pp.size <= 50 else 20_000)
-    return {"p_a_better": result.p_left, "p_equivalent": result.p_rope,
-            "p_b_better": result.p_right, "rope_pp": rope}
+    return {
+        "p_a_better": result.p_left,
+        "p_equivalent": result.p_rope,
+        "p_b_better": result.p_right,
+        "rope_pp": rope,
+    }
 
 
 # --- Friedman ---------------------------------------------------------------------------------
 
+
 @dataclass
 class FriedmanResult:
-    test: Friedman            # statistic, p, method, F, degenerate, ...
-    seeds: list[int]          # the complete blocks
+    test: Friedman  # statistic, p, method, F, degenerate, ...
+    seeds: list[int]  # the complete blocks
     excluded: dict[int, str]  # seed -> why it is not a complete block
-    mean_ranks: pd.Series     # per config; rank 1 = lowest error, ties get mid-ranks
+    mean_ranks: pd.Series  # per config; rank 1 = lowest error, ties get mid-ranks
 
     def __getattr__(self, name):  # statistic, p, method, k, n, f_statistic, ... of the test
         if name == "test":
@@ -201,14 +263,18 @@ def friedman(runs: pd.DataFrame) -> FriedmanResult:
 
 def friedman_table(table: ScoreTable) -> FriedmanResult:
     complete = table.scores.notna().all(axis=1)
-    excluded = {int(seed): ", ".join(f"{c} {s}" for c, s in row.items() if s != "ok")
-                for seed, row in table.status[~complete].iterrows()}
+    excluded = {
+        int(seed): ", ".join(f"{c} {s}" for c, s in row.items() if s != "ok")
+        for seed, row in table.status[~complete].iterrows()
+    }
     values = table.scores[complete].to_numpy()
     n, k = values.shape
     if k < 2 or n < 2:
-        raise StatsError(f"the Friedman test needs 2 or more configurations and 2 or more seeds ok in "
-                         f"all of them; got {k} configuration(s) and {n} complete seed(s)",
-                         hint="run more seeds or rerun the failed runs")
+        raise StatsError(
+            f"the Friedman test needs 2 or more configurations and 2 or more seeds ok in "
+            f"all of them; got {k} configuration(s) and {n} complete seed(s)",
+            hint="run more seeds or rerun the failed runs",
+        )
     test = friedman_test(values)
     ranks = pd.Series(test.mean_ranks, index=table.configs, name="mean_rank")
     return FriedmanResult(test, [int(s) for s in table.status.index[complete]], excluded, ranks)
@@ -216,24 +282,32 @@ def friedman_table(table: ScoreTable) -> FriedmanResult:
 
 # --- batch norm x activation ------------------------------------------------------------------
 
+
 @dataclass
 class BNInteraction:
-    effects: pd.DataFrame    # per init group and activation: d = err(with BN) - err(without)
+    effects: pd.DataFrame  # per init group and activation: d = err(with BN) - err(without)
     contrasts: pd.DataFrame  # per init group and pair: BN effect of a - BN effect of b
     alpha: float = 0.05
     untestable: list[str] = field(default_factory=list)
 
 
-def bn_interaction(runs: pd.DataFrame, reference_activation: str | None = None, *,
-                   all_pairs: bool = False, alpha: float = 0.05,
-                   rope: float | None = None) -> BNInteraction:
+def bn_interaction(
+    runs: pd.DataFrame,
+    reference_activation: str | None = None,
+    *,
+    all_pairs: bool = False,
+    alpha: float = 0.05,
+    rope: float | None = None,
+) -> BNInteraction:
     """Per-seed BN effect per activation (negative = BN helps), and the difference of BN effects
     between activations (each vs `reference_activation`, or every pair), within each init.
     Tests are two-sided; each of the two tables is one Holm family."""
     return bn_effects(prepare(runs), reference_activation, all_pairs, alpha, rope)
 
 
-def bn_effects(table: ScoreTable, reference_activation, all_pairs, alpha, rope=None) -> BNInteraction:
+def bn_effects(
+    table: ScoreTable, reference_activation, all_pairs, alpha, rope=None
+) -> BNInteraction:
     effects, contrasts, untestable = [], [], []
     for group, info in table.info.groupby("group", sort=False):
         effect = {}
@@ -243,26 +317,54 @@ def bn_effects(table: ScoreTable, reference_activation, all_pairs, alpha, rope=N
                 on, off = rows.index[bn][0], rows.index[~bn][0]
                 effect[activation] = table.scores[on] - table.scores[off]
                 d = effect[activation].dropna().to_numpy()
-                effects.append({"init": group, "activation": activation, "a": on, "b": off,
-                                **paired_or_untestable(f"BN effect on {on} vs {off}", d, table.pp,
-                                                       "two-sided", untestable),
-                                **bayes_columns(d * table.pp, rope)})
+                effects.append(
+                    {
+                        "init": group,
+                        "activation": activation,
+                        "a": on,
+                        "b": off,
+                        **paired_or_untestable(
+                            f"BN effect on {on} vs {off}", d, table.pp, "two-sided", untestable
+                        ),
+                        **bayes_columns(d * table.pp, rope),
+                    }
+                )
         names = list(effect)
-        pairs = ([(a, reference_activation) for a in names if a != reference_activation]
-                 if reference_activation in effect and not all_pairs else list(combinations(names, 2)))
+        pairs = (
+            [(a, reference_activation) for a in names if a != reference_activation]
+            if reference_activation in effect and not all_pairs
+            else list(combinations(names, 2))
+        )
         for a, b in pairs:
             d = (effect[a] - effect[b]).dropna().to_numpy()
-            contrasts.append({"init": group, "a": a, "b": b,
-                              **paired_or_untestable(f"BN effect of {a} vs of {b}", d, table.pp,
-                                                     "two-sided", untestable),
-                              **bayes_columns(d * table.pp, rope)})
+            contrasts.append(
+                {
+                    "init": group,
+                    "a": a,
+                    "b": b,
+                    **paired_or_untestable(
+                        f"BN effect of {a} vs of {b}", d, table.pp, "two-sided", untestable
+                    ),
+                    **bayes_columns(d * table.pp, rope),
+                }
+            )
     judged = dict(alpha=alpha, alternative="two-sided")
     return BNInteraction(
-        judge_family(effects, ["init", "activation", "a", "b", *BAYES_COLUMNS],
-                     words=("BN helps", "BN hurts"), **judged),
-        judge_family(contrasts, ["init", "a", "b", *BAYES_COLUMNS],
-                     words=("BN helps a more", "BN helps b more"), **judged),
-        alpha, untestable)
+        judge_family(
+            effects,
+            ["init", "activation", "a", "b", *BAYES_COLUMNS],
+            words=("BN helps", "BN hurts"),
+            **judged,
+        ),
+        judge_family(
+            contrasts,
+            ["init", "a", "b", *BAYES_COLUMNS],
+            words=("BN helps a more", "BN helps b more"),
+            **judged,
+        ),
+        alpha,
+        untestable,
+    )
 
 
 def reference_activation(table: ScoreTable, comparisons: PairedComparisons) -> str | None:
@@ -273,4 +375,3 @@ def reference_activation(table: ScoreTable, comparisons: PairedComparisons) -> s
     if comparisons.mode == "configuration":
         return str(table.info.loc[comparisons.baseline, "activation"])
     return None
-

@@ -27,19 +27,19 @@ from elubench.stats.paired import sided
 
 @dataclass(frozen=True)
 class RandomEffects:
-    k: int              # experiments pooled
-    estimate: float     # mu, in the unit of the inputs
-    se: float           # its modified-HKSJ standard error
+    k: int  # experiments pooled
+    estimate: float  # mu, in the unit of the inputs
+    se: float  # its modified-HKSJ standard error
     ci_low: float
-    ci_high: float      # 95% (t on k - 1 df), whatever alpha the tests use
+    ci_high: float  # 95% (t on k - 1 df), whatever alpha the tests use
     t: float
-    p: float            # this side, t on k - 1 df
+    p: float  # this side, t on k - 1 df
     tau2: float
-    q: float            # Cochran's Q
+    q: float  # Cochran's Q
     q_p: float
-    i2: float           # in [0, 1]
+    i2: float  # in [0, 1]
     weights: tuple[float, ...]  # relative random-effects weights, summing to 1
-    se_plain: float     # the plain random-effects standard error (normal), for reference
+    se_plain: float  # the plain random-effects standard error (normal), for reference
 
 
 def random_effects(effects, variances, alternative: str = "two-sided") -> RandomEffects:
@@ -50,13 +50,19 @@ def random_effects(effects, variances, alternative: str = "two-sided") -> Random
     y = np.asarray(effects, dtype=float)
     v = np.asarray(variances, dtype=float)
     k = y.size
-    if k < 2 or v.size != k or not (np.isfinite(y).all() and np.isfinite(v).all() and (v > 0).all()):
-        raise ValueError(f"random_effects needs 2 or more finite effects with positive variances; "
-                         f"got {k} effect(s), variances {v.tolist()}")
+    if (
+        k < 2
+        or v.size != k
+        or not (np.isfinite(y).all() and np.isfinite(v).all() and (v > 0).all())
+    ):
+        raise ValueError(
+            f"random_effects needs 2 or more finite effects with positive variances; "
+            f"got {k} effect(s), variances {v.tolist()}"
+        )
     w = 1 / v
     fixed = float((w * y).sum() / w.sum())
     q = float((w * (y - fixed) ** 2).sum())
-    c = float(w.sum() - (w ** 2).sum() / w.sum())
+    c = float(w.sum() - (w**2).sum() / w.sum())
     tau2 = max(0.0, (q - (k - 1)) / c) if c > 0 else 0.0
     w_re = 1 / (v + tau2)
     mu = float((w_re * y).sum() / w_re.sum())
@@ -69,6 +75,18 @@ def random_effects(effects, variances, alternative: str = "two-sided") -> Random
     half = float(stats.t.ppf(0.975, df)) * se
     p = sided(float(stats.t.cdf(t, df)), float(stats.t.sf(t, df)), alternative)
     i2 = max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0
-    return RandomEffects(k, mu, se, mu - half, mu + half, t, p, tau2, q,
-                         float(stats.chi2.sf(q, df)), i2, tuple(w_re / w_re.sum()),
-                         math.sqrt(var_plain))
+    return RandomEffects(
+        k,
+        mu,
+        se,
+        mu - half,
+        mu + half,
+        t,
+        p,
+        tau2,
+        q,
+        float(stats.chi2.sf(q, df)),
+        i2,
+        tuple(w_re / w_re.sum()),
+        math.sqrt(var_plain),
+    )

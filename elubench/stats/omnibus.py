@@ -50,30 +50,36 @@ from itertools import permutations
 
 import numpy as np
 
-PERMUTATION_MAX_N = 50     # up to here a permutation p-value (exact or Monte Carlo); above, chi-square
-EXACT_LIMIT = 4_000_000    # rank-sum vectors the exact programme may form, in all (about 0.2 s)
-MONTE_CARLO = 100_000      # Monte Carlo draws: SE <= 0.0016, 0.0007 at p = 0.05
-_CHUNK = 1 << 18           # rank-sum vectors formed at once (memory: a few MB)
-_MC_TABLE_MAX = 40_320     # Monte Carlo draws rows of a seed's arrangement table up to 8! rows
-_DENSE_MAX = 1 << 22       # states aggregated in a dense array up to here (32 MB), else by sorting
+PERMUTATION_MAX_N = 50  # up to here a permutation p-value (exact or Monte Carlo); above, chi-square
+EXACT_LIMIT = 4_000_000  # rank-sum vectors the exact programme may form, in all (about 0.2 s)
+MONTE_CARLO = 100_000  # Monte Carlo draws: SE <= 0.0016, 0.0007 at p = 0.05
+_CHUNK = 1 << 18  # rank-sum vectors formed at once (memory: a few MB)
+_MC_TABLE_MAX = 40_320  # Monte Carlo draws rows of a seed's arrangement table up to 8! rows
+_DENSE_MAX = 1 << 22  # states aggregated in a dense array up to here (32 MB), else by sorting
 
 
 @dataclass(frozen=True)
 class Friedman:
-    statistic: float             # Friedman chi-square, tie-corrected
+    statistic: float  # Friedman chi-square, tie-corrected
     p: float
-    method: str                  # how p was computed, and why that way, in words
-    p_se: float | None           # Monte Carlo standard error of p, else None
-    n: int                       # blocks (seeds)
-    k: int                       # treatments (configurations)
-    f_statistic: float | None    # Iman-Davenport F, None when undefined
+    method: str  # how p was computed, and why that way, in words
+    p_se: float | None  # Monte Carlo standard error of p, else None
+    n: int  # blocks (seeds)
+    k: int  # treatments (configurations)
+    f_statistic: float | None  # Iman-Davenport F, None when undefined
     f_p: float | None
-    degenerate: str | None       # in words, when the data are a degenerate case
+    degenerate: str | None  # in words, when the data are a degenerate case
     mean_ranks: tuple[float, ...]  # per configuration; rank 1 = lowest value (lowest error)
 
 
-def friedman_test(values, *, exact_limit: int = EXACT_LIMIT, monte_carlo: int = MONTE_CARLO,
-                  seed: int = 0, block: str = "seed") -> Friedman:
+def friedman_test(
+    values,
+    *,
+    exact_limit: int = EXACT_LIMIT,
+    monte_carlo: int = MONTE_CARLO,
+    seed: int = 0,
+    block: str = "seed",
+) -> Friedman:
     """Friedman test of `values`: an n x k array, rows = blocks (seeds), columns = treatments
     (configurations), lower = better, no NaN. See the module docstring for how p is computed.
     `block` names a block in the texts of the result (a seed; an experiment across experiments).
@@ -82,65 +88,126 @@ def friedman_test(values, *, exact_limit: int = EXACT_LIMIT, monte_carlo: int = 
 
     values = np.asarray(values, dtype=float)
     if values.ndim != 2:
-        raise ValueError(f"the Friedman test needs a seeds x configurations table; got an array "
-                         f"of shape {values.shape}")
+        raise ValueError(
+            f"the Friedman test needs a seeds x configurations table; got an array "
+            f"of shape {values.shape}"
+        )
     n, k = values.shape
     if n < 2 or k < 2:
-        raise ValueError(f"the Friedman test needs 2 or more configurations and 2 or more seeds "
-                         f"complete in all of them; got {k} configuration(s) and {n} seed(s)")
+        raise ValueError(
+            f"the Friedman test needs 2 or more configurations and 2 or more seeds "
+            f"complete in all of them; got {k} configuration(s) and {n} seed(s)"
+        )
     if np.isnan(values).any():
-        raise ValueError("the Friedman test needs a complete table; it has NaN values "
-                         "(leave out the seeds with missing runs)")
+        raise ValueError(
+            "the Friedman test needs a complete table; it has NaN values "
+            "(leave out the seeds with missing runs)"
+        )
     if exact_limit < 0 or monte_carlo < 1:
-        raise ValueError(f"exact_limit must be >= 0 and monte_carlo >= 1; got {exact_limit}, {monte_carlo}")
+        raise ValueError(
+            f"exact_limit must be >= 0 and monte_carlo >= 1; got {exact_limit}, {monte_carlo}"
+        )
 
     r2 = np.rint(2 * stats.rankdata(values, axis=1)).astype(np.int64)  # doubled mid-ranks: integers
     mean_ranks = tuple(float(x) for x in r2.mean(axis=0) / 2)
     # Centred doubled ranks: chi2 = (k-1) sum_j C_j^2 / sum_ij c_ij^2 (the tie-corrected form).
     centred = r2 - (k + 1)
     between = int((centred.sum(axis=0) ** 2).sum())  # sum_j C_j^2
-    total = int((centred ** 2).sum())                 # 0 only when every seed ties everything
-    observed = int((r2.sum(axis=0) ** 2).sum())       # orders arrangements as chi2 does
+    total = int((centred**2).sum())  # 0 only when every seed ties everything
+    observed = int((r2.sum(axis=0) ** 2).sum())  # orders arrangements as chi2 does
 
     if total == 0:
-        return Friedman(0.0, 1.0, f"none needed: with every configuration tied in every {block}, "
-                        "nothing can be more extreme (p = 1)", None, n, k, 0.0, 1.0,
-                        f"every {block} ties every configuration (chi-square = 0)", mean_ranks)
+        return Friedman(
+            0.0,
+            1.0,
+            f"none needed: with every configuration tied in every {block}, "
+            "nothing can be more extreme (p = 1)",
+            None,
+            n,
+            k,
+            0.0,
+            1.0,
+            f"every {block} ties every configuration (chi-square = 0)",
+            mean_ranks,
+        )
     chi2 = (k - 1) * between / total
     df = (k - 1, (k - 1) * (n - 1))
     gap = n * total - between  # >= 0 (Cauchy-Schwarz); 0 iff every seed has the same ranks
     if gap == 0:
         ways = _arrangement_count(r2[0])
         log10_p = -(n - 1) * math.log10(ways)
-        p = 10.0 ** log10_p
+        p = 10.0**log10_p
         shown = f"{p:.3g}" if p > 0 else f"10^{log10_p:.1f}, below the smallest float"
         ties = "" if ways == math.factorial(k) else ", ties included"
-        return Friedman(chi2, p, f"exact: the chance under H0 that all {n} {block}s give the same "
-                        f"ranks{ties}, (1/{ways})^{n - 1} = {shown}", None, n, k, None, None,
-                        f"every {block} ranks the configurations in the same order{ties} (chi-square "
-                        f"at its maximum n(k-1) = {n * (k - 1)}: Iman-Davenport F undefined)",
-                        mean_ranks)
+        return Friedman(
+            chi2,
+            p,
+            f"exact: the chance under H0 that all {n} {block}s give the same "
+            f"ranks{ties}, (1/{ways})^{n - 1} = {shown}",
+            None,
+            n,
+            k,
+            None,
+            None,
+            f"every {block} ranks the configurations in the same order{ties} (chi-square "
+            f"at its maximum n(k-1) = {n * (k - 1)}: Iman-Davenport F undefined)",
+            mean_ranks,
+        )
     f = (n - 1) * between / gap
     f_p = float(stats.f.sf(f, *df))
 
     tail = _exact_tail(r2, observed, exact_limit)
     if tail is not None:
         tied = any(len(set(row)) < k for row in r2.tolist())
-        what = (f"all within-{block} arrangements of the observed mid-ranks, ties included" if tied
-                else f"all ({k}!)^{n} within-{block} rank arrangements")
-        return Friedman(chi2, tail, f"exact ({what}, by dynamic programming over rank sums)",
-                        None, n, k, f, f_p, None, mean_ranks)
+        what = (
+            f"all within-{block} arrangements of the observed mid-ranks, ties included"
+            if tied
+            else f"all ({k}!)^{n} within-{block} rank arrangements"
+        )
+        return Friedman(
+            chi2,
+            tail,
+            f"exact ({what}, by dynamic programming over rank sums)",
+            None,
+            n,
+            k,
+            f,
+            f_p,
+            None,
+            mean_ranks,
+        )
     too_big = f"the exact distribution needs more than {exact_limit:,} rank-sum vectors"
     if n <= PERMUTATION_MAX_N:
         hits = _monte_carlo_hits(r2, observed, monte_carlo, seed)
         p = (1 + hits) / (monte_carlo + 1)
         se = math.sqrt(p * (1 - p) / monte_carlo)
-        return Friedman(chi2, p, f"Monte Carlo ({monte_carlo:,} random within-{block} permutations, "
-                        f"seed {seed}, SE {se:.2g}): {too_big}", se, n, k, f, f_p, None, mean_ranks)
+        return Friedman(
+            chi2,
+            p,
+            f"Monte Carlo ({monte_carlo:,} random within-{block} permutations, "
+            f"seed {seed}, SE {se:.2g}): {too_big}",
+            se,
+            n,
+            k,
+            f,
+            f_p,
+            None,
+            mean_ranks,
+        )
     p = float(stats.chi2.sf(chi2, k - 1))
-    return Friedman(chi2, p, f"chi-square approximation ({k - 1} df): {n} {block}s is above "
-                    f"{PERMUTATION_MAX_N}, where it is accurate, and {too_big}",
-                    None, n, k, f, f_p, None, mean_ranks)
+    return Friedman(
+        chi2,
+        p,
+        f"chi-square approximation ({k - 1} df): {n} {block}s is above "
+        f"{PERMUTATION_MAX_N}, where it is accurate, and {too_big}",
+        None,
+        n,
+        k,
+        f,
+        f_p,
+        None,
+        mean_ranks,
+    )
 
 
 def _arrangement_count(row) -> int:
@@ -198,7 +265,7 @@ def _exact_tail(r2: np.ndarray, observed: int, limit: int) -> float | None:
         formed, to_come = formed + states.shape[1] * a, to_come - a
         low, high = low + min(row), high + max(row)
         size = code.fit(high - low + 1)
-        if size >= 2 ** 62:
+        if size >= 2**62:
             return None
         if row not in tables:
             tables[row] = _arrangements(row).T.astype(np.int32)  # k x arrangements
@@ -207,11 +274,11 @@ def _exact_tail(r2: np.ndarray, observed: int, limit: int) -> float | None:
         keys, mass = [], np.zeros(size) if dense else []
         step = max(1, _CHUNK // a)
         for start in range(0, states.shape[1], step):
-            part = states[:, start:start + step]
+            part = states[:, start : start + step]
             columns = [(part[j][:, None] + table[j][None, :]).ravel() for j in range(k)]
             _sort_network(columns)
-            key = code.rank([c - (low - j) for j, c in enumerate(columns[:k - 1])])
-            weight = np.repeat(probs[start:start + step] / a, a)
+            key = code.rank([c - (low - j) for j, c in enumerate(columns[: k - 1])])
+            weight = np.repeat(probs[start : start + step] / a, a)
             if dense:
                 mass += np.bincount(key, weights=weight, minlength=size)
                 continue
@@ -243,8 +310,10 @@ class _MultisetCode:
         if base + self.m - 1 > self.top:
             self.top = max(base + self.m - 1, 2 * self.top)
             # clipped at 2^62: entries above every rank in use only have to stay above it
-            self.table = [np.array([min(math.comb(b, j + 1), 2 ** 62) for b in range(self.top)],
-                                   dtype=np.int64) for j in range(self.m)]
+            self.table = [
+                np.array([min(math.comb(b, j + 1), 2**62) for b in range(self.top)], dtype=np.int64)
+                for j in range(self.m)
+            ]
         return math.comb(base + self.m - 1, self.m)
 
     def rank(self, shifted: list[np.ndarray]) -> np.ndarray:
@@ -255,7 +324,9 @@ class _MultisetCode:
         digits = np.empty((self.m, key.size), dtype=np.int64)
         rest = key.copy()
         for j in range(self.m - 1, -1, -1):
-            b = np.searchsorted(self.table[j], rest, side="right") - 1  # largest b: C(b, j+1) <= rest
+            b = (
+                np.searchsorted(self.table[j], rest, side="right") - 1
+            )  # largest b: C(b, j+1) <= rest
             rest -= self.table[j][b]
             digits[j] = b - j
         return digits
@@ -281,7 +352,9 @@ def _monte_carlo_hits(r2: np.ndarray, observed: int, draws: int, seed: int) -> i
     varying = [i for i, row in enumerate(r2.tolist()) if len(set(row)) > 1]
     fixed = np.delete(r2, varying[1:], axis=0).sum(axis=0)  # tied seeds and the first varying one
     shuffled = [tuple(sorted(row)) for row in r2[varying[1:]].tolist()]
-    tables = {row: _arrangements(row) for row in set(shuffled) if _arrangement_count(row) <= _MC_TABLE_MAX}
+    tables = {
+        row: _arrangements(row) for row in set(shuffled) if _arrangement_count(row) <= _MC_TABLE_MAX
+    }
     hits = 0
     step = max(1, _CHUNK // k)
     for begin in range(0, draws, step):

@@ -13,21 +13,39 @@ from elubench.stats.verdicts import check_options
 
 PRIMARY = "Wilcoxon signed-rank"
 EXACT_MAX_N = 50  # exact null distribution up to here: its 2**n sign assignments fit in int64
-PAIRED_COLUMNS = ["n_pairs", "mean_diff_pp", "ci_low", "ci_high", "median_diff_pp", "wins", "ties",
-                  "losses", "t_stat", "t_p", "wilcoxon_stat", "wilcoxon_p", "wilcoxon_method",
-                  "zeros_dropped", "p_floor", "d_z", "rank_biserial", "notes"]
+PAIRED_COLUMNS = [
+    "n_pairs",
+    "mean_diff_pp",
+    "ci_low",
+    "ci_high",
+    "median_diff_pp",
+    "wins",
+    "ties",
+    "losses",
+    "t_stat",
+    "t_p",
+    "wilcoxon_stat",
+    "wilcoxon_p",
+    "wilcoxon_method",
+    "zeros_dropped",
+    "p_floor",
+    "d_z",
+    "rank_biserial",
+    "notes",
+]
 
 
 # --- the Wilcoxon signed-rank test, chosen explicitly -----------------------------------------
 
+
 @dataclass(frozen=True)
 class SignedRank:
-    statistic: float      # T+: the sum of the (mid-)ranks of |d| over the positive d
+    statistic: float  # T+: the sum of the (mid-)ranks of |d| over the positive d
     p: float
     method: str
-    n: int                # non-zero differences: the ones ranked
-    zeros: int            # zero differences dropped (Wilcoxon's original method)
-    p_floor: float        # the smallest p reachable with this n and these ties, this side
+    n: int  # non-zero differences: the ones ranked
+    zeros: int  # zero differences dropped (Wilcoxon's original method)
+    p_floor: float  # the smallest p reachable with this n and these ties, this side
     rank_biserial: float  # (T+ - T-) / (T+ + T-): negative when d tends negative
 
 
@@ -55,27 +73,31 @@ def signed_rank(d, alternative: str = "two-sided") -> SignedRank:
         counts[0] = 1
         top = 0
         for r in r2:
-            counts[r:top + r + 1] += counts[:top + 1].copy()
+            counts[r : top + r + 1] += counts[: top + 1].copy()
             top += r
         at_most, at_least = np.cumsum(counts), np.cumsum(counts[::-1])[::-1]
 
         def p_of(t: int) -> float:
-            return sided(at_most[t] / 2.0 ** n, at_least[t] / 2.0 ** n, alternative)
+            return sided(at_most[t] / 2.0**n, at_least[t] / 2.0**n, alternative)
 
         method = "exact" if (tied == 1).all() else "exact (permutation, tied ranks)"
     else:
         mean = total / 4  # in rank units: E[T+] = S / 2 with S = total / 2
-        sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24 - float((tied ** 3 - tied).sum()) / 48)
+        sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24 - float((tied**3 - tied).sum()) / 48)
 
         def p_of(t: int) -> float:
             shift = t / 2 - mean
             if alternative == "two-sided":
                 return min(1.0, 2 * stats.norm.sf(max(abs(shift) - 0.5, 0.0) / sd))
-            return sided(stats.norm.cdf((shift + 0.5) / sd), stats.norm.sf((shift - 0.5) / sd), alternative)
+            return sided(
+                stats.norm.cdf((shift + 0.5) / sd), stats.norm.sf((shift - 0.5) / sd), alternative
+            )
 
         method = "normal approximation"
     floor = p_of(total if alternative == "greater" else 0)
-    return SignedRank(t2 / 2, float(p_of(t2)), method, n, zeros, float(floor), (2 * t2 - total) / total)
+    return SignedRank(
+        t2 / 2, float(p_of(t2)), method, n, zeros, float(floor), (2 * t2 - total) / total
+    )
 
 
 def sided(p_less: float, p_greater: float, alternative: str) -> float:
@@ -107,16 +129,22 @@ def _t_power(n: int, dz: float, alpha: float, alternative: str) -> float:
     return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
 
 
-def seeds_for_power(dz: float, alpha: float, alternative: str = "two-sided", power: float = 0.8) -> int | None:
+def seeds_for_power(
+    dz: float, alpha: float, alternative: str = "two-sided", power: float = 0.8
+) -> int | None:
     """The fewest seeds (pairs) for which a paired t-test reaches `power` at `alpha` when the
     true standardized mean difference is `dz`; None when dz is 0, undefined, or on the wrong side."""
-    if not math.isfinite(dz) or dz == 0 or (alternative == "less" and dz > 0) \
-            or (alternative == "greater" and dz < 0):
+    if (
+        not math.isfinite(dz)
+        or dz == 0
+        or (alternative == "less" and dz > 0)
+        or (alternative == "greater" and dz < 0)
+    ):
         return None
     high = 2  # power rises with n: double, then bisect
     while _t_power(high, dz, alpha, alternative) < power:
         high *= 2
-        if high > 2 ** 40:
+        if high > 2**40:
             return None
     low = high // 2
     if high == 2:
@@ -129,7 +157,7 @@ def seeds_for_power(dz: float, alpha: float, alternative: str = "two-sided", pow
 
 def floor_p(n: int, alternative: str = "two-sided") -> float:
     """The smallest exact Wilcoxon p with n non-zero, untied differences: every sign alike."""
-    return min(1.0, (1.0 if alternative != "two-sided" else 2.0) / 2.0 ** n)
+    return min(1.0, (1.0 if alternative != "two-sided" else 2.0) / 2.0**n)
 
 
 def seeds_to_reach(alpha: float, alternative: str = "two-sided") -> int:
@@ -140,8 +168,9 @@ def seeds_to_reach(alpha: float, alternative: str = "two-sided") -> int:
     return n
 
 
-def wilcoxon_seeds(dz: float, alpha: float, alternative: str = "two-sided",
-                   power: float = 0.8) -> int | None:
+def wilcoxon_seeds(
+    dz: float, alpha: float, alternative: str = "two-sided", power: float = 0.8
+) -> int | None:
     """Seeds for the primary (Wilcoxon) test to reach `power` at `alpha` for a true d_z: the
     paired t-test's number over the efficiency bound, and never fewer than the smallest n whose
     floor reaches `alpha`. None where the t-test's number is undefined (see seeds_for_power)."""
@@ -153,6 +182,7 @@ def wilcoxon_seeds(dz: float, alpha: float, alternative: str = "two-sided",
 
 # --- one paired comparison --------------------------------------------------------------------
 
+
 def paired_stats(what: str, d: np.ndarray, pp: float, alternative: str) -> dict:
     """Every statistic of one set of per-seed differences (in score units; reported in pp).
     `notes` says in words why a number is missing (null in JSON)."""
@@ -160,8 +190,10 @@ def paired_stats(what: str, d: np.ndarray, pp: float, alternative: str) -> dict:
 
     n = d.size
     if n < 2:
-        raise StatsError(f"{what}: only {n} seed(s) with ok runs on both sides, a test needs 2 or more",
-                         hint="run more seeds (compare.seeds in the spec) or rerun the failed runs")
+        raise StatsError(
+            f"{what}: only {n} seed(s) with ok runs on both sides, a test needs 2 or more",
+            hint="run more seeds (compare.seeds in the spec) or rerun the failed runs",
+        )
     mean, sd = float(d.mean()), float(d.std(ddof=1))
     notes = []
     if sd > 0:
@@ -174,30 +206,51 @@ def paired_stats(what: str, d: np.ndarray, pp: float, alternative: str) -> dict:
     else:  # every difference the same: no spread, so no t statistic, t p-value or d_z
         low = high = mean
         t = t_p = dz = math.nan
-        notes.append(f"every seed's difference is {mean * pp:+.4g} pp: t, its p-value and d_z "
-                     "are undefined (no spread)")
+        notes.append(
+            f"every seed's difference is {mean * pp:+.4g} pp: t, its p-value and d_z "
+            "are undefined (no spread)"
+        )
     w = signed_rank(d, alternative)
-    return {"n_pairs": n, "mean_diff_pp": mean * pp, "ci_low": low * pp, "ci_high": high * pp,
-            "median_diff_pp": float(np.median(d)) * pp,
-            "wins": int((d < 0).sum()), "ties": int((d == 0).sum()), "losses": int((d > 0).sum()),
-            "t_stat": t, "t_p": t_p, "wilcoxon_stat": w.statistic, "wilcoxon_p": w.p,
-            "wilcoxon_method": w.method, "zeros_dropped": w.zeros, "p_floor": w.p_floor,
-            "d_z": dz, "rank_biserial": w.rank_biserial, "notes": notes}
+    return {
+        "n_pairs": n,
+        "mean_diff_pp": mean * pp,
+        "ci_low": low * pp,
+        "ci_high": high * pp,
+        "median_diff_pp": float(np.median(d)) * pp,
+        "wins": int((d < 0).sum()),
+        "ties": int((d == 0).sum()),
+        "losses": int((d > 0).sum()),
+        "t_stat": t,
+        "t_p": t_p,
+        "wilcoxon_stat": w.statistic,
+        "wilcoxon_p": w.p,
+        "wilcoxon_method": w.method,
+        "zeros_dropped": w.zeros,
+        "p_floor": w.p_floor,
+        "d_z": dz,
+        "rank_biserial": w.rank_biserial,
+        "notes": notes,
+    }
 
 
-def paired_or_untestable(what: str, d: np.ndarray, pp: float, alternative: str,
-                         untestable: list[str]) -> dict:
+def paired_or_untestable(
+    what: str, d: np.ndarray, pp: float, alternative: str, untestable: list[str]
+) -> dict:
     """`paired_stats`, or a row of missing statistics when too few seeds pair up (noted in
     `untestable`): one configuration that always diverged must not hide every other comparison."""
     try:
         return paired_stats(what, d, pp, alternative)
     except StatsError as exc:
         untestable.append(exc.message)
-        return {"n_pairs": int(d.size), "wilcoxon_method": "not testable",
-                "notes": [f"not tested: {exc.message}"]}
+        return {
+            "n_pairs": int(d.size),
+            "wilcoxon_method": "not testable",
+            "notes": [f"not tested: {exc.message}"],
+        }
 
 
 # --- corrections ------------------------------------------------------------------------------
+
 
 def holm(pvalues) -> np.ndarray:
     """Holm's step-down adjusted p-values (NaN stays NaN and is not counted). scipy has no

@@ -35,10 +35,10 @@ from elubench.stats.paired import sided
 class RankDifference:
     mean_rank_a: float
     mean_rank_b: float
-    z: float          # Demšar's z on the mean-rank difference (a lower rank: z < 0)
-    p_z: float        # its normal p, this side
+    z: float  # Demšar's z on the mean-rank difference (a lower rank: z < 0)
+    p_z: float  # its normal p, this side
     p_exact: float | None  # the permutation p, this side (None above PERMUTATION_MAX_N blocks)
-    p: float          # the one a verdict uses: exact where computed, else p_z
+    p: float  # the one a verdict uses: exact where computed, else p_z
     method: str
 
 
@@ -75,11 +75,18 @@ def rank_difference_test(values, a: int, b: int, alternative: str = "two-sided")
     z = (mean_a - mean_b) / se
     p_z = sided(float(stats.norm.cdf(z)), float(stats.norm.sf(z)), alternative)
     if n > PERMUTATION_MAX_N:
-        return RankDifference(mean_a, mean_b, z, p_z, None, p_z,
-                              f"normal approximation (Demšar's z): {n} blocks is above {PERMUTATION_MAX_N}")
+        return RankDifference(
+            mean_a,
+            mean_b,
+            z,
+            p_z,
+            None,
+            p_z,
+            f"normal approximation (Demšar's z): {n} blocks is above {PERMUTATION_MAX_N}",
+        )
     dist, offset = _difference_distribution(r2, a, b)
     observed = int(r2[:, a].sum() - r2[:, b].sum()) - offset
-    at_most, at_least = float(dist[:observed + 1].sum()), float(dist[observed:].sum())
+    at_most, at_least = float(dist[: observed + 1].sum()), float(dist[observed:].sum())
     if alternative == "two-sided":
         # symmetric under H0 (a and b exchangeable), so the two-sided p is the mass at least as
         # far from 0 on either side
@@ -89,16 +96,24 @@ def rank_difference_test(values, a: int, b: int, alternative: str = "two-sided")
         p_exact = min(1.0, float(dist[values_at >= distance].sum()))
     else:
         p_exact = sided(at_most, at_least, alternative)
-    return RankDifference(mean_a, mean_b, z, p_z, p_exact, p_exact,
-                          "exact (permutation of each block's ranks, ties included)")
+    return RankDifference(
+        mean_a,
+        mean_b,
+        z,
+        p_z,
+        p_exact,
+        p_exact,
+        "exact (permutation of each block's ranks, ties included)",
+    )
 
 
 # --- Nemenyi ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Nemenyi:
     alpha: float
-    q_alpha: float       # the studentized range quantile / sqrt(2) (Demšar's Table 5a)
+    q_alpha: float  # the studentized range quantile / sqrt(2) (Demšar's Table 5a)
     critical_difference: float
     cliques: list[list[str]]  # maximal groups whose mean ranks all lie within the CD, best first
 
@@ -120,4 +135,4 @@ def nemenyi(mean_ranks: dict[str, float], n: int, alpha: float = 0.05) -> Nemeny
             j += 1
         if j > i and not any(s <= i and j <= e for s, e in runs):
             runs.append((i, j))
-    return Nemenyi(alpha, q, cd, [order[s:e + 1] for s, e in runs])
+    return Nemenyi(alpha, q, cd, [order[s : e + 1] for s, e in runs])

@@ -26,35 +26,52 @@ from elubench.stats.verdicts import check_options
 
 # --- learning speed and cost ------------------------------------------------------------------
 
+
 @dataclass
 class LearningSpeed:
-    target: float         # test error fraction to reach
+    target: float  # test error fraction to reach
     target_source: str
     per_run: pd.DataFrame  # run_id, config, seed, iterations (NaN: never reached)
-    table: pd.DataFrame    # config, n, n_reached, mean_iterations, median_iterations
+    table: pd.DataFrame  # config, n, n_reached, mean_iterations, median_iterations
 
 
-def learning_speed(runs: pd.DataFrame, metrics: pd.DataFrame, target: float | None = None) -> LearningSpeed:
+def learning_speed(
+    runs: pd.DataFrame, metrics: pd.DataFrame, target: float | None = None
+) -> LearningSpeed:
     """Iterations each ok run needed to reach `target` test error (the first evaluation at or
     below it). Default target: the worst configuration's mean final test error."""
     return _speed(prepare(runs), runs, metrics, target)
 
 
-def _speed(table: ScoreTable, runs: pd.DataFrame, metrics: pd.DataFrame, target: float | None) -> LearningSpeed:
+def _speed(
+    table: ScoreTable, runs: pd.DataFrame, metrics: pd.DataFrame, target: float | None
+) -> LearningSpeed:
     ok = runs[runs["status"] == "ok"]
     source = "given"
     if target is None:
         means = ok.groupby("config")["test_error"].mean()
-        target, source = float(means.max()), (f"mean final {table.unit.metric} of the worst "
-                                               f"configuration ({means.idxmax()})")
+        target, source = (
+            float(means.max()),
+            (f"mean final {table.unit.metric} of the worst configuration ({means.idxmax()})"),
+        )
     hits = metrics[metrics["run_id"].isin(ok["run_id"]) & (metrics["test_error"] <= target)]
     first = hits.groupby("run_id")["iteration"].min()
     per_run = ok[["run_id", "config", "seed"]].reset_index(drop=True)
     per_run["iterations"] = per_run["run_id"].map(first).astype(float)
     grouped = per_run.groupby("config", sort=False)["iterations"]
-    out = pd.DataFrame({"n": grouped.size(), "n_reached": grouped.count(), "mean_iterations": grouped.mean(),
-                        "median_iterations": grouped.median()})
-    out = out.reindex([c for c in table.configs if c in out.index]).rename_axis("config").reset_index()
+    out = pd.DataFrame(
+        {
+            "n": grouped.size(),
+            "n_reached": grouped.count(),
+            "mean_iterations": grouped.mean(),
+            "median_iterations": grouped.median(),
+        }
+    )
+    out = (
+        out.reindex([c for c in table.configs if c in out.index])
+        .rename_axis("config")
+        .reset_index()
+    )
     return LearningSpeed(float(target), source, per_run, out)
 
 
@@ -68,17 +85,28 @@ def _cost(table: ScoreTable, runs: pd.DataFrame) -> pd.DataFrame:
     ok = runs[runs["status"] == "ok"]
     speed = ok.groupby("config")["images_per_second"].mean().reindex(table.configs)
     info = table.info
-    relu = {(bn, g): c for c, bn, g in zip(info.index, info["batchnorm"], info["group"])
-            if info.loc[c, "activation"] == "relu"}
-    relu_speed = [speed.get(relu.get((bn, g)), math.nan) for bn, g in zip(info["batchnorm"], info["group"])]
-    return pd.DataFrame({"config": table.configs, "activation": info["activation"].to_numpy(),
-                         "batchnorm": info["batchnorm"].to_numpy(),
-                         "n": ok.groupby("config").size().reindex(table.configs, fill_value=0).to_numpy(),
-                         "images_per_second": speed.to_numpy(),
-                         "time_per_image_vs_relu": np.asarray(relu_speed) / speed.to_numpy()})
+    relu = {
+        (bn, g): c
+        for c, bn, g in zip(info.index, info["batchnorm"], info["group"])
+        if info.loc[c, "activation"] == "relu"
+    }
+    relu_speed = [
+        speed.get(relu.get((bn, g)), math.nan) for bn, g in zip(info["batchnorm"], info["group"])
+    ]
+    return pd.DataFrame(
+        {
+            "config": table.configs,
+            "activation": info["activation"].to_numpy(),
+            "batchnorm": info["batchnorm"].to_numpy(),
+            "n": ok.groupby("config").size().reindex(table.configs, fill_value=0).to_numpy(),
+            "images_per_second": speed.to_numpy(),
+            "time_per_image_vs_relu": np.asarray(relu_speed) / speed.to_numpy(),
+        }
+    )
 
 
 # --- compare ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Comparison:
@@ -94,14 +122,23 @@ class Comparison:
     methods: str
     warnings: list[str]
     rope: float | None = None
-    unit: Unit = CLASSIFICATION   # of every score and difference (core.units)
+    unit: Unit = CLASSIFICATION  # of every score and difference (core.units)
 
 
-def compare(runs: pd.DataFrame, metrics: pd.DataFrame | None = None, *, baseline: str | None = None,
-            all_pairs: bool = False, alternative: str = "two-sided", alpha: float = 0.05,
-            q_values: bool = False, target: float | None = None,
-            reference: dict[str, tuple[float, float]] | None = None,
-            rope: float | None = None, target_shown: float | None = None) -> Comparison:
+def compare(
+    runs: pd.DataFrame,
+    metrics: pd.DataFrame | None = None,
+    *,
+    baseline: str | None = None,
+    all_pairs: bool = False,
+    alternative: str = "two-sided",
+    alpha: float = 0.05,
+    q_values: bool = False,
+    target: float | None = None,
+    reference: dict[str, tuple[float, float]] | None = None,
+    rope: float | None = None,
+    target_shown: float | None = None,
+) -> Comparison:
     """Every statistic of one spec's runs, with warnings a reader must see.
 
     `baseline` is an activation (each activation against it at the same BN setting: the
@@ -117,8 +154,10 @@ def compare(runs: pd.DataFrame, metrics: pd.DataFrame | None = None, *, baseline
     paired = comparisons(table, baseline, all_pairs, alternative, alpha, q_values, rope)
     warnings = run_warnings(table)
     if paired.not_compared:
-        warnings.append(f"not compared: {', '.join(paired.not_compared)} (no {baseline} run at "
-                        "the same BN setting)")
+        warnings.append(
+            f"not compared: {', '.join(paired.not_compared)} (no {baseline} run at "
+            "the same BN setting)"
+        )
     try:
         omnibus = friedman_table(table) if len(table.configs) > 1 else None
     except StatsError as exc:
@@ -138,6 +177,18 @@ def compare(runs: pd.DataFrame, metrics: pd.DataFrame | None = None, *, baseline
     desc = descriptives_table(table, runs, reference)
     speed = _speed(table, runs, metrics, target) if metrics is not None else None
     names = pd.unique(runs["spec_name"]) if "spec_name" in runs else []
-    return Comparison(str(names[0]) if len(names) else None, baseline, table.configs, desc, omnibus,
-                      paired, bn, speed, _cost(table, runs),
-                      methods_text(paired, desc, omnibus, bn, rope, table), warnings, rope, table.unit)
+    return Comparison(
+        str(names[0]) if len(names) else None,
+        baseline,
+        table.configs,
+        desc,
+        omnibus,
+        paired,
+        bn,
+        speed,
+        _cost(table, runs),
+        methods_text(paired, desc, omnibus, bn, rope, table),
+        warnings,
+        rope,
+        table.unit,
+    )

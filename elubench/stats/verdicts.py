@@ -18,8 +18,11 @@ BETTER, WORSE, NO_EVIDENCE, NOT_TESTABLE = "better", "worse", "no evidence", "no
 VERDICTS = (BETTER, WORSE, NO_EVIDENCE, NOT_TESTABLE)
 
 # A test's side, in the words of the methods paragraph (SIDES) and of a table's note (SIDE).
-SIDES = {"two-sided": "two-sided", "less": "one-sided (alternative: a has lower error than b)",
-         "greater": "one-sided (alternative: a has higher error than b)"}
+SIDES = {
+    "two-sided": "two-sided",
+    "less": "one-sided (alternative: a has lower error than b)",
+    "greater": "one-sided (alternative: a has higher error than b)",
+}
 SIDE = {"two-sided": "two-sided", "less": "one-sided (a lower)", "greater": "one-sided (a higher)"}
 
 
@@ -31,8 +34,11 @@ def verdicts(p_adjusted, direction, alpha: float, words: tuple[str, str] = (BETT
     p = np.asarray(p_adjusted, dtype=float)
     sign = np.sign(np.asarray(direction, dtype=float))
     significant = p <= alpha
-    out = np.where(significant & (sign < 0), words[0],
-                   np.where(significant & (sign > 0), words[1], NO_EVIDENCE)).astype(object)
+    out = np.where(
+        significant & (sign < 0),
+        words[0],
+        np.where(significant & (sign > 0), words[1], NO_EVIDENCE),
+    ).astype(object)
     out[np.isnan(p)] = NOT_TESTABLE
     return out
 
@@ -44,6 +50,10 @@ def flipped(verdict: str) -> str:
 
 def check_options(alternative: str, alpha: float = 0.05) -> None:
     if alternative not in ALTERNATIVES:
-        raise StatsError(f"unknown alternative {alternative!r}", hint=f"use one of {', '.join(ALTERNATIVES)}")
+        raise StatsError(
+            f"unknown alternative {alternative!r}", hint=f"use one of {', '.join(ALTERNATIVES)}"
+        )
     if not 0 < alpha < 1:
-        raise StatsError(f"alpha must be between 0 and 1, got {alpha}", hint="the usual choice is 0.05")
+        raise StatsError(
+            f"alpha must be between 0 and 1, got {alpha}", hint="the usual choice is 0.05"
+        )

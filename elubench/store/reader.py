@@ -24,8 +24,17 @@ if TYPE_CHECKING:  # pandas loads when a tree is read, not when this module is i
 # metrics and activations tables name each row's run by its identity (spec.matrix.RunConfig).
 RUN_COLUMNS = (*SCALAR_FIELDS, "torch")
 CONFIG_COLUMNS = list(IDENTITY)
-NUMERIC_COLUMNS = ("test_size", "test_error", "test_loss", "train_loss", "iterations",
-                   "wall_seconds", "train_seconds", "eval_seconds", "images_per_second")
+NUMERIC_COLUMNS = (
+    "test_size",
+    "test_error",
+    "test_loss",
+    "train_loss",
+    "iterations",
+    "wall_seconds",
+    "train_seconds",
+    "eval_seconds",
+    "images_per_second",
+)
 
 
 @dataclass
@@ -36,13 +45,15 @@ class RunTables:
     label (`config`, for display): code that needs to know what a configuration is reads the
     columns, never the label."""
 
-    runs: pd.DataFrame           # one row per run (RUN_COLUMNS)
-    metrics: pd.DataFrame        # one row per evaluation: CONFIG_COLUMNS, iteration, test_error, ...
-    activations: pd.DataFrame    # one row per evaluation and hidden layer (bias shift)
-    spec: dict | None            # the resolved spec (spec.json), when the tree has it
+    runs: pd.DataFrame  # one row per run (RUN_COLUMNS)
+    metrics: pd.DataFrame  # one row per evaluation: CONFIG_COLUMNS, iteration, test_error, ...
+    activations: pd.DataFrame  # one row per evaluation and hidden layer (bias shift)
+    spec: dict | None  # the resolved spec (spec.json), when the tree has it
     skipped: list[str] = field(default_factory=list)  # corrupt records left out with --skip-bad
-    folder: Path | None = None   # results/<spec name>/ (where REPORT.md goes)
-    partial: list[str] = field(default_factory=list)  # damaged curves / spec.json left out (--skip-bad)
+    folder: Path | None = None  # results/<spec name>/ (where REPORT.md goes)
+    partial: list[str] = field(
+        default_factory=list
+    )  # damaged curves / spec.json left out (--skip-bad)
 
     @property
     def name(self) -> str:
@@ -58,8 +69,11 @@ def read_records(root: Path, skip_bad: bool):
     (path, message). StoreError when `root` does not exist or holds no record."""
     root = Path(root)
     if not root.exists():
-        raise StoreError("no such results folder", where=str(root),
-                         hint="give the folder `elubench run` wrote (default results/)")
+        raise StoreError(
+            "no such results folder",
+            where=str(root),
+            hint="give the folder `elubench run` wrote (default results/)",
+        )
     records, folders, skipped = [], [], []
     for path in find_records(root):
         try:
@@ -71,13 +85,17 @@ def read_records(root: Path, skip_bad: bool):
             continue
         folders.append(path.parent)
     if not records:
-        raise StoreError("no run records (run.json) here", where=str(root),
-                         hint="train some first: elubench run SPEC --results " + str(root))
+        raise StoreError(
+            "no run records (run.json) here",
+            where=str(root),
+            hint="train some first: elubench run SPEC --results " + str(root),
+        )
     return records, folders, skipped
 
 
-def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
-                 detail: bool = True) -> RunTables:
+def load_results(
+    root: Path, *, spec: str | None = None, skip_bad: bool = False, detail: bool = True
+) -> RunTables:
     """Read every run.json (and, with `detail`, metrics.jsonl) under `root` for one spec.
 
     Raises StoreError for an empty tree, a corrupt record (unless skip_bad), or runs of several
@@ -88,17 +106,24 @@ def load_results(root: Path, *, spec: str | None = None, skip_bad: bool = False,
     if spec is not None:
         keep = [i for i, r in enumerate(records) if r.spec_name == spec]
         if not keep:
-            raise StoreError(f"no runs of spec {spec!r} here", where=str(root),
-                             hint=f"specs found: {', '.join(names)}")
+            raise StoreError(
+                f"no runs of spec {spec!r} here",
+                where=str(root),
+                hint=f"specs found: {', '.join(names)}",
+            )
         records, folders = [records[i] for i in keep], [folders[i] for i in keep]
     elif len(names) > 1:
-        raise StoreError(f"runs of {len(names)} specs are here: {', '.join(names)}", where=str(root),
-                         hint="pick one with --spec NAME, or point at results/<name>")
+        raise StoreError(
+            f"runs of {len(names)} specs are here: {', '.join(names)}",
+            where=str(root),
+            hint="pick one with --spec NAME, or point at results/<name>",
+        )
     return _tables(root, records, folders, [text for _, text in skipped], skip_bad, detail)
 
 
-def load_experiments(root: Path, *, specs: list[str] | None = None, skip_bad: bool = False,
-                     detail: bool = True) -> list[RunTables]:
+def load_experiments(
+    root: Path, *, specs: list[str] | None = None, skip_bad: bool = False, detail: bool = True
+) -> list[RunTables]:
     """Every experiment (spec) under `root`, or those `specs` names, in that order (else by
     name): one RunTables each. Experiments are identified by spec name, so results folders
     merged by copying keep theirs. A corrupt record (with skip_bad) is reported with the
@@ -108,19 +133,27 @@ def load_experiments(root: Path, *, specs: list[str] | None = None, skip_bad: bo
     if specs:
         unknown = [name for name in specs if name not in names]
         if unknown:
-            raise StoreError(f"no runs of spec{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} here",
-                             where=str(root),
-                             hint=f"specs found: {', '.join(names)}")
+            raise StoreError(
+                f"no runs of spec{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} here",
+                where=str(root),
+                hint=f"specs found: {', '.join(names)}",
+            )
         names = list(dict.fromkeys(specs))
     out = []
     for name in names:
         keep = [i for i, r in enumerate(records) if r.spec_name == name]
         spec_dirs = {spec_folder_of(folders[i]) for i in keep}
         own = [text for path, text in skipped if spec_folder_of(path.parent) in spec_dirs]
-        out.append(_tables(root, [records[i] for i in keep], [folders[i] for i in keep], own,
-                           skip_bad, detail))
-    homeless = [text for path, text in skipped
-                if not any(spec_folder_of(path.parent) == t.folder for t in out)]
+        out.append(
+            _tables(
+                root, [records[i] for i in keep], [folders[i] for i in keep], own, skip_bad, detail
+            )
+        )
+    homeless = [
+        text
+        for path, text in skipped
+        if not any(spec_folder_of(path.parent) == t.folder for t in out)
+    ]
     if homeless and out:
         out[0].skipped += homeless
     return out
@@ -132,9 +165,12 @@ def _tables(root, records, folders, skipped, skip_bad: bool, detail: bool) -> Ru
 
     hashes = sorted({r.spec_hash for r in records})
     if len(hashes) > 1:
-        raise StoreError(f"runs of {len(hashes)} versions of spec {records[0].spec_name!r} "
-                         f"(hashes {', '.join(hashes)}) are mixed here", where=str(root),
-                         hint="keep one version's runs in this tree (elubench run refuses to mix them)")
+        raise StoreError(
+            f"runs of {len(hashes)} versions of spec {records[0].spec_name!r} "
+            f"(hashes {', '.join(hashes)}) are mixed here",
+            where=str(root),
+            hint="keep one version's runs in this tree (elubench run refuses to mix them)",
+        )
 
     rows = []
     for r in records:
@@ -162,16 +198,31 @@ def _tables(root, records, folders, skipped, skip_bad: bool, detail: bool) -> Ru
             base = {**{key: getattr(r, key) for key in IDENTITY}, "config": _label(r)}
             for line in lines:
                 at = {**base, "iteration": line.get("iteration")}
-                metric_rows.append({**at, "test_error": line.get("test_error"),
-                                    "train_loss": line.get("train_loss"), "lr": line.get("lr"),
-                                    "seconds": line.get("seconds")})
+                metric_rows.append(
+                    {
+                        **at,
+                        "test_error": line.get("test_error"),
+                        "train_loss": line.get("train_loss"),
+                        "lr": line.get("lr"),
+                        "seconds": line.get("seconds"),
+                    }
+                )
                 for layer, stats in (line.get("activations") or {}).items():
-                    layer_rows.append({**at, "layer": layer, "mean": stats.get("mean"),
-                                       "median": stats.get("median")})
-    metrics = pd.DataFrame(metric_rows, columns=[*CONFIG_COLUMNS, "iteration", "test_error",
-                                                 "train_loss", "lr", "seconds"])
-    activations = pd.DataFrame(layer_rows, columns=[*CONFIG_COLUMNS, "iteration", "layer",
-                                                    "mean", "median"])
+                    layer_rows.append(
+                        {
+                            **at,
+                            "layer": layer,
+                            "mean": stats.get("mean"),
+                            "median": stats.get("median"),
+                        }
+                    )
+    metrics = pd.DataFrame(
+        metric_rows,
+        columns=[*CONFIG_COLUMNS, "iteration", "test_error", "train_loss", "lr", "seconds"],
+    )
+    activations = pd.DataFrame(
+        layer_rows, columns=[*CONFIG_COLUMNS, "iteration", "layer", "mean", "median"]
+    )
     spec_dir = spec_folder_of(folders[0])
     try:  # a tree without spec.json (records copied alone) still compares
         meta = read_spec_meta(spec_dir / SPEC_META)

@@ -25,11 +25,15 @@ from elubench.spec.matrix import RunConfig
 
 STATUSES = ("ok", "diverged", "failed")
 Status = Literal["ok", "diverged", "failed"]
-BAD_RECORD_HINT = ("move the file away (`run` then trains that run again); `compare` and "
-                   "`report` can leave it out with --skip-bad")
-BAD_METRICS_HINT = ("restore it from a copy, or move it away together with the run's "
-                    "checkpoint.pt and run.json (`run` then trains that run again from its start); "
-                    "`compare` and `report` can leave the run out with --skip-bad")
+BAD_RECORD_HINT = (
+    "move the file away (`run` then trains that run again); `compare` and "
+    "`report` can leave it out with --skip-bad"
+)
+BAD_METRICS_HINT = (
+    "restore it from a copy, or move it away together with the run's "
+    "checkpoint.pt and run.json (`run` then trains that run again from its start); "
+    "`compare` and `report` can leave the run out with --skip-bad"
+)
 
 LayerStats = dict[str, dict[str, float | None]]
 
@@ -48,15 +52,15 @@ class RunRecord(RunConfig):
 
     # how it ended
     status: Status
-    reason: str | None = None      # why it diverged or failed
-    traceback: str | None = None   # failed runs: where
+    reason: str | None = None  # why it diverged or failed
+    traceback: str | None = None  # failed runs: where
     task: Task = "classification"
-    test_errors: int | None        # misclassified test images (classification)
+    test_errors: int | None  # misclassified test images (classification)
     test_size: int | None
-    test_error: float | None       # fraction (classification) or reconstruction MSE
+    test_error: float | None  # fraction (classification) or reconstruction MSE
     test_loss: float | None
-    train_loss: float | None       # mean over the iterations since the previous evaluation
-    iterations: int | None         # trained (a diverged run: up to the first bad loss)
+    train_loss: float | None  # mean over the iterations since the previous evaluation
+    iterations: int | None  # trained (a diverged run: up to the first bad loss)
     total_iterations: int | None = None
     epochs: float | None = None
     batch_size: int | None = None
@@ -78,10 +82,10 @@ class RunRecord(RunConfig):
     device_name: str | None = None
     precision: str | None = None
     compiled: bool | None = None
-    threads: int | None = None     # CPU intra-op threads of the run
+    threads: int | None = None  # CPU intra-op threads of the run
     activation_impl: str | None = None  # whose kernel: elubench | torch | torch (compiled)
-    allocator: str | None = None   # runtime.keep_freed_memory's setting on the CPU
-    executor: str | None = None    # serial | local | ray | slurm
+    allocator: str | None = None  # runtime.keep_freed_memory's setting on the CPU
+    executor: str | None = None  # serial | local | ray | slurm
     runs_at_once: int | None = None  # runs training at once beside it (null: unknown)
     deterministic: bool | None = None
     host: str | None = None
@@ -97,22 +101,50 @@ class RunRecord(RunConfig):
         statistics would quietly leave out."""
         if self.status == "ok":
             if self.test_error is None or not math.isfinite(self.test_error):
-                raise ValueError(f"status is ok but test_error is {self.test_error!r}: the record "
-                                 "holds no result")
-            if self.task == "classification" and (self.test_errors is None or self.test_size is None):
-                raise ValueError("status is ok but test_errors or test_size is missing: the record "
-                                 "holds no result")
+                raise ValueError(
+                    f"status is ok but test_error is {self.test_error!r}: the record "
+                    "holds no result"
+                )
+            if self.task == "classification" and (
+                self.test_errors is None or self.test_size is None
+            ):
+                raise ValueError(
+                    "status is ok but test_errors or test_size is missing: the record "
+                    "holds no result"
+                )
         return self
 
     @classmethod
-    def failed(cls, run: dict, *, reason: str, traceback: str, task: str, device: str,
-               wall_seconds: float, finished_at: float) -> RunRecord:
+    def failed(
+        cls,
+        run: dict,
+        *,
+        reason: str,
+        traceback: str,
+        task: str,
+        device: str,
+        wall_seconds: float,
+        finished_at: float,
+    ) -> RunRecord:
         """The record of a run that crashed: who it was, why, and no result."""
-        return cls(**run, status="failed", reason=reason, traceback=traceback, task=task,
-                   test_errors=None, test_size=None, test_error=None, test_loss=None,
-                   train_loss=None, iterations=None, wall_seconds=wall_seconds,
-                   images_per_second=None, init_hash=None, device=device,
-                   finished_at=finished_at)
+        return cls(
+            **run,
+            status="failed",
+            reason=reason,
+            traceback=traceback,
+            task=task,
+            test_errors=None,
+            test_size=None,
+            test_error=None,
+            test_loss=None,
+            train_loss=None,
+            iterations=None,
+            wall_seconds=wall_seconds,
+            images_per_second=None,
+            init_hash=None,
+            device=device,
+            finished_at=finished_at,
+        )
 
     def to_json(self) -> dict:
         """Plain data for run.json: strict JSON (non-finite numbers as null)."""
@@ -145,16 +177,21 @@ SCALAR_FIELDS = tuple(name for name, f in RunRecord.model_fields.items() if _sca
 def parse_record(payload: Any, where: str) -> RunRecord:
     """Validate a record's JSON; StoreError names the file and what is wrong."""
     if not isinstance(payload, dict):
-        raise StoreError("corrupt run record (not a JSON object)", where=where, hint=BAD_RECORD_HINT)
+        raise StoreError(
+            "corrupt run record (not a JSON object)", where=where, hint=BAD_RECORD_HINT
+        )
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
-        raise StoreError(f"run record lacks {', '.join(missing)}", where=where, hint=BAD_RECORD_HINT)
+        raise StoreError(
+            f"run record lacks {', '.join(missing)}", where=where, hint=BAD_RECORD_HINT
+        )
     try:
         return RunRecord.model_validate(payload)
     except ValidationError as exc:
         problems = "; ".join(_problem(e) for e in exc.errors()[:3])
-        raise StoreError(f"corrupt run record ({problems})", where=where,
-                         hint=BAD_RECORD_HINT) from None
+        raise StoreError(
+            f"corrupt run record ({problems})", where=where, hint=BAD_RECORD_HINT
+        ) from None
 
 
 def _problem(error: dict) -> str:
@@ -168,8 +205,11 @@ def read_record(path: Path) -> RunRecord:
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StoreError(f"corrupt run record ({exc.__class__.__name__}: {exc})", where=str(path),
-                         hint=BAD_RECORD_HINT) from None
+        raise StoreError(
+            f"corrupt run record ({exc.__class__.__name__}: {exc})",
+            where=str(path),
+            hint=BAD_RECORD_HINT,
+        ) from None
     return parse_record(payload, str(path))
 
 
@@ -207,8 +247,9 @@ def read_metrics(path: Path) -> list[dict]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise StoreError(f"cannot read the metrics log ({exc.strerror or exc})", where=str(path)) \
-            from None
+        raise StoreError(
+            f"cannot read the metrics log ({exc.strerror or exc})", where=str(path)
+        ) from None
     lines = raw.split(b"\n")[:-1]  # what follows the last newline is b"" or a torn line
     rows: list[dict] = []
     for number, line in enumerate(lines, start=1):
@@ -218,12 +259,18 @@ def read_metrics(path: Path) -> list[dict]:
                 raise ValueError("not a JSON object")
             row = MetricsRow.model_validate(payload)
         except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, ValidationError too
-            raise StoreError(f"corrupt metrics log, line {number} ({_reason(exc)})",
-                             where=str(path), hint=BAD_METRICS_HINT) from None
+            raise StoreError(
+                f"corrupt metrics log, line {number} ({_reason(exc)})",
+                where=str(path),
+                hint=BAD_METRICS_HINT,
+            ) from None
         if rows and row.iteration < rows[-1]["iteration"]:
-            raise StoreError(f"corrupt metrics log, line {number} (iteration {row.iteration} "
-                             f"after {rows[-1]['iteration']})", where=str(path),
-                             hint=BAD_METRICS_HINT)
+            raise StoreError(
+                f"corrupt metrics log, line {number} (iteration {row.iteration} "
+                f"after {rows[-1]['iteration']})",
+                where=str(path),
+                hint=BAD_METRICS_HINT,
+            )
         rows.append(payload)
     return rows
 
@@ -271,11 +318,16 @@ def read_spec_meta(path: Path) -> SpecMeta | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        raise StoreError(f"cannot read spec.json ({exc.strerror or exc})", where=str(path)) from None
+        raise StoreError(
+            f"cannot read spec.json ({exc.strerror or exc})", where=str(path)
+        ) from None
     try:
         return SpecMeta.model_validate_json(raw)
     except ValueError as exc:
-        raise StoreError(f"corrupt spec.json ({_reason(exc)})", where=str(path),
-                         hint="restore it from a copy, or move the spec's folder away (a new "
-                              "`run` starts it again); `compare` and `report` go on without it "
-                              "with --skip-bad") from None
+        raise StoreError(
+            f"corrupt spec.json ({_reason(exc)})",
+            where=str(path),
+            hint="restore it from a copy, or move the spec's folder away (a new "
+            "`run` starts it again); `compare` and `report` go on without it "
+            "with --skip-bad",
+        ) from None

@@ -197,17 +197,19 @@ class Holder(NamedTuple):
 
     host: str
     pid: int
-    heartbeat_age: float   # seconds since the claim's last heartbeat
-    here: bool             # on this host (its pid is alive)
+    heartbeat_age: float  # seconds since the claim's last heartbeat
+    here: bool  # on this host (its pid is alive)
 
     def describe(self, stale_seconds: float) -> str:
         where = "this host" if self.here else f"host {self.host}"
         text = f"claimed by process {self.pid} on {where}, last heartbeat {self.heartbeat_age:.0f} s ago"
         if self.here:
             return text + "; it is training it"
-        return (text + f"; taken over after {stale_seconds:.0f} s without a heartbeat, or now "
-                "with --take-over if no process there trains it (a results folder copied from "
-                "another machine)")
+        return (
+            text + f"; taken over after {stale_seconds:.0f} s without a heartbeat, or now "
+            "with --take-over if no process there trains it (a results folder copied from "
+            "another machine)"
+        )
 
 
 class ResultsDir:
@@ -250,7 +252,8 @@ class ResultsDir:
                 + self._code_change(),
                 where=str(self.path),
                 hint="use another --results DIR or another spec name, or --force to move the "
-                     "old runs aside (to superseded/) and start again")
+                "old runs aside (to superseded/) and start again",
+            )
 
     def prepare(self, *, force: bool = False) -> None:
         """Create the folder, check it is writable and holds this spec's runs (or none)."""
@@ -261,15 +264,23 @@ class ResultsDir:
             os.close(fd)
             os.unlink(probe)
         except OSError as exc:
-            raise StoreError(f"cannot write results here ({exc.strerror or exc})", where=str(self.path),
-                             hint="choose another folder with --results DIR") from None
+            raise StoreError(
+                f"cannot write results here ({exc.strerror or exc})",
+                where=str(self.path),
+                hint="choose another folder with --results DIR",
+            ) from None
         stored = self.stored_hash()
         if stored is not None and stored != self.spec.hash:
             self.supersede_all()  # only with force: check() refused otherwise
         if stored != self.spec.hash:
-            write_json_atomic(self.path / SPEC_META, {
-                "spec_name": self.spec.name, "spec_hash": self.spec.hash,
-                "spec": self.spec.model_dump(mode="json")})
+            write_json_atomic(
+                self.path / SPEC_META,
+                {
+                    "spec_name": self.spec.name,
+                    "spec_hash": self.spec.hash,
+                    "spec": self.spec.model_dump(mode="json"),
+                },
+            )
             write_bytes_atomic(self.path / SPEC_YAML, self.spec.to_yaml().encode())
 
     def _superseded(self) -> Path:
@@ -297,4 +308,3 @@ class ResultsDir:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(self.run(run_id).path), str(target))
         return target
-

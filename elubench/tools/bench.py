@@ -41,8 +41,12 @@ class Timing:
 
     def summary(self) -> dict:
         values = self.images_per_second
-        return {"median": statistics.median(values), "min": min(values), "max": max(values),
-                "repeats": len(values)}
+        return {
+            "median": statistics.median(values),
+            "min": min(values),
+            "max": max(values),
+            "repeats": len(values),
+        }
 
 
 def _config(spec, activation) -> RunConfig:
@@ -51,16 +55,29 @@ def _config(spec, activation) -> RunConfig:
     if isinstance(activation, str):
         activation = resolve_name(activation, spec)
     label = str(activation)
-    return RunConfig(spec_name=spec.name, spec_hash=spec.hash, activation=label, batchnorm=False,
-                     init=spec.compare.init_list()[0], seed=0, config=label, activation_ref=activation.ref)
+    return RunConfig(
+        spec_name=spec.name,
+        spec_hash=spec.hash,
+        activation=label,
+        batchnorm=False,
+        init=spec.compare.init_list()[0],
+        seed=0,
+        config=label,
+        activation_ref=activation.ref,
+    )
 
 
 def _synthetic_data(spec) -> Data:
     """The spec's data settings on synthetic images of its shape (no download needed)."""
     shape = spec.data.image_shape()
-    return Data(dataset="synthetic", preprocess="standardize", augment=spec.data.augment,
-                synthetic=Synthetic(shape=shape, classes=spec.data.classes() or 10,
-                                    train_size=BENCH_IMAGES, test_size=100))
+    return Data(
+        dataset="synthetic",
+        preprocess="standardize",
+        augment=spec.data.augment,
+        synthetic=Synthetic(
+            shape=shape, classes=spec.data.classes() or 10, train_size=BENCH_IMAGES, test_size=100
+        ),
+    )
 
 
 class _ImageDataset(torch.utils.data.Dataset):
@@ -74,6 +91,7 @@ class _ImageDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int):
         from PIL import Image
+
         image = self.images[index]
         picture = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
         return self.transform(picture), int(self.labels[index])
@@ -94,9 +112,15 @@ def _reference_loader(spec, batch_size: int, workers: int):
         steps.append(T.RandomHorizontalFlip())
     steps += [T.ToTensor(), T.Normalize([0.5] * c, [0.25] * c)]
     dataset = _ImageDataset(images, labels, T.Compose(steps))
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
-                                       num_workers=workers, persistent_workers=workers > 0,
-                                       pin_memory=torch.cuda.is_available())
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+    )
 
 
 def _forever(loader):
@@ -111,8 +135,12 @@ class _Reference:
         model, _, _, _ = build_for_training(spec, _config(spec, "relu"), device)
         self.model = model.to(memory_format=torch.contiguous_format)
         opt = spec.train.optimizer
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=spec.train.lr_at(0),
-                                         momentum=opt.momentum, weight_decay=opt.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=spec.train.lr_at(0),
+            momentum=opt.momentum,
+            weight_decay=opt.weight_decay,
+        )
         self.batches = _forever(_reference_loader(spec, batch_size, workers))
         self.device, self.task = device, spec.task
 
@@ -122,8 +150,11 @@ class _Reference:
             x, y = next(self.batches)
             x, y = x.to(self.device), y.to(self.device)
             out = self.model(x)
-            loss = (torch.nn.functional.mse_loss(out, x) if self.task == "autoencoder"
-                    else torch.nn.functional.cross_entropy(out, y))
+            loss = (
+                torch.nn.functional.mse_loss(out, x)
+                if self.task == "autoencoder"
+                else torch.nn.functional.cross_entropy(out, y)
+            )
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
@@ -137,9 +168,11 @@ class _Engine:
 
     def __init__(self, spec, activation, device, batch_size, data, compile: bool):
         self.model, self.optimizer, _, memory_format = build_for_training(
-            spec, _config(spec, activation), device)
-        self.step = make_step(self.model, self.optimizer, spec.task, spec.train.precision,
-                              memory_format, compile)
+            spec, _config(spec, activation), device
+        )
+        self.step = make_step(
+            self.model, self.optimizer, spec.task, spec.train.precision, memory_format, compile
+        )
         self.data, self.batch_size, self.device = data, batch_size, device
         self.epoch = 0
         self.batches = iter(())
@@ -192,13 +225,14 @@ def measure_peak(device, dtype=torch.float32, repeats: int = 3) -> float:
             a @ b
             synchronize(device)
             if i:  # the first of each size is warm-up
-                best = max(best, 2 * n ** 3 / (time.perf_counter() - start))
+                best = max(best, 2 * n**3 / (time.perf_counter() - start))
         del a, b
     return best
 
 
-def activation_costs(spec, activations: list, device, batch_size: int, repeats: int = 5,
-                     inner: int = 3) -> dict:
+def activation_costs(
+    spec, activations: list, device, batch_size: int, repeats: int = 5, inner: int = 3
+) -> dict:
     """Forward + backward time of each activation alone, summed over the spec's hidden layer
     shapes (one training step's worth), in microseconds: the median over `repeats` of the time
     of `act(x.clone())` and its backward, less the same with the identity (the clone and the
@@ -206,22 +240,29 @@ def activation_costs(spec, activations: list, device, batch_size: int, repeats: 
     from elubench.activations.kernels import ExpLinearCPU
     from elubench.activations.modules import ExpLinear
 
-    parsed = {str(a): a for a in (resolve_name(a, spec) if isinstance(a, str) else a
-                                  for a in activations)}
+    parsed = {
+        str(a): a for a in (resolve_name(a, spec) if isinstance(a, str) else a for a in activations)
+    }
     layout = net_layout(spec, next(iter(parsed.values())), False)
     shapes = [(batch_size, *shape) for shape in layout.hidden_shapes()]
     inputs = [torch.randn(shape, device=device, requires_grad=True) for shape in shapes]
     grads = [torch.randn(shape, device=device) for shape in shapes]
-    modules = {name: [act.create(shape[1]).to(device) for shape in shapes] for name, act in parsed.items()}
-    if device.type == "cpu":  # the exponential activations with each kernel (elubench.activations.kernels)
+    modules = {
+        name: [act.create(shape[1]).to(device) for shape in shapes] for name, act in parsed.items()
+    }
+    if (
+        device.type == "cpu"
+    ):  # the exponential activations with each kernel (elubench.activations.kernels)
         for name in list(modules):
             first = modules[name][0]
             if isinstance(first, ExpLinear):
                 coefficients = (first.alpha, first.scale, first.input_scale)
                 modules[f"{name} [torch kernel]"] = [
-                    lambda x, c=coefficients: torch.ops.aten.elu_(x, *c) for _ in shapes]
+                    lambda x, c=coefficients: torch.ops.aten.elu_(x, *c) for _ in shapes
+                ]
                 modules[f"{name} [elubench kernel]"] = [
-                    lambda x, c=coefficients: ExpLinearCPU.apply(x, *c, True) for _ in shapes]
+                    lambda x, c=coefficients: ExpLinearCPU.apply(x, *c, True) for _ in shapes
+                ]
     modules["identity"] = [torch.nn.Identity() for _ in shapes]
 
     def once(layers) -> float:
@@ -248,9 +289,19 @@ def _kernel(activation, device) -> str:
     return module.implementation(device) if hasattr(module, "implementation") else "torch"
 
 
-def run_bench(spec, *, device: torch.device, activations: list[str], batch_size: int | None = None,
-              steps: int = 20, warmup: int = 5, repeats: int = 3, compile: bool = False,
-              reference_workers: int = 2, progress=lambda text: None) -> dict:
+def run_bench(
+    spec,
+    *,
+    device: torch.device,
+    activations: list[str],
+    batch_size: int | None = None,
+    steps: int = 20,
+    warmup: int = 5,
+    repeats: int = 3,
+    compile: bool = False,
+    reference_workers: int = 2,
+    progress=lambda text: None,
+) -> dict:
     """Measure A and B (and each activation's engine step time); return a plain dict."""
     configure(device)
     batch_size = batch_size or spec.train.batch_size
@@ -291,24 +342,42 @@ def run_bench(spec, *, device: torch.device, activations: list[str], batch_size:
     b = timings["relu"].summary()
     achieved = flops * b["median"]
     return {
-        "spec_name": spec.name, "model_width": spec.model.width, "batch_size": batch_size,
-        "steps": steps, "warmup": warmup, "repeats": repeats,
-        "reference_images_per_second": a["median"], "elubench_images_per_second": b["median"],
-        "reference": a, "elubench": b, "speedup": b["median"] / a["median"],
-        "flops_per_image": flops, "peak_flops": peak, "achieved_flops": achieved,
+        "spec_name": spec.name,
+        "model_width": spec.model.width,
+        "batch_size": batch_size,
+        "steps": steps,
+        "warmup": warmup,
+        "repeats": repeats,
+        "reference_images_per_second": a["median"],
+        "elubench_images_per_second": b["median"],
+        "reference": a,
+        "elubench": b,
+        "speedup": b["median"] / a["median"],
+        "flops_per_image": flops,
+        "peak_flops": peak,
+        "achieved_flops": achieved,
         "peak_fraction": achieved / peak,
-        "activation_time_ratio": {act: timings["relu"].summary()["median"] / t.summary()["median"]
-                                  for act, t in timings.items() if act != "reference"},
-        "activation_images_per_second": {act: t.summary() for act, t in timings.items()
-                                         if act != "reference"},
+        "activation_time_ratio": {
+            act: timings["relu"].summary()["median"] / t.summary()["median"]
+            for act, t in timings.items()
+            if act != "reference"
+        },
+        "activation_images_per_second": {
+            act: t.summary() for act, t in timings.items() if act != "reference"
+        },
         "activation_microseconds": costs,
-        "activation_cost_vs_relu": {act: (us / costs["relu"] if costs["relu"] > 0 else None)
-                                    for act, us in costs.items()},
-        "activation_kernel": {act: _kernel(resolved[act], device) for act in costs
-                              if act in resolved},
-        "compile": compile, "compile_seconds": compile_seconds if compile else None,
+        "activation_cost_vs_relu": {
+            act: (us / costs["relu"] if costs["relu"] > 0 else None) for act, us in costs.items()
+        },
+        "activation_kernel": {
+            act: _kernel(resolved[act], device) for act in costs if act in resolved
+        },
+        "compile": compile,
+        "compile_seconds": compile_seconds if compile else None,
         "reference_workers": reference_workers,
-        "device": str(device), "device_name": device_name(device),
-        "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
+        "device": str(device),
+        "device_name": device_name(device),
+        "dtype": str(dtype).removeprefix("torch."),
+        "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }

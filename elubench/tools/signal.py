@@ -35,7 +35,7 @@ class Signal:
 
     frame: pd.DataFrame  # config, activation, batchnorm, init, seed, depth, layer, std
     probe_images: int
-    source: str          # where the probe images came from
+    source: str  # where the probe images came from
 
 
 @torch.no_grad()
@@ -66,22 +66,34 @@ def forward_signal(spec, configs: list[RunConfig], probe: torch.Tensor, source: 
     """The std of every conv/FC layer's response at initialization, per run of `configs`."""
     rows = []
     for cfg in configs:
-        model = build_model(spec, activation_for(cfg, spec), cfg.batchnorm, seed=cfg.seed,
-                            init=cfg.init)
+        model = build_model(
+            spec, activation_for(cfg, spec), cfg.batchnorm, seed=cfg.seed, init=cfg.init
+        )
         for depth, (layer, std) in enumerate(layer_stds(model, probe), start=1):
-            rows.append({"config": cfg.config, "activation": cfg.activation,
-                         "batchnorm": cfg.batchnorm, "init": cfg.init, "seed": cfg.seed,
-                         "depth": depth, "layer": layer.removeprefix("body."), "std": std})
+            rows.append(
+                {
+                    "config": cfg.config,
+                    "activation": cfg.activation,
+                    "batchnorm": cfg.batchnorm,
+                    "init": cfg.init,
+                    "seed": cfg.seed,
+                    "depth": depth,
+                    "layer": layer.removeprefix("body."),
+                    "std": std,
+                }
+            )
     return Signal(pd.DataFrame(rows), len(probe), source)
 
 
-def measure(spec, configs: list[RunConfig], *, data_dir: Path | None, download: bool,
-            probe_size: int) -> Signal:
+def measure(
+    spec, configs: list[RunConfig], *, data_dir: Path | None, download: bool, probe_size: int
+) -> Signal:
     """`forward_signal` on the first `probe_size` training images of the spec's dataset,
     preprocessed as for training (on the CPU: a forward pass per run is cheap). A missing or
     damaged dataset is the message `elubench data` gives."""
     from elubench.data.catalog import require
     from elubench.data.load import load_data
+
     require(spec.data, data_dir, download)
     data = load_data(spec.data, device="cpu", data_dir=data_dir, download=download)
     probe = data.probe(min(probe_size, data.train_size))
@@ -90,8 +102,11 @@ def measure(spec, configs: list[RunConfig], *, data_dir: Path | None, download: 
 
 def by_depth(signal: Signal) -> pd.DataFrame:
     """Mean, min and max over seeds of each layer's response std, one row per config x depth."""
-    return (signal.frame.groupby(["config", "depth", "layer"], sort=False)["std"]
-            .agg(["mean", "min", "max"]).reset_index())
+    return (
+        signal.frame.groupby(["config", "depth", "layer"], sort=False)["std"]
+        .agg(["mean", "min", "max"])
+        .reset_index()
+    )
 
 
 def write(signal: Signal, out_dir: Path, spec_name: str) -> list[Path]:
@@ -112,9 +127,17 @@ def summary(signal: Signal) -> pd.DataFrame:
         part = part.sort_values("depth")
         first, last = part.iloc[0], part.iloc[-1]
         middle = part.iloc[len(part) // 2]
-        rows.append({"config": config, "layers": len(part), "first": first["mean"],
-                     "middle": middle["mean"], "middle_depth": int(middle["depth"]),
-                     "last": last["mean"], "last / first": last["mean"] / first["mean"]})
+        rows.append(
+            {
+                "config": config,
+                "layers": len(part),
+                "first": first["mean"],
+                "middle": middle["mean"],
+                "middle_depth": int(middle["depth"]),
+                "last": last["mean"],
+                "last / first": last["mean"] / first["mean"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -134,10 +157,18 @@ def signal_figure(signal: Signal, out_dir: Path, spec_name: str) -> Figure:
     for k, config in enumerate(configs):
         part = table[table["config"] == config]
         color = activation_color(activation[config]) if one_per_activation else f"C{k % 10}"
-        ax.plot(part["depth"], part["mean"], styles[k // 10 % 4], color=color, marker="o",
-                markersize=3, label=config)
-        ax.fill_between(part["depth"], part["min"], part["max"], color=color, alpha=0.2,
-                        linewidth=0)
+        ax.plot(
+            part["depth"],
+            part["mean"],
+            styles[k // 10 % 4],
+            color=color,
+            marker="o",
+            markersize=3,
+            label=config,
+        )
+        ax.fill_between(
+            part["depth"], part["min"], part["max"], color=color, alpha=0.2, linewidth=0
+        )
     ax.set_yscale("log")
     ax.set_xlabel("conv/FC layer (forward order)")
     ax.set_ylabel("std of the layer's response")
@@ -145,9 +176,11 @@ def signal_figure(signal: Signal, out_dir: Path, spec_name: str) -> Figure:
     seeds = signal.frame["seed"].nunique()
     title = f"Forward signal at initialization: {spec_name}"
     fig.suptitle(title)
-    caption = (f"The std of each conv/FC layer's output (before BN and activation) on "
-               f"{signal.probe_images} training images ({signal.source}), at initialization, "
-               f"for each configuration; line = mean over {seeds} seed{'s' * (seeds != 1)} "
-               "(the runs' own paired weights), band = their range; log scale. A falling line "
-               "means the signal shrinks with depth (He et al. 2015, section 2.2).")
+    caption = (
+        f"The std of each conv/FC layer's output (before BN and activation) on "
+        f"{signal.probe_images} training images ({signal.source}), at initialization, "
+        f"for each configuration; line = mean over {seeds} seed{'s' * (seeds != 1)} "
+        "(the runs' own paired weights), band = their range; log scale. A falling line "
+        "means the signal shrinks with depth (He et al. 2015, section 2.2)."
+    )
     return save(fig, out_dir, "signal_at_init.png", title, caption)

@@ -19,8 +19,9 @@ def resolve_device(name: str) -> torch.device:
     name = (name or "auto").lower()
     base = name.split(":")[0]
     if base not in DEVICES:
-        raise DeviceError(f"unknown device {name!r}", where="--device",
-                          hint="use auto, cpu, cuda, cuda:N or mps")
+        raise DeviceError(
+            f"unknown device {name!r}", where="--device", hint="use auto, cpu, cuda, cuda:N or mps"
+        )
     if base == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -29,19 +30,31 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if base == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError("CUDA is not available on this machine", where="--device",
-                              hint="use --device cpu (or auto)")
+            raise DeviceError(
+                "CUDA is not available on this machine",
+                where="--device",
+                hint="use --device cpu (or auto)",
+            )
         index = int(name.split(":")[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
-            raise DeviceError(f"there is no GPU {index} (this machine has "
-                              f"{torch.cuda.device_count()})", where="--device")
-    if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DeviceError("MPS (Apple GPU) is not available on this machine", where="--device",
-                          hint="use --device cpu (or auto)")
+            raise DeviceError(
+                f"there is no GPU {index} (this machine has {torch.cuda.device_count()})",
+                where="--device",
+            )
+    if base == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise DeviceError(
+            "MPS (Apple GPU) is not available on this machine",
+            where="--device",
+            hint="use --device cpu (or auto)",
+        )
     return torch.device(name)
 
 
-def configure(device: torch.device, threads: int | None = None, deterministic: bool = False) -> None:
+def configure(
+    device: torch.device, threads: int | None = None, deterministic: bool = False
+) -> None:
     """Every process-wide setting for speed that does not change the science, in one place.
 
     CUDA: cudnn.benchmark picks the fastest conv algorithm per shape (fixed shapes here);
@@ -73,7 +86,12 @@ _ALLOCATOR = {"applied": None}  # what keep_freed_memory did in this process
 
 def keep_freed_memory_wanted() -> bool:
     """False when $ELUBENCH_KEEP_FREED_MEMORY is 0, false, no or off (docs/performance.md)."""
-    return os.environ.get(KEEP_FREED_MEMORY_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get(KEEP_FREED_MEMORY_ENV, "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
 
 
 def keep_freed_memory() -> bool:
@@ -90,6 +108,7 @@ def keep_freed_memory() -> bool:
         return _ALLOCATOR["applied"]
     import ctypes
     import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
@@ -97,7 +116,9 @@ def keep_freed_memory() -> bool:
         _ALLOCATOR["applied"] = False
         return False
     M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-    _ALLOCATOR["applied"] = bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+    _ALLOCATOR["applied"] = bool(mallopt(M_MMAP_MAX, 0)) and bool(
+        mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    )
     return _ALLOCATOR["applied"]
 
 
@@ -143,10 +164,16 @@ def device_name(device: torch.device) -> str:
 
 def versions() -> dict[str, str]:
     import numpy
-    out = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__,
-           "elubench": __version__}
+
+    out = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "elubench": __version__,
+    }
     try:
         import scipy
+
         out["scipy"] = scipy.__version__
     except ImportError:  # pragma: no cover - scipy is a dependency
         pass

@@ -43,10 +43,10 @@ from elubench.training.runtime import (
 class RunSink(Protocol):
     """Where one run's evaluations and checkpoints are kept (store.RunDir)."""
 
-    def metrics(self) -> list[dict]: ...                      # the lines recorded so far
+    def metrics(self) -> list[dict]: ...  # the lines recorded so far
     def truncate_metrics(self, last_iteration: int) -> None: ...
     def append_metrics(self, line: dict) -> None: ...
-    def load_checkpoint(self) -> bytes | None: ...           # None: start from scratch
+    def load_checkpoint(self) -> bytes | None: ...  # None: start from scratch
     def save_checkpoint(self, payload: bytes) -> None: ...
 
 
@@ -57,7 +57,7 @@ class LoopOptions:
     device: torch.device
     checkpoint_seconds: float = 300.0  # at most this long between checkpoints (at evaluations)
     compile: bool = False
-    sync_every: int = 100              # steps between host reads of the loss window
+    sync_every: int = 100  # steps between host reads of the loss window
     should_stop: Callable[[], bool] = lambda: False
     progress: Callable[[dict], None] | None = None
 
@@ -69,15 +69,16 @@ class _State:
     iteration: int = 0
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
-    wall_before: float = 0.0          # wall time of earlier attempts (resumed runs)
+    wall_before: float = 0.0  # wall time of earlier attempts (resumed runs)
     images: int = 0
-    window_loss_sum: float = 0.0      # training loss since the last evaluation
+    window_loss_sum: float = 0.0  # training loss since the last evaluation
     window_loss_steps: int = 0
     resumed_at: list[int] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
 
 
 # --- the pieces a step and an evaluation are made of ----------------------------------------
+
 
 def _autocast(device: torch.device, precision: str):
     if precision == "bf16":
@@ -134,8 +135,10 @@ def activation_stats(model: Net, probe: torch.Tensor, precision: str, memory_for
         for handle in handles:
             handle.remove()
     summary = torch.stack([torch.stack([m.mean(), m.median()]) for m in means]).tolist()
-    return {name.removesuffix("_act"): {"mean": mean, "median": median}
-            for name, (mean, median) in zip(model.hidden, summary)}
+    return {
+        name.removesuffix("_act"): {"mean": mean, "median": median}
+        for name, (mean, median) in zip(model.hidden, summary)
+    }
 
 
 def prelu_slopes(model: Net) -> dict:
@@ -144,8 +147,11 @@ def prelu_slopes(model: Net) -> dict:
     for name, module in model.body.named_children():
         if isinstance(module, torch.nn.PReLU):
             w = module.weight.detach().float()
-            out[name.removesuffix("_act")] = {"mean": w.mean().item(), "min": w.min().item(),
-                                              "max": w.max().item()}
+            out[name.removesuffix("_act")] = {
+                "mean": w.mean().item(),
+                "min": w.min().item(),
+                "max": w.max().item(),
+            }
     return out
 
 
@@ -159,7 +165,10 @@ def activation_params(model: Net) -> dict | None:
         for param_name, p in getattr(model.body, name).named_parameters():
             w = p.detach().float()
             out[f"{name.removesuffix('_act')}.{param_name}"] = {
-                "mean": w.mean().item(), "min": w.min().item(), "max": w.max().item()}
+                "mean": w.mean().item(),
+                "min": w.min().item(),
+                "max": w.max().item(),
+            }
     return out
 
 
@@ -180,7 +189,7 @@ class _LossWindow:
         return self.filled == len(self.values)
 
     def read(self) -> list[float]:
-        out = self.values[:self.filled].tolist()
+        out = self.values[: self.filled].tolist()
         self.filled = 0
         return out
 
@@ -206,16 +215,22 @@ def make_step(model, optimizer, task: str, precision: str, memory_format, compil
 def build_for_training(spec, cfg: RunConfig, device: torch.device):
     """The run's model (paired init, on the device, channels_last for conv nets), its optimizer,
     the init hash, and the memory format its inputs should have."""
-    model = build_model(spec, activation_for(cfg, spec), cfg.batchnorm, seed=cfg.seed,
-                        init=cfg.init)
+    model = build_model(
+        spec, activation_for(cfg, spec), cfg.batchnorm, seed=cfg.seed, init=cfg.init
+    )
     start_hash = init_hash(model)
     has_conv = any(row.kind == "conv" for row in model.layout.rows)
     memory_format = torch.channels_last if has_conv else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
     opt = spec.train.optimizer
     groups = weight_decay_groups(model, opt.weight_decay, opt.activation_weight_decay or 0.0)
-    optimizer = torch.optim.SGD(groups, lr=spec.train.lr_at(0),
-                                momentum=opt.momentum, nesterov=opt.nesterov, **_fast_sgd(device))
+    optimizer = torch.optim.SGD(
+        groups,
+        lr=spec.train.lr_at(0),
+        momentum=opt.momentum,
+        nesterov=opt.nesterov,
+        **_fast_sgd(device),
+    )
     return model, optimizer, start_hash, memory_format
 
 
@@ -244,6 +259,7 @@ def _fast_sgd(device: torch.device) -> dict:
 
 # --- one run ----------------------------------------------------------------------------------
 
+
 def train_run(spec, cfg: RunConfig, data, sink: RunSink, options: LoopOptions) -> RunRecord:
     """Train one run to its end (or divergence) and return its record (not yet written)."""
     trainer = Trainer(spec, cfg, data, sink, options)
@@ -259,9 +275,16 @@ class Trainer:
         self.spec, self.cfg, self.data, self.sink, self.options = spec, cfg, data, sink, options
         self.train_cfg, self.task, self.device = spec.train, spec.task, options.device
         self.model, self.optimizer, self.init_hash, self.memory_format = build_for_training(
-            spec, cfg, self.device)
-        self.step = make_step(self.model, self.optimizer, self.task, self.train_cfg.precision,
-                              self.memory_format, options.compile)
+            spec, cfg, self.device
+        )
+        self.step = make_step(
+            self.model,
+            self.optimizer,
+            self.task,
+            self.train_cfg.precision,
+            self.memory_format,
+            options.compile,
+        )
         self.batch_size = min(self.train_cfg.batch_size, data.train_size)
         self.steps_per_epoch = data.steps_per_epoch(self.batch_size)
         self.total = self.train_cfg.iterations or self.train_cfg.epochs * self.steps_per_epoch
@@ -288,7 +311,9 @@ class Trainer:
             self.window.add(self.step(x, y))
             self.state.iteration += 1
             self.state.images += self.batch_size
-            at_eval = self.state.iteration % self.eval_every == 0 or self.state.iteration == self.total
+            at_eval = (
+                self.state.iteration % self.eval_every == 0 or self.state.iteration == self.total
+            )
             stop = self.options.should_stop()
             if not (self.window.full or at_eval or stop):
                 continue
@@ -302,8 +327,10 @@ class Trainer:
                     last_checkpoint = time.perf_counter()
             if stop and self.state.iteration < self.total:
                 self._save_checkpoint()
-                raise Stopped(f"{self.cfg.run_id} stopped at iteration {self.state.iteration}; "
-                              "its checkpoint is saved")
+                raise Stopped(
+                    f"{self.cfg.run_id} stopped at iteration {self.state.iteration}; "
+                    "its checkpoint is saved"
+                )
             t_window = time.perf_counter()
         return None
 
@@ -337,8 +364,12 @@ class Trainer:
             return f"non-finite training loss ({losses[bad]}) at iteration {first_bad}"
         self.state.window_loss_sum += sum(losses)
         self.state.window_loss_steps += len(losses)
-        self._progress("progress", loss=sum(losses) / len(losses), test_error=self.last["test_error"],
-                       images_per_second=len(losses) * self.batch_size / max(seconds, 1e-9))
+        self._progress(
+            "progress",
+            loss=sum(losses) / len(losses),
+            test_error=self.last["test_error"],
+            images_per_second=len(losses) * self.batch_size / max(seconds, 1e-9),
+        )
         return None
 
     def _evaluation(self) -> None:
@@ -348,8 +379,9 @@ class Trainer:
 
     def _progress(self, event: str, **values) -> None:
         if self.options.progress:
-            self.options.progress({"event": event, "iteration": self.state.iteration,
-                                   "total": self.total, **values})
+            self.options.progress(
+                {"event": event, "iteration": self.state.iteration, "total": self.total, **values}
+            )
 
     # evaluations
 
@@ -358,17 +390,31 @@ class Trainer:
         synchronize(self.device)
         t0 = time.perf_counter()
         precision = self.train_cfg.precision
-        result = evaluate(self.model, self.data, self.task, eval_batch_size(self.batch_size),
-                          precision, self.memory_format)
+        result = evaluate(
+            self.model,
+            self.data,
+            self.task,
+            eval_batch_size(self.batch_size),
+            precision,
+            self.memory_format,
+        )
         stats = activation_stats(self.model, self.probe, precision, self.memory_format)
         self.model.train()
         state = self.state
         state.eval_seconds += time.perf_counter() - t0
-        train_loss = state.window_loss_sum / state.window_loss_steps if state.window_loss_steps else None
-        line = {"iteration": state.iteration, "epoch": state.iteration / self.steps_per_epoch,
-                "lr": self.train_cfg.lr_at(max(state.iteration - 1, 0)), "train_loss": train_loss,
-                **result, "activations": stats, "prelu": prelu_slopes(self.model),
-                "seconds": state.train_seconds + state.eval_seconds}
+        train_loss = (
+            state.window_loss_sum / state.window_loss_steps if state.window_loss_steps else None
+        )
+        line = {
+            "iteration": state.iteration,
+            "epoch": state.iteration / self.steps_per_epoch,
+            "lr": self.train_cfg.lr_at(max(state.iteration - 1, 0)),
+            "train_loss": train_loss,
+            **result,
+            "activations": stats,
+            "prelu": prelu_slopes(self.model),
+            "seconds": state.train_seconds + state.eval_seconds,
+        }
         learned = activation_params(self.model)
         if learned is not None:
             line["activation_params"] = learned
@@ -396,11 +442,15 @@ class Trainer:
     def _save_checkpoint(self) -> None:
         wall = self.state.wall_before + time.perf_counter() - self.wall_start
         cuda = self.device.type == "cuda"
-        payload = {"run_id": self.cfg.run_id, "spec_hash": self.cfg.spec_hash,
-                   "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                   "state": {**asdict(self.state), "wall_before": wall},
-                   "rng_cpu": torch.get_rng_state(),
-                   "rng_cuda": torch.cuda.get_rng_state(self.device) if cuda else None}
+        payload = {
+            "run_id": self.cfg.run_id,
+            "spec_hash": self.cfg.spec_hash,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "state": {**asdict(self.state), "wall_before": wall},
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(self.device) if cuda else None,
+        }
         buffer = io.BytesIO()
         torch.save(payload, buffer)
         self.sink.save_checkpoint(buffer.getvalue())
@@ -424,24 +474,44 @@ class Trainer:
     def record(self, diverged: str | None) -> RunRecord:
         """The record of a run that ended: its last evaluation's result unless it diverged."""
         state, data = self.state, self.data
-        result = dict.fromkeys(("test_errors", "test_error", "test_loss", "train_loss",
-                                "activation_stats"))
+        result = dict.fromkeys(
+            ("test_errors", "test_error", "test_loss", "train_loss", "activation_stats")
+        )
         if not diverged:
-            result.update({key: self.last[key] for key in result if key in self.last},
-                          activation_stats=self.last["activations"])
+            result.update(
+                {key: self.last[key] for key in result if key in self.last},
+                activation_stats=self.last["activations"],
+            )
         return RunRecord(
-            **self.cfg.model_dump(), **result, status="diverged" if diverged else "ok",
-            reason=diverged, task=self.task, test_size=data.test_size, iterations=state.iteration, total_iterations=self.total,
-            epochs=state.iteration / self.steps_per_epoch, batch_size=self.batch_size,
+            **self.cfg.model_dump(),
+            **result,
+            status="diverged" if diverged else "ok",
+            reason=diverged,
+            task=self.task,
+            test_size=data.test_size,
+            iterations=state.iteration,
+            total_iterations=self.total,
+            epochs=state.iteration / self.steps_per_epoch,
+            batch_size=self.batch_size,
             wall_seconds=state.wall_before + time.perf_counter() - self.wall_start,
-            train_seconds=state.train_seconds, eval_seconds=state.eval_seconds,
+            train_seconds=state.train_seconds,
+            eval_seconds=state.eval_seconds,
             images_per_second=state.images / state.train_seconds if state.train_seconds else None,
-            init_hash=self.init_hash, prelu_slopes=prelu_slopes(self.model),
+            init_hash=self.init_hash,
+            prelu_slopes=prelu_slopes(self.model),
             activation_source=source_record(self.model.activation),
             activation_params=activation_params(self.model),
-            device=str(self.device), device_name=device_name(self.device),
-            precision=self.train_cfg.precision, compiled=self.options.compile,
-            threads=torch.get_num_threads(), allocator=allocator_setting(self.device),
+            device=str(self.device),
+            device_name=device_name(self.device),
+            precision=self.train_cfg.precision,
+            compiled=self.options.compile,
+            threads=torch.get_num_threads(),
+            allocator=allocator_setting(self.device),
             activation_impl=self.activation_impl,
-            host=socket.gethostname(), versions=versions(), data=data.info,
-            resumed_at=state.resumed_at, started_at=state.started_at, finished_at=time.time())
+            host=socket.gethostname(),
+            versions=versions(),
+            data=data.info,
+            resumed_at=state.resumed_at,
+            started_at=state.started_at,
+            finished_at=time.time(),
+        )

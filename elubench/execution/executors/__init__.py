@@ -30,42 +30,81 @@ from elubench.execution.executors.local import LocalExecutor, assign_gpus
 from elubench.execution.executors.ray_tasks import RayExecutor
 from elubench.execution.executors.slurm import SLURM_CLUSTERS, SlurmExecutor, sbatch_options
 
-EXECUTORS = {"serial": SerialExecutor, "local": LocalExecutor, "ray": RayExecutor,
-             "slurm": SlurmExecutor}
+EXECUTORS = {
+    "serial": SerialExecutor,
+    "local": LocalExecutor,
+    "ray": RayExecutor,
+    "slurm": SlurmExecutor,
+}
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ParallelExecutor", "RayExecutor",
-           "SLURM_CLUSTERS", "SerialExecutor", "SlurmExecutor", "StopFlag", "WorkerPayload",
-           "assign_gpus", "attempt", "default_executor", "executor_for", "import_extra", "make_executor",
-           "sbatch_options", "visible_gpus", "worker_settings"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "LocalExecutor",
+    "ParallelExecutor",
+    "RayExecutor",
+    "SLURM_CLUSTERS",
+    "SerialExecutor",
+    "SlurmExecutor",
+    "StopFlag",
+    "WorkerPayload",
+    "assign_gpus",
+    "attempt",
+    "default_executor",
+    "executor_for",
+    "import_extra",
+    "make_executor",
+    "sbatch_options",
+    "visible_gpus",
+    "worker_settings",
+]
 
 
 def make_executor(name: str, **options) -> Executor:
     """The executor called `name`, built from `options`; ExecutorError for a name, an option or
     an optional extra that is not there."""
     if name not in EXECUTORS:
-        raise ExecutorError(f"unknown executor {name!r}", where="--executor",
-                            hint=f"use one of: {', '.join(EXECUTORS)}")
+        raise ExecutorError(
+            f"unknown executor {name!r}",
+            where="--executor",
+            hint=f"use one of: {', '.join(EXECUTORS)}",
+        )
     accepted = inspect.signature(EXECUTORS[name]).parameters
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ExecutorError(f"the {name} executor takes no option {', '.join(unknown)}",
-                            hint=f"its options: {', '.join(accepted) or 'none'}")
+        raise ExecutorError(
+            f"the {name} executor takes no option {', '.join(unknown)}",
+            hint=f"its options: {', '.join(accepted) or 'none'}",
+        )
     return EXECUTORS[name](**options)
 
 
 # Each executor option's command-line flag and the executor it belongs to, to name them when
 # the flag is given without --executor.
-FLAG_EXECUTOR = {"workers": ("--workers", "local"), "gpus": ("--gpus", "local"),
-                 "address": ("--ray-address", "ray"), "local_cpus": ("--ray-cpus", "ray"),
-                 "cpus_per_run": ("--cpus-per-run", "ray or slurm"),
-                 "gpus_per_run": ("--gpus-per-run", "ray or slurm"),
-                 "partition": ("--slurm-partition", "slurm"), "time_min": ("--slurm-time", "slurm"),
-                 "array_parallelism": ("--slurm-parallelism", "slurm"),
-                 "sbatch": ("--sbatch", "slurm"), "cluster": ("--slurm-cluster", "slurm")}
+FLAG_EXECUTOR = {
+    "workers": ("--workers", "local"),
+    "gpus": ("--gpus", "local"),
+    "address": ("--ray-address", "ray"),
+    "local_cpus": ("--ray-cpus", "ray"),
+    "cpus_per_run": ("--cpus-per-run", "ray or slurm"),
+    "gpus_per_run": ("--gpus-per-run", "ray or slurm"),
+    "partition": ("--slurm-partition", "slurm"),
+    "time_min": ("--slurm-time", "slurm"),
+    "array_parallelism": ("--slurm-parallelism", "slurm"),
+    "sbatch": ("--sbatch", "slurm"),
+    "cluster": ("--slurm-cluster", "slurm"),
+}
 
 
-def executor_for(name: str = "auto", *, parallel: int | None = None, device: str = "auto",
-                 spec=None, threads: int | None = None, **options) -> Executor:
+def executor_for(
+    name: str = "auto",
+    *,
+    parallel: int | None = None,
+    device: str = "auto",
+    spec=None,
+    threads: int | None = None,
+    **options,
+) -> Executor:
     """The executor `elubench run`'s flags ask for. Only the options given (not None) reach
     it, so one that does not apply (--workers with --executor ray) is an error, not silently
     ignored. `parallel` K means K local workers sharing one device. "auto" (no --executor):
@@ -78,8 +117,11 @@ def executor_for(name: str = "auto", *, parallel: int | None = None, device: str
                 given[key] = int(given[key])
     if parallel is not None:
         if name not in ("auto", "serial", "local") or "workers" in given:
-            raise ElubenchError("--parallel runs K local workers on one device", where="--parallel",
-                                hint="drop --executor/--workers, or use --workers alone")
+            raise ElubenchError(
+                "--parallel runs K local workers on one device",
+                where="--parallel",
+                hint="drop --executor/--workers, or use --workers alone",
+            )
         gpus = visible_gpus() if device in ("auto", "cuda") or device.startswith("cuda") else []
         if device.startswith("cuda:"):
             gpus = [device.split(":")[1]]
@@ -88,8 +130,11 @@ def executor_for(name: str = "auto", *, parallel: int | None = None, device: str
         return make_executor(name, **given)
     if set(given) - {"workers", "gpus"}:
         flag, owner = FLAG_EXECUTOR[sorted(set(given) - {"workers", "gpus"})[0]]
-        raise ExecutorError(f"{flag} applies to --executor {owner}", where=flag,
-                            hint=f"add --executor {owner.split()[0]}")
+        raise ExecutorError(
+            f"{flag} applies to --executor {owner}",
+            where=flag,
+            hint=f"add --executor {owner.split()[0]}",
+        )
     if given:
         return make_executor("local", **given)
     return default_executor(device, spec, threads)
@@ -107,6 +152,7 @@ def default_executor(device: str, spec=None, threads: int | None = None) -> Exec
     memory = available_memory()
     if spec is not None and memory is not None and at_once > 1:
         from elubench.net.memory import run_memory_bytes
+
         per_run = run_memory_bytes(spec, spec.compare.parsed_activations()[0])
         at_once = max(1, min(at_once, int(0.8 * memory // per_run)))
     return LocalExecutor(workers=at_once) if at_once > 1 else SerialExecutor()

@@ -50,8 +50,13 @@ class Executor:
         cluster schedules them)."""
         return 1
 
-    def run(self, spec, configs: list[RunConfig], settings: RunSettings,
-            reporter: Reporter | None = None) -> list[RunRecord]:
+    def run(
+        self,
+        spec,
+        configs: list[RunConfig],
+        settings: RunSettings,
+        reporter: Reporter | None = None,
+    ) -> list[RunRecord]:
         raise NotImplementedError
 
 
@@ -70,11 +75,14 @@ def import_extra(module: str, extra: str, what: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ExecutorError(f"the {extra} executor needs {what}: pip install 'elubench[{extra}]'",
-                            where="--executor") from None
+        raise ExecutorError(
+            f"the {extra} executor needs {what}: pip install 'elubench[{extra}]'",
+            where="--executor",
+        ) from None
 
 
 # --- what travels to a worker ----------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class StopFlag:
@@ -129,12 +137,14 @@ class WorkerPayload:
 
     def spec(self):
         from elubench.spec.loader import validate_spec
+
         receive(self.activation_files)
         spec = validate_spec(self.spec_data, source=f"spec {self.spec_data.get('name')!r}")
         if spec.hash != self.spec_hash:
-            raise ExecutorError(f"the spec's hash changed on the way to a worker "
-                                f"({self.spec_hash} -> {spec.hash})",
-                                hint="check that the workers run the same elubench version")
+            raise ExecutorError(
+                f"the spec's hash changed on the way to a worker ({self.spec_hash} -> {spec.hash})",
+                hint="check that the workers run the same elubench version",
+            )
         return spec
 
 
@@ -161,10 +171,14 @@ def worker_settings(settings: RunSettings, threads: int, **conditions) -> RunSet
     def absolute(path):
         return None if path is None else Path(path).resolve()
 
-    return dataclasses.replace(settings, results=absolute(settings.results),
-                               data_dir=absolute(settings.data_dir),
-                               cache_dir=absolute(settings.cache_dir), threads=threads,
-                               **conditions)
+    return dataclasses.replace(
+        settings,
+        results=absolute(settings.results),
+        data_dir=absolute(settings.data_dir),
+        cache_dir=absolute(settings.cache_dir),
+        threads=threads,
+        **conditions,
+    )
 
 
 def brief(exc: BaseException) -> str:
@@ -175,15 +189,22 @@ def brief(exc: BaseException) -> str:
 
 # --- the driver every parallel executor shares ---------------------------------------------
 
+
 class ParallelExecutor(Executor):
     """Dispatches runs to workers and gathers their outcomes; subclasses say where they run."""
 
     threads: int | None = None  # CPU threads of one run when the executor fixes it (cpus per
-                                # run on a cluster); None: the spec's train.threads (--threads)
-    on_this_machine = False     # the workers run here and see the same files
+    # run on a cluster); None: the spec's train.threads (--threads)
+    on_this_machine = False  # the workers run here and see the same files
 
-    def _outcomes(self, results: ResultsDir, work: WorkerPayload, todo: list[RunConfig],
-                  reporter: Reporter, stopping):
+    def _outcomes(
+        self,
+        results: ResultsDir,
+        work: WorkerPayload,
+        todo: list[RunConfig],
+        reporter: Reporter,
+        stopping,
+    ):
         """Yield (cfg, kind, payload) for every run of `todo` that was handed out, as each lands;
         hand out no more once stopping() is true. kind: done, skipped, stopped, error or lost."""
         raise NotImplementedError
@@ -193,8 +214,9 @@ class ParallelExecutor(Executor):
         # On this machine the driver can look for the files (and, with --download, fetch them
         # once, before workers race to); elsewhere a worker that misses them stops the matrix.
         here = self.on_this_machine
-        results, state = prepare_matrix(spec, configs, settings, load_data=here and settings.download,
-                                        check_data=here)
+        results, state = prepare_matrix(
+            spec, configs, settings, load_data=here and settings.download, check_data=here
+        )
         release_data()  # a download's copy is the workers' to load, not the driver's to keep
         records = list(state.done.values())
         reporter.matrix_start(len(configs), len(state.done), len(state.todo))
@@ -202,11 +224,18 @@ class ParallelExecutor(Executor):
         if not state.todo:
             return records
         threads = self.threads or settings.threads_for(spec)
-        work = WorkerPayload(spec.model_dump(mode="json"), spec.hash,
-                             worker_settings(settings, threads, executor=self.name,
-                                             runs_at_once=self.runs_at_once(len(state.todo))),
-                             StopFlag(results.path.resolve() / STOP / uuid.uuid4().hex),
-                             ship(spec))
+        work = WorkerPayload(
+            spec.model_dump(mode="json"),
+            spec.hash,
+            worker_settings(
+                settings,
+                threads,
+                executor=self.name,
+                runs_at_once=self.runs_at_once(len(state.todo)),
+            ),
+            StopFlag(results.path.resolve() / STOP / uuid.uuid4().hex),
+            ship(spec),
+        )
         with stop_on_first_ctrl_c() as ctrl_c:
 
             def stopping() -> bool:
@@ -222,13 +251,17 @@ class ParallelExecutor(Executor):
             finally:
                 work.stop.clear()
             if ctrl_c():
-                raise Interrupted(f"stopped: {len(records)} of {len(configs)} runs are recorded; "
-                                  "the runs in progress saved their checkpoints", records)
+                raise Interrupted(
+                    f"stopped: {len(records)} of {len(configs)} runs are recorded; "
+                    "the runs in progress saved their checkpoints",
+                    records,
+                )
         return records
 
 
-def _report(cfg: RunConfig, kind: str, payload, records: list[RunRecord],
-            reporter: Reporter) -> None:
+def _report(
+    cfg: RunConfig, kind: str, payload, records: list[RunRecord], reporter: Reporter
+) -> None:
     """Tell the reporter how one run ended; a user's mistake stops the matrix."""
     if kind == "done":
         records.append(payload)

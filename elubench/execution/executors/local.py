@@ -91,8 +91,12 @@ class LocalExecutor(ParallelExecutor):
 
         def start(slot: int) -> None:
             here, there = context.Pipe()
-            proc = context.Process(target=_local_worker, args=(there, work, placement[slot]),
-                                   name=f"elubench-worker-{slot}", daemon=True)
+            proc = context.Process(
+                target=_local_worker,
+                args=(there, work, placement[slot]),
+                name=f"elubench-worker-{slot}",
+                daemon=True,
+            )
             proc.start()
             there.close()
             workers[slot] = (proc, here)

@@ -28,13 +28,19 @@ def _attempt_number() -> int:
     not say (the attempt number has no public API: the core worker's is read)."""
     try:
         import ray
+
         return int(ray._private.worker.global_worker.core_worker.get_current_task_attempt_number())
     except Exception:
         return 0
 
 
-def attempt_in_ray(work, cfg, attempt_number=_attempt_number, patience: float | None = None,
-                   poll: float = RETRY_POLL_SECONDS) -> tuple[str, object]:
+def attempt_in_ray(
+    work,
+    cfg,
+    attempt_number=_attempt_number,
+    patience: float | None = None,
+    poll: float = RETRY_POLL_SECONDS,
+) -> tuple[str, object]:
     """`attempt` as a Ray task. On a retry (the attempt before died with its node or worker)
     the run's claim may still be the dead attempt's: on this host it is stale once the process
     is gone (a worker on a removed node dies a moment after its raylet), on another host only
@@ -65,8 +71,13 @@ class RayExecutor(ParallelExecutor):
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, cpus_per_run: float | None = None,
-                 gpus_per_run: float | None = None, local_cpus: int | None = None):
+    def __init__(
+        self,
+        address: str | None = None,
+        cpus_per_run: float | None = None,
+        gpus_per_run: float | None = None,
+        local_cpus: int | None = None,
+    ):
         self.ray = import_extra("ray", "ray", "Ray")
         self.address = address
         self.cpus_per_run = cpus_per_run  # None: the run's threads (train.threads)
@@ -85,12 +96,19 @@ class RayExecutor(ParallelExecutor):
             return False
         local = {"num_cpus": self.local_cpus} if self.address is None else {}
         try:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False, **local)
+            ray.init(
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                **local,
+            )
         except Exception as exc:
-            raise ExecutorError(f"cannot start or reach Ray ({brief(exc)})",
-                                where=f"--ray-address {self.address}" if self.address else None,
-                                hint="check the address (ray status on the head node)") from None
+            raise ExecutorError(
+                f"cannot start or reach Ray ({brief(exc)})",
+                where=f"--ray-address {self.address}" if self.address else None,
+                hint="check the address (ray status on the head node)",
+            ) from None
         return True
 
     def _outcomes(self, results, work, todo, reporter, stopping):
@@ -103,8 +121,11 @@ class RayExecutor(ParallelExecutor):
                 wants_gpu = work.settings.device != "cpu"
                 gpus = 1 if wants_gpu and ray.cluster_resources().get("GPU") else 0
             task = ray.remote(attempt_in_ray).options(
-                num_cpus=self.cpus_per_run or work.settings.threads, num_gpus=gpus,
-                max_retries=MAX_RETRIES, retry_exceptions=False)
+                num_cpus=self.cpus_per_run or work.settings.threads,
+                num_gpus=gpus,
+                max_retries=MAX_RETRIES,
+                retry_exceptions=False,
+            )
             shared = ray.put(work)
             refs = {task.remote(shared, cfg): cfg for cfg in todo}
             reporter.note(f"{len(refs)} runs sent to Ray ({self.address or 'a local instance'})")
@@ -118,8 +139,10 @@ class RayExecutor(ParallelExecutor):
                     except ray.exceptions.RayTaskError as exc:  # raised in the task: a bug
                         outcome = ("lost", f"its Ray task raised an error ({brief(exc)})")
                     except ray.exceptions.RayError as exc:  # a node or worker died, retries spent
-                        outcome = ("lost", f"its Ray task failed, Ray's retries included "
-                                           f"({brief(exc)})")
+                        outcome = (
+                            "lost",
+                            f"its Ray task failed, Ray's retries included ({brief(exc)})",
+                        )
                     yield (cfg, *outcome)
         except BaseException:
             for ref in refs:

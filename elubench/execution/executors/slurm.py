@@ -21,8 +21,11 @@ def sbatch_options(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ExecutorError(f"cannot read sbatch option {item!r}", where="--sbatch",
-                                hint="write KEY=VALUE, e.g. --sbatch account=myproject")
+            raise ExecutorError(
+                f"cannot read sbatch option {item!r}",
+                where="--sbatch",
+                hint="write KEY=VALUE, e.g. --sbatch account=myproject",
+            )
         options[key.strip().lstrip("-")] = value.strip()
     return options
 
@@ -33,21 +36,38 @@ class SlurmExecutor(ParallelExecutor):
     runs the array as processes on this machine and "debug" in this process (no Slurm needed).
     Where sacct does not answer (a Slurm without accounting), job states come from squeue."""
 
-    def __init__(self, partition: str | None = None, time_min: int = 1440, gpus_per_run: int = 0,
-                 cpus_per_run: int | None = None, array_parallelism: int | None = None,
-                 sbatch: Sequence[str] = (), cluster: str = "slurm", poll_seconds: float = 5.0):
+    def __init__(
+        self,
+        partition: str | None = None,
+        time_min: int = 1440,
+        gpus_per_run: int = 0,
+        cpus_per_run: int | None = None,
+        array_parallelism: int | None = None,
+        sbatch: Sequence[str] = (),
+        cluster: str = "slurm",
+        poll_seconds: float = 5.0,
+    ):
         self.submitit = import_extra("submitit", "slurm", "submitit")
         if cluster not in SLURM_CLUSTERS:
-            raise ExecutorError(f"unknown submitit cluster {cluster!r}", where="--slurm-cluster",
-                                hint=f"use one of: {', '.join(SLURM_CLUSTERS)}")
+            raise ExecutorError(
+                f"unknown submitit cluster {cluster!r}",
+                where="--slurm-cluster",
+                hint=f"use one of: {', '.join(SLURM_CLUSTERS)}",
+            )
         if cluster == "slurm" and shutil.which("sbatch") is None:
-            raise ExecutorError("Slurm is not available here (no sbatch on the PATH)",
-                                hint="run on the cluster's login node, or try the job array on "
-                                     "this machine with --slurm-cluster local")
-        self.parameters = {"timeout_min": time_min, "gpus_per_node": gpus_per_run,
-                           "cpus_per_task": cpus_per_run, "slurm_partition": partition,
-                           "slurm_array_parallelism": array_parallelism,
-                           "slurm_additional_parameters": sbatch_options(sbatch) or None}
+            raise ExecutorError(
+                "Slurm is not available here (no sbatch on the PATH)",
+                hint="run on the cluster's login node, or try the job array on "
+                "this machine with --slurm-cluster local",
+            )
+        self.parameters = {
+            "timeout_min": time_min,
+            "gpus_per_node": gpus_per_run,
+            "cpus_per_task": cpus_per_run,
+            "slurm_partition": partition,
+            "slurm_array_parallelism": array_parallelism,
+            "slurm_additional_parameters": sbatch_options(sbatch) or None,
+        }
         self.cluster = cluster
         self.on_this_machine = cluster != "slurm"  # submitit's local and debug clusters
         self.threads = cpus_per_run  # None: the run's threads (train.threads)
@@ -55,7 +75,7 @@ class SlurmExecutor(ParallelExecutor):
 
     name = "slurm"
     lost_after_s = 15.0  # without accounting: how long a job may be over without its result
-                         # file before it counts as lost (a shared file system may lag)
+    # file before it counts as lost (a shared file system may lag)
 
     def runs_at_once(self, todo: int) -> None:
         return None  # Slurm places the jobs
@@ -63,16 +83,19 @@ class SlurmExecutor(ParallelExecutor):
     def _outcomes(self, results, work, todo, reporter, stopping):
         folder = results.path.resolve() / SLURM_LOGS
         executor = self.submitit.AutoExecutor(folder=folder / "%j", cluster=self.cluster)
-        parameters = {**self.parameters,
-                      "cpus_per_task": self.parameters["cpus_per_task"] or work.settings.threads}
+        parameters = {
+            **self.parameters,
+            "cpus_per_task": self.parameters["cpus_per_task"] or work.settings.threads,
+        }
         executor.update_parameters(name=f"elubench-{results.spec.name}", **parameters)
         try:
             jobs = executor.map_array(functools.partial(attempt, work), todo)
         except Exception as exc:  # sbatch said no: a partition, an account, a time limit
-            raise ExecutorError(f"the job array was not accepted ({brief(exc)})",
-                                where="--executor slurm",
-                                hint="check the partition, time limit and --sbatch options") \
-                from None
+            raise ExecutorError(
+                f"the job array was not accepted ({brief(exc)})",
+                where="--executor slurm",
+                hint="check the partition, time limit and --sbatch options",
+            ) from None
         reporter.note(f"{len(jobs)} runs submitted as jobs {jobs[0].job_id}..; logs in {folder}")
         squeue = None
         if not self.on_this_machine and (why := _sacct_fails(jobs[0].job_id)):
@@ -88,7 +111,7 @@ class SlurmExecutor(ParallelExecutor):
                     squeue.refresh()
                 waiting = []
                 for job, cfg in pending:
-                    if (_has_result(job) if squeue else job.done()):
+                    if _has_result(job) if squeue else job.done():
                         yield (cfg, *_job_outcome(job))
                     elif squeue and (state := squeue.ended(job.job_id)):
                         yield cfg, "lost", f"its job {job.job_id} ended ({state}) without a record"
@@ -115,8 +138,12 @@ def _sacct_fails(job_id: str) -> str | None:
     """Why sacct cannot give job states here (the last line it wrote, e.g. "Slurm accounting
     storage is disabled"); None when it answers."""
     try:
-        out = subprocess.run(["sacct", "-n", "-X", "-o", "JobID", "-j", job_id],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            ["sacct", "-n", "-X", "-o", "JobID", "-j", job_id],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return brief(exc)
     if out.returncode == 0:
@@ -139,9 +166,21 @@ class Squeue:
     without accounting). squeue lists ended jobs for a few minutes (MinJobAge), then forgets
     them; a job is over when squeue says it ended or no longer lists it."""
 
-    ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "STOPPED",
-              "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT",
-              "RESV_DEL_HOLD"}
+    ACTIVE = {
+        "PENDING",
+        "CONFIGURING",
+        "RUNNING",
+        "COMPLETING",
+        "SUSPENDED",
+        "STOPPED",
+        "REQUEUED",
+        "REQUEUE_FED",
+        "REQUEUE_HOLD",
+        "RESIZING",
+        "SIGNALING",
+        "STAGE_OUT",
+        "RESV_DEL_HOLD",
+    }
 
     def __init__(self, array_id: str, grace_s: float):
         self.array_id, self.grace_s = array_id, grace_s
@@ -150,16 +189,21 @@ class Squeue:
 
     def refresh(self) -> None:
         try:
-            out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T",
-                                  "-j", self.array_id], capture_output=True, text=True, timeout=60)
+            out = subprocess.run(
+                ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", self.array_id],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
         except (OSError, subprocess.TimeoutExpired):
             self.states = None
             return
         if out.returncode != 0 and "Invalid job id" not in out.stderr:
             self.states = None  # slurmctld busy or away: judge nothing this time
             return
-        self.states = dict(line.strip().split("|", 1) for line in out.stdout.splitlines()
-                           if "|" in line)
+        self.states = dict(
+            line.strip().split("|", 1) for line in out.stdout.splitlines() if "|" in line
+        )
 
     def ended(self, job_id: str) -> str | None:
         """How a job ended ("FAILED", "gone from squeue"...) once it has been over for grace_s
