@@ -52,7 +52,7 @@ def measure(spec_path: str, activation: str, batchnorm: bool, batch: int) -> dic
 
     from elubench.spec.loader import load_spec
     from elubench.spec.matrix import RunConfig
-    from elubench.training.trainer import (
+    from elubench.training.steps import (
         activation_implementation,
         activation_stats,
         build_for_training,

@@ -18,8 +18,10 @@ import yaml
 from conftest import ROOT, SPECS, tiny_spec
 
 from elubench.core.errors import ExecutorError
-from elubench.execution.executors import StopFlag, WorkerPayload, make_executor
-from elubench.execution.runner import RunSettings, run_matrix
+from elubench.execution.executors.base import StopFlag, WorkerPayload
+from elubench.execution.executors.factory import make_executor
+from elubench.execution.runner import run_matrix
+from elubench.execution.state import RunSettings
 from elubench.spec.loader import load_spec
 from elubench.spec.matrix import expand
 from elubench.store.record import read_metrics, read_record
@@ -131,7 +133,7 @@ def _attempt_in_a_fresh_process(work, cfg, tmp_path):
     blob = tmp_path / "work.pkl"
     blob.write_bytes(pickle.dumps((work, cfg)))
     code = (
-        "import pickle, sys; from elubench.execution.executors import attempt; "
+        "import pickle, sys; from elubench.execution.executors.base import attempt; "
         f"work, cfg = pickle.loads(open({str(blob)!r}, 'rb').read()); "
         "kind, payload = attempt(work, cfg); "
         "print(kind); print(payload.render() if kind == 'error' else payload.status)"

@@ -129,7 +129,9 @@ def test_same_conditions_say_so_once(cli, tmp_path):
 
 
 def test_the_default_executor_fills_the_cores_on_a_cpu(monkeypatch):
-    from elubench.execution.executors import LocalExecutor, SerialExecutor, default_executor
+    from elubench.execution.executors.base import SerialExecutor
+    from elubench.execution.executors.factory import default_executor
+    from elubench.execution.executors.local import LocalExecutor
     from elubench.spec.loader import validate_spec
 
     spec = validate_spec(SPEC)

@@ -21,15 +21,13 @@ import pytest
 from conftest import tiny_spec
 
 from elubench.core.errors import DataError, ExecutorError
-from elubench.execution.executors import (
-    StopFlag,
-    WorkerPayload,
-    assign_gpus,
-    make_executor,
-    sbatch_options,
-    visible_gpus,
-)
-from elubench.execution.runner import Reporter, RunSettings, execute_run, run_matrix
+from elubench.core.machine import visible_gpus
+from elubench.execution.executors.base import StopFlag, WorkerPayload
+from elubench.execution.executors.factory import make_executor
+from elubench.execution.executors.local import assign_gpus
+from elubench.execution.executors.slurm import sbatch_options
+from elubench.execution.runner import execute_run, run_matrix
+from elubench.execution.state import Reporter, RunSettings
 from elubench.spec.loader import validate_spec
 from elubench.spec.matrix import expand
 from elubench.store.record import read_record
@@ -230,10 +228,10 @@ def _wait_for(condition, timeout=60.0):
 
 DRIVER = """
 import json, sys
-from elubench.execution.executors import make_executor
+from elubench.execution.executors.factory import make_executor
 from elubench.spec.matrix import expand
 from elubench.core.errors import Interrupted
-from elubench.execution.runner import RunSettings
+from elubench.execution.state import RunSettings
 from elubench.spec.loader import validate_spec
 spec = validate_spec({spec!r})
 settings = RunSettings(results={root!r}, device="cpu", checkpoint_seconds=0, threads=1)

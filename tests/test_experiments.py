@@ -12,11 +12,11 @@ from scipy import stats as sps
 from test_stats import runs_from
 
 from elubench.core.errors import StatsError
-from elubench.stats import compare
 from elubench.stats.experiments import ExperimentResult, across_experiments
 from elubench.stats.meta import random_effects
 from elubench.stats.omnibus import friedman_test
 from elubench.stats.ranks import nemenyi, rank_difference_test
+from elubench.stats.summary import compare
 
 # Demšar 2006, Table 6: AUC of C4.5 with four settings on 14 UCI data sets (higher = better).
 DEMSAR_NAMES = ["C4.5", "C4.5+m", "C4.5+cf", "C4.5+m+cf"]

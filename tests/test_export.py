@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, tiny_spec
 
-from elubench.execution.runner import RunSettings, run_matrix
+from elubench.execution.runner import run_matrix
+from elubench.execution.state import RunSettings
 from elubench.export.driver import export_results
 from elubench.export.runs import numeric_series
 from elubench.spec.loader import validate_spec

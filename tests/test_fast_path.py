@@ -11,7 +11,7 @@ from elubench.data.load import load_data
 from elubench.net.build import build_model
 from elubench.spec.loader import validate_spec
 from elubench.spec.matrix import expand
-from elubench.training.trainer import build_for_training, make_step
+from elubench.training.steps import build_for_training, make_step
 
 
 def _spec(activation, bn):
@@ -109,7 +109,8 @@ def test_engine_matches_a_plain_loop(activation, bn):
 
 @pytest.mark.slow
 def test_bf16_autocast_trains(tmp_path):
-    from elubench.execution.runner import RunSettings, execute_run
+    from elubench.execution.runner import execute_run
+    from elubench.execution.state import RunSettings
 
     spec = validate_spec(
         tiny_spec(

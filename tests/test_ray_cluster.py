@@ -31,9 +31,11 @@ import pytest
 from conftest import tiny_spec
 
 from elubench.core.errors import DataError
-from elubench.execution.executors import StopFlag, WorkerPayload, make_executor
+from elubench.execution.executors.base import StopFlag, WorkerPayload
+from elubench.execution.executors.factory import make_executor
 from elubench.execution.executors.ray_tasks import MAX_RETRIES, attempt_in_ray
-from elubench.execution.runner import Reporter, RunSettings, run_matrix
+from elubench.execution.runner import run_matrix
+from elubench.execution.state import Reporter, RunSettings
 from elubench.spec.loader import validate_spec
 from elubench.spec.matrix import expand
 from elubench.store.record import read_record

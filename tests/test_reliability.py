@@ -16,7 +16,8 @@ import yaml
 from conftest import make_results, tiny_spec
 from test_cli_compare import TEN
 
-from elubench.execution.runner import RunSettings, Skipped, execute_run
+from elubench.execution.runner import execute_run
+from elubench.execution.state import RunSettings, Skipped
 from elubench.spec.loader import validate_spec
 from elubench.spec.matrix import expand
 from elubench.store.rundir import ResultsDir

@@ -160,9 +160,9 @@ def test_a_slurm_without_accounting_is_said_once_not_on_every_poll(matrix):
 
 LOST_DRIVER = """
 import json, sys
-from elubench.execution.executors import make_executor
+from elubench.execution.executors.factory import make_executor
 from elubench.spec.matrix import expand
-from elubench.execution.runner import Reporter, RunSettings
+from elubench.execution.state import Reporter, RunSettings
 from elubench.spec.loader import validate_spec
 
 class Notes(Reporter):

@@ -14,20 +14,11 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from elubench.core.errors import StatsError
-from elubench.stats import (
-    bh,
-    bn_interaction,
-    compare,
-    cost,
-    descriptives,
-    friedman,
-    holm,
-    learning_speed,
-    methods_text,
-    paired_comparisons,
-    seeds_for_power,
-    signed_rank,
-)
+from elubench.stats.families import bn_interaction, friedman, paired_comparisons
+from elubench.stats.methods import methods_text
+from elubench.stats.paired import bh, holm, seeds_for_power, signed_rank
+from elubench.stats.scores import descriptives
+from elubench.stats.summary import compare, cost, learning_speed
 
 
 def runs_from(
@@ -603,7 +594,7 @@ def test_a_configuration_without_ok_runs_does_not_hide_the_others():
             )
     runs = pd.DataFrame(rows)
     runs["test_errors"] = runs["test_errors"].astype("Int64")
-    from elubench.stats import compare
+    from elubench.stats.summary import compare
 
     result = compare(runs, baseline="relu")
     table = result.paired.table.set_index("a")

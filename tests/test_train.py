@@ -5,7 +5,8 @@ import json
 import pytest
 from conftest import tiny_spec
 
-from elubench.execution.runner import RunSettings, execute_run, run_matrix
+from elubench.execution.runner import execute_run, run_matrix
+from elubench.execution.state import RunSettings
 from elubench.spec.loader import validate_spec
 from elubench.spec.matrix import expand
 from elubench.store.record import REQUIRED_KEYS, read_record

@@ -12,15 +12,15 @@ from conftest import make_results
 from scipy import stats as sps
 from test_stats import runs_from
 
-from elubench.stats import (
+from elubench.stats.paired import (
     best_holm,
-    compare,
     floor_p,
     holm,
     seeds_to_reach,
     signed_rank,
     wilcoxon_seeds,
 )
+from elubench.stats.summary import compare
 
 OUTLIER = {"relu": [60] * 20, "elu": [59] * 19 + [260]}  # elu wins 19 of 20 seeds, loses one by 200
 
@@ -242,7 +242,7 @@ def test_floor_and_seeds_to_reach():
 
 
 def test_wilcoxon_seeds_respect_the_efficiency_bound():
-    from elubench.stats import seeds_for_power
+    from elubench.stats.paired import seeds_for_power
 
     n_t = seeds_for_power(0.5, 0.01)
     assert wilcoxon_seeds(0.5, 0.01) == max(math.ceil(n_t / 0.864), seeds_to_reach(0.01))
@@ -335,7 +335,7 @@ def test_bayesian_probabilities_are_in_every_row(cli, tmp_path):
 
 def test_scipy_where_it_is_equal():
     """The paired t-interval and BH are scipy's; checked on the same data."""
-    from elubench.stats import bh
+    from elubench.stats.paired import bh
 
     d = np.array([-3.0, -1.0, -2.0, 0.5, -4.0, -2.5])
     row = _row(

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from elubench.core.units import CLASSIFICATION, Unit, unit_of, unit_of_tasks
-from elubench.execution.runner import Reporter
+from elubench.execution.state import Reporter
 
 
 def result_line(record: dict, spec: str | None = None) -> str:

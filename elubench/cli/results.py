@@ -183,7 +183,7 @@ def export(
     """Export recorded runs (ok, diverged and failed) to TensorBoard and/or MLflow: curves by
     iteration, bias shift, PReLU slopes, the configuration as parameters, final results.
     Exporting again adds only what is new or changed (docs/export.md)."""
-    from elubench.cli.views import ExportProgress, export_view
+    from elubench.cli.run_views import ExportProgress, export_view
     from elubench.export.driver import export_results
 
     console = _console()

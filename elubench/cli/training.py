@@ -9,46 +9,48 @@ import typer
 from elubench.cli.common import console as _console
 from elubench.cli.common import load as _load
 from elubench.cli.common import split_names as _split_names
+from elubench.cli.executor_options import (
+    CpusPerRunOpt,
+    ExecutorOpt,
+    GpusOpt,
+    GpusPerRunOpt,
+    ParallelOpt,
+    PartitionOpt,
+    RayAddressOpt,
+    RayCpusOpt,
+    SbatchOpt,
+    ShardOpt,
+    SlurmClusterOpt,
+    SlurmParallelismOpt,
+    SlurmTimeOpt,
+    WorkersOpt,
+)
 from elubench.cli.options import (
     ActivationsOpt,
     BatchnormOpt,
     BnOpt,
     CheckpointOpt,
     CompileOpt,
-    CpusPerRunOpt,
     DataDirOpt,
     DataSpecsArg,
     DeterministicOpt,
     DeviceOpt,
     DownloadOpt,
     DryRunOpt,
-    ExecutorOpt,
     FetchOpt,
     ForceOpt,
-    GpusOpt,
-    GpusPerRunOpt,
     JsonOpt,
     NoMemoryCheckOpt,
-    ParallelOpt,
-    PartitionOpt,
     PrecisionOpt,
-    RayAddressOpt,
-    RayCpusOpt,
     ResultsOpt,
-    SbatchOpt,
     SeedsOpt,
     SetOpt,
-    ShardOpt,
     ShowActivationOpt,
-    SlurmClusterOpt,
-    SlurmParallelismOpt,
-    SlurmTimeOpt,
     SpecArg,
     SpecsArg,
     TakeOverOpt,
     ThreadsOpt,
     WidthOpt,
-    WorkersOpt,
 )
 from elubench.core.files import dumps
 
@@ -138,8 +140,8 @@ def run(
     error, lost): run again; 130 interrupted."""
     from elubench.activations.code import with_names
     from elubench.execution.campaign import prepare_campaign
-    from elubench.execution.executors import executor_for
-    from elubench.execution.runner import RunSettings
+    from elubench.execution.executors.factory import executor_for
+    from elubench.execution.state import RunSettings
     from elubench.spec.matrix import select
 
     settings = RunSettings(
@@ -190,7 +192,7 @@ def run(
 
 def _dry_run(campaign, settings) -> None:
     """Each spec's matrix (done / left), estimate and what its seeds can show; with several, a total."""
-    from elubench.cli.views import dry_run_total, dry_run_view
+    from elubench.cli.run_views import dry_run_total, dry_run_view
     from elubench.execution.dry_run import dry_run
 
     console, dries = _console(), []

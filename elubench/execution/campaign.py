@@ -25,7 +25,7 @@ from pathlib import Path
 from elubench.core.errors import CampaignInterrupted, ElubenchError, Interrupted, SpecError
 from elubench.data.catalog import require
 from elubench.execution.executors.base import Executor
-from elubench.execution.runner import MatrixState, Reporter, Summary, Tally, matrix_state, summarize
+from elubench.execution.state import MatrixState, Reporter, Summary, Tally, matrix_state, summarize
 from elubench.spec.loader import naming, unique_paths
 from elubench.spec.matrix import RunConfig
 from elubench.spec.schema import Spec

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from elubench.data.catalog import DatasetStatus, dataset_status
-from elubench.execution.runner import MatrixState, RunSettings, matrix_state
+from elubench.execution.state import MatrixState, RunSettings, matrix_state
 from elubench.spec.matrix import RunConfig
 from elubench.stats.reach import FamilyReach, significance_reach
 from elubench.store.rundir import ResultsDir
@@ -55,7 +55,7 @@ def estimate(
     import torch
 
     from elubench.training.runtime import configure, resolve_device, synchronize
-    from elubench.training.trainer import build_for_training, eval_batch_size, make_step
+    from elubench.training.steps import build_for_training, eval_batch_size, make_step
 
     device = resolve_device(settings.device)
     threads = threads or settings.threads_for(spec)

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure as MplFigure
 from elubench.activations.names import parse_activation
 from elubench.activations.registry import REGISTRY
 from elubench.core.errors import ActivationError, PlotError
+from elubench.stats.verdicts import BETTER, NO_EVIDENCE, WORSE
 
 FIGSIZE = (7.0, 4.5)
 DPI = 150
@@ -62,7 +63,7 @@ COLOURS = (
     "#393b79",
     "#637939",
 )
-VERDICT_COLOURS = {"better": "#1b7837", "worse": "#b2182b", "no evidence": "#7f7f7f"}
+VERDICT_COLOURS = {BETTER: "#1b7837", WORSE: "#b2182b", NO_EVIDENCE: "#7f7f7f"}
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from elubench.stats.paired import holm
 from elubench.stats.ranks import Nemenyi, nemenyi, rank_difference_test
 from elubench.stats.scores import prepare
 from elubench.stats.summary import Comparison
-from elubench.stats.verdicts import check_options, flipped, verdicts
+from elubench.stats.verdicts import BETTER, NO_EVIDENCE, WORSE, check_options, flipped, verdicts
 
 
 @dataclass
@@ -253,9 +253,9 @@ def _posthoc(experiments, scores: pd.DataFrame, pairs, alternative, alpha):
             )
         counts = pd.Series(list(by_experiment.values())).value_counts()
         tally = {
-            "wins": int(counts.get("better", 0)),
-            "ties": int(counts.get("no evidence", 0)),
-            "losses": int(counts.get("worse", 0)),
+            "wins": int(counts.get(BETTER, 0)),
+            "ties": int(counts.get(NO_EVIDENCE, 0)),
+            "losses": int(counts.get(WORSE, 0)),
         }
         tally["untestable"] = len(experiments) - sum(tally.values())
         if len(columns) >= 2 and len(scores) >= 2:

@@ -32,7 +32,7 @@ from elubench.stats.paired import (
     wilcoxon_seeds,
 )
 from elubench.stats.scores import ScoreTable, prepare
-from elubench.stats.verdicts import check_options, verdicts
+from elubench.stats.verdicts import BETTER, WORSE, check_options, verdicts
 
 FAMILY_COLUMNS = ["p_holm", "best_holm_p", "cannot_reach", "verdict", "seeds_for_80_power"]
 
@@ -43,7 +43,7 @@ def judge_family(
     *,
     alpha: float,
     alternative: str,
-    words: tuple[str, str] = ("better", "worse"),
+    words: tuple[str, str] = (BETTER, WORSE),
 ) -> pd.DataFrame:
     """One family's table: Holm over its testable rows, the smallest Holm-adjusted p each row
     could reach (`cannot_reach` when even that is above alpha), the verdict from the primary

@@ -30,7 +30,7 @@ from elubench.spec.data_section import Data, Synthetic
 from elubench.spec.layout import net_layout
 from elubench.spec.matrix import RunConfig
 from elubench.training.runtime import configure, device_name, synchronize
-from elubench.training.trainer import build_for_training, make_step
+from elubench.training.steps import build_for_training, make_step
 
 BENCH_IMAGES = 2000  # synthetic training images: enough for many distinct batches
 

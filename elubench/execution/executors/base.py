@@ -24,9 +24,6 @@ from pathlib import Path
 from elubench.activations.code import receive, ship
 from elubench.core.errors import ElubenchError, ExecutorError, Interrupted, Stopped
 from elubench.execution.runner import (
-    Reporter,
-    RunSettings,
-    Skipped,
     execute_run,
     prepare_matrix,
     release_data,
@@ -34,6 +31,7 @@ from elubench.execution.runner import (
     run_matrix,
     stop_on_first_ctrl_c,
 )
+from elubench.execution.state import Reporter, RunSettings, Skipped
 from elubench.spec.matrix import RunConfig
 from elubench.store.layout import STOP
 from elubench.store.record import RunRecord
