@@ -5,6 +5,7 @@ export; mistakes are one message and exit 2."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -22,13 +23,16 @@ from elubench.export.runs import numeric_series
 from elubench.spec.loader import validate_spec
 from elubench.spec.matrix import expand
 
-pytest.importorskip("tensorboard")
-pytest.importorskip("mlflow")
-
-from mlflow.entities import ViewType
-from mlflow.tracking import MlflowClient
-from tensorboard.backend.event_processing import event_accumulator as ea
-from tensorboard.plugins.hparams import api_pb2, metadata
+# Each test needs only the extras it exports to: one extra missing skips its own tests, and the
+# rest (the other target, the mistakes, the series) still run.
+needs_tensorboard = pytest.mark.skipif(
+    importlib.util.find_spec("tensorboard") is None,
+    reason="the tensorboard extra is not installed (pip install 'elubench[tensorboard]')",
+)
+needs_mlflow = pytest.mark.skipif(
+    importlib.util.find_spec("mlflow") is None,
+    reason="the mlflow extra is not installed (pip install 'elubench[mlflow]')",
+)
 
 TRAIN = {"batch_size": 32, "lr": 0.05, "iterations": 20, "eval_every": 10}
 STATUSES = {
@@ -123,12 +127,17 @@ def _listing(folder: Path) -> dict[str, int]:
 
 
 def _accumulator(folder: Path):
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
     acc = ea.EventAccumulator(str(folder), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
     acc.Reload()
     return acc
 
 
+@needs_tensorboard
 def test_tensorboard_holds_every_run_its_curves_and_hparams(results, tmp_path):
+    from tensorboard.plugins.hparams import api_pb2, metadata
+
     tb = tmp_path / "tb"
     outcome = export_results(results, tensorboard=tb)
     [summary] = outcome.summaries
@@ -184,6 +193,7 @@ def test_tensorboard_holds_every_run_its_curves_and_hparams(results, tmp_path):
     assert not _expected_series(records[("tiny", "relu-nobn-he-s000")][1])  # failed: no curve
 
 
+@needs_tensorboard
 def test_a_second_tensorboard_export_writes_nothing(results, tmp_path):
     tb = tmp_path / "tb"
     export_results(results, tensorboard=tb)
@@ -198,6 +208,7 @@ def test_a_second_tensorboard_export_writes_nothing(results, tmp_path):
     assert _listing(tb) == before
 
 
+@needs_tensorboard
 def test_a_changed_record_replaces_only_its_own_tensorboard_files(results, tmp_path):
     copy = tmp_path / "results"
     shutil.copytree(results, copy)
@@ -221,6 +232,7 @@ def test_a_changed_record_replaces_only_its_own_tensorboard_files(results, tmp_p
 
 
 @pytest.mark.parametrize("foreign", ["notes.txt", "events.out.tfevents.123.host.1.v2"])
+@needs_tensorboard
 def test_a_run_folder_holding_files_elubench_did_not_write_is_refused(
     cli, results, tmp_path, foreign
 ):
@@ -245,8 +257,12 @@ def mlflow_uri(tmp_path, monkeypatch):
     return f"file:{tmp_path / 'mlruns'}"
 
 
-def _mlflow_runs(uri: str, view=ViewType.ACTIVE_ONLY) -> dict:
+def _mlflow_runs(uri: str, view=None) -> dict:
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri=uri)
+    view = ViewType.ACTIVE_ONLY if view is None else view
     out = {}
     for experiment in client.search_experiments():
         for run in client.search_runs([experiment.experiment_id], run_view_type=view):
@@ -254,12 +270,15 @@ def _mlflow_runs(uri: str, view=ViewType.ACTIVE_ONLY) -> dict:
     return out
 
 
+@needs_mlflow
 def test_mlflow_holds_every_run_with_params_tags_metrics_and_its_record(
     results, mlflow_uri, tmp_path
 ):
     [summary] = export_results(results, mlflow=mlflow_uri).summaries
     assert (summary.exported, summary.skipped) == (4, 0)
     assert summary.destination == (tmp_path / "mlruns").resolve().as_uri()
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri=mlflow_uri)
     assert {e.name for e in client.search_experiments()} >= {"tiny", "tiny-diverged"}
     runs = _mlflow_runs(mlflow_uri)
@@ -301,6 +320,7 @@ def test_mlflow_holds_every_run_with_params_tags_metrics_and_its_record(
         assert Path(got).read_bytes() == (folder / "run.json").read_bytes()
 
 
+@needs_mlflow
 def test_a_second_mlflow_export_adds_no_run_and_a_changed_record_replaces_its_own(
     results, mlflow_uri, tmp_path
 ):
@@ -318,6 +338,8 @@ def test_a_second_mlflow_export_adds_no_run_and_a_changed_record_replaces_its_ow
     now = {key: run.info.run_id for key, run in _mlflow_runs(mlflow_uri).items()}
     assert set(now) == set(first)
     assert [key for key in now if now[key] != first[key]] == [("tiny", "prelu-nobn-he-s000")]
+    from mlflow.entities import ViewType
+
     deleted = _mlflow_runs(mlflow_uri, ViewType.DELETED_ONLY)  # MLflow's delete: restorable
     assert {key: run.info.run_id for key, run in deleted.items()} == {
         ("tiny", "prelu-nobn-he-s000"): first[("tiny", "prelu-nobn-he-s000")]
@@ -327,6 +349,8 @@ def test_a_second_mlflow_export_adds_no_run_and_a_changed_record_replaces_its_ow
 # --- both at once, through the command line ------------------------------------------------
 
 
+@needs_tensorboard
+@needs_mlflow
 def test_the_command_exports_to_both_and_again_adds_nothing(results, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
@@ -360,6 +384,7 @@ def test_the_command_exports_to_both_and_again_adds_nothing(results, tmp_path, m
     assert _listing(results) == untouched  # export reads the results, never writes there
 
 
+@needs_tensorboard
 def test_a_damaged_record_stops_the_export_unless_skip_bad_leaves_it_out(cli, results, tmp_path):
     copy = tmp_path / "results"
     shutil.copytree(results, copy)
@@ -372,6 +397,8 @@ def test_a_damaged_record_stops_the_export_unless_skip_bad_leaves_it_out(cli, re
     assert "3 runs (1 ok, 1 diverged, 1 failed): 3 exported" in text
 
 
+@needs_tensorboard
+@needs_mlflow
 def test_export_imports_neither_torch_nor_the_training_code(results, tmp_path):
     code = (
         "import sys; from pathlib import Path; from elubench.export.driver import export_results; "
@@ -410,6 +437,7 @@ def test_a_missing_extra_is_one_message_naming_the_install(
     assert "Traceback" not in err and not target.exists()
 
 
+@needs_mlflow
 def test_a_file_store_refused_by_mlflow_is_one_message(cli, results, tmp_path, monkeypatch):
     import mlflow
 
