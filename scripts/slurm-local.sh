@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a real single-node Slurm cluster on this Debian machine, for the tests marked `slurm`
-# (tests/test_slurm.py) and for trying `elubench run --executor slurm` without a cluster.
+# (tests/execution/test_slurm.py) and for trying `elubench run --executor slurm` without a cluster.
 #
 #   sudo scripts/slurm-local.sh        # then: sinfo; pytest -m slurm
 #

@@ -39,7 +39,7 @@ rope?"), and it can also say "equivalent", which the frequentist test never can.
 
 It follows `baycomp` (Corani, Benavoli, Demsar; `baycomp.SignedRankTest`, also behind
 `baycomp.two_on_multiple` for one-dimensional scores) and agrees with it within Monte Carlo
-error (tests/test_bayes.py); call baycomp with x = zeros and y = d, since it takes the
+error (tests/stats/test_bayes.py); call baycomp with x = zeros and y = d, since it takes the
 difference y - x. The differences:
 
 - Speed: baycomp forms the (n + 1) x (n + 1) matrix of pair weights for every posterior draw,

@@ -12,7 +12,7 @@ lets it fall below the plain random-effects variance (q* = max(1, q); Röver, Kn
 2015, BMC Med Res Methodol 15:99). Heterogeneity: Cochran's Q with its chi-square p on k - 1 df,
 and I^2 = max(0, (Q - (k - 1)) / Q).
 
-tests/test_experiments.py checks every number against statsmodels' combine_effects.
+tests/stats/test_experiments.py checks every number against statsmodels' combine_effects.
 """
 
 from __future__ import annotations

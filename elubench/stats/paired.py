@@ -254,7 +254,7 @@ def paired_or_untestable(
 
 def holm(pvalues) -> np.ndarray:
     """Holm's step-down adjusted p-values (NaN stays NaN and is not counted). scipy has no
-    Holm; tests/test_stats.py checks this against statsmodels."""
+    Holm; tests/stats/test_stats.py checks this against statsmodels."""
     p = np.asarray(pvalues, dtype=float)
     out = np.full(p.shape, np.nan)
     present = ~np.isnan(p)

@@ -16,7 +16,7 @@ random ordered pair of distinct positions of that block's rank vector, blocks ar
 and the distribution of the rank-sum difference is the convolution of the blocks' (on doubled
 mid-ranks, integers: exact with ties). It is the same null and the same statistic as Demšar's
 test; only the normal approximation is replaced by the exact distribution (up to
-PERMUTATION_MAX_N blocks; above, z). The oracle in tests/test_experiments.py enumerates every
+PERMUTATION_MAX_N blocks; above, z). The oracle in tests/stats/test_experiments.py enumerates every
 arrangement.
 """
 
