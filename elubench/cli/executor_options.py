@@ -3,19 +3,23 @@ executor and its settings, shards. Declarations only, like elubench.cli.options.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 SCALE = "Scaling out"
 
+
+def scaling(help: str, *flags: str, **options: Any) -> Any:
+    """An option of the "Scaling out" panel, its default not shown."""
+    return typer.Option(*flags, help=help, show_default=False, rich_help_panel=SCALE, **options)
+
+
 ShardOpt = Annotated[
     str | None,
-    typer.Option(
-        help="Only the I-th of N equal slices of the matrix (I/N; with several specs, of each "
-        "spec's), for schedulers elubench does not drive.",
-        show_default=False,
-        rich_help_panel=SCALE,
+    scaling(
+        "Only the I-th of N equal slices of the matrix (I/N; with several specs, of each spec's), "
+        "for schedulers elubench does not drive."
     ),
 ]
 
@@ -31,107 +35,58 @@ ExecutorOpt = Annotated[
 
 ParallelOpt = Annotated[
     int | None,
-    typer.Option(
-        help="K runs at once on this device (K local workers sharing one GPU, or the cores).",
-        min=1,
-        show_default=False,
-        rich_help_panel=SCALE,
+    scaling(
+        "K runs at once on this device (K local workers sharing one GPU, or the cores).", min=1
     ),
 ]
 
 WorkersOpt = Annotated[
     int | None,
-    typer.Option(
-        help="local: worker processes (one GPU each when there are GPUs; on a CPU each run keeps its "
+    scaling(
+        "local: worker processes (one GPU each when there are GPUs; on a CPU each run keeps its "
         "--threads).",
         min=1,
-        show_default=False,
-        rich_help_panel=SCALE,
     ),
 ]
 
 GpusOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="local: GPUs to spread workers over, e.g. 0,1 (default: all visible).",
-        show_default=False,
-        rich_help_panel=SCALE,
-    ),
+    str | None, scaling("local: GPUs to spread workers over, e.g. 0,1 (default: all visible).")
 ]
 
 RayAddressOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="ray: the cluster to use (default: start a local Ray instance).",
-        show_default=False,
-        rich_help_panel=SCALE,
-    ),
+    str | None, scaling("ray: the cluster to use (default: start a local Ray instance).")
 ]
 
-RayCpusOpt = Annotated[
-    int | None,
-    typer.Option(
-        help="ray: CPUs of the local Ray instance (default: all).",
-        show_default=False,
-        rich_help_panel=SCALE,
-    ),
-]
+RayCpusOpt = Annotated[int | None, scaling("ray: CPUs of the local Ray instance (default: all).")]
 
 CpusPerRunOpt = Annotated[
-    float | None,
-    typer.Option(
-        help="ray/slurm: CPU cores (and torch threads) per run.",
-        show_default=False,
-        rich_help_panel=SCALE,
-    ),
+    float | None, scaling("ray/slurm: CPU cores (and torch threads) per run.")
 ]
 
 GpusPerRunOpt = Annotated[
     float | None,
-    typer.Option(
-        help="ray/slurm: GPUs per run (ray default: 1 when the cluster has GPUs; slurm: 0).",
-        show_default=False,
-        rich_help_panel=SCALE,
-    ),
+    scaling("ray/slurm: GPUs per run (ray default: 1 when the cluster has GPUs; slurm: 0)."),
 ]
 
-PartitionOpt = Annotated[
-    str | None, typer.Option(help="slurm: partition.", show_default=False, rich_help_panel=SCALE)
-]
+PartitionOpt = Annotated[str | None, scaling("slurm: partition.")]
 
 SlurmTimeOpt = Annotated[
     int | None,
-    typer.Option(
-        help="slurm: time limit per job in minutes (a run cut at the limit resumes from its checkpoint "
-        "on the next `run`; default 1440).",
-        show_default=False,
-        rich_help_panel=SCALE,
+    scaling(
+        "slurm: time limit per job in minutes (a run cut at the limit resumes from its checkpoint "
+        "on the next `run`; default 1440)."
     ),
 ]
 
 SlurmParallelismOpt = Annotated[
-    int | None,
-    typer.Option(
-        help="slurm: most jobs of the array running at once.",
-        show_default=False,
-        rich_help_panel=SCALE,
-    ),
+    int | None, scaling("slurm: most jobs of the array running at once.")
 ]
 
 SbatchOpt = Annotated[
     list[str] | None,
-    typer.Option(
-        help="slurm: an extra sbatch option KEY=VALUE (repeatable), e.g. account=proj.",
-        show_default=False,
-        rich_help_panel=SCALE,
-    ),
+    scaling("slurm: an extra sbatch option KEY=VALUE (repeatable), e.g. account=proj."),
 ]
 
 SlurmClusterOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="slurm: slurm, or local/debug to try the job array on this machine.",
-        show_default=False,
-        rich_help_panel=SCALE,
-    ),
+    str | None, scaling("slurm: slurm, or local/debug to try the job array on this machine.")
 ]

@@ -6,9 +6,15 @@ declarations. Pure declarations: typer only, nothing heavy."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+
+def optional(help: str, *flags: str, **options: Any) -> Any:
+    """An option whose default is not shown (none, or the spec's, as its help says)."""
+    return typer.Option(*flags, help=help, show_default=False, **options)
+
 
 SpecArg = Annotated[Path, typer.Argument(help="A spec YAML file (see specs/).", show_default=False)]
 SpecsArg = Annotated[
@@ -22,49 +28,31 @@ SpecsArg = Annotated[
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option(
-        "--set",
-        help="Override a spec field: --set train.iterations=2000 (repeatable).",
-        show_default=False,
-    ),
+    optional("Override a spec field: --set train.iterations=2000 (repeatable).", "--set"),
 ]
 WidthOpt = Annotated[
     float | None,
-    typer.Option(
-        help="Scale every layer's units except the output layer's (sets model.width).",
-        show_default=False,
-    ),
+    optional("Scale every layer's units except the output layer's (sets model.width)."),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
-PrecisionOpt = Annotated[
-    str | None,
-    typer.Option(help="fp32 or bf16 (autocast); sets train.precision.", show_default=False),
-]
+PrecisionOpt = Annotated[str | None, optional("fp32 or bf16 (autocast); sets train.precision.")]
 CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the model.")]
 ActivationsOpt = Annotated[
     list[str] | None,
-    typer.Option(
+    optional(
+        "Only these activations (comma-separated or repeated); default: the spec's.",
         "--activations",
         "-a",
-        help="Only these activations (comma-separated or repeated); default: the spec's.",
-        show_default=False,
     ),
 ]
 
 # `run` (and, where they share a name, `show` and `bench`)
-BatchnormOpt = Annotated[
-    str | None, typer.Option(help="on, off or both; default: the spec's.", show_default=False)
-]
-SeedsOpt = Annotated[
-    int | None, typer.Option(help="Seeds 0..N-1; default: the spec's.", min=1, show_default=False)
-]
+BatchnormOpt = Annotated[str | None, optional("on, off or both; default: the spec's.")]
+SeedsOpt = Annotated[int | None, optional("Seeds 0..N-1; default: the spec's.", min=1)]
 ResultsOpt = Annotated[Path, typer.Option(help="Results folder (one subfolder per spec).")]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option(
-        help="Where datasets live (default: $ELUBENCH_DATA_DIR or ~/.cache/elubench/data).",
-        show_default=False,
-    ),
+    optional("Where datasets live (default: $ELUBENCH_DATA_DIR or ~/.cache/elubench/data)."),
 ]
 DownloadOpt = Annotated[bool, typer.Option(help="Download a missing dataset.")]
 
@@ -103,11 +91,10 @@ CheckpointOpt = Annotated[
 ]
 ThreadsOpt = Annotated[
     int | None,
-    typer.Option(
-        help="CPU threads per run (sets train.threads; default the spec's, 1). Runs with different "
+    optional(
+        "CPU threads per run (sets train.threads; default the spec's, 1). Runs with different "
         "counts give different float sums: keep one count per results folder.",
         min=1,
-        show_default=False,
     ),
 ]
 TakeOverOpt = Annotated[
@@ -132,26 +119,21 @@ ResultsArg = Annotated[Path, typer.Argument(help="A results folder (default resu
 
 SpecNameOpt = Annotated[
     list[str] | None,
-    typer.Option(
-        help="Only this experiment (spec name; repeatable), when the folder holds several.",
-        show_default=False,
-    ),
+    optional("Only this experiment (spec name; repeatable), when the folder holds several."),
 ]
 AcrossOpt = Annotated[
     bool | None,
-    typer.Option(
+    optional(
+        "The summary across experiments: by default when the folder holds two or more; --across "
+        "requires it, --no-across leaves it out.",
         "--across/--no-across",
-        help="The summary across experiments: by default when the folder "
-        "holds two or more; --across requires it, --no-across leaves it out.",
-        show_default=False,
     ),
 ]
 BaselineOpt = Annotated[
     str | None,
-    typer.Option(
-        help="An activation, compared with every other at the same BN setting (e.g. relu), or a "
-        "configuration every other is compared with (e.g. relu+bn); default: the spec's (relu).",
-        show_default=False,
+    optional(
+        "An activation, compared with every other at the same BN setting (e.g. relu), or a "
+        "configuration every other is compared with (e.g. relu+bn); default: the spec's (relu)."
     ),
 ]
 AllPairsOpt = Annotated[
@@ -159,21 +141,14 @@ AllPairsOpt = Annotated[
 ]
 AlternativeOpt = Annotated[
     str | None,
-    typer.Option(
-        help="two-sided, less (a has lower error) or greater; default: the spec's (two-sided).",
-        show_default=False,
-    ),
+    optional("two-sided, less (a has lower error) or greater; default: the spec's (two-sided)."),
 ]
-AlphaOpt = Annotated[
-    float | None,
-    typer.Option(help="Significance level; default: the spec's (0.05).", show_default=False),
-]
+AlphaOpt = Annotated[float | None, optional("Significance level; default: the spec's (0.05).")]
 RopeOpt = Annotated[
     float | None,
-    typer.Option(
-        help="Region of practical equivalence of the Bayesian signed-rank test, in percentage points; "
-        "default: the spec's (0.5).",
-        show_default=False,
+    optional(
+        "Region of practical equivalence of the Bayesian signed-rank test, in percentage points; "
+        "default: the spec's (0.5)."
     ),
 ]
 QValuesOpt = Annotated[
@@ -181,17 +156,13 @@ QValuesOpt = Annotated[
 ]
 TargetOpt = Annotated[
     float | None,
-    typer.Option(
-        help="Test error (%) whose iterations-to-reach are compared (default: the worst "
-        "configuration's final mean).",
-        show_default=False,
+    optional(
+        "Test error (%) whose iterations-to-reach are compared (default: the worst "
+        "configuration's final mean)."
     ),
 ]
 FormatOpt = Annotated[str, typer.Option("--format", help="rich, markdown, csv, json or latex.")]
-OutOpt = Annotated[
-    Path | None,
-    typer.Option(help="Write to this file instead of the terminal.", show_default=False),
-]
+OutOpt = Annotated[Path | None, optional("Write to this file instead of the terminal.")]
 SkipBadOpt = Annotated[
     bool,
     typer.Option(
@@ -203,35 +174,27 @@ SkipBadOpt = Annotated[
 # `export`
 TensorBoardOpt = Annotated[
     Path | None,
-    typer.Option(
+    optional(
+        "Write TensorBoard event files: one TensorBoard run per run, in DIR/<spec>/<run id>/ "
+        "(needs pip install 'elubench\\[tensorboard]').",
         "--tensorboard",
         metavar="DIR",
-        show_default=False,
-        help="Write TensorBoard event files: one TensorBoard run per run, in DIR/<spec>/<run id>/ "
-        "(needs pip install 'elubench\\[tensorboard]').",
     ),
 ]
 MlflowOpt = Annotated[
     str | None,
-    typer.Option(
-        "--mlflow",
-        metavar="URI",
-        show_default=False,
-        help="Log to an MLflow tracking store: a folder (file:./mlruns), a database "
+    optional(
+        "Log to an MLflow tracking store: a folder (file:./mlruns), a database "
         "(sqlite:///mlflow.db) or a server (http://host:5000); one experiment per spec, one "
         "MLflow run per run (needs pip install 'elubench\\[mlflow]').",
+        "--mlflow",
+        metavar="URI",
     ),
 ]
 
 # `show`
 ShowActivationOpt = Annotated[
-    str,
-    typer.Option(
-        "--activation",
-        "-a",
-        help="Activation to lay out (default: the spec's first).",
-        show_default=False,
-    ),
+    str, optional("Activation to lay out (default: the spec's first).", "--activation", "-a")
 ]
 BnOpt = Annotated[
     bool, typer.Option("--bn/--no-bn", help="Lay out the net with batch normalization.")
@@ -246,45 +209,32 @@ FigureFormatOpt = Annotated[
     str, typer.Option(help="Figure files: png (always), pdf, svg; comma-separated.")
 ]
 ReportOutOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--out",
-        help="Folder for the report (default: the spec's results folder).",
-        show_default=False,
-    ),
+    Path | None, optional("Folder for the report (default: the spec's results folder).", "--out")
 ]
 
 # `signal`
 ProbeOpt = Annotated[int, typer.Option(help="Training images in the probe batch.", min=1)]
 SignalOutOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--out",
-        help="Folder for signal_at_init.csv and .png (default: results/<spec name>/).",
-        show_default=False,
-    ),
+    optional("Folder for signal_at_init.csv and .png (default: results/<spec name>/).", "--out"),
 ]
 
 # `bench`
 BenchActivationsOpt = Annotated[
     list[str] | None,
-    typer.Option(
+    optional(
+        "Activations whose step time to compare with relu's (comma-separated; default: the "
+        "spec's).",
         "--activations",
         "-a",
-        help="Activations whose step time to compare with relu's "
-        "(comma-separated; default: the spec's).",
-        show_default=False,
     ),
 ]
-BatchSizeOpt = Annotated[
-    int | None, typer.Option(help="Default: the spec's.", min=1, show_default=False)
-]
+BatchSizeOpt = Annotated[int | None, optional("Default: the spec's.", min=1)]
 StepsOpt = Annotated[int, typer.Option(help="Timed steps per measurement.", min=1)]
 WarmupOpt = Annotated[int, typer.Option(help="Untimed steps before measuring.", min=1)]
 RepeatsOpt = Annotated[int, typer.Option(help="Interleaved measurements of each loop.", min=1)]
 BenchPrecisionOpt = Annotated[
-    str | None,
-    typer.Option("--precision", help="fp32 or bf16; default: the spec's.", show_default=False),
+    str | None, optional("fp32 or bf16; default: the spec's.", "--precision")
 ]
 BenchCompileOpt = Annotated[
     bool, typer.Option("--compile", help="torch.compile the engine's model.")

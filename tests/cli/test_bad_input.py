@@ -6,8 +6,7 @@ import json
 
 import pytest
 import yaml
-from conftest import BAD_ACTIVATIONS, make_results, tiny_spec
-from test_cli_compare import TEN
+from conftest import BAD_ACTIVATIONS, TEN, make_results, tiny_spec
 
 
 def _snapshot(root):
@@ -91,373 +90,143 @@ _LAUGHS = (
     + "\n"
 )
 
+# fmt: off
+# (a table: one case a line or two reads better than the formatter's one value a line)
 CASES = {
     # spec files
     "malformed yaml": (lambda t, r, s: ["show", _spec_file(t, "name: [x\n")], "not valid YAML"),
     "empty spec": (lambda t, r, s: ["show", _spec_file(t, "")], "empty"),
     "spec is a directory": (lambda t, r, s: ["show", t], "cannot read the spec"),
     "no such spec": (lambda t, r, s: ["run", t / "nope.yaml"], "no such spec file"),
-    "duplicate key": (
-        lambda t, r, s: ["show", _spec_file(t, "name: a\nname: b\n")],
-        "appears twice",
-    ),
-    "wrong type": (
-        lambda t, r, s: ["show", _spec_file(t, tiny_spec(train={"iterations": "ten"}))],
-        "train.iterations",
-    ),
-    "unknown top key": (
-        lambda t, r, s: ["show", _spec_file(t, tiny_spec(extra=1))],
-        "unknown key 'extra'",
-    ),
-    "unknown nested key": (
-        lambda t, r, s: [
-            "show",
-            _spec_file(t, tiny_spec(data={"dataset": "digits", "preproces": "none"})),
-        ],
-        "unknown key 'preproces'",
-    ),
-    "bad notation": (
-        lambda t, r, s: ["show", _spec_file(t, tiny_spec(model={"stacks": ["1x8z3", "1x10x1"]}))],
-        "expected 'x' or '×'",
-    ),
-    "map below 1x1": (
-        lambda t, r, s: [
-            "show",
-            _spec_file(
-                t,
-                tiny_spec(
-                    model={"stacks": ["1x8x3"] * 4 + ["1x10x1"], "pool": ["max2"] * 4 + ["none"]}
-                ),
-            ),
-        ],
-        "below 1x1",
-    ),
-    "output units": (
-        lambda t, r, s: ["show", _spec_file(t, tiny_spec(model={"stacks": ["1x8x3", "1x9x1"]}))],
-        "10 classes",
-    ),
-    "dropout range": (
-        lambda t, r, s: [
-            "show",
-            _spec_file(t, tiny_spec(model={"stacks": ["1x8x3", "1x10x1"], "dropout": [1.5, 0.0]})),
-        ],
-        "[0, 1)",
-    ),
-    "negative lr": (
-        lambda t, r, s: ["show", _spec_file(t, tiny_spec(train={"lr": -1, "iterations": 3}))],
-        "> 0",
-    ),
-    "unknown activation in spec": (
-        lambda t, r, s: [
-            "show",
-            _spec_file(t, tiny_spec(compare={"activations": ["relu", "swish2"]})),
-        ],
-        "unknown activation 'swish2'",
-    ),
-    "bad activation parameter": (
-        lambda t, r, s: ["show", s, "-a", "lrelu(2)"],
-        "must be in [0, 1)",
-    ),
+    "duplicate key": (lambda t, r, s: ["show", _spec_file(t, "name: a\nname: b\n")], "appears twice"),
+    "wrong type": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(train={"iterations": "ten"}))],
+                   "train.iterations"),
+    "unknown top key": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(extra=1))], "unknown key 'extra'"),
+    "unknown nested key": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        data={"dataset": "digits", "preproces": "none"}))], "unknown key 'preproces'"),
+    "bad notation": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        model={"stacks": ["1x8z3", "1x10x1"]}))], "expected 'x' or '×'"),
+    "map below 1x1": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        model={"stacks": ["1x8x3"] * 4 + ["1x10x1"], "pool": ["max2"] * 4 + ["none"]}))], "below 1x1"),
+    "output units": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        model={"stacks": ["1x8x3", "1x9x1"]}))], "10 classes"),
+    "dropout range": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        model={"stacks": ["1x8x3", "1x10x1"], "dropout": [1.5, 0.0]}))], "[0, 1)"),
+    "negative lr": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        train={"lr": -1, "iterations": 3}))], "> 0"),
+    "unknown activation in spec": (lambda t, r, s: ["show", _spec_file(t, tiny_spec(
+        compare={"activations": ["relu", "swish2"]}))], "unknown activation 'swish2'"),
+    "bad activation parameter": (lambda t, r, s: ["show", s, "-a", "lrelu(2)"], "must be in [0, 1)"),
     # custom activations (issue 10): found when the spec is read, checked before anything trains
-    "custom module missing": (
-        lambda t, r, s: _custom(t, "no_such_module_xyz:f"),
-        "no module named 'no_such_module_xyz'",
-    ),
-    "custom attribute missing": (
-        lambda t, r, s: _custom(t, "acts.py:nothere"),
-        "has no attribute 'nothere'",
-    ),
+    "custom module missing": (lambda t, r, s: _custom(t, "no_such_module_xyz:f"),
+                              "no module named 'no_such_module_xyz'"),
+    "custom attribute missing": (lambda t, r, s: _custom(t, "acts.py:nothere"), "has no attribute 'nothere'"),
     "custom not callable": (lambda t, r, s: _custom(t, "acts.py:not_callable"), "is not callable"),
-    "custom changes the shape": (
-        lambda t, r, s: _custom(t, "acts.py:shrinks", "run"),
-        "check 'call' failed: it changes the shape",
-    ),
-    "custom not element-wise": (
-        lambda t, r, s: _custom(t, "acts.py:mixes", "run"),
-        "check 'element-wise' failed",
-    ),
-    "custom returns NaN": (
-        lambda t, r, s: _custom(t, "acts.py:nan"),
-        "check 'finite' failed: it returns nan",
-    ),
+    "custom changes the shape": (lambda t, r, s: _custom(t, "acts.py:shrinks", "run"),
+                                 "check 'call' failed: it changes the shape"),
+    "custom not element-wise": (lambda t, r, s: _custom(t, "acts.py:mixes", "run"),
+                                "check 'element-wise' failed"),
+    "custom returns NaN": (lambda t, r, s: _custom(t, "acts.py:nan"), "check 'finite' failed: it returns nan"),
     "custom raises": (lambda t, r, s: _custom(t, "acts.py:raises"), "RuntimeError: boom"),
     "custom file missing": (lambda t, r, s: _custom(t, "../elsewhere/acts.py:f"), "no such file"),
-    "custom file is a folder": (
-        lambda t, r, s: _custom(t, "sub.py:f") if (t / "sub.py").mkdir() is None else None,
-        "is a folder, not a Python file",
-    ),
+    "custom file is a folder": (lambda t, r, s: _custom(t, "sub.py:f") if (t / "sub.py").mkdir() is None
+                                else None, "is a folder, not a Python file"),
     "custom name clash": (lambda t, r, s: _custom(t, "acts.py:elu"), "activation name clash"),
-    "custom flag on run": (
-        lambda t, r, s: ["run", s, "--results", r, "-a", "relu,acts.py:f"],
-        "--activations",
-    ),
-    "custom fails a check on bench": (
-        lambda t, r, s: (
-            _custom(t, "acts.py:nan")[:1] and ["bench", t / "bad.yaml", "-a", "acts.py:nan"]
-        ),
-        "check 'finite' failed",
-    ),
+    "custom flag on run": (lambda t, r, s: ["run", s, "--results", r, "-a", "relu,acts.py:f"], "--activations"),
+    "custom fails a check on bench": (lambda t, r, s: _custom(t, "acts.py:nan")[:1] and
+                                      ["bench", t / "bad.yaml", "-a", "acts.py:nan"], "check 'finite' failed"),
     # hostile specs (issue 15; tests/test_hostile_specs.py has the timings and the memory bounds)
     "billion laughs": (lambda t, r, s: ["show", _spec_file(t, _LAUGHS)], "more than 10,000 values"),
-    "10,000 nested brackets": (
-        lambda t, r, s: ["show", _spec_file(t, "name: " + "[" * 10000 + "]" * 10000)],
-        "nests deeper than 32",
-    ),
-    "5,000-digit integer": (
-        lambda t, r, s: ["show", _spec_file(t, "name: " + "9" * 5000)],
-        "5000 digits",
-    ),
-    "units past the limit": (
-        lambda t, r, s: [
-            "run",
-            _spec_file(t, tiny_spec(model={"stacks": ["1x100000000x3", "1x10x1"]})),
-            "--results",
-            r,
-            "--dry-run",
-        ],
-        "at most 65,536",
-    ),
+    "10,000 nested brackets": (lambda t, r, s: ["show", _spec_file(t, "name: " + "[" * 10000 + "]" * 10000)],
+                               "nests deeper than 32"),
+    "5,000-digit integer": (lambda t, r, s: ["show", _spec_file(t, "name: " + "9" * 5000)], "5000 digits"),
+    "units past the limit": (lambda t, r, s: ["run", _spec_file(t, tiny_spec(model={"stacks": [
+        "1x100000000x3", "1x10x1"]})), "--results", r, "--dry-run"], "at most 65,536"),
     "infinite width": (lambda t, r, s: ["show", s, "--width", "inf"], "finite number"),
-    "seeds flag past the limit": (
-        lambda t, r, s: ["run", s, "--results", r, "--seeds", "1000000000"],
-        "--seeds",
-    ),
-    "run cannot fit in memory": (
-        lambda t, r, s: [
-            "run",
-            _spec_file(
-                t,
-                tiny_spec(  # petabytes
-                    data={"dataset": "synthetic", "synthetic": {"train_size": 100000}},
-                    model={"stacks": ["1x65536x3", "1x10x1"]},
-                    train={"batch_size": 65536, "lr": 0.1, "iterations": 2},
-                ),
-            ),
-            "--results",
-            r,
-            "--device",
-            "cpu",
-        ],
-        "one run needs about",
-    ),
+    "seeds flag past the limit": (lambda t, r, s: ["run", s, "--results", r, "--seeds", "1000000000"],
+                                  "--seeds"),
+    "run cannot fit in memory": (lambda t, r, s: ["run", _spec_file(t, tiny_spec(  # petabytes
+        data={"dataset": "synthetic", "synthetic": {"train_size": 100000}}, model={"stacks": [
+            "1x65536x3", "1x10x1"]}, train={"batch_size": 65536, "lr": 0.1, "iterations": 2})),
+        "--results", r, "--device", "cpu"], "one run needs about"),
     # command-line overrides and flags
-    "unknown activation flag": (
-        lambda t, r, s: ["run", s, "--results", r, "-a", "relu,nope"],
-        "unknown activation 'nope'",
-    ),
-    "bad override": (
-        lambda t, r, s: ["run", s, "--results", r, "--set", "train.iterations"],
-        "cannot read the override",
-    ),
-    "override unknown key": (
-        lambda t, r, s: ["run", s, "--results", r, "--set", "train.iters=3"],
-        "unknown key 'iters'",
-    ),
-    "override wrong type": (
-        lambda t, r, s: ["run", s, "--results", r, "--set", "train.batch_size=big"],
-        "--set train.batch_size=big",
-    ),
+    "unknown activation flag": (lambda t, r, s: ["run", s, "--results", r, "-a", "relu,nope"],
+                                "unknown activation 'nope'"),
+    "bad override": (lambda t, r, s: ["run", s, "--results", r, "--set", "train.iterations"],
+                     "cannot read the override"),
+    "override unknown key": (lambda t, r, s: ["run", s, "--results", r, "--set", "train.iters=3"],
+                             "unknown key 'iters'"),
+    "override wrong type": (lambda t, r, s: ["run", s, "--results", r, "--set", "train.batch_size=big"],
+                            "--set train.batch_size=big"),
     "width zero": (lambda t, r, s: ["show", s, "--width", "0"], "greater than 0"),
-    "bad batchnorm flag": (
-        lambda t, r, s: ["run", s, "--results", r, "--batchnorm", "maybe"],
-        "use on, off or both",
-    ),
-    "unknown device": (
-        lambda t, r, s: ["run", s, "--results", r, "--device", "tpu"],
-        "unknown device",
-    ),
-    "cluster flag without its executor": (
-        lambda t, r, s: ["run", s, "--results", r, "--ray-address", "auto"],
-        "--ray-address applies to --executor ray",
-    ),
+    "bad batchnorm flag": (lambda t, r, s: ["run", s, "--results", r, "--batchnorm", "maybe"],
+                           "use on, off or both"),
+    "unknown device": (lambda t, r, s: ["run", s, "--results", r, "--device", "tpu"], "unknown device"),
+    "cluster flag without its executor": (lambda t, r, s: ["run", s, "--results", r, "--ray-address",
+                                                           "auto"], "--ray-address applies to --executor ray"),
     "zero threads": (lambda t, r, s: ["run", s, "--results", r, "--threads", "0"], "--threads"),
-    "missing cuda": (
-        lambda t, r, s: ["run", s, "--results", r, "--device", "cuda"],
-        "CUDA is not available",
-    ),
-    "bad precision": (
-        lambda t, r, s: ["run", s, "--results", r, "--precision", "fp8"],
-        "train.precision",
-    ),
+    "missing cuda": (lambda t, r, s: ["run", s, "--results", r, "--device", "cuda"], "CUDA is not available"),
+    "bad precision": (lambda t, r, s: ["run", s, "--results", r, "--precision", "fp8"], "train.precision"),
     # data
-    "missing dataset": (
-        lambda t, r, s: [
-            "run",
-            _spec_file(
-                t,
-                tiny_spec(
-                    name="m", data={"dataset": "mnist"}, model={"stacks": ["1x8x3", "1x10x1"]}
-                ),
-            ),
-            "--results",
-            r,
-            "--data-dir",
-            t / "empty",
-            "--device",
-            "cpu",
-        ],
-        "--download",
-    ),
-    "damaged dataset": (
-        lambda t, r, s: [
-            "run",
-            _spec_file(t, _MNIST),
-            "--results",
-            r,
-            "--data-dir",
-            _damaged_mnist(t),
-            "--device",
-            "cpu",
-        ],
-        "60,007 bytes",
-    ),
-    "data missing dataset": (
-        lambda t, r, s: ["data", _spec_file(t, _MNIST), "--data-dir", t / "empty"],
-        "mnist was not found",
-    ),
-    "data damaged dataset": (
-        lambda t, r, s: ["data", _spec_file(t, _MNIST), "--data-dir", _damaged_mnist(t), "--json"],
-        "is damaged",
-    ),
+    "missing dataset": (lambda t, r, s: ["run", _spec_file(t, tiny_spec(
+        name="m", data={"dataset": "mnist"}, model={"stacks": ["1x8x3", "1x10x1"]})),
+        "--results", r, "--data-dir", t / "empty", "--device", "cpu"], "--download"),
+    "damaged dataset": (lambda t, r, s: ["run", _spec_file(t, _MNIST), "--results", r, "--data-dir",
+                                         _damaged_mnist(t), "--device", "cpu"], "60,007 bytes"),
+    "data missing dataset": (lambda t, r, s: ["data", _spec_file(t, _MNIST), "--data-dir", t / "empty"],
+                             "mnist was not found"),
+    "data damaged dataset": (lambda t, r, s: ["data", _spec_file(t, _MNIST), "--data-dir",
+                                              _damaged_mnist(t), "--json"], "is damaged"),
     "data no such spec": (lambda t, r, s: ["data", t / "nope.yaml"], "no such spec file"),
     "export nothing to export to": (lambda t, r, s: ["export", r], "nothing to export to"),
-    "export into the results": (
-        lambda t, r, s: ["export", t, "--tensorboard", t / "tb"],
-        "would write into the results folder",
-    ),
-    "signal missing dataset": (
-        lambda t, r, s: ["signal", _spec_file(t, _MNIST), "--data-dir", t / "empty", "--out", r],
-        "mnist was not found",
-    ),
-    "signal damaged dataset": (
-        lambda t, r, s: [
-            "signal",
-            _spec_file(t, _MNIST),
-            "--data-dir",
-            _damaged_mnist(t),
-            "--out",
-            r,
-        ],
-        "60,007 bytes",
-    ),
-    "signal custom raises": (
-        lambda t, r, s: ["signal", _custom(t, "acts.py:raises")[1], "--out", r],
-        "RuntimeError: boom",
-    ),
-    "signal unknown activation": (
-        lambda t, r, s: ["signal", s, "-a", "nosuch", "--out", r],
-        "nosuch",
-    ),
-    "imagefolder missing root": (
-        lambda t, r, s: [
-            "run",
-            _spec_file(
-                t,
-                tiny_spec(
-                    name="i",
-                    data={
-                        "dataset": "imagefolder",
-                        "imagefolder": {
-                            "root": str(t / "no-images"),
-                            "crop": 8,
-                            "resize": 8,
-                            "classes": 10,
-                        },
-                    },
-                ),
-            ),
-            "--results",
-            r,
-            "--device",
-            "cpu",
-        ],
-        "no-images",
-    ),
+    "export into the results": (lambda t, r, s: ["export", t, "--tensorboard", t / "tb"],
+                                "would write into the results folder"),
+    "signal missing dataset": (lambda t, r, s: ["signal", _spec_file(t, _MNIST), "--data-dir", t / "empty",
+                                                "--out", r], "mnist was not found"),
+    "signal damaged dataset": (lambda t, r, s: ["signal", _spec_file(t, _MNIST), "--data-dir",
+                                                _damaged_mnist(t), "--out", r], "60,007 bytes"),
+    "signal custom raises": (lambda t, r, s: ["signal", _custom(t, "acts.py:raises")[1], "--out", r],
+                             "RuntimeError: boom"),
+    "signal unknown activation": (lambda t, r, s: ["signal", s, "-a", "nosuch", "--out", r], "nosuch"),
+    "imagefolder missing root": (lambda t, r, s: ["run", _spec_file(t, tiny_spec(
+        name="i", data={"dataset": "imagefolder", "imagefolder": {"root": str(t / "no-images"), "crop": 8,
+                                                                  "resize": 8, "classes": 10}})),
+        "--results", r, "--device", "cpu"], "no-images"),
     # results folders
-    "unwritable results": (
-        lambda t, r, s: [
-            "run",
-            s,
-            "--results",
-            r / "demo" / "runs" / "elu-nobn-he-s000" / "run.json" / "x",
-            "--device",
-            "cpu",
-        ],
-        "cannot write results",
-    ),
-    "spec changed under results": (
-        lambda t, r, s: ["run", s, "--results", r / "only-tiny", "--device", "cpu"],
-        "refusing to mix",
-    ),
-    "out is a folder": (
-        lambda t, r, s: ["compare", r, "--spec", "demo", "--out", t],
-        "--out names the file",
-    ),
-    "negative checkpoint interval": (
-        lambda t, r, s: ["run", s, "--results", r, "--checkpoint-every", "-5"],
-        "--checkpoint-every",
-    ),
-    "nan checkpoint interval": (
-        lambda t, r, s: ["run", s, "--results", r, "--checkpoint-every", "nan"],
-        "--checkpoint-every",
-    ),
+    "unwritable results": (lambda t, r, s: ["run", s, "--results", r / "demo" / "runs" / "elu-nobn-he-s000" /
+                                            "run.json" / "x", "--device", "cpu"], "cannot write results"),
+    "spec changed under results": (lambda t, r, s: ["run", s, "--results", r / "only-tiny", "--device", "cpu"],
+                                   "refusing to mix"),
+    "out is a folder": (lambda t, r, s: ["compare", r, "--spec", "demo", "--out", t], "--out names the file"),
+    "negative checkpoint interval": (lambda t, r, s: ["run", s, "--results", r, "--checkpoint-every", "-5"],
+                                     "--checkpoint-every"),
+    "nan checkpoint interval": (lambda t, r, s: ["run", s, "--results", r, "--checkpoint-every", "nan"],
+                                "--checkpoint-every"),
     "compare empty folder": (lambda t, r, s: ["compare", t / "empty-results"], "no run records"),
-    "compare missing folder": (
-        lambda t, r, s: ["compare", t / "missing"],
-        "no such results folder",
-    ),
-    "compare across one experiment": (
-        lambda t, r, s: ["compare", make_results(t / "one", TEN), "--across"],
-        "needs two or more; there is one here",
-    ),
-    "compare no shared configuration": (
-        lambda t, r, s: [
-            "compare",
-            _two_experiments(
-                t, {"elu": [1, 2, 3], "relu": [2, 3, 4]}, {"selu": [1, 2, 3], "tanh": [2, 3, 4]}
-            ),
-        ],
-        "share no configuration",
-    ),
-    "compare baseline absent from one experiment": (
-        lambda t, r, s: [
-            "compare",
-            _two_experiments(
-                t, {"elu": [1, 2, 3], "relu": [2, 3, 4]}, {"elu": [1, 2, 3], "selu": [2, 3, 4]}
-            ),
-            "--baseline",
-            "relu",
-        ],
-        "experiment b: baseline 'relu' is not in the data of b",
-    ),
-    "compare unknown baseline": (
-        lambda t, r, s: ["compare", r, "--spec", "demo", "--baseline", "tanh"],
-        "baseline 'tanh'",
-    ),
-    "compare one seed": (
-        lambda t, r, s: ["compare", make_results(t / "one", {"relu": [1], "elu": [2]})],
-        "a test needs 2 or more",
-    ),
-    "compare unknown format": (
-        lambda t, r, s: ["compare", r, "--spec", "demo", "--format", "docx"],
-        "unknown format",
-    ),
-    "compare bad alpha": (
-        lambda t, r, s: ["compare", r, "--spec", "demo", "--alpha", "2"],
-        "alpha",
-    ),
+    "compare missing folder": (lambda t, r, s: ["compare", t / "missing"], "no such results folder"),
+    "compare across one experiment": (lambda t, r, s: ["compare", make_results(t / "one", TEN), "--across"],
+                                      "needs two or more; there is one here"),
+    "compare no shared configuration": (lambda t, r, s: ["compare", _two_experiments(
+        t, {"elu": [1, 2, 3], "relu": [2, 3, 4]}, {"selu": [1, 2, 3], "tanh": [2, 3, 4]})],
+        "share no configuration"),
+    "compare baseline absent from one experiment": (lambda t, r, s: ["compare", _two_experiments(
+        t, {"elu": [1, 2, 3], "relu": [2, 3, 4]}, {"elu": [1, 2, 3], "selu": [2, 3, 4]}), "--baseline", "relu"],
+        "experiment b: baseline 'relu' is not in the data of b"),
+    "compare unknown baseline": (lambda t, r, s: ["compare", r, "--spec", "demo", "--baseline", "tanh"],
+                                 "baseline 'tanh'"),
+    "compare one seed": (lambda t, r, s: ["compare", make_results(t / "one", {"relu": [1], "elu": [2]})],
+                         "a test needs 2 or more"),
+    "compare unknown format": (lambda t, r, s: ["compare", r, "--spec", "demo", "--format", "docx"],
+                               "unknown format"),
+    "compare bad alpha": (lambda t, r, s: ["compare", r, "--spec", "demo", "--alpha", "2"], "alpha"),
     "report nothing to write": (lambda t, r, s: ["report", r, "--no-markdown"], "nothing to write"),
-    "report unknown figure format": (
-        lambda t, r, s: ["report", r, "--spec", "demo", "--figure-format", "png,tiff"],
-        "unknown figure format 'tiff'",
-    ),
+    "report unknown figure format": (lambda t, r, s: ["report", r, "--spec", "demo", "--figure-format",
+                                                      "png,tiff"], "unknown figure format 'tiff'"),
     # bench
-    "bench unknown activation": (
-        lambda t, r, s: ["bench", s, "-a", "relu,nope"],
-        "unknown activation 'nope'",
-    ),
+    "bench unknown activation": (lambda t, r, s: ["bench", s, "-a", "relu,nope"], "unknown activation 'nope'"),
     "bench unknown device": (lambda t, r, s: ["bench", s, "--device", "tpu"], "unknown device"),
 }
+# fmt: on
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

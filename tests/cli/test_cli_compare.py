@@ -2,14 +2,7 @@ import json
 import time
 
 import pytest
-from conftest import make_results
-
-TEN = {
-    "relu": [60, 62, 58, 61, 65, 59, 63, 60, 64, 62],
-    "elu": [50, 51, 49, 52, 55, 48, 50, 51, 53, 50],
-    "relu+bn": [55, 57, 52, 56, 60, 54, 58, 55, 59, 57],
-    "elu+bn": [51, 50, 50, 52, 54, 49, 51, 50, 52, 51],
-}
+from conftest import TEN, make_results
 
 
 def test_compare_tables_and_verdicts(cli, tmp_path):

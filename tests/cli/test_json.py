@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import make_results
-from test_cli_compare import TEN
+from conftest import TEN, make_results
 
 
 def strict(text: str):

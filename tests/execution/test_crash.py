@@ -25,25 +25,14 @@ def _spec(tmp_path, iterations=400):
     return path
 
 
+def _run_command(spec, results, *extra):
+    return [sys.executable, "-m", "elubench", "run", str(spec), "--results", str(results),
+            "--device", "cpu", *extra]  # fmt: skip
+
+
 def _start(spec, results):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "elubench",
-            "run",
-            str(spec),
-            "--results",
-            str(results),
-            "--device",
-            "cpu",
-            "--checkpoint-every",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return subprocess.Popen(_run_command(spec, results, "--checkpoint-every", "0"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
 def _wait_for(path, proc, timeout=120):
@@ -63,17 +52,7 @@ def _record(results):
 def test_sigkill_then_restart_gives_the_uninterrupted_record(tmp_path):
     spec = _spec(tmp_path)
     whole = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "elubench",
-            "run",
-            str(spec),
-            "--results",
-            str(tmp_path / "whole"),
-            "--device",
-            "cpu",
-        ],
+        _run_command(spec, tmp_path / "whole"),
         capture_output=True,
         text=True,
     )
@@ -90,17 +69,7 @@ def test_sigkill_then_restart_gives_the_uninterrupted_record(tmp_path):
 
     # the dead process's claim is taken over at once (same host, dead pid)
     again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "elubench",
-            "run",
-            str(spec),
-            "--results",
-            str(results),
-            "--device",
-            "cpu",
-        ],
+        _run_command(spec, results),
         capture_output=True,
         text=True,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, SPECS, tiny_spec
+from conftest import ROOT, SPECS, python_in, tiny_spec
 
 from elubench.core.errors import ExecutorError
 from elubench.execution.executors.base import StopFlag, WorkerPayload
@@ -138,17 +138,7 @@ def _attempt_in_a_fresh_process(work, cfg, tmp_path):
         "kind, payload = attempt(work, cfg); "
         "print(kind); print(payload.render() if kind == 'error' else payload.status)"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split("\n", 1)
+    return python_in(tmp_path, code).split("\n", 1)
 
 
 @pytest.mark.slow

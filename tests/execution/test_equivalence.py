@@ -31,21 +31,9 @@ if shutil.which("sbatch"):  # a real Slurm (scripts/slurm-local.sh starts one on
 
 def _runs(folder):
     """run_id -> (the record's result, every metrics line without its timing)."""
-    fields = (
-        "status",
-        "test_errors",
-        "test_error",
-        "test_loss",
-        "train_loss",
-        "iterations",
-        "init_hash",
-        "threads",
-        "activation_stats",
-        "prelu_slopes",
-    )
     return {
         run_id: (result, lines, record["executor"], record["runs_at_once"])
-        for run_id, (result, lines, record) in recorded_runs(folder, fields).items()
+        for run_id, (result, lines, record) in recorded_runs(folder).items()
     }
 
 
@@ -81,9 +69,8 @@ def _with_conditions(root, config, seed, **fields):
     path.write_text(json.dumps(record))
 
 
-def test_compare_names_pairs_trained_under_different_conditions(cli, tmp_path):
-    errors = {"relu": [60, 62, 58, 61, 65, 59], "elu": [50, 51, 49, 52, 55, 48]}
-    root = make_results(tmp_path, errors)
+def _all_with_conditions(root, errors):
+    """Every run: cpu, fp32, 1 thread, torch 2.14.1."""
     for config, values in errors.items():
         for seed in range(len(values)):
             _with_conditions(
@@ -95,6 +82,12 @@ def test_compare_names_pairs_trained_under_different_conditions(cli, tmp_path):
                 threads=1,
                 versions={"torch": "2.14.1"},
             )
+
+
+def test_compare_names_pairs_trained_under_different_conditions(cli, tmp_path):
+    errors = {"relu": [60, 62, 58, 61, 65, 59], "elu": [50, 51, 49, 52, 55, 48]}
+    root = make_results(tmp_path, errors)
+    _all_with_conditions(root, errors)
     _with_conditions(root, "elu", 2, threads=2)  # one seed of elu trained with 2 threads
     code, out, err = cli("compare", root, "--format", "json")
     assert code == 0, err
@@ -111,17 +104,7 @@ def test_compare_names_pairs_trained_under_different_conditions(cli, tmp_path):
 def test_same_conditions_say_so_once(cli, tmp_path):
     errors = {"relu": [60, 62, 58], "elu": [50, 51, 49]}
     root = make_results(tmp_path, errors)
-    for config, values in errors.items():
-        for seed in range(len(values)):
-            _with_conditions(
-                root,
-                config,
-                seed,
-                device="cpu",
-                precision="fp32",
-                threads=1,
-                versions={"torch": "2.14.1"},
-            )
+    _all_with_conditions(root, errors)
     code, out, _ = cli("compare", root, "--format", "json")
     payload = json.loads(out)
     assert not any("different conditions" in w for w in payload["warnings"])

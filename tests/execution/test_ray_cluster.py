@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import tiny_spec
+from conftest import RESULT_FIELDS, tiny_spec
 
 from elubench.core.errors import DataError
 from elubench.execution.executors.base import StopFlag, WorkerPayload
@@ -47,22 +47,6 @@ pytestmark = pytest.mark.slow  # they train real runs
 SPEC = tiny_spec(
     train={"batch_size": 32, "lr": 0.05, "iterations": 1500, "eval_every": 100},
     compare={"activations": ["elu", "relu"], "batchnorm": [False], "seeds": 2},
-)
-
-# What a record must share with the serial path's (as in test_equivalence), besides every
-# metrics line without its timing.
-RESULT_FIELDS = (
-    "status",
-    "test_errors",
-    "test_error",
-    "test_loss",
-    "train_loss",
-    "iterations",
-    "total_iterations",
-    "init_hash",
-    "threads",
-    "activation_stats",
-    "prelu_slopes",
 )
 
 

@@ -13,25 +13,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_results, tiny_spec
-from test_cli_compare import TEN
+from conftest import RESULT_FIELDS, TEN, make_results, tiny_spec
 
 from elubench.execution.runner import execute_run
 from elubench.execution.state import RunSettings, Skipped
 from elubench.spec.loader import validate_spec
 from elubench.spec.matrix import expand
 from elubench.store.rundir import ResultsDir
-
-FIELDS = (
-    "status",
-    "test_errors",
-    "test_error",
-    "test_loss",
-    "train_loss",
-    "iterations",
-    "init_hash",
-    "activation_stats",
-)
 
 
 def _spec():
@@ -57,7 +45,7 @@ def _runs(results):
 
 def _result(path):
     record = json.loads(path.read_text())
-    return {key: record[key] for key in FIELDS}
+    return {key: record[key] for key in RESULT_FIELDS}
 
 
 @pytest.fixture(scope="module")

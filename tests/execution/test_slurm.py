@@ -19,25 +19,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import recorded_runs, tiny_spec
+from conftest import RESULT_FIELDS, recorded_runs, tiny_spec
 
 from elubench.execution.executors.slurm import Squeue, _sacct_fails
 
 SPEC = tiny_spec(
     train={"batch_size": 32, "lr": 0.05, "iterations": 20, "eval_every": 10},
     compare={"activations": ["elu", "relu"], "batchnorm": [False], "seeds": 2},
-)
-RESULT_FIELDS = (
-    "status",
-    "test_errors",
-    "test_error",
-    "test_loss",
-    "train_loss",
-    "iterations",
-    "init_hash",
-    "threads",
-    "activation_stats",
-    "prelu_slopes",
 )
 START_SLURM = "start one as root with scripts/slurm-local.sh"
 

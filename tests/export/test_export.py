@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, tiny_spec
+from conftest import python_in, tiny_spec
 
 from elubench.execution.runner import run_matrix
 from elubench.execution.state import RunSettings
@@ -406,17 +404,8 @@ def test_export_imports_neither_torch_nor_the_training_code(results, tmp_path):
         f"mlflow={'file:' + str(tmp_path / 'mlruns')!r}); "
         "print(sorted(m for m in ('torch', 'elubench.training.trainer', 'elubench.execution.runner') if m in sys.modules))"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+    out = python_in(tmp_path, code)
+    assert out.strip().splitlines()[-1] == "[]", out
 
 
 # --- mistakes: one message, exit 2 ---------------------------------------------------------

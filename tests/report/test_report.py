@@ -3,8 +3,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import make_results, quickstart_results
-from test_cli_compare import TEN
+from conftest import TEN, make_results, quickstart_results
 
 
 def test_report_writes_markdown_html_and_figures(cli, tmp_path):

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from conftest import runs_from
 from scipy import stats as sps
-from test_stats import runs_from
 
 from elubench.core.errors import StatsError
 from elubench.stats.experiments import ExperimentResult, across_experiments

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import runs_from
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
@@ -19,49 +20,6 @@ from elubench.stats.methods import methods_text
 from elubench.stats.paired import bh, holm, seeds_for_power, signed_rank
 from elubench.stats.scores import descriptives
 from elubench.stats.summary import compare, cost, learning_speed
-
-
-def runs_from(
-    errors: dict[str, list], size: int = 1000, spec: str = "s", **columns
-) -> pd.DataFrame:
-    """One row per (config, seed) from {label: per-seed error counts}; an entry may be a count,
-    None (a failed run) or "diverged". Labels follow config_label: act[+bn][/init]."""
-    rows = []
-    for label, values in errors.items():
-        body, _, init = label.partition("/")
-        activation, bn = body.removesuffix("+bn"), body.endswith("+bn")
-        for seed, value in enumerate(values):
-            status = (
-                "ok"
-                if isinstance(value, (int, np.integer))
-                else ("diverged" if value == "diverged" else "failed")
-            )
-            count = int(value) if status == "ok" else None
-            rows.append(
-                {
-                    "spec_name": spec,
-                    "run_id": f"{label}-s{seed}",
-                    "config": label,
-                    "activation": activation,
-                    "batchnorm": bn,
-                    "init": init or "he",
-                    "seed": seed,
-                    "status": status,
-                    "task": "classification",
-                    "test_errors": count,
-                    "test_size": size,
-                    "test_error": count / size if count is not None else math.nan,
-                    "train_loss": 0.1,
-                    "iterations": 100,
-                    "wall_seconds": 1.0,
-                    "images_per_second": 1000.0,
-                }
-            )
-    frame = pd.DataFrame(rows)
-    frame["test_errors"] = frame["test_errors"].astype("Int64")
-    for key, value in columns.items():
-        frame[key] = value
-    return frame
 
 
 def brute_force_p(d, alternative):

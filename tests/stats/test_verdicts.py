@@ -8,9 +8,8 @@ import math
 
 import numpy as np
 import pytest
-from conftest import make_results
+from conftest import make_results, runs_from
 from scipy import stats as sps
-from test_stats import runs_from
 
 from elubench.stats.paired import (
     best_holm,
