@@ -64,9 +64,9 @@ AUTOENCODER = Unit(
 UNITS: dict[str, Unit] = {"classification": CLASSIFICATION, "autoencoder": AUTOENCODER}
 
 
-def unit_of(task: str) -> Unit:
+def unit_of(task: str | None) -> Unit:
     """The unit of a task's scores (classification's for a record that names no task)."""
-    return UNITS.get(task, CLASSIFICATION)
+    return CLASSIFICATION if task is None else UNITS.get(task, CLASSIFICATION)
 
 
 def unit_of_tasks(tasks) -> Unit | None:
