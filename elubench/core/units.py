@@ -9,6 +9,7 @@ that one layout, one default ROPE and one set of rules serve both tasks. Pure Py
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,7 +70,7 @@ def unit_of(task: str | None) -> Unit:
     return CLASSIFICATION if task is None else UNITS.get(task, CLASSIFICATION)
 
 
-def unit_of_tasks(tasks) -> Unit | None:
+def unit_of_tasks(tasks: Iterable[object]) -> Unit | None:
     """The one unit of runs of these tasks; None when they mix tasks (no common unit)."""
     found = {unit_of(str(task)) for task in tasks}
     return found.pop() if len(found) == 1 else None
