@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import re
 from dataclasses import dataclass
+from typing import cast
 
 from elubench.activations.names import CustomRef
 from elubench.activations.registry import (
@@ -16,6 +17,7 @@ from elubench.activations.registry import (
     Activation,
     ActivationDef,
     Param,
+    Value,
 )
 from elubench.core.errors import ActivationError
 
@@ -132,11 +134,13 @@ def _params(text: str, signature: list[inspect.Parameter]) -> list[Param]:
         default = REQUIRED if p.default is p.empty else p.default
         if default is not REQUIRED and not isinstance(default, (bool, int, float, str)):
             continue  # not settable from a name; Python's own default applies
-        params.append(Param(p.name, default, ""))
+        # REQUIRED stands in for a missing default (Param.coerce passes any value for it and
+        # _values refuses a parameter still at it): a sentinel, not a Value
+        params.append(Param(p.name, cast(Value, default), ""))
     return params
 
 
-def _values(text: str, args, params: list[Param]) -> list[tuple[str, object]]:
+def _values(text: str, args, params: list[Param]) -> list[tuple[str, Value]]:
     """Every parameter's value: the defaults, then the arguments given (as built-ins do)."""
     by_name = {p.name: p for p in params}
     values = {p.name: p.default for p in params}

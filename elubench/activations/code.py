@@ -197,7 +197,7 @@ _RESOLVED: dict[tuple[str, str], Activation] = {}
 _MODULES: dict[str, types.ModuleType] = {}
 
 
-def resolve(ref: CustomRef | str, spec) -> Activation:
+def resolve(ref: Activation | CustomRef | str, spec) -> Activation:
     """The Activation a located reference names (see the module's docstring); cached."""
     ref = parse_activation(ref) if isinstance(ref, str) else ref
     if not isinstance(ref, CustomRef):
@@ -224,7 +224,11 @@ def resolve_name(text: str, spec) -> Activation:
 def activation_for(cfg, spec) -> Activation:
     """The Activation a run of the matrix trains (grid.RunConfig)."""
     if cfg.activation_ref is None:
-        return parse_activation(cfg.activation)
+        builtin = parse_activation(cfg.activation)
+        # a run without a reference trains a built-in: spec.matrix gives every custom one its
+        # reference
+        assert isinstance(builtin, Activation), cfg.activation
+        return builtin
     activation = resolve(cfg.activation_ref, spec)
     if str(activation) != cfg.activation:
         raise ActivationError(
@@ -340,12 +344,12 @@ def with_names(spec, names: list[str] | None, base_dir: Path, flag: str):
     return spec, located
 
 
-def registered_rows() -> list[dict[str, str]]:
+def registered_rows() -> list[dict[str, str | bool]]:
     """Registered activations as `elubench activations` lists them, each loaded to show its
     parameters; one that does not load, or that a built-in's name hides, says so in its row."""
     rows = []
     for name, eps in sorted(registered().items()):
-        row = {
+        row: dict[str, str | bool] = {
             "name": name,
             "registered": True,
             "formula": "",
@@ -372,13 +376,13 @@ def registered_rows() -> list[dict[str, str]]:
                     ),
                 )
                 if " sha256:" in identity:
-                    row["source"] += f" ({_module_file(ref)})"
+                    row["source"] = f"{row['source']} ({_module_file(ref)})"
             except ElubenchError as exc:
                 row["formula"] = f"cannot load: {exc.message}"
         rows.append(row)
     return rows
 
 
-def _module_file(ref: CustomRef) -> str:
+def _module_file(ref: CustomRef) -> str | None:
     found = importlib.util.find_spec(entry_point(ref.target).value.partition(":")[0])
     return found.origin if found is not None else "?"

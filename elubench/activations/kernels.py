@@ -155,7 +155,7 @@ def measure(shape=(64, 32, 8, 8), rounds: int = 11, calls: int = 40) -> dict:
 
         for kernel in kernels.values():
             once(kernel)  # warm-up
-        times = {name: [] for name in kernels}
+        times: dict[str, list[float]] = {name: [] for name in kernels}
         for _ in range(rounds):
             for name, kernel in kernels.items():
                 times[name].append(once(kernel))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 Value = float | bool | str
 
@@ -245,7 +245,7 @@ DEFINITIONS = [
         "Maas et al. 2013 (ELU paper: a = 0.1)",
         _build_lrelu,
         (Param("a", 0.1, "slope for negative inputs", _slope, "in [0, 1)"),),
-        negative_slope=lambda p: p["a"],
+        negative_slope=lambda p: cast(float, p["a"]),  # a number (Param.coerce)
         aliases=("leaky_relu", "leakyrelu"),
         in_place=True,
     ),
@@ -267,7 +267,7 @@ DEFINITIONS = [
             Param("init", 0.25, "initial slope a", _slope, "in [0, 1)"),
             Param("shared", False, "one slope per layer instead of one per channel"),
         ),
-        negative_slope=lambda p: p["init"],
+        negative_slope=lambda p: cast(float, p["init"]),  # a number (Param.coerce)
         param_count=lambda p, channels: 1 if p["shared"] else channels,
     ),
     ActivationDef(

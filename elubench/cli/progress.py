@@ -4,6 +4,8 @@ finished run, and a summary table at the end."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -11,6 +13,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -21,8 +24,14 @@ from rich.text import Text
 from elubench.core.units import CLASSIFICATION, Unit, unit_of, unit_of_tasks
 from elubench.execution.state import Reporter
 
+if TYPE_CHECKING:
+    from elubench.store.record import RunRecord
 
-def result_line(record: dict, spec: str | None = None) -> str:
+    # a run's record, or its JSON (a RunRecord reads as one: `record["config"]`, `record.get`)
+    Record = RunRecord | dict[str, Any]
+
+
+def result_line(record: Record, spec: str | None = None) -> str:
     """One line for a finished run (named by its spec's name with several specs)."""
     head = f"{record['config']} seed {record['seed']}"
     if spec is not None:
@@ -40,9 +49,9 @@ def result_line(record: dict, spec: str | None = None) -> str:
     return f"[{colour}]{record['status']}[/{colour}] {head}: {escape(str(record.get('reason')))}"
 
 
-def summary_table(records: list[dict], title: str) -> Table:
+def summary_table(records: Sequence[Record], title: str) -> Table:
     """Mean ± std (over seeds) of the final test metric per configuration."""
-    by_config: dict[str, list[dict]] = {}
+    by_config: dict[str, list[Record]] = {}
     for record in records:
         by_config.setdefault(record["config"], []).append(record)
     unit = unit_of_tasks(r.get("task") for r in records) or CLASSIFICATION
@@ -111,8 +120,8 @@ class RichReporter(Reporter):
             console=self.console,
             transient=False,
         )
-        self.matrix_task = None
-        self.run_tasks: dict[str, int] = {}
+        self.matrix_task: TaskID | None = None
+        self.run_tasks: dict[str, TaskID] = {}
 
     def matrix_start(self, total, done, todo):
         self.console.print(f"{total} runs: {done} done, {todo} to train")

@@ -110,10 +110,12 @@ def _render_comparison(folder, format_: str, out: Path | None) -> None:
 
         from rich.console import Console
 
-        buffer = Console(file=io.StringIO(), width=160)
+        written = io.StringIO()
+        buffer = Console(file=written, width=160)
         buffer.print(rendered)
-        text = buffer.file.getvalue().rstrip("\n")
+        text = written.getvalue().rstrip("\n")
     else:
+        assert isinstance(rendered, str)  # every format but rich is text (report.output)
         text = rendered
     if out is None:
         typer.echo(text)

@@ -3,7 +3,13 @@ estimated wall time and what its seeds can show; an export's progress and outcom
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.progress import TaskID
 
 
 def matrix_table(configs, state, title: str) -> Table:
@@ -35,7 +41,7 @@ def dry_run_view(dry, spec):
     from rich.markup import escape
     from rich.text import Text
 
-    items = []
+    items: list[RenderableType] = []
     if dry.other_version:
         items.append(
             Text(
@@ -189,7 +195,7 @@ class ExportProgress:
             console=console,
             transient=True,
         )
-        self._task = None
+        self._task: TaskID | None = None
 
     def __enter__(self):
         self._bar.__enter__()
@@ -202,6 +208,7 @@ class ExportProgress:
         self._task = self._bar.add_task("exporting", total=total)
 
     def advance(self, text: str) -> None:
+        assert self._task is not None  # start() comes first
         self._bar.update(self._task, advance=1, description=text)
 
 

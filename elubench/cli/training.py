@@ -240,6 +240,7 @@ def _train(campaign, settings) -> None:
         if campaign.several:
             console.print(interrupted_view(stop, campaign.experiments, settings.results))
         else:
+            assert stop.records is not None  # one spec's Ctrl-C carries its records (campaign)
             console.print(f"[yellow]{stop}[/yellow]")
             console.print(
                 f"{len(stop.records)} of {len(first.configs)} runs are recorded in "

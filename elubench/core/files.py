@@ -10,6 +10,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def _umask() -> int:
@@ -40,7 +41,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def finite(value):
+def finite(value: Any) -> Any:
     """`value` with every NaN or infinite float (at any depth) replaced by None, so that it
     serializes as strict JSON: JavaScript, Go and jq reject the NaN/Infinity tokens that
     Python's json module writes by default."""
@@ -53,11 +54,11 @@ def finite(value):
     return value
 
 
-def dumps(payload, **kwargs) -> str:
+def dumps(payload: Any, **kwargs: Any) -> str:
     """Strict JSON text: non-finite numbers become null (see `finite`)."""
     return json.dumps(finite(payload), allow_nan=False, **kwargs)
 
 
-def write_json_atomic(path: Path, payload) -> None:
+def write_json_atomic(path: Path, payload: Any) -> None:
     """Strict JSON (non-finite numbers as null), indented, written atomically."""
     write_bytes_atomic(path, (dumps(payload, indent=2) + "\n").encode())

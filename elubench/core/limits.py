@@ -7,6 +7,8 @@ later. Pure Python: no torch.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 # reading the YAML (elubench.spec.safe_yaml)
 MAX_BYTES = 256 * 1024  # a spec file; a real one is 1-5 KiB
 MAX_DEPTH = 32  # nesting, also once aliases expand; a real spec nests 6 deep
@@ -32,11 +34,11 @@ MAX_WIDTH = 64.0  # model.width
 MAX_LIST = 256  # compare.activations, model.stacks
 
 
-def check_seeds(value):
+def check_seeds(value: object) -> object:
     """compare.seeds before the schema types it: one message for a count or list out of bounds
     (rather than one per branch of the count-or-list union)."""
 
-    def number(x) -> bool:
+    def number(x: object) -> TypeGuard[int | float]:
         return isinstance(x, (int, float)) and not isinstance(x, bool)
 
     if (

@@ -9,6 +9,7 @@ that one layout, one default ROPE and one set of rules serve both tasks. Pure Py
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,12 +65,12 @@ AUTOENCODER = Unit(
 UNITS: dict[str, Unit] = {"classification": CLASSIFICATION, "autoencoder": AUTOENCODER}
 
 
-def unit_of(task: str) -> Unit:
+def unit_of(task: str | None) -> Unit:
     """The unit of a task's scores (classification's for a record that names no task)."""
-    return UNITS.get(task, CLASSIFICATION)
+    return CLASSIFICATION if task is None else UNITS.get(task, CLASSIFICATION)
 
 
-def unit_of_tasks(tasks) -> Unit | None:
+def unit_of_tasks(tasks: Iterable[object]) -> Unit | None:
     """The one unit of runs of these tasks; None when they mix tasks (no common unit)."""
     found = {unit_of(str(task)) for task in tasks}
     return found.pop() if len(found) == 1 else None

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from elubench.core.errors import DataError
 from elubench.core.paths import resolve_data_dir
-from elubench.spec.data_section import DATASETS
+from elubench.spec.data_section import DATASETS, Data
 
 OK, MISSING, WRONG_MD5, WRONG_SIZE, UNREADABLE = (
     "ok",
@@ -156,13 +156,13 @@ class DatasetStatus:
         }
 
 
-def dataset_status(data, data_dir: Path | None = None) -> DatasetStatus:
+def dataset_status(data: Data, data_dir: Path | None = None) -> DatasetStatus:
     """How a spec's dataset (spec.Data) stands: every file it needs, looked for under the data
     folder (`data_dir`, else $ELUBENCH_DATA_DIR, else the cache's) and checked."""
     if DATASETS[data.dataset].no_files:
         return DatasetStatus(data.dataset, note=DATASETS[data.dataset].no_files)
     if data.dataset == "imagefolder":  # the user's own folder: train/ and val/ must be there
-        root = Path(data.imagefolder.root).expanduser().absolute()
+        root = Path(data.imagefolder_section().root).expanduser().absolute()
         files = [
             FileStatus(part, root / part, None, None, OK if (root / part).is_dir() else MISSING)
             for part in ("train", "val")
@@ -181,15 +181,15 @@ def dataset_status(data, data_dir: Path | None = None) -> DatasetStatus:
     )
 
 
-def _key(data) -> tuple:
+def _key(data: Data) -> tuple:
     """What makes two specs' datasets the same files: the name (one data folder per call), or
     an image folder's root."""
     if data.dataset == "imagefolder":
-        return ("imagefolder", str(Path(data.imagefolder.root).expanduser().absolute()))
+        return ("imagefolder", str(Path(data.imagefolder_section().root).expanduser().absolute()))
     return (data.dataset,)
 
 
-def survey(specs: list[tuple[str, object]], data_dir: Path | None = None) -> list[DatasetStatus]:
+def survey(specs: list[tuple[str, Data]], data_dir: Path | None = None) -> list[DatasetStatus]:
     """Every dataset the specs (label, spec.Data) need, once each in the order first needed,
     with the specs that need it."""
     found: dict[tuple, DatasetStatus] = {}
@@ -211,6 +211,8 @@ def fetch(status: DatasetStatus) -> DatasetStatus:
         return status
     from elubench.data.sources import download_torchvision
 
+    # a torchvision dataset's status names its data folder and its own folder (dataset_status)
+    assert status.data_dir is not None and status.folder is not None, status.dataset
     try:
         with redirect_stdout(
             sys.stderr
@@ -288,7 +290,7 @@ def _copy(status: DatasetStatus) -> str:
     return f"copy the files into {status.folder}/ (`elubench data SPEC` lists them with their MD5s)"
 
 
-def require(data, data_dir: Path | None = None, download: bool = False) -> None:
+def require(data: Data, data_dir: Path | None = None, download: bool = False) -> None:
     """DataError (the message `elubench data` ends with) unless the spec's dataset is there and
     intact; with `download`, a dataset whose files are missing is fetched first."""
     status = dataset_status(data, data_dir)

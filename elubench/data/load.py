@@ -29,6 +29,7 @@ def load_data(
         return StreamData(data, device, cache_dir)
     raw = read_raw(data, data_dir, download)
     classes = data.classes()
+    assert classes is not None, data.dataset  # only an image folder's count is left to its files
     for labels in (raw.train_y, raw.test_y):
         if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
             raise DataError(f"{data.dataset}: labels fall outside 0..{classes - 1}")

@@ -30,8 +30,8 @@ class InMemoryData:
     def __init__(self, data: Data, raw: Raw, device: torch.device, cache_dir: Path):
         self.name = data.dataset
         self.classes = data.classes()
-        self.image_shape = tuple(data.image_shape())
-        self.input_shape = tuple(data.input_shape())
+        self.image_shape = data.image_shape()
+        self.input_shape = data.input_shape()
         self.augment = data.augment
         self.device = device
         train, test, prep = preprocess(data, raw, device, cache_dir)

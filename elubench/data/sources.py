@@ -115,8 +115,12 @@ def torchvision_raw(name: str, root: Path, download: bool) -> Raw:
         x = torch.as_tensor(np.asarray(dataset.data))
         x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)  # CIFAR stores N x H x W x C
         arrays += [x.contiguous(), torch.as_tensor(np.asarray(dataset.targets), dtype=torch.int64)]
+    train_x, train_y, test_x, test_y = arrays
     return Raw(
-        *arrays,
+        train_x,
+        train_y,
+        test_x,
+        test_y,
         255.0,
         f"torchvision.datasets.{cls.__name__} in {root}",
         "the dataset's official train/test split",
@@ -157,7 +161,7 @@ def read_raw(data: Data, data_dir: Path | None, download: bool) -> Raw:
     if data.dataset == "digits":
         raw = digits_raw()
     elif data.dataset == "synthetic":
-        raw = synthetic_images(data.synthetic)
+        raw = synthetic_images(data.synthetic_section())
     else:
         root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
         raw = torchvision_raw(data.dataset, root, download)

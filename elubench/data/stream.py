@@ -54,7 +54,7 @@ class StreamData:
     def __init__(self, data: Data, device: torch.device, cache_dir: Path):
         from torchvision import transforms as T
 
-        cfg = data.imagefolder
+        cfg = data.imagefolder_section()
         root = Path(cfg.root).expanduser()
         folders = [self._folder(root / part) for part in ("train", "val")]
         if folders[0].classes != folders[1].classes:

@@ -189,11 +189,11 @@ def _stopped_by(experiment: Experiment, exc: ElubenchError, settings) -> Outcome
 def recorded(experiment: Experiment, results: Path) -> list:
     """The records a spec's results folder holds for its selection now (none when the folder
     holds another version of the spec, or cannot be read)."""
-    results = ResultsDir(results, experiment.spec)
+    folder = ResultsDir(results, experiment.spec)
     try:
-        if results.stored_hash() != experiment.spec.hash:
+        if folder.stored_hash() != experiment.spec.hash:
             return []
-        state: MatrixState = matrix_state(results, experiment.configs)
+        state: MatrixState = matrix_state(folder, experiment.configs)
     except (ElubenchError, OSError):
         return []
     return [*state.done.values(), *state.failed.values()]

@@ -25,7 +25,7 @@ class TargetSummary:
 
     label: str
     destination: str
-    statuses: Counter = field(default_factory=Counter)  # every run's status
+    statuses: Counter[str] = field(default_factory=Counter)  # every run's status
     exported: int = 0  # written (the replaced ones included)
     replaced: int = 0  # written over an earlier export of a record that has changed since
     skipped: int = 0  # already exported, record unchanged

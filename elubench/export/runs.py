@@ -22,7 +22,7 @@ from elubench.core.errors import StoreError
 from elubench.spec.matrix import IDENTITY
 from elubench.store.layout import METRICS, RECORD, SPEC_META, spec_folder_of
 from elubench.store.reader import read_records
-from elubench.store.record import RunRecord, read_metrics, read_spec_meta
+from elubench.store.record import RunRecord, SpecMeta, read_metrics, read_spec_meta
 
 # Part of every digest: raise it when what an export writes changes, so that the next export
 # writes every run again instead of skipping it as already exported.
@@ -214,7 +214,7 @@ def find_runs(
                 "folder on its own",
             )
         seen[key] = folder
-    metas: dict[Path, object] = {}
+    metas: dict[Path, SpecMeta | None] = {}
     runs = []
     for record, folder in sorted(
         zip(records, folders), key=lambda p: (p[0].spec_name, p[0].run_id)
@@ -235,7 +235,7 @@ def find_runs(
     return runs, warnings
 
 
-def _spec_meta(spec_dir: Path, skip_bad: bool, warnings: list[str]):
+def _spec_meta(spec_dir: Path, skip_bad: bool, warnings: list[str]) -> SpecMeta | None:
     try:
         return read_spec_meta(spec_dir / SPEC_META)
     except StoreError as exc:

@@ -6,11 +6,11 @@ from collections import OrderedDict
 
 from torch import nn
 
-from elubench.activations.names import parse_activation
+from elubench.activations.names import CustomRef, parse_activation
 from elubench.activations.registry import Activation
 from elubench.net.init import initialize
 from elubench.net.layers import GlobalAvgPool, SamePad, SpatialPyramidPool, Unflatten
-from elubench.spec.layout import Layout, net_layout
+from elubench.spec.layout import Layout, Row, net_layout
 
 
 class Net(nn.Module):
@@ -26,27 +26,29 @@ class Net(nn.Module):
             prefix = f"s{row.stack}"
             if row.kind == "conv":
                 name = f"{prefix}_conv{row.layer}"
-                channels, k = row.in_shape[0], row.kernel
+                channels, k, units = row.in_shape[0], row.kernel, _units(row)
+                assert k is not None  # net_layout sets it on a conv row
                 left, right, top, bottom = row.padding
                 if left == right and top == bottom:
                     conv = nn.Conv2d(
-                        channels, row.units, k, row.stride, padding=(top, left), bias=row.bias
+                        channels, units, k, row.stride, padding=(top, left), bias=row.bias
                     )
                 else:  # even kernels: one more zero on the right/bottom
                     modules[f"{name}_pad"] = SamePad(row.padding)
-                    conv = nn.Conv2d(channels, row.units, k, row.stride, padding=0, bias=row.bias)
+                    conv = nn.Conv2d(channels, units, k, row.stride, padding=0, bias=row.bias)
                 modules[name] = conv
                 if row.batchnorm:
-                    modules[f"{name}_bn"] = nn.BatchNorm2d(row.units)
+                    modules[f"{name}_bn"] = nn.BatchNorm2d(units)
             elif row.kind == "fc":
-                name = f"{prefix}_fc{row.layer}"
-                modules[name] = nn.Linear(row.in_shape[0], row.units, bias=row.bias)
+                name, units = f"{prefix}_fc{row.layer}", _units(row)
+                modules[name] = nn.Linear(row.in_shape[0], units, bias=row.bias)
                 if row.batchnorm:
-                    modules[f"{name}_bn"] = nn.BatchNorm1d(row.units)
+                    modules[f"{name}_bn"] = nn.BatchNorm1d(units)
             elif row.kind in ("maxpool", "avgpool"):
                 pool = nn.MaxPool2d(2, 2) if row.kind == "maxpool" else nn.AvgPool2d(2, 2)
                 modules[f"{prefix}_{row.kind}"] = pool
             elif row.kind == "dropout":
+                assert row.rate is not None  # net_layout sets it on a dropout row
                 modules[f"{prefix}_dropout"] = nn.Dropout(row.rate)
             elif row.kind == "flatten":
                 modules[f"{prefix}_flatten"] = nn.Flatten(1)
@@ -60,12 +62,18 @@ class Net(nn.Module):
                 raise AssertionError(f"unknown layout row {row.kind}")
             if row.kind in ("conv", "fc") and row.activation:
                 act_name = f"{name}_act"
-                modules[act_name] = activation.create(row.units)
+                modules[act_name] = activation.create(units)  # the conv's or FC's units
                 self.hidden.append(act_name)
         self.body = nn.Sequential(modules)
 
     def forward(self, x):
         return self.body(x)
+
+
+def _units(row: Row) -> int:
+    """A conv or FC row's units (net_layout sets them on every such row)."""
+    assert row.units is not None, row.kind
+    return row.units
 
 
 def build_model(
@@ -76,7 +84,10 @@ def build_model(
     `init` defaults to the spec's (first) scheme. Shapes were checked when the spec loaded.
     """
     if isinstance(activation, str):
-        activation = parse_activation(activation)
+        parsed = parse_activation(activation)
+        # a custom activation's name is resolved first (activations.code.resolve_name)
+        assert not isinstance(parsed, CustomRef), activation
+        activation = parsed
     layout = net_layout(spec, activation, batchnorm)
     net = Net(layout, activation)
     scheme = init or spec.compare.init_list()[0]
@@ -94,7 +105,9 @@ def weight_decay_groups(
     hidden = [getattr(model.body, name) for name in getattr(model, "hidden", [])]
     learned = {id(p) for module in hidden for p in module.parameters()}
     learned |= {id(p) for m in model.modules() if isinstance(m, nn.PReLU) for p in m.parameters()}
-    decay, no_decay, activation = [], [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    activation: list[nn.Parameter] = []
     for module in model.modules():
         for p in module.parameters(recurse=False):
             if id(p) in learned:

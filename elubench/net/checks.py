@@ -4,20 +4,27 @@ are elubench.activations.checks, the shapes the net's layout."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elubench.activations.checks import check_activation
 from elubench.activations.code import activation_for, resolve_name, with_names
 from elubench.activations.registry import Activation
 from elubench.spec.layout import net_layout
 
+if TYPE_CHECKING:
+    from elubench.activations.names import CustomRef
+    from elubench.spec.matrix import RunConfig
+    from elubench.spec.schema import Spec
 
-def hidden_shapes(spec, activation) -> list[tuple[int, ...]]:
+
+def hidden_shapes(spec: Spec, activation: Activation | CustomRef) -> list[tuple[int, ...]]:
     """The per-image shapes the activation meets, each once: every hidden conv/FC layer's output."""
     return list(dict.fromkeys(net_layout(spec, activation, False).hidden_shapes()))
 
 
-def check_matrix(spec, configs) -> None:
+def check_matrix(spec: Spec, configs: Iterable[RunConfig]) -> None:
     """Check every custom activation among `configs` (spec.matrix.RunConfig) on the spec's shapes."""
     seen: dict[str, Activation] = {}
     for cfg in configs:
@@ -27,7 +34,9 @@ def check_matrix(spec, configs) -> None:
         check_activation(activation, hidden_shapes(spec, activation), spec.train.precision)
 
 
-def checked_activation(spec, text: str | None, base_dir: Path, flag: str):
+def checked_activation(
+    spec: Spec, text: str | None, base_dir: Path, flag: str
+) -> tuple[Spec, Activation]:
     """(spec, Activation) for the one activation `show` lays out: `text` (a file read from the
     spec's folder) or the spec's first; a custom one resolved and checked on the spec's shapes."""
     spec, [name] = with_names(spec, [text or spec.compare.activations[0]], base_dir, flag)

@@ -36,7 +36,7 @@ from elubench.core.seeds import derive_seed
 SCHEMES = ("he", "he-aware", "xavier", "torch-default")
 
 
-def linear_layers(model: nn.Module) -> list[nn.Module]:
+def linear_layers(model: nn.Module) -> list[nn.Conv2d | nn.Linear]:
     """The conv and FC layers, in forward order."""
     return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -216,10 +217,10 @@ def analyze_experiments(
         across_experiments(
             [ExperimentResult(t.name, t.runs, None) for t in tables], baseline
         )  # says why not
-    notes = []
+    notes: list[str] = []
     if baseline is None and not all_pairs and len(tables) > 1:
         baseline, notes = _shared_baseline(tables)
-    options = dict(
+    options: dict[str, Any] = dict(
         baseline=baseline,
         all_pairs=all_pairs,
         alternative=alternative,
@@ -256,7 +257,7 @@ def analyze_experiments(
     return FolderAnalysis(analyses, summary)
 
 
-def _shared_baseline(tables) -> tuple[str, list[str]]:
+def _shared_baseline(tables) -> tuple[str | None, list[str]]:
     """The baseline every experiment is compared against: the specs' own when they agree, else
     the default rule over the activations all of them have (said in a note)."""
 

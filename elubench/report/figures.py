@@ -12,6 +12,7 @@ import functools
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import matplotlib
 import numpy as np
@@ -23,9 +24,12 @@ from elubench.activations.registry import REGISTRY
 from elubench.core.errors import ActivationError, PlotError
 from elubench.stats.verdicts import BETTER, NO_EVIDENCE, WORSE
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 FIGSIZE = (7.0, 4.5)
 DPI = 150
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
@@ -46,7 +50,9 @@ STYLE = {
 # vector formats for papers; no dates inside them, so a rerun on the same data writes the same bytes.
 FORMATS = ("png", "pdf", "svg")
 METADATA = {"png": None, "pdf": {"CreationDate": None}, "svg": {"Date": None}}
-_formats = contextvars.ContextVar("formats", default=("png",))
+_formats: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "formats", default=("png",)
+)
 # The i-th activation of the registry (`elubench activations`) gets the i-th colour; names
 # past the list, or not in the registry, get a colour from a hash of the name.
 COLOURS = (
@@ -91,7 +97,10 @@ def activation_color(activation: str) -> str:
     rank = registry_rank(activation)
     if rank is not None and rank < len(COLOURS):
         return COLOURS[rank]
-    colours = matplotlib.colormaps["tab20b"].colors
+    cmap = matplotlib.colormaps["tab20b"]
+    assert isinstance(cmap, matplotlib.colors.ListedColormap)  # a qualitative map
+    # its colours as listed, RGB tuples (matplotlib types the attribute as any array)
+    colours = cast("tuple[tuple[float, float, float], ...]", cmap.colors)
     return matplotlib.colors.to_hex(colours[zlib.crc32(activation.encode()) % len(colours)])
 
 
@@ -123,7 +132,8 @@ def line_styles(frame: pd.DataFrame, configs: list[str]) -> dict[str, dict]:
     """Line style per configuration: colour = activation, dashed = BN, and markers only where
     two configurations would otherwise look the same (another init or activation parameter)."""
     identity = identities(frame)
-    styles, groups = {}, {}
+    styles: dict[str, dict] = {}
+    groups: dict[tuple[str, bool], list[str]] = {}  # configurations by colour and BN
     for config in configs:
         activation, batchnorm, _ = identity[config]
         styles[config] = {
@@ -161,7 +171,9 @@ def seeds_text(frame: pd.DataFrame) -> str:
 
 def left_out_text(runs: pd.DataFrame | None) -> str:
     """A caption sentence naming the runs not drawn because they diverged or failed."""
-    bad = runs[runs["status"] != "ok"].sort_values(["config", "seed"]) if runs is not None else []
+    if runs is None:
+        return ""
+    bad = runs[runs["status"] != "ok"].sort_values(["config", "seed"])
     if len(bad) == 0:
         return ""
     if len(bad) <= 6:

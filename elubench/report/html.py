@@ -127,10 +127,10 @@ def _toc(headings) -> str:
     """Contents: each section (h2) with its subsections (h3) on one line; none for one section."""
     if sum(level == 2 for level, *_ in headings) < 2:
         return ""
-    items = []
+    items: list[tuple[str, list[str]]] = []  # (a section's link, its subsections' items)
     for level, anchor, inner, _ in headings:
         if level == 2:
-            items.append([f'<a href="#{anchor}">{inner}</a>', []])
+            items.append((f'<a href="#{anchor}">{inner}</a>', []))
         elif level == 3 and items:
             items[-1][1].append(f'<li><a href="#{anchor}">{inner}</a></li>')
     lines = [

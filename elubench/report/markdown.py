@@ -23,6 +23,7 @@ from elubench.report.tables import display_tables
 from elubench.report.tables_across import across_sections
 from elubench.spec.layout import net_layout
 from elubench.spec.loader import validate_spec
+from elubench.spec.train_section import StepLR
 from elubench.store.layout import SPEC_META
 
 
@@ -52,7 +53,7 @@ def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
     train, data, model = spec.train, spec.data, spec.model
     if isinstance(train.lr, dict):
         schedule = ", ".join(f"{rate:g} from {start:,}" for start, rate in train.lr.items())
-    elif hasattr(train.lr, "every"):
+    elif isinstance(train.lr, StepLR):
         schedule = (
             f"{train.lr.initial:g}, divided by {train.lr.divide_by:g} every {train.lr.every:,}"
         )
@@ -214,7 +215,9 @@ def write_report(
 ) -> list[Path]:
     """Write REPORT.md and/or REPORT.html, and the figures in figures/ as PNG and each of
     `figure_formats` (same names); return the files written."""
-    out_dir = Path(out_dir or analysis.results.folder)
+    folder = out_dir or analysis.results.folder
+    assert folder is not None  # store.reader gives every RunTables its folder
+    out_dir = Path(folder)
     images: dict = {}
     lines, figures = _experiment(analysis, out_dir, _figures_dir(out_dir), images, figure_formats)
     text = "\n".join(

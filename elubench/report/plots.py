@@ -101,7 +101,7 @@ def forest(
     out_dir,
     baseline: str | None = None,
     *,
-    n_seeds: int | None = None,
+    n_seeds: int | str | None = None,
     unit: Unit = CLASSIFICATION,
 ) -> Figure:
     """Paired differences with 95 % CIs, one row per comparison, the largest improvement on top.

@@ -128,12 +128,23 @@ class Data(Strict):
             raise ValueError("augment.pad needs augment.crop (pad, then crop back to a size)")
         return self
 
+    def synthetic_section(self) -> Synthetic:
+        """The synthetic section of a `dataset: synthetic` spec (the validator fills it in)."""
+        assert self.synthetic is not None, self.dataset
+        return self.synthetic
+
+    def imagefolder_section(self) -> ImageFolder:
+        """The imagefolder section of a `dataset: imagefolder` spec (the validator requires it)."""
+        assert self.imagefolder is not None, self.dataset
+        return self.imagefolder
+
     def image_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) of a stored image, before augmentation's crop."""
         if self.dataset == "synthetic":
-            return tuple(self.synthetic.shape)
+            return self.synthetic_section().shape  # a tuple already (pydantic builds one)
         if self.dataset == "imagefolder":
-            return (3, self.imagefolder.crop, self.imagefolder.crop)
+            crop = self.imagefolder_section().crop
+            return (3, crop, crop)
         shape = DATASETS[self.dataset].image_shape
         assert shape is not None, self.dataset
         return shape
@@ -147,10 +158,12 @@ class Data(Strict):
 
     def sizes(self) -> tuple[int, int] | None:
         """(train, test) image counts after the limits; None when only the files can tell."""
+        fixed = DATASETS[self.dataset].sizes
         if self.dataset == "synthetic":
-            sizes = (self.synthetic.train_size, self.synthetic.test_size)
-        elif DATASETS[self.dataset].sizes is not None:
-            sizes = DATASETS[self.dataset].sizes
+            synthetic = self.synthetic_section()
+            sizes = (synthetic.train_size, synthetic.test_size)
+        elif fixed is not None:
+            sizes = fixed
         else:
             return None
         return (
@@ -160,7 +173,7 @@ class Data(Strict):
 
     def classes(self) -> int | None:
         if self.dataset == "synthetic":
-            return self.synthetic.classes
+            return self.synthetic_section().classes
         if self.dataset == "imagefolder":
-            return self.imagefolder.classes
+            return self.imagefolder_section().classes
         return DATASETS[self.dataset].classes

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import KW_ONLY, asdict, dataclass, field
 
+from elubench.activations.names import CustomRef
 from elubench.activations.registry import Activation
 from elubench.core.errors import LayoutError
 from elubench.core.limits import MAX_LAYERS, MAX_UNITS
@@ -125,7 +126,7 @@ def scaled_units(units: int, width: float) -> int:
     return max(1, math.floor(units * width + 0.5))
 
 
-def net_layout(spec, activation: Activation, batchnorm: bool) -> Layout:
+def net_layout(spec, activation: Activation | CustomRef, batchnorm: bool) -> Layout:
     """Lay out the spec's net for one activation and BN setting; raise LayoutError if impossible."""
     model, data = spec.model, spec.data
     stacks = model.layers()
@@ -218,7 +219,7 @@ def net_layout(spec, activation: Activation, batchnorm: bool) -> Layout:
                             layout.rows.append(Row(s + 1, "flatten", shape))
                         flat = True
                     fan_in = shape[0]
-                    out = (units,)
+                    out: tuple[int, ...] = (units,)
                     weights = fan_in * units
                     layout.rows.append(
                         Row(

@@ -14,6 +14,7 @@ from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from elubench.core.errors import ElubenchError, SpecError
 from elubench.spec import safe_yaml as safeyaml
@@ -160,7 +161,7 @@ def _allowed_keys(loc: tuple) -> list[str]:
     return []
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = error["loc"]
     kind = error["type"]
     if kind == "extra_forbidden":

@@ -43,6 +43,34 @@ class RunConfig(BaseModel):
             values = {**values, "run_id": f"{slug}-{bn}-{values['init']}-s{values['seed']:03d}"}
         return values
 
+    @classmethod
+    def new(
+        cls,
+        *,
+        spec_name: str,
+        spec_hash: str,
+        activation: str,
+        batchnorm: bool,
+        init: str,
+        seed: int,
+        config: str,
+        activation_ref: str | None = None,
+    ) -> RunConfig:
+        """A new config of the matrix: every field but `run_id`, which `_run_id` fills in (the
+        same validation as `RunConfig(...)`; typed, so a checker does not ask for run_id)."""
+        return cls.model_validate(
+            {
+                "spec_name": spec_name,
+                "spec_hash": spec_hash,
+                "activation": activation,
+                "batchnorm": batchnorm,
+                "init": init,
+                "seed": seed,
+                "config": config,
+                "activation_ref": activation_ref,
+            }
+        )
+
 
 IDENTITY = tuple(RunConfig.model_fields)  # a run's identity fields: table columns, parameters
 
@@ -67,7 +95,7 @@ def expand(
     seed_list = compare.seed_list() if seeds is None else list(range(seeds))
     inits = compare.init_list()
     return [
-        RunConfig(
+        RunConfig.new(
             spec_name=spec.name,
             spec_hash=spec.hash,
             activation=label,

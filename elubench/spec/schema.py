@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from elubench.activations.names import hash_key, parse_activation
+from elubench.activations.names import CustomRef, hash_key, parse_activation
 from elubench.activations.registry import Activation
 from elubench.core.errors import ElubenchError
 from elubench.core.limits import (
@@ -190,7 +190,7 @@ class Compare(Strict):
     def init_list(self) -> list[str]:
         return [self.init] if isinstance(self.init, str) else list(self.init)
 
-    def parsed_activations(self) -> list[Activation]:
+    def parsed_activations(self) -> list[Activation | CustomRef]:
         return [parse_activation(name) for name in self.activations]
 
     def labels(self) -> list[str]:

@@ -19,14 +19,13 @@ every pair. Pure functions on DataFrames; no torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from elubench.core.errors import StatsError
 from elubench.core.units import CLASSIFICATION, Unit
-from elubench.stats.families import comparison_pairs
+from elubench.stats.families import Configurations, comparison_pairs
 from elubench.stats.meta import random_effects
 from elubench.stats.methods import across_methods
 from elubench.stats.omnibus import Friedman, friedman_test
@@ -120,7 +119,7 @@ def across_experiments(
     several = info["init"].nunique() > 1
     info["group"] = [str(i) if several else "" for i in info["init"]]
     pairs, mode, family, not_compared = comparison_pairs(
-        SimpleNamespace(info=info, configs=shared), baseline, all_pairs
+        Configurations(info=info, configs=shared), baseline, all_pairs
     )
     units = {tables[e.name].unit for e in experiments}
     unit = units.pop() if len(units) == 1 else CLASSIFICATION

@@ -124,7 +124,16 @@ def _setting(info: pd.Series, inits: bool) -> str:
     return f"{text}, {info['init']}" if inits else text
 
 
-def comparison_pairs(table: ScoreTable, baseline: str | None, all_pairs: bool):
+@dataclass
+class Configurations:
+    """What comparison_pairs reads of a table: a ScoreTable's, or the configurations several
+    experiments share (stats.experiments)."""
+
+    info: pd.DataFrame  # per config: activation, batchnorm, group
+    configs: list[str]
+
+
+def comparison_pairs(table: ScoreTable | Configurations, baseline: str | None, all_pairs: bool):
     """(pairs, mode, family text, configurations left out) for a baseline: an activation of the
     runs (each activation against it at the same BN setting and init), a configuration label
     (every configuration against it), or every pair."""
@@ -166,7 +175,8 @@ def comparisons(
 ) -> PairedComparisons:
     check_options(alternative, alpha)
     pairs, mode, family, left_out = comparison_pairs(table, baseline, all_pairs)
-    rows, untestable = [], []
+    rows: list[dict] = []
+    untestable: list[str] = []
     for a, b in pairs:
         d = (table.scores[a] - table.scores[b]).dropna().to_numpy()
         rows.append(
@@ -308,7 +318,9 @@ def bn_interaction(
 def bn_effects(
     table: ScoreTable, reference_activation, all_pairs, alpha, rope=None
 ) -> BNInteraction:
-    effects, contrasts, untestable = [], [], []
+    effects: list[dict] = []
+    contrasts: list[dict] = []
+    untestable: list[str] = []
     for group, info in table.info.groupby("group", sort=False):
         effect = {}
         for activation, rows in info.groupby("activation", sort=False):

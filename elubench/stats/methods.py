@@ -217,7 +217,8 @@ def condition_warnings(table: ScoreTable, frames: list[pd.DataFrame]) -> list[st
     """Name every comparison whose paired runs were trained under different numeric conditions
     (device type, precision, CPU threads, determinism, torch version): such a pair mixes a
     difference of conditions into the difference of configurations."""
-    out, seen = [], set()
+    out: list[str] = []
+    seen: set[tuple[str, str]] = set()
     conditions = table.conditions
     if conditions is None:
         return out

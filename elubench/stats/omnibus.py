@@ -251,7 +251,7 @@ def _exact_tail(r2: np.ndarray, observed: int, limit: int) -> float | None:
     to_come = sum(ways[i] for i in order if ways[i] > 1)  # arrangements of the seeds still to add
     total = sum(rows[0])
     states = np.array(rows[0], dtype=np.int32)[:, None]  # k x states, each column sorted
-    probs = np.ones(1)
+    probs: np.ndarray = np.ones(1)  # float64 throughout (bincount with weights gives floats)
     low, high = min(rows[0]), max(rows[0])  # bounds of every state entry
     formed, tables, code = 0, {}, _MultisetCode(k - 1)
     for i in order:
@@ -271,7 +271,9 @@ def _exact_tail(r2: np.ndarray, observed: int, limit: int) -> float | None:
             tables[row] = _arrangements(row).T.astype(np.int32)  # k x arrangements
         table = tables[row]
         dense = size <= min(_DENSE_MAX, max(1 << 16, 4 * states.shape[1] * a))
-        keys, mass = [], np.zeros(size) if dense else []
+        keys: list[np.ndarray] = []
+        masses: list[np.ndarray] = []  # sparse: each chunk's mass at its keys
+        mass = np.zeros(size if dense else 0)  # dense: the mass at every key
         step = max(1, _CHUNK // a)
         for start in range(0, states.shape[1], step):
             part = states[:, start : start + step]
@@ -284,13 +286,13 @@ def _exact_tail(r2: np.ndarray, observed: int, limit: int) -> float | None:
                 continue
             uniq, inverse = np.unique(key, return_inverse=True)
             keys.append(uniq)
-            mass.append(np.bincount(inverse, weights=weight, minlength=len(uniq)))
+            masses.append(np.bincount(inverse, weights=weight, minlength=len(uniq)))
         if dense:
             key = np.flatnonzero(mass)
             probs = mass[key]
         else:
             key, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-            probs = np.bincount(inverse, weights=np.concatenate(mass), minlength=len(key))
+            probs = np.bincount(inverse, weights=np.concatenate(masses), minlength=len(key))
         first = code.unrank(key) + low
         states = np.vstack([first, total - first.sum(axis=0)]).astype(np.int32)
     sums = states.astype(np.int64)
@@ -303,7 +305,8 @@ class _MultisetCode:
     number system: with b_j = d_j + j strictly increasing, rank = sum_j C(b_j, j + 1)."""
 
     def __init__(self, m: int):
-        self.m, self.top, self.table = m, 0, []
+        self.m, self.top = m, 0
+        self.table: list[np.ndarray] = []
 
     def fit(self, base: int) -> int:
         """Make room for digits in [0, base); the number of codes."""

@@ -128,7 +128,7 @@ def nemenyi(mean_ranks: dict[str, float], n: int, alpha: float = 0.05) -> Nemeny
     q = float(stats.studentized_range.ppf(1 - alpha, k, np.inf)) / math.sqrt(2)
     cd = q * math.sqrt(k * (k + 1) / (6 * n))
     order = sorted(mean_ranks, key=lambda name: (mean_ranks[name], name))
-    runs = []
+    runs: list[tuple[int, int]] = []
     for i in range(len(order)):
         j = i
         while j + 1 < len(order) and mean_ranks[order[j + 1]] - mean_ranks[order[i]] <= cd:

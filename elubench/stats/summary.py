@@ -167,8 +167,8 @@ def compare(
         warnings.append(f"Friedman test: {omnibus.degenerate}")
     warnings += [f"not tested: {message}" for message in paired.untestable]
     warnings += reach_warnings("activation comparisons", paired.table, alpha, alternative)
-    bn = bn_effects(table, reference_activation(table, paired), all_pairs, alpha, rope)
-    bn = bn if len(bn.effects) else None
+    interaction = bn_effects(table, reference_activation(table, paired), all_pairs, alpha, rope)
+    bn = interaction if len(interaction.effects) else None
     if bn is not None:
         warnings += [f"not tested: {message}" for message in bn.untestable]
         warnings += reach_warnings("BN effects", bn.effects, alpha, "two-sided")

@@ -9,10 +9,15 @@ across experiments, is judged by `verdicts`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from elubench.core.errors import StatsError
 from elubench.spec.schema import ALTERNATIVES
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 BETTER, WORSE, NO_EVIDENCE, NOT_TESTABLE = "better", "worse", "no evidence", "not testable"
 VERDICTS = (BETTER, WORSE, NO_EVIDENCE, NOT_TESTABLE)
@@ -26,7 +31,12 @@ SIDES = {
 SIDE = {"two-sided": "two-sided", "less": "one-sided (a lower)", "greater": "one-sided (a higher)"}
 
 
-def verdicts(p_adjusted, direction, alpha: float, words: tuple[str, str] = (BETTER, WORSE)):
+def verdicts(
+    p_adjusted: npt.ArrayLike,
+    direction: npt.ArrayLike,
+    alpha: float,
+    words: tuple[str, str] = (BETTER, WORSE),
+) -> npt.NDArray[np.object_]:
     """One verdict per comparison: `words[0]` where the adjusted p is at most alpha and
     `direction` (the sign of the test's statistic: < 0 when a has the lower error) is negative,
     `words[1]` where it is positive, "no evidence" otherwise, and "not testable" where p is

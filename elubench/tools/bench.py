@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from elubench.activations.code import resolve_name
+from elubench.activations.registry import Activation
 from elubench.data.load import load_data
 from elubench.spec.data_section import Data, Synthetic
 from elubench.spec.layout import net_layout
@@ -55,7 +57,7 @@ def _config(spec, activation) -> RunConfig:
     if isinstance(activation, str):
         activation = resolve_name(activation, spec)
     label = str(activation)
-    return RunConfig(
+    return RunConfig.new(
         spec_name=spec.name,
         spec_hash=spec.hash,
         activation=label,
@@ -175,7 +177,7 @@ class _Engine:
         )
         self.data, self.batch_size, self.device = data, batch_size, device
         self.epoch = 0
-        self.batches = iter(())
+        self.batches: Iterator[tuple[torch.Tensor, torch.Tensor]] = iter(())
 
     def _next(self):
         for batch in self.batches:
@@ -189,6 +191,7 @@ class _Engine:
         for _ in range(n):
             x, y = self._next()
             loss = self.step(x, y)
+        assert loss is not None, n  # n >= 1: bench's --steps and --warmup are at least 1
         loss.item()  # one sync at the end: the time includes all queued work
         return n * self.batch_size
 
@@ -274,7 +277,7 @@ def activation_costs(
         synchronize(device)
         return (time.perf_counter() - start) / inner
 
-    times = {name: [] for name in modules}
+    times: dict[str, list[float]] = {name: [] for name in modules}
     for layers in modules.values():
         once(layers)  # warm-up
     for _ in range(repeats):
@@ -309,18 +312,19 @@ def run_bench(
 
     progress("building the reference loop (A)")
     reference = _Reference(spec, device, batch_size, reference_workers)
-    engines = {}
-    compile_seconds = {}
-    resolved = {}  # label -> Activation: a custom activation is keyed by its label in tables
+    engines: dict[str, _Engine] = {}
+    compile_seconds: dict[str, float] = {}
+    # label -> Activation: a custom activation is keyed by its label in tables
+    resolved: dict[str, Activation] = {}
     for name in ["relu", *activations]:
         activation = resolve_name(name, spec)
         resolved.setdefault(str(activation), activation)
-    for activation in resolved:
-        progress(f"building the engine (B) for {activation}")
-        engines[activation] = _Engine(spec, resolved[activation], device, batch_size, data, compile)
+    for label in resolved:
+        progress(f"building the engine (B) for {label}")
+        engines[label] = _Engine(spec, resolved[label], device, batch_size, data, compile)
         start = time.perf_counter()
-        engines[activation].steps(warmup)  # includes compilation when compiling
-        compile_seconds[activation] = time.perf_counter() - start
+        engines[label].steps(warmup)  # includes compilation when compiling
+        compile_seconds[label] = time.perf_counter() - start
     reference.steps(warmup)
 
     dtype = torch.bfloat16 if spec.train.precision == "bf16" else torch.float32
@@ -330,8 +334,8 @@ def run_bench(
     for r in range(repeats):
         progress(f"repeat {r + 1}/{repeats}")
         timings["reference"].images_per_second.append(_timed(reference, steps, device))
-        for activation, engine in engines.items():
-            timings[activation].images_per_second.append(_timed(engine, steps, device))
+        for label, engine in engines.items():
+            timings[label].images_per_second.append(_timed(engine, steps, device))
 
     flops = engines["relu"].flops_per_image()
     dtype = torch.bfloat16 if spec.train.precision == "bf16" else torch.float32

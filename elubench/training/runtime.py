@@ -81,7 +81,7 @@ def configure(
 
 
 KEEP_FREED_MEMORY_ENV = "ELUBENCH_KEEP_FREED_MEMORY"
-_ALLOCATOR = {"applied": None}  # what keep_freed_memory did in this process
+_ALLOCATOR: dict[str, bool | None] = {"applied": None}  # what keep_freed_memory did in this process
 
 
 def keep_freed_memory_wanted() -> bool:
@@ -116,10 +116,9 @@ def keep_freed_memory() -> bool:
         _ALLOCATOR["applied"] = False
         return False
     M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-    _ALLOCATOR["applied"] = bool(mallopt(M_MMAP_MAX, 0)) and bool(
-        mallopt(M_TRIM_THRESHOLD, 1 << 30)
-    )
-    return _ALLOCATOR["applied"]
+    applied = bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+    _ALLOCATOR["applied"] = applied
+    return applied
 
 
 def allocator_setting(device: torch.device) -> str | None:

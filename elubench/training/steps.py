@@ -159,7 +159,9 @@ def build_for_training(spec, cfg: RunConfig, device: torch.device):
     start_hash = init_hash(model)
     has_conv = any(row.kind == "conv" for row in model.layout.rows)
     memory_format = torch.channels_last if has_conv else torch.contiguous_format
-    model = model.to(device=device, memory_format=memory_format)
+    # torch's stubs for Module.to lack the memory_format keyword beside a device, which it
+    # accepts at run time (it hands both to every tensor's own `to`): one move, one copy
+    model = model.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]
     opt = spec.train.optimizer
     groups = weight_decay_groups(model, opt.weight_decay, opt.activation_weight_decay or 0.0)
     optimizer = torch.optim.SGD(

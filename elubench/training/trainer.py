@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -299,7 +299,7 @@ class Trainer:
     def record(self, diverged: str | None) -> RunRecord:
         """The record of a run that ended: its last evaluation's result unless it diverged."""
         state, data = self.state, self.data
-        result = dict.fromkeys(
+        result: dict[str, Any] = dict.fromkeys(
             ("test_errors", "test_error", "test_loss", "train_loss", "activation_stats")
         )
         if not diverged:

@@ -29,7 +29,10 @@ def _attempt_number() -> int:
     try:
         import ray
 
-        return int(ray._private.worker.global_worker.core_worker.get_current_task_attempt_number())
+        worker = ray._private.worker.global_worker
+        # set on a connected worker at run time; Ray's Worker class does not declare it
+        core = worker.core_worker  # type: ignore[attr-defined]
+        return int(core.get_current_task_attempt_number())
     except Exception:
         return 0
 
