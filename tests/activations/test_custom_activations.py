@@ -272,6 +272,24 @@ def test_declared_channelwise_and_kinks_pass_and_the_good_examples_pass(tmp_path
         check_activation(activation, hidden_shapes(spec, activation))
 
 
+def test_an_output_that_ignores_its_input_is_checked_without_a_traceback(tmp_path):
+    """Its gradient with respect to the input is None (zero everywhere): finite, and every other
+    check still runs (it had raised a TypeError inside the finite check)."""
+    source = (
+        "import torch\nfrom torch import nn\n"
+        "class Flat(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.p = nn.Parameter(torch.tensor(0.5))\n"
+        "    def forward(self, x):\n        return torch.zeros_like(x) + self.p\n"
+    )
+    spec = load_spec(write_spec(tmp_path, ["acts.py:Flat"], source))
+    activation = resolve_name(spec.compare.activations[0], spec)
+    try:
+        check_activation(activation, hidden_shapes(spec, activation))
+    except ActivationError as exc:  # a check may refuse it, but in its own words
+        assert "check '" in exc.message and "TypeError" not in exc.message
+
+
 @pytest.mark.parametrize(
     "name, words",
     [
