@@ -50,7 +50,7 @@ def compare(
     with several experiments, each one's and a summary across them."""
     import math
 
-    from elubench.report.analysis import analyze_experiments
+    from elubench.report.analysis import CompareOptions, analyze_experiments
     from elubench.report.tables import FORMATS
     from elubench.spec.schema import ALTERNATIVES
 
@@ -78,11 +78,7 @@ def compare(
             where=str(out),
             hint=f"e.g. --out {out / ('comparison.' + format_)}",
         )
-    folder = analyze_experiments(
-        results,
-        specs=spec,
-        across=across,
-        skip_bad=skip_bad,
+    options = CompareOptions(
         baseline=baseline,
         all_pairs=all_pairs,
         alternative=alternative,
@@ -90,6 +86,9 @@ def compare(
         q_values=q_values,
         target=target,
         rope=rope,
+    )
+    folder = analyze_experiments(
+        results, specs=spec, across=across, skip_bad=skip_bad, options=options
     )
     _render_comparison(folder, format_, out)
 
@@ -141,7 +140,7 @@ def report(
     """Write REPORT.md (and REPORT.html) with the spec, every table, figures and the methods
     paragraph; with several experiments, one report: the summary across them (critical-difference
     diagram, forest plot) and a section per experiment, in the results folder."""
-    from elubench.report.analysis import analyze_experiments
+    from elubench.report.analysis import CompareOptions, analyze_experiments
     from elubench.report.figures import figure_formats
     from elubench.report.markdown import write_folder_report, write_report
 
@@ -150,13 +149,9 @@ def report(
             "nothing to write", where="--no-markdown", hint="add --html, or drop --no-markdown"
         )
     formats = figure_formats(figure_format.split(","))
+    options = CompareOptions(baseline=baseline, all_pairs=all_pairs)
     folder = analyze_experiments(
-        results,
-        specs=spec,
-        across=across,
-        skip_bad=skip_bad,
-        baseline=baseline,
-        all_pairs=all_pairs,
+        results, specs=spec, across=across, skip_bad=skip_bad, options=options
     )
     if len(folder.experiments) == 1:
         written = write_report(

@@ -22,7 +22,7 @@ from elubench.core.errors import StoreError
 from elubench.spec.matrix import IDENTITY
 from elubench.store.layout import METRICS, RECORD, SPEC_META, spec_folder_of
 from elubench.store.reader import read_records
-from elubench.store.record import RunRecord, SpecMeta, read_metrics, read_spec_meta
+from elubench.store.record import RESULT_NUMBERS, RunRecord, SpecMeta, read_metrics, read_spec_meta
 
 # Part of every digest: raise it when what an export writes changes, so that the next export
 # writes every run again instead of skipping it as already exported.
@@ -30,17 +30,7 @@ EXPORT_FORMAT = 1
 
 # The record's results, shown as `final/<name>` beside the curves: what compare and the
 # HParams view rank configurations by (null ones, as a diverged run's test error, are left out).
-FINAL_FIELDS = (
-    "test_error",
-    "test_errors",
-    "test_loss",
-    "train_loss",
-    "iterations",
-    "wall_seconds",
-    "train_seconds",
-    "eval_seconds",
-    "images_per_second",
-)
+FINAL_FIELDS = tuple(name for name in RESULT_NUMBERS if name != "test_size")
 
 # The record's fields that say what was run (its identity, spec.matrix.RunConfig) and where
 # (the rest of a run's parameters come from its spec's data, model and train sections).

@@ -3,9 +3,8 @@ only: report.tables formats them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -15,6 +14,23 @@ from elubench.spec.schema import Compare, config_label, default_baseline
 from elubench.stats.experiments import Across, ExperimentResult, across_experiments
 from elubench.stats.summary import Comparison, compare
 from elubench.store.reader import RunTables, load_experiments, load_results
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """What `compare` and `report` are asked for beside the results folder. None takes the
+    spec's own setting (stored with the runs), else the schema's (spec.schema.Compare). The
+    baseline is an activation (each activation against it at the same BN setting) or a
+    configuration label (every configuration against it); `target` is the learning-speed
+    target as the tables show a score (% test error, or MSE x 100)."""
+
+    baseline: str | None = None
+    all_pairs: bool = False
+    alternative: str | None = None
+    alpha: float | None = None
+    q_values: bool = False
+    target: float | None = None
+    rope: float | None = None
 
 
 @dataclass
@@ -30,46 +46,13 @@ def analyze(
     *,
     spec: str | None = None,
     skip_bad: bool = False,
-    baseline: str | None = None,
-    all_pairs: bool = False,
-    alternative: str | None = None,
-    alpha: float | None = None,
-    q_values: bool = False,
-    target: float | None = None,
-    rope: float | None = None,
+    options: CompareOptions = CompareOptions(),
 ) -> Analysis:
-    """Load one spec's runs under `root` and compute every statistic.
-
-    Defaults for the baseline, alpha, side and ROPE come from the spec's `compare` section
-    (stored with the results), else the schema's (spec.schema.Compare).
-    The baseline is an activation (each activation against it at the same BN setting) or a
-    configuration label (every configuration against it). `target`: the learning-speed target
-    as the tables show a score (% test error, or MSE x 100).
-    """
-    results = load_results(root, spec=spec, skip_bad=skip_bad)
-    return analyze_tables(
-        results,
-        baseline=baseline,
-        all_pairs=all_pairs,
-        alternative=alternative,
-        alpha=alpha,
-        q_values=q_values,
-        target=target,
-        rope=rope,
-    )
+    """Load one spec's runs under `root` and compute every statistic (see CompareOptions)."""
+    return analyze_tables(load_results(root, spec=spec, skip_bad=skip_bad), options)
 
 
-def analyze_tables(
-    results: RunTables,
-    *,
-    baseline: str | None = None,
-    all_pairs: bool = False,
-    alternative: str | None = None,
-    alpha: float | None = None,
-    q_values: bool = False,
-    target: float | None = None,
-    rope: float | None = None,
-) -> Analysis:
+def analyze_tables(results: RunTables, options: CompareOptions = CompareOptions()) -> Analysis:
     """`analyze` on one spec's runs already read."""
     settings = (results.spec or {}).get("compare", {})
     stored = _test_options(settings, results.name)
@@ -78,7 +61,7 @@ def analyze_tables(
         for k, v in ((results.spec or {}).get("reference", {}).get("test_error", {}) or {}).items()
     }
     runs = results.runs = _in_spec_order(results.runs, settings)
-    baseline = baseline or settings.get("baseline")  # else stats.compare's default_baseline
+    baseline = options.baseline or settings.get("baseline")  # else compare's default_baseline
     if baseline is not None and baseline not in set(runs["config"]):
         try:  # an activation in another spelling: lrelu(0.1) for lrelu; a custom one's reference
             baseline = _label_of(baseline, _custom_labels(runs))
@@ -94,13 +77,13 @@ def analyze_tables(
         runs,
         results.metrics if len(results.metrics) else None,
         baseline=baseline,
-        all_pairs=all_pairs,
-        alternative=alternative or stored.alternative,
-        alpha=alpha or stored.alpha,
-        q_values=q_values,
+        all_pairs=options.all_pairs,
+        alternative=options.alternative or stored.alternative,
+        alpha=options.alpha or stored.alpha,
+        q_values=options.q_values,
         reference=reference or None,
-        rope=rope if rope is not None else stored.rope,
-        target_shown=target,
+        rope=options.rope if options.rope is not None else stored.rope,
+        target_shown=options.target,
     )
     if results.skipped:
         comparison.warnings.insert(
@@ -201,38 +184,24 @@ def analyze_experiments(
     specs: list[str] | None = None,
     across: bool | None = None,
     skip_bad: bool = False,
-    baseline: str | None = None,
-    all_pairs: bool = False,
-    alternative: str | None = None,
-    alpha: float | None = None,
-    q_values: bool = False,
-    target: float | None = None,
-    rope: float | None = None,
+    options: CompareOptions = CompareOptions(),
 ) -> FolderAnalysis:
     """Analyse each experiment under `root` (or those `specs` names) and, for two or more, the
     summary across them (`across`: None = when there are two or more, True = required,
     False = never)."""
     tables = load_experiments(root, specs=specs, skip_bad=skip_bad)
-    if across and len(tables) < 2:
+    if across and len(tables) < 2:  # says why not
         across_experiments(
-            [ExperimentResult(t.name, t.runs, None) for t in tables], baseline
-        )  # says why not
+            [ExperimentResult(t.name, t.runs, None) for t in tables], options.baseline
+        )
     notes: list[str] = []
-    if baseline is None and not all_pairs and len(tables) > 1:
+    if options.baseline is None and not options.all_pairs and len(tables) > 1:
         baseline, notes = _shared_baseline(tables)
-    options: dict[str, Any] = dict(
-        baseline=baseline,
-        all_pairs=all_pairs,
-        alternative=alternative,
-        alpha=alpha,
-        q_values=q_values,
-        target=target,
-        rope=rope,
-    )
+        options = replace(options, baseline=baseline)
     analyses = []
     for table in tables:
         try:
-            analyses.append(analyze_tables(table, **options))
+            analyses.append(analyze_tables(table, options))
         except StatsError as exc:  # say which experiment; --spec leaves it out
             raise StatsError(
                 f"experiment {table.name}: {exc.message}",
@@ -245,8 +214,8 @@ def analyze_experiments(
         first = analyses[0].comparison
         summary = across_experiments(
             [ExperimentResult(a.results.name, a.results.runs, a.comparison) for a in analyses],
-            None if all_pairs else first.baseline,
-            all_pairs=all_pairs,
+            None if options.all_pairs else first.baseline,
+            all_pairs=options.all_pairs,
             alternative=first.paired.alternative,
             alpha=first.paired.alpha,
         )

@@ -226,20 +226,15 @@ def json_payload(result, sections: list[Section]) -> dict:
         "comparison_mode": result.paired.mode,
         "rope_pp": result.rope,
         "tables": {s.key: json_rows(s.raw) for s in sections if s.key != "friedman"},
-        "friedman": None
-        if f is None
-        else {
-            "statistic": f.statistic,
-            "p": f.p,
-            "p_method": f.method,
-            "p_se": f.p_se,
-            "k": f.k,
-            "n_blocks": f.n_blocks,
-            "f_statistic": f.f_statistic,
-            "f_p": f.f_p,
-            "degenerate": f.degenerate,
-            "mean_ranks": {k: _clean(v) for k, v in f.mean_ranks.items()},
-        },
+        "friedman": None if f is None else friedman_json(f, f.mean_ranks.items()),
         "warnings": result.warnings,
         "methods": result.methods,
     }
+
+
+def friedman_json(f, mean_ranks) -> dict:
+    """A Friedman test as JSON: its statistic, p and how p was made, F, and the mean ranks
+    ((configuration, rank) pairs); within an experiment (blocks: seeds) or across them."""
+    return {"statistic": f.statistic, "p": f.p, "p_method": f.method, "p_se": f.p_se, "k": f.k,
+            "n_blocks": f.n, "f_statistic": f.f_statistic, "f_p": f.f_p,
+            "degenerate": f.degenerate, "mean_ranks": {k: _clean(v) for k, v in mean_ranks}}  # fmt: skip

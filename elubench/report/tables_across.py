@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from elubench.report.cells import count, interval, number, p_value
-from elubench.report.render import json_rows
+from elubench.report.render import friedman_json, json_rows
 from elubench.report.tables import Section
 from elubench.stats.verdicts import SIDE
 
@@ -161,20 +161,7 @@ def across_payload(result, sections: list[Section]) -> dict:
             name: {c: result.scores.loc[name, c] for c in result.configs}
             for name in result.experiments
         },
-        "friedman": None
-        if f is None
-        else {
-            "statistic": f.statistic,
-            "p": f.p,
-            "p_method": f.method,
-            "p_se": f.p_se,
-            "k": f.k,
-            "n_blocks": f.n,
-            "f_statistic": f.f_statistic,
-            "f_p": f.f_p,
-            "degenerate": f.degenerate,
-            "mean_ranks": dict(zip(result.configs, f.mean_ranks)),
-        },
+        "friedman": None if f is None else friedman_json(f, zip(result.configs, f.mean_ranks)),
         "nemenyi": None
         if cd is None
         else {

@@ -196,6 +196,9 @@ def net_layout(spec, activation: Activation | CustomRef, batchnorm: bool) -> Lay
                 extra = (2 * units if use_bn else 0) + (
                     0 if is_output else activation.param_count(units)
                 )
+                # what a conv and an FC row share: where it is, its units, BN, activation
+                linear = dict(stack=s + 1, layer=layer_number, units=units, bias=not use_bn,
+                              batchnorm=use_bn, activation=act, is_output=is_output)  # fmt: skip
                 if layer.is_fc:
                     if stride != 1:
                         raise LayoutError("a stride only applies to a conv layer", s)
@@ -222,22 +225,9 @@ def net_layout(spec, activation: Activation | CustomRef, batchnorm: bool) -> Lay
                     out: tuple[int, ...] = (units,)
                     weights = fan_in * units
                     layout.rows.append(
-                        Row(
-                            stack=s + 1,
-                            kind="fc",
-                            out_shape=out,
-                            layer=layer_number,
-                            units=units,
-                            kernel=None,
-                            in_shape=shape,
-                            bias=not use_bn,
-                            batchnorm=use_bn,
-                            activation=act,
-                            is_output=is_output,
-                            params=weights + (0 if use_bn else units) + extra,
-                            flops=2 * weights,
-                        )
-                    )
+                        Row(kind="fc", out_shape=out, kernel=None, in_shape=shape, flops=2 * weights,
+                            params=weights + (0 if use_bn else units) + extra, **linear)
+                    )  # fmt: skip
                 else:
                     if flat:
                         raise LayoutError(
@@ -261,29 +251,11 @@ def net_layout(spec, activation: Activation | CustomRef, batchnorm: bool) -> Lay
                     out = (units, oh, ow)
                     weights = c * k * k * units
                     layout.rows.append(
-                        Row(
-                            stack=s + 1,
-                            kind="conv",
-                            out_shape=out,
-                            layer=layer_number,
-                            units=units,
-                            kernel=k,
-                            in_shape=shape,
-                            bias=not use_bn,
-                            batchnorm=use_bn,
-                            activation=act,
-                            is_output=is_output,
-                            stride=stride,
-                            padding=(
-                                pad_w // 2,
-                                pad_w - pad_w // 2,
-                                pad_h // 2,
-                                pad_h - pad_h // 2,
-                            ),
+                        Row(kind="conv", out_shape=out, kernel=k, in_shape=shape, stride=stride,
+                            padding=(pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2),
                             params=weights + (0 if use_bn else units) + extra,
-                            flops=2 * weights * oh * ow,
-                        )
-                    )
+                            flops=2 * weights * oh * ow, **linear)
+                    )  # fmt: skip
                 shape = out
 
         last_stack = s == n_stacks - 1

@@ -15,7 +15,13 @@ from elubench.core.errors import StoreError
 from elubench.spec.matrix import IDENTITY
 from elubench.spec.schema import config_label
 from elubench.store.layout import METRICS, SPEC_META, find_records, spec_folder_of
-from elubench.store.record import SCALAR_FIELDS, read_metrics, read_record, read_spec_meta
+from elubench.store.record import (
+    RESULT_NUMBERS,
+    SCALAR_FIELDS,
+    read_metrics,
+    read_record,
+    read_spec_meta,
+)
 
 if TYPE_CHECKING:  # pandas loads when a tree is read, not when this module is imported
     import pandas as pd
@@ -24,17 +30,8 @@ if TYPE_CHECKING:  # pandas loads when a tree is read, not when this module is i
 # metrics and activations tables name each row's run by its identity (spec.matrix.RunConfig).
 RUN_COLUMNS = (*SCALAR_FIELDS, "torch")
 CONFIG_COLUMNS = list(IDENTITY)
-NUMERIC_COLUMNS = (
-    "test_size",
-    "test_error",
-    "test_loss",
-    "train_loss",
-    "iterations",
-    "wall_seconds",
-    "train_seconds",
-    "eval_seconds",
-    "images_per_second",
-)
+# floats, NaN where a run has none (test_errors: pandas' nullable integers, exact counts)
+NUMERIC_COLUMNS = tuple(name for name in RESULT_NUMBERS if name != "test_errors")
 
 
 @dataclass

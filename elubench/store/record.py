@@ -176,6 +176,9 @@ def _scalar(annotation) -> bool:
     return annotation in (str, int, float, bool)
 
 
+# A run's results as numbers (what tables coerce to numbers and exports show as `final/<name>`).
+RESULT_NUMBERS = ("test_errors", "test_size", "test_error", "test_loss", "train_loss", "iterations",
+                  "wall_seconds", "train_seconds", "eval_seconds", "images_per_second")  # fmt: skip
 REQUIRED_KEYS = tuple(name for name, f in RunRecord.model_fields.items() if f.is_required())
 SCALAR_FIELDS = tuple(name for name, f in RunRecord.model_fields.items() if _scalar(f.annotation))
 
