@@ -21,7 +21,7 @@ from typing import Protocol
 from elubench.core.errors import StoreError
 from elubench.spec.matrix import IDENTITY
 from elubench.store.layout import METRICS, RECORD, SPEC_META, spec_folder_of
-from elubench.store.reader import read_records
+from elubench.store.reader import read_records, spec_names
 from elubench.store.record import RESULT_NUMBERS, RunRecord, SpecMeta, read_metrics, read_spec_meta
 
 # Part of every digest: raise it when what an export writes changes, so that the next export
@@ -182,15 +182,8 @@ def find_runs(
     records, folders, skipped = read_records(root, skip_bad)
     warnings = [f"left out: {text}" for _, text in skipped]
     if specs:
-        names = {r.spec_name for r in records}
-        unknown = [name for name in specs if name not in names]
-        if unknown:
-            raise StoreError(
-                f"no runs of spec {', '.join(map(repr, unknown))} here",
-                where=str(root),
-                hint=f"specs found: {', '.join(sorted(names))}",
-            )
-        keep = [i for i, r in enumerate(records) if r.spec_name in specs]
+        names = spec_names(records, specs, root)
+        keep = [i for i, r in enumerate(records) if r.spec_name in names]
         records, folders = [records[i] for i in keep], [folders[i] for i in keep]
     seen: dict[tuple[str, str], Path] = {}
     for record, folder in zip(records, folders):

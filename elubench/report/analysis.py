@@ -85,25 +85,17 @@ def analyze_tables(results: RunTables, options: CompareOptions = CompareOptions(
         rope=options.rope if options.rope is not None else stored.rope,
         target_shown=options.target,
     )
-    if results.skipped:
-        comparison.warnings.insert(
-            0,
-            f"{len(results.skipped)} corrupt record(s) left out (--skip-bad): "
-            + "; ".join(results.skipped),
-        )
-        comparison.methods += (
-            f" {len(results.skipped)} run record(s) were corrupt and left out of every table."
-        )
-    if results.partial:
-        comparison.warnings.insert(
-            0,
-            f"{len(results.partial)} damaged file(s) left out (--skip-bad): "
-            + "; ".join(results.partial),
-        )
-        comparison.methods += (
-            f" {len(results.partial)} damaged metrics log(s) or spec "
-            "description(s) were left out; the runs' final results were kept."
-        )
+    left_out = (
+        (results.skipped, "corrupt record(s)", "run record(s) were corrupt and left out of every table."),
+        (results.partial, "damaged file(s)", "damaged metrics log(s) or spec description(s) were "
+         "left out; the runs' final results were kept."),
+    )  # fmt: skip
+    for texts, what, said in left_out:  # damaged files first, then corrupt records
+        if texts:
+            comparison.warnings.insert(
+                0, f"{len(texts)} {what} left out (--skip-bad): " + "; ".join(texts)
+            )
+            comparison.methods += f" {len(texts)} {said}"
     return Analysis(results, comparison)
 
 

@@ -18,6 +18,7 @@ from elubench.store.layout import METRICS, SPEC_META, find_records, spec_folder_
 from elubench.store.record import (
     RESULT_NUMBERS,
     SCALAR_FIELDS,
+    RunRecord,
     read_metrics,
     read_record,
     read_spec_meta,
@@ -118,6 +119,20 @@ def load_results(
     return _tables(root, records, folders, [text for _, text in skipped], skip_bad, detail)
 
 
+def spec_names(records: list[RunRecord], specs: list[str] | None, root: Path) -> list[str]:
+    """The experiments `specs` names, in that order (else every one the records hold, by name);
+    StoreError for a name no record has."""
+    names = sorted({r.spec_name for r in records})
+    unknown = [name for name in specs or () if name not in names]
+    if unknown:
+        raise StoreError(
+            f"no runs of spec{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} here",
+            where=str(root),
+            hint=f"specs found: {', '.join(names)}",
+        )
+    return list(dict.fromkeys(specs)) if specs else names
+
+
 def load_experiments(
     root: Path, *, specs: list[str] | None = None, skip_bad: bool = False, detail: bool = True
 ) -> list[RunTables]:
@@ -126,16 +141,7 @@ def load_experiments(
     merged by copying keep theirs. A corrupt record (with skip_bad) is reported with the
     experiment whose folder holds it."""
     records, folders, skipped = read_records(root, skip_bad)
-    names = sorted({r.spec_name for r in records})
-    if specs:
-        unknown = [name for name in specs if name not in names]
-        if unknown:
-            raise StoreError(
-                f"no runs of spec{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} here",
-                where=str(root),
-                hint=f"specs found: {', '.join(names)}",
-            )
-        names = list(dict.fromkeys(specs))
+    names = spec_names(records, specs, root)
     out = []
     for name in names:
         keep = [i for i, r in enumerate(records) if r.spec_name == name]
