@@ -61,6 +61,7 @@ def analyze_tables(results: RunTables, options: CompareOptions = CompareOptions(
         for k, v in ((results.spec or {}).get("reference", {}).get("test_error", {}) or {}).items()
     }
     runs = results.runs = _in_spec_order(results.runs, settings)
+    missing = _missing_runs(runs, settings) if settings else None
     baseline = options.baseline or settings.get("baseline")  # else compare's default_baseline
     if baseline is not None and baseline not in set(runs["config"]):
         try:  # an activation in another spelling: lrelu(0.1) for lrelu; a custom one's reference
@@ -96,6 +97,8 @@ def analyze_tables(results: RunTables, options: CompareOptions = CompareOptions(
                 0, f"{len(texts)} {what} left out (--skip-bad): " + "; ".join(texts)
             )
             comparison.methods += f" {len(texts)} {said}"
+    if missing:
+        comparison.warnings.insert(0, missing)
     return Analysis(results, comparison)
 
 
@@ -114,8 +117,9 @@ def _test_options(settings: dict, name: str) -> Compare:
         ) from None
 
 
-def _in_spec_order(runs, settings: dict):
-    """Configurations in the spec's order (activation, then BN off/on), others after them."""
+def _spec_configs(runs, settings: dict) -> list[str]:
+    """The spec's configuration labels in its order (activation, then BN off/on), by the labels
+    the records use (a custom activation's from its runs)."""
     inits = settings.get("init", "he")
     inits = [inits] if isinstance(inits, str) else list(inits)
     customs = _custom_labels(runs)
@@ -125,11 +129,17 @@ def _in_spec_order(runs, settings: dict):
             labels.append(_label_of(name, customs))
         except ActivationError:  # a registered name whose package is not installed here
             pass
-    order = []
-    for init in inits:
-        for label in labels:
-            for bn in settings.get("batchnorm", [False, True]):
-                order.append(config_label(label, bn, init if len(inits) > 1 else None))
+    return [
+        config_label(label, bn, init if len(inits) > 1 else None)
+        for init in inits
+        for label in labels
+        for bn in settings.get("batchnorm", [False, True])
+    ]
+
+
+def _in_spec_order(runs, settings: dict):
+    """Configurations in the spec's order (activation, then BN off/on), others after them."""
+    order = _spec_configs(runs, settings)
     order += sorted(set(runs["config"]) - set(order))
     rank = {label: i for i, label in enumerate(order)}
     keyed = runs.assign(_rank=runs["config"].map(rank))
@@ -138,6 +148,42 @@ def _in_spec_order(runs, settings: dict):
         .drop(columns="_rank")
         .reset_index(drop=True)
     )
+
+
+def _missing_runs(runs, settings: dict) -> str | None:
+    """What the spec's matrix holds that has no record yet, in a few words (None: nothing): a
+    matrix still training, stopped, or run on a selection (`--seeds 1`) reads as it stands."""
+    seeds = settings.get("seeds", 10)
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    configs = _spec_configs(runs, settings)
+    have = set(zip(runs["config"], runs["seed"]))
+    missing = [(c, s) for c in configs for s in seeds if (c, s) not in have]
+    if not missing or not configs:
+        return None
+    no_seed = [s for s in seeds if all((c, s) not in have for c in configs)]
+    no_config = [c for c in configs if all((c, s) not in have for s in seeds)]
+    parts = []
+    if no_seed:
+        parts.append(f"seed{'s' * (len(no_seed) > 1)} {_spans(no_seed)} of every configuration")
+    if no_config:
+        parts.append(", ".join(no_config))
+    rest = len(missing) - len(no_seed) * len(configs) - len(no_config) * (len(seeds) - len(no_seed))
+    if rest:
+        parts.append(f"{rest} other run{'s' * (rest > 1)}")
+    total = len(configs) * len(seeds)
+    return (f"{total - len(missing)} of the spec's {total} runs have a record; none yet for "
+            + "; ".join(parts) + ": every table shows what has been trained")  # fmt: skip
+
+
+def _spans(numbers: list[int]) -> str:
+    """1, 2, 3, 7 -> "1–3, 7"."""
+    spans: list[list[int]] = []
+    for n in sorted(numbers):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}–{b}" if b > a else f"{a}" for a, b in spans)
 
 
 def _custom_labels(runs) -> dict[str, str]:

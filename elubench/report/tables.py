@@ -9,7 +9,7 @@ import pandas as pd
 
 from elubench.report.cells import count, interval, missing, number, p_value
 from elubench.stats.summary import Comparison
-from elubench.stats.verdicts import SIDE
+from elubench.stats.verdicts import NOT_TESTABLE, SIDE
 
 FORMATS = ("rich", "markdown", "csv", "json", "latex")
 
@@ -33,6 +33,8 @@ def _bayes(row) -> str:
 def _verdict(row) -> str:
     if row.get("cannot_reach"):
         return f"{row['verdict']} (cannot reach α)"
+    if row["verdict"] == NOT_TESTABLE:  # the seeds it would need: in its footnote
+        return f"{NOT_TESTABLE} (n = {count(row['n_pairs'])})"
     return str(row["verdict"])
 
 
@@ -44,7 +46,9 @@ def _paired_cells(row, *, label: str, bayes: bool, diff: str = "Δ pp [95% CI]")
         label: row.get("label") or f"{row['a']} vs {row['b']}",
         "verdict": _verdict(row),
         "n": count(row["n_pairs"]),
-        diff: f"{number(row['mean_diff_pp'])} {interval(row['ci_low'], row['ci_high'])}",
+        diff: "–"
+        if missing(row["mean_diff_pp"])
+        else f"{number(row['mean_diff_pp'])} {interval(row['ci_low'], row['ci_high'])}",
         "W/T/L": "–"
         if missing(row.get("wins"))
         else f"{int(row['wins'])}/{int(row['ties'])}/{int(row['losses'])}",
@@ -113,7 +117,7 @@ def _bn_section(
     note = (
         f"{meaning}; "
         + _family_note(frame, question, "two-sided", alpha, bayes_note)
-        + f"; {_methods_used(frame)}"
+        + "".join(f"; {used}" for used in [_methods_used(frame)] if used)
     )
     return Section(key, title, pd.DataFrame(rows), frame, note, _footnotes(frame, labels))
 
@@ -194,7 +198,9 @@ def display_tables(result: Comparison) -> list[Section]:
         note = (
             f"{paired.difference}; "
             + _family_note(table, paired.family, side, paired.alpha, bayes_note)
-            + f"; {paired.zero_method}; {_methods_used(table)}; W/T/L: seeds where a wins/ties/loses"
+            + f"; {paired.zero_method}"
+            + "".join(f"; {used}" for used in [_methods_used(table)] if used)
+            + "; W/T/L: seeds where a wins/ties/loses"
         )
         sections.append(
             Section(

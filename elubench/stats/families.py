@@ -29,6 +29,7 @@ from elubench.stats.paired import (
     bh,
     holm,
     paired_or_untestable,
+    seeds_to_reach,
     wilcoxon_seeds,
 )
 from elubench.stats.scores import ScoreTable, prepare
@@ -77,6 +78,15 @@ def judge_family(
         for dz, t in zip(out["d_z"].to_numpy(dtype=float), testable)
     ]
     out["seeds_for_80_power"] = pd.array(seeds, dtype="Int64")
+    if not testable.all():  # what an untested comparison would need: 2 pairs to be tested, and
+        # enough to reach the family's strictest Holm level were every comparison tested
+        level = alpha / len(out)
+        need = seeds_to_reach(level, alternative)
+        for row in np.flatnonzero(~testable):
+            out["notes"].iat[row].append(
+                f"{need} or more paired seeds (every difference non-zero) could reach "
+                f"significance at the family's strictest Holm level ({level:.3g})"
+            )
     return out
 
 
@@ -187,16 +197,6 @@ def comparisons(
                 **paired_or_untestable(f"{a} vs {b}", d, table.pp, alternative, untestable),
                 **bayes_columns(d * table.pp, rope),
             }
-        )
-    if pairs and len(untestable) == len(pairs):
-        raise StatsError(
-            untestable[0]
-            + (
-                f" (and {len(untestable) - 1} more comparisons alike)"
-                if len(untestable) > 1
-                else ""
-            ),
-            hint="run more seeds (compare.seeds in the spec) or rerun the failed runs",
         )
     out = judge_family(
         rows, ["a", "b", "setting", *BAYES_COLUMNS], alpha=alpha, alternative=alternative

@@ -98,11 +98,17 @@ def methods_text(
                 "two-sided",
             )
         )
-    if families:
-        every = pd.concat(
-            [frame for frame in (t, *((bn.effects, bn.contrasts) if bn else ())) if len(frame)],
-            ignore_index=True,
+    every = pd.concat(
+        [frame for frame in (t, *((bn.effects, bn.contrasts) if bn else ())) if len(frame)],
+        ignore_index=True,
+    ) if families else pd.DataFrame({"wilcoxon_p": []})  # fmt: skip
+    if families and every["wilcoxon_p"].isna().all():
+        parts.append(
+            "No comparison could be tested yet: each has fewer than 2 paired seeds (an ok run on "
+            "both sides with the same seed); the tables show what has been trained, and each "
+            "untested comparison says how many seeds it would need."
         )
+    elif families:
         unit = table.unit if table is not None else CLASSIFICATION
         units = "the number of misclassified test images" if paired.counts else unit.metric
         methods = ", ".join(sorted(set(every["wilcoxon_method"].dropna()) - {"not testable"}))
@@ -135,7 +141,7 @@ def methods_text(
             f"{WILCOXON_ARE_BOUND} (the lower bound of the Wilcoxon test's asymptotic relative "
             "efficiency), and never fewer than the smallest n whose exact floor reaches alpha/m."
         )
-    if rope is not None:
+    if rope is not None and every["wilcoxon_p"].notna().any():
         parts.append(
             "Beside the tests, a Bayesian signed-rank test (Benavoli et al. 2017; Dirichlet-process "
             "prior of strength 0.5 at 0; 50,000 posterior samples, 20,000 above 50 pairs) gives the "

@@ -191,7 +191,8 @@ def paired_stats(what: str, d: np.ndarray, pp: float, alternative: str) -> dict:
     n = d.size
     if n < 2:
         raise StatsError(
-            f"{what}: only {n} seed(s) with ok runs on both sides, a test needs 2 or more",
+            f"{what}: {n} paired seed{'s' * (n != 1)} (an ok run on both sides), a test needs 2 "
+            "or more",
             hint="run more seeds (compare.seeds in the spec) or rerun the failed runs",
         )
     mean, sd = float(d.mean()), float(d.std(ddof=1))
@@ -245,7 +246,7 @@ def paired_or_untestable(
         return {
             "n_pairs": int(d.size),
             "wilcoxon_method": "not testable",
-            "notes": [f"not tested: {exc.message}"],
+            "notes": [f"not tested: {exc.message.removeprefix(what + ': ')}"],
         }
 
 

@@ -65,17 +65,18 @@ def prepare(runs: pd.DataFrame) -> ScoreTable:
             f"more than one run of {row['config']} with seed {row['seed']}",
             hint="each configuration and seed must appear once; check the run ids",
         )
+    if runs.empty:
+        raise StatsError("no runs to compare", hint="train some first: elubench run SPEC")
+    # A matrix with no ok run yet (every run failed or diverged so far) is still a table: its
+    # counts, its warnings, and comparisons that are not testable.
     ok = runs[runs["status"] == "ok"]
-    if ok.empty:
-        counts = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
-        raise StatsError(
-            f"no ok runs to compare ({counts or 'no runs at all'})",
-            hint="look at the failed runs' errors, fix the cause and run them again",
-        )
     configs = list(pd.unique(runs["config"]))
     # Integer counts when every ok run has them on one test set (classification); else fractions.
     counts_ok = (
-        "test_errors" in ok and ok["test_errors"].notna().all() and ok["test_size"].nunique() == 1
+        not ok.empty
+        and "test_errors" in ok
+        and ok["test_errors"].notna().all()
+        and ok["test_size"].nunique() == 1
     )
     if counts_ok:
         values, pp = (

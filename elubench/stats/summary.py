@@ -175,7 +175,8 @@ def compare(
         warnings += reach_warnings("BN × activation", bn.contrasts, alpha, "two-sided")
     warnings += condition_warnings(table, [paired.table, *([bn.effects] if bn is not None else [])])
     desc = descriptives_table(table, runs, reference)
-    speed = _speed(table, runs, metrics, target) if metrics is not None else None
+    any_ok = bool(table.scores.notna().any().any())  # a matrix may hold no ok run yet
+    speed = _speed(table, runs, metrics, target) if metrics is not None and any_ok else None
     names = pd.unique(runs["spec_name"]) if "spec_name" in runs else []
     return Comparison(
         str(names[0]) if len(names) else None,

@@ -214,8 +214,6 @@ CASES = {
         "experiment b: baseline 'relu' is not in the data of b"),
     "compare unknown baseline": (lambda t, r, s: ["compare", r, "--spec", "demo", "--baseline", "tanh"],
                                  "baseline 'tanh'"),
-    "compare one seed": (lambda t, r, s: ["compare", make_results(t / "one", {"relu": [1], "elu": [2]})],
-                         "a test needs 2 or more"),
     "compare unknown format": (lambda t, r, s: ["compare", r, "--spec", "demo", "--format", "docx"],
                                "unknown format"),
     "compare bad alpha": (lambda t, r, s: ["compare", r, "--spec", "demo", "--alpha", "2"], "alpha"),
@@ -241,6 +239,65 @@ def test_bad_input_is_one_message_and_exit_2(cli, world, case):
     assert words in err, err
     assert "Traceback" not in out + err
     assert _snapshot(results) == before, "a recorded file changed"
+
+
+# --- not mistakes: a partial matrix is a result (issue 25) ------------------------------------
+
+
+def _one_seed_with_spec(t):
+    """A quick-start folder stopped after its first seed (its spec.json says ten)."""
+    from conftest import quickstart_results
+
+    folder = quickstart_results(t / "first-seed", seeds=1)
+    return folder.parent
+
+
+def _damaged_second_seed(t):
+    root = make_results(t / "two", {"relu": [60, 61], "elu": [50, 52]})
+    (root / "demo" / "runs" / "elu-nobn-he-s001" / "run.json").write_text("{not json")
+    return root
+
+
+# fmt: off
+PARTIAL = {
+    "compare one seed": (lambda t: ["compare", make_results(t / "one", {"relu": [1], "elu": [2]})],
+                         ["not testable (n = 1)", "a test needs 2 or more", "6 or more paired seeds"]),
+    "compare a matrix stopped after its first seed": (lambda t: ["compare", _one_seed_with_spec(t)],
+        ["8 of the spec's 80 runs have a record; none yet for seeds 1–9", "not testable (n = 1)",
+         "No comparison could be tested yet"]),
+    "compare a configuration with no ok run": (lambda t: ["compare", make_results(
+        t / "noconf", {"relu": [60, 61, 62], "elu": [None, None, None], "srelu": [55, 56, 54]})],
+        ["elu 3 diverged", "not testable (n = 0)", "srelu vs relu"]),
+    "compare seeds missing on one side": (lambda t: ["compare", make_results(
+        t / "uneven", {"relu": [60, 61, 62, 63], "elu": [50]})], ["not testable (n = 1)"]),
+    "compare every run failed": (lambda t: ["compare", make_results(t / "failed", {"relu": [None], "elu": [None]})],
+                                 ["2 run(s) did not finish ok", "No comparison could be tested yet"]),
+    "compare skip-bad leaves one seed": (lambda t: ["compare", _damaged_second_seed(t), "--skip-bad"],
+                                         ["corrupt record(s) left out", "not testable (n = 1)"]),
+    "report one seed": (lambda t: ["report", _one_seed_with_spec(t), "--figure-format", "png"],
+                        ["wrote", "REPORT.md"]),
+    "export one seed": (lambda t: ["export", make_results(t / "one", {"relu": [1], "elu": [2]}),
+                                   "--tensorboard", t / "tb"], ["2 runs (2 ok): 2 exported"]),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", sorted(PARTIAL))
+def test_a_partial_matrix_is_a_result_not_a_mistake(cli, tmp_path, case):
+    """What has been trained is shown (exit 0): untested comparisons say so and what they
+    would need, the warnings say what is missing; no traceback, nothing recorded changes."""
+    if case.startswith("export"):
+        pytest.importorskip("tensorboard")
+    build, words = PARTIAL[case]
+    args = build(tmp_path)
+    before = _snapshot(args[1])
+    code, out, err = cli(*args)
+    text = " ".join((out + err).split())
+    assert code == 0, text
+    assert all(" ".join(w.split()) in text for w in words), text
+    assert "Traceback" not in text
+    after = _snapshot(args[1])
+    assert {k: v for k, v in after.items() if k in before} == before, "a recorded file changed"
 
 
 def test_every_command_that_reads_user_input_is_in_the_corpus(tmp_path):
