@@ -97,6 +97,14 @@ ThreadsOpt = Annotated[
         min=1,
     ),
 ]
+NoWaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="Do not wait for runs another elubench process is training (a live claim): report "
+        "them as having no record (exit 4) instead of waiting for their records.",
+    ),
+]
 TakeOverOpt = Annotated[
     bool,
     typer.Option(

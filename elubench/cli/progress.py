@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from elubench.core.units import CLASSIFICATION, Unit, unit_of, unit_of_tasks
+from elubench.execution.peers import waiting_text
 from elubench.execution.state import Reporter
 
 if TYPE_CHECKING:
@@ -104,6 +105,14 @@ def summary_view(summary) -> Text:
     return text
 
 
+def trained_by(holder) -> str:
+    """Who trained a run another driver held: "trained by process 812 on this host"."""
+    if holder is None:  # it had finished before this driver looked
+        return "trained by another process"
+    where = "this host" if holder.here else f"host {holder.host}"
+    return f"trained by process {holder.pid} on {where}"
+
+
 class RichReporter(Reporter):
     """One bar for the matrix and one per run in progress (several with parallel executors)."""
 
@@ -122,6 +131,7 @@ class RichReporter(Reporter):
         )
         self.matrix_task: TaskID | None = None
         self.run_tasks: dict[str, TaskID] = {}
+        self.wait_task: TaskID | None = None  # runs another driver is training (execution.peers)
 
     def matrix_start(self, total, done, todo):
         self.console.print(f"{total} runs: {done} done, {todo} to train")
@@ -159,13 +169,34 @@ class RichReporter(Reporter):
             self.progress.advance(self.matrix_task)
 
     def run_end(self, cfg, record):
-        self._finish(cfg, result_line(record))
+        self._finish(cfg, self._line(cfg, record))
 
     def run_skipped(self, cfg, reason):
         self._finish(cfg, f"[dim]skipped {cfg.run_id}: {escape(reason)}[/dim]")
 
+    def run_done_elsewhere(self, cfg, record):
+        self._finish(cfg, self._line(cfg, record) + f" [dim]({trained_by(None)})[/dim]")
+
     def note(self, text):
         self.progress.console.print(text)
+
+    def waiting(self, holders):
+        if not holders:
+            if self.wait_task is not None:
+                self.progress.remove_task(self.wait_task)
+                self.wait_task = None
+            return
+        if self.wait_task is None:
+            self.progress.start()
+            self.wait_task = self.progress.add_task(waiting_text(holders), total=None, info="")
+        else:
+            self.progress.update(self.wait_task, description=waiting_text(holders))
+
+    def peer_run_end(self, cfg, record, holder):
+        self.progress.console.print(self._line(cfg, record) + f" [dim]({trained_by(holder)})[/dim]")
+
+    def _line(self, cfg, record) -> str:
+        return result_line(record)
 
     def close(self):
         self.progress.stop()
@@ -220,8 +251,8 @@ class CampaignReporter(RichReporter):
         self.finished[self.current] += 1
         super()._finish(cfg, line)
 
-    def run_end(self, cfg, record):
-        self._finish(cfg, result_line(record, cfg.spec_name))
+    def _line(self, cfg, record) -> str:
+        return result_line(record, cfg.spec_name)
 
     def run_skipped(self, cfg, reason):
         self._finish(

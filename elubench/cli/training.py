@@ -41,6 +41,7 @@ from elubench.cli.options import (
     ForceOpt,
     JsonOpt,
     NoMemoryCheckOpt,
+    NoWaitOpt,
     PrecisionOpt,
     ResultsOpt,
     SeedsOpt,
@@ -115,6 +116,7 @@ def run(
     threads: ThreadsOpt = None,
     deterministic: DeterministicOpt = False,
     take_over: TakeOverOpt = False,
+    no_wait: NoWaitOpt = False,
     executor: ExecutorOpt = "auto",
     parallel: ParallelOpt = None,
     workers: WorkersOpt = None,
@@ -154,6 +156,7 @@ def run(
         compile=compile_,
         deterministic=deterministic,
         take_over=take_over,
+        wait=not no_wait,
     )
     campaign = prepare_campaign(
         specs,

@@ -25,6 +25,7 @@ from pathlib import Path
 from elubench.core.errors import CampaignInterrupted, ElubenchError, Interrupted, SpecError
 from elubench.data.catalog import require
 from elubench.execution.executors.base import Executor
+from elubench.execution.peers import wait_for_peers
 from elubench.execution.state import MatrixState, Reporter, Summary, Tally, matrix_state, summarize
 from elubench.spec.loader import naming, unique_paths
 from elubench.spec.matrix import RunConfig
@@ -171,6 +172,9 @@ def run_campaign(campaign: Campaign, settings, reporter: Reporter) -> list[Outco
             outcomes.append(_stopped_by(experiment, exc, settings))
             reporter.experiment_stopped(experiment, exc)
             continue
+        if settings.wait:  # the runs a peer driver holds: their records, as they land
+            folder = ResultsDir(settings.results, experiment.spec)
+            records = wait_for_peers(folder, experiment.configs, records, tally, tally.reasons)
         outcomes.append(
             Outcome(experiment, records, summarize(experiment.configs, records, tally.reasons))
         )

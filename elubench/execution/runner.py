@@ -18,7 +18,14 @@ from contextlib import contextmanager
 
 from elubench.core.errors import BadCheckpoint, ElubenchError, Interrupted, Stopped, StoreError
 from elubench.data.catalog import require
-from elubench.execution.state import MatrixState, Reporter, RunSettings, Skipped, matrix_state
+from elubench.execution.state import (
+    DoneElsewhere,
+    MatrixState,
+    Reporter,
+    RunSettings,
+    Skipped,
+    matrix_state,
+)
 from elubench.spec.matrix import RunConfig
 from elubench.store.record import RunRecord
 from elubench.store.rundir import ResultsDir
@@ -104,10 +111,11 @@ def release_data() -> None:
 
 def execute_run(
     spec, cfg: RunConfig, settings: RunSettings, *, should_stop=lambda: False, progress=None
-) -> RunRecord | Skipped:
+) -> RunRecord | Skipped | DoneElsewhere:
     """Claim, train and record one run; the building block of every executor.
 
-    Returns the record, or Skipped (why) when the run cannot go on now: another process holds
+    Returns the record (DoneElsewhere: another process recorded it first), or Skipped (why)
+    when the run cannot go on now: another process holds
     its claim, a file of its own is damaged, or the OS refused a write (a full disk, a file-size
     limit). A crash inside training is recorded as a `failed` run, not raised; its checkpoint
     stays, so the next attempt resumes rather than starting over.
@@ -127,7 +135,7 @@ def execute_run(
         except StoreError as exc:
             return Skipped(exc.render())
         if existing is not None and existing.status != "failed":
-            return existing  # finished by another process since we looked
+            return DoneElsewhere(existing)  # finished by another process since we looked
         if existing is not None:
             run.archive_attempt()
         device = resolve_device(settings.device)
@@ -261,6 +269,10 @@ def run_matrix(
                 raise Interrupted(str(exc), records) from None
             if isinstance(record, Skipped):
                 reporter.run_skipped(cfg, record.reason)
+                continue
+            if isinstance(record, DoneElsewhere):
+                records.append(record.record)
+                reporter.run_done_elsewhere(cfg, record.record)
                 continue
             records.append(record)
             reporter.run_end(cfg, record)

@@ -11,7 +11,7 @@ from pathlib import Path
 from elubench.core.errors import ElubenchError, StoreError
 from elubench.spec.matrix import RunConfig
 from elubench.store.record import RunRecord
-from elubench.store.rundir import ResultsDir
+from elubench.store.rundir import Holder, ResultsDir
 
 
 class Reporter:
@@ -23,6 +23,13 @@ class Reporter:
     def run_end(self, cfg: RunConfig, record: RunRecord) -> None: ...
     def run_skipped(self, cfg: RunConfig, reason: str) -> None: ...
     def note(self, text: str) -> None: ...
+    # runs another driver trains (execution.peers): waited for, and their records as they land
+    def waiting(self, holders: list[Holder]) -> None: ...
+    def run_done_elsewhere(self, cfg: RunConfig, record: RunRecord) -> None:
+        """A run handed to this driver that another process recorded first."""
+        self.run_end(cfg, record)
+
+    def peer_run_end(self, cfg: RunConfig, record: RunRecord, holder: Holder | None) -> None: ...
     # several specs in one `run` (campaign.run_campaign): told to the outermost reporter
     def experiment_start(self, index: int, experiment) -> None: ...
     def experiment_stopped(self, experiment, error: ElubenchError) -> None: ...
@@ -54,6 +61,25 @@ class Tally(Reporter):
 
     def note(self, text):
         self.inner.note(text)
+
+    def waiting(self, holders):
+        self.inner.waiting(holders)
+
+    def run_done_elsewhere(self, cfg, record):
+        self.reasons.pop(cfg.run_id, None)
+        self.inner.run_done_elsewhere(cfg, record)
+
+    def peer_run_end(self, cfg, record, holder):
+        self.reasons.pop(cfg.run_id, None)
+        self.inner.peer_run_end(cfg, record, holder)
+
+
+@dataclass
+class DoneElsewhere:
+    """A run another process recorded between this driver's look at the folder and its claim:
+    its record, not trained again."""
+
+    record: RunRecord
 
 
 @dataclass
@@ -125,6 +151,7 @@ class RunSettings:
     executor: str = "serial"  # what trains the runs: recorded in every run
     runs_at_once: int | None = 1  # runs training at once on this machine (None: unknown)
     take_over: bool = False  # take over claims from other hosts (run --take-over)
+    wait: bool = True  # wait for runs another driver is training (run --no-wait: do not)
 
     def __post_init__(self):
         seconds = self.checkpoint_seconds

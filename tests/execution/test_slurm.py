@@ -172,6 +172,11 @@ print("END", json.dumps({"records": len(records), "skipped": Notes.skipped}), fl
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_a_cancelled_job_is_reported_lost_not_waited_for(slurm, tmp_path):
+    """What the executor guarantees whatever the cluster's kill timing (KillWait: 5 s in
+    scripts/slurm-local.sh, Slurm's default 30 s elsewhere): the driver never hangs on the
+    cancelled job, and the run either finished before the kill (one ok record, nothing lost)
+    or is reported lost, naming the job, with no record and its claim left for the next `run`
+    to take over. Never both, never a run counted twice (docs/reliability.md)."""
     raw = tiny_spec(
         name=f"lost{os.getpid()}",
         train={"batch_size": 32, "lr": 0.05, "iterations": 5000, "eval_every": 1000},
@@ -195,19 +200,23 @@ def test_a_cancelled_job_is_reported_lost_not_waited_for(slurm, tmp_path):
             assert time.monotonic() < deadline and driver.poll() is None, "the run never started"
             time.sleep(0.2)
         subprocess.run(["scancel", job], check=True)
-        out, _ = driver.communicate(timeout=120)  # no accounting: submitit alone would hang
+        out, _ = driver.communicate(timeout=180)  # no accounting: submitit alone would hang
     finally:
         if driver.poll() is None:
             driver.kill()
             subprocess.run(["scancel", "--name", f"elubench-{raw['name']}"])
     assert driver.returncode == 0, out
     end = json.loads(out.split("END ", 1)[1])
-    assert end["records"] == 0
-    (reason,) = end["skipped"].values()
-    assert "lost" in reason and job in reason, reason
-    if not _sacct_works():
-        assert "CANCELLED" in reason, reason
-    assert claim.exists()  # it stays behind, and the next invocation takes the run over
+    records = list((tmp_path / raw["name"]).rglob("run.json"))
+    if end["records"]:  # the job outlived the cancel's grace (a long KillWait) and finished
+        assert end["skipped"] == {} and len(records) == 1, end
+        assert json.loads(records[0].read_text())["status"] == "ok"
+    else:  # killed mid-run: lost, not waited for; its claim stays for the next invocation
+        (reason,) = end["skipped"].values()
+        assert "lost" in reason and job in reason, reason
+        if not _sacct_works():
+            assert "CANCELLED" in reason, reason
+        assert records == [] and claim.exists()
 
 
 # --- the squeue fallback, with stand-ins for sacct and squeue (no Slurm needed) -------------

@@ -31,7 +31,7 @@ from elubench.execution.runner import (
     run_matrix,
     stop_on_first_ctrl_c,
 )
-from elubench.execution.state import Reporter, RunSettings, Skipped
+from elubench.execution.state import DoneElsewhere, Reporter, RunSettings, Skipped
 from elubench.spec.matrix import RunConfig
 from elubench.store.layout import STOP
 from elubench.store.record import RunRecord
@@ -148,9 +148,10 @@ class WorkerPayload:
 
 def attempt(work: WorkerPayload, cfg: RunConfig) -> tuple[str, object]:
     """Run one config wherever an executor placed it. The outcome is plain picklable data:
-    ("done", record), ("skipped", why) when the run cannot go on now (another process's claim,
-    a damaged file, an OS error), ("stopped", None) when the driver asked to stop, or ("error",
-    ElubenchError) for a mistake the user can fix."""
+    ("done", record), ("elsewhere", record) when another process recorded it first, ("skipped",
+    why) when the run cannot go on now (another process's claim, a damaged file, an OS error),
+    ("stopped", None) when the driver asked to stop, or ("error", ElubenchError) for a mistake
+    the user can fix."""
     if work.stop():
         return "stopped", None
     try:
@@ -159,7 +160,11 @@ def attempt(work: WorkerPayload, cfg: RunConfig) -> tuple[str, object]:
         return "stopped", None
     except ElubenchError as exc:
         return "error", exc
-    return ("skipped", record.reason) if isinstance(record, Skipped) else ("done", record)
+    if isinstance(record, Skipped):
+        return "skipped", record.reason
+    if isinstance(record, DoneElsewhere):
+        return "elsewhere", record.record
+    return "done", record
 
 
 def worker_settings(settings: RunSettings, threads: int, **conditions) -> RunSettings:
@@ -264,6 +269,9 @@ def _report(
     if kind == "done":
         records.append(payload)
         reporter.run_end(cfg, payload)
+    elif kind == "elsewhere":
+        records.append(payload)
+        reporter.run_done_elsewhere(cfg, payload)
     elif kind == "skipped":
         reporter.run_skipped(cfg, payload or "another process is training it")
     elif kind == "lost":
