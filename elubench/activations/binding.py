@@ -32,6 +32,17 @@ class CustomDef(ActivationDef):
     code: str = ""  # its identity (sha256:..., or name==version)
     channelwise: bool = False  # declared: changing an element may change its channel's outputs
     kinks: tuple[float, ...] = ()  # declared points where its derivative jumps
+    # `stochastic` (ActivationDef): declared (`stochastic = True`) or seen (draws_from_torch)
+
+
+def _default_label(ref: CustomRef, attr: str) -> str:
+    """The attribute's name; for a library's class or function whose name is a built-in's
+    (torch.nn:RReLU, torch.nn:ELU) its module path, torch.nn.RReLU: a library's object
+    cannot be given a `name`, and the built-in's label stays the built-in's."""
+    builtin = ALIASES.get(attr.lower(), attr.lower())
+    if ref.kind == "module" and builtin in REGISTRY:
+        return ref.target.replace(":", ".")
+    return attr
 
 
 def _signature(obj, skip: int) -> list[inspect.Parameter]:
@@ -70,7 +81,7 @@ def bind(ref: CustomRef, obj, qualified: str, code: str, default_label: str) -> 
     params = _params(text, signature)
     values = _values(text, ref.args, params)
     label = getattr(obj, "name", None)
-    label = label if isinstance(label, str) else default_label
+    label = label if isinstance(label, str) else _default_label(ref, default_label)
     if not _LABEL.match(label):
         raise ActivationError(
             f"{text!r}: its name {label!r} cannot label a table column",
@@ -102,6 +113,7 @@ def bind(ref: CustomRef, obj, qualified: str, code: str, default_label: str) -> 
         ) from None
     declares = probe if isinstance(obj, type) else obj
     slope, channelwise, kinks = _declared(text, declares)
+    stochastic = getattr(declares, "stochastic", False) is True or draws_from_torch(probe)
     counts: dict[int, int] = {}
 
     def param_count(given: dict, channels: int) -> int:
@@ -124,8 +136,36 @@ def bind(ref: CustomRef, obj, qualified: str, code: str, default_label: str) -> 
         code=code,
         channelwise=channelwise,
         kinks=kinks,
+        stochastic=stochastic,
     )
     return Activation(label, tuple(values), custom=definition, ref=text)
+
+
+def draws_from_torch(module) -> bool:
+    """Whether the module's training-mode output follows torch's global random state (RReLU,
+    a noisy activation): called twice on one input under two seeds, it answers differently.
+    Such a module is given a stream of its own (activations.modules.PrivateRandom). A call that
+    raises says nothing here; the checks report it."""
+    import torch
+
+    module.train()
+    for shape in ((2, 3, 4, 4), (2, 3)):
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+        outputs = []
+        try:
+            with torch.random.fork_rng(devices=[]):  # the probe leaves the runs' RNG alone
+                for seed in (1, 2):
+                    torch.manual_seed(seed)
+                    outputs.append(module(x.clone()))
+        except Exception:
+            continue
+        first, second = outputs
+        if not (isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor)):
+            return False
+        if first.shape != second.shape or first.dtype != second.dtype:
+            return False  # not an activation's output; the checks say what is wrong
+        return not torch.allclose(first, second, rtol=0, atol=0, equal_nan=True)
+    return False
 
 
 def _params(text: str, signature: list[inspect.Parameter]) -> list[Param]:

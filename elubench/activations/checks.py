@@ -11,8 +11,13 @@ failure is one ActivationError naming the activation, the check and the value th
                shape, dtype and device (and does not raise);
 - finite       outputs and gradients (to the input and the parameters) are finite on a grid
                from -50 to 50, in every channel;
+- reproducible called twice on one input (a stochastic one's stream reset in between), it
+               gives the same output: its randomness, if any, comes from torch's generator,
+               which elubench seeds per run and layer (activations.modules.PrivateRandom);
+- evaluation   in evaluation mode its output does not depend on torch's random state;
 - element-wise changing one input element changes only that output element (with
-               `channelwise = True`: only outputs of its sample and channel);
+               `channelwise = True`: only outputs of its sample and channel), the stream
+               reset before each call, so that a random one is judged on the same draws;
 - gradcheck    torch.autograd.gradcheck passes in float64, at points away from the `kinks` it
                declares (its parameters included);
 - no weights   it holds no conv or FC layer: the paired init draws their weights per layer of
@@ -66,6 +71,9 @@ def _run_checks(activation: Activation, shapes, precision: str) -> None:
             x = torch.randn((BATCH, *shape), generator=torch.Generator().manual_seed(0)).to(dtype)
             _call(module, x)
         _finite(module, shape)
+        probe = torch.randn((BATCH, *shape), generator=torch.Generator().manual_seed(1))
+        _reproducible(module, probe)
+        _deterministic_at_evaluation(module, probe)
         _element_wise(
             module,
             torch.randn((BATCH, *shape), generator=torch.Generator().manual_seed(1)),
@@ -101,9 +109,11 @@ def _no_weights(module) -> None:
 
 def _call(module, x):
     """module(x) checked: a tensor of x's shape, dtype and device. Called on a copy, as the
-    net's activations may overwrite their input."""
+    net's activations may overwrite their input, and with a stochastic module's stream reset,
+    so that every call draws the same noise."""
     import torch
 
+    _restart_streams(module)
     try:
         y = module(x.clone())
     except Exception as exc:
@@ -132,6 +142,66 @@ def _call(module, x):
     return y
 
 
+def _restart_streams(module) -> None:
+    from elubench.activations.modules import PrivateRandom
+
+    for sub in module.modules():
+        if isinstance(sub, PrivateRandom):
+            sub.calls = 0
+
+
+def _first_difference(a, b) -> str:
+    import torch
+
+    differ = (a != b) & ~(torch.isnan(a) & torch.isnan(b))
+    where = tuple(int(i) for i in differ.nonzero()[0])
+    more = int(differ.sum()) - 1
+    return f"output element {where}" + (f" and {more} more" if more else "")
+
+
+def _reproducible(module, x) -> None:
+    """The same input twice, the same output: randomness elubench cannot seed would make runs
+    irreproducible, and would read as a mixing of elements in the element-wise check."""
+    import torch
+
+    with torch.no_grad():
+        first, second = _call(module, x), _call(module, x)
+    if not torch.allclose(first, second, rtol=0, atol=0, equal_nan=True):
+        raise CheckFailed(
+            "reproducible",
+            f"called twice on the same {_dims(x.shape)} batch it returned different outputs "
+            f"({_first_difference(first, second)}): its randomness does not come from torch's "
+            "generator, which elubench seeds per run and layer",
+            hint="draw noise with torch's default generator (torch.rand_like(x), "
+            "torch.empty_like(x).uniform_(lo, hi)); a torch.Generator of its own, numpy or "
+            "Python's random cannot be seeded by elubench, so its runs could not be repeated",
+        )
+
+
+def _deterministic_at_evaluation(module, x) -> None:
+    """In evaluation mode the output must not follow torch's random state (RReLU uses its mean
+    slope there): test errors are then a function of the weights alone."""
+    import torch
+
+    module.eval()
+    try:
+        with torch.no_grad():
+            torch.manual_seed(1)
+            first = _call(module, x)
+            torch.manual_seed(2)
+            second = _call(module, x)
+    finally:
+        module.train()
+    if not torch.allclose(first, second, rtol=0, atol=0, equal_nan=True):
+        raise CheckFailed(
+            "evaluation",
+            f"in evaluation mode it gave different outputs for the same {_dims(x.shape)} batch "
+            f"under two random states ({_first_difference(first, second)})",
+            hint="draw noise only in training (if self.training: ...) and use its expected "
+            "value at evaluation, as RReLU uses its mean slope",
+        )
+
+
 def _dtype(x) -> str:
     return str(x.dtype).removeprefix("torch.")
 
@@ -145,7 +215,10 @@ def _element_wise(module, x, channelwise: bool) -> None:
         for k, flat in enumerate((0, x.numel() // 2 + 1, x.numel() - 1)):
             position = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), x.shape))
             nudged = x.clone()
-            nudged[position] += 0.5 + 0.25 * k
+            # away from zero, keeping the sign: a random activation may draw its noise for
+            # the negative elements alone (torch's RReLU on the CPU, in order), so a nudge
+            # across zero would move the draws of elements after it without any mixing
+            nudged[position] += (0.5 + 0.25 * k) * (1.0 if x[position] >= 0 else -1.0)
             out = _call(module, nudged)
             changed = (out != base) & ~(torch.isnan(out) & torch.isnan(base))
             allowed = torch.zeros_like(changed)
@@ -233,6 +306,7 @@ def _gradcheck(module, rank: int, kinks) -> None:
     ]
 
     def call(inp, *values):
+        _restart_streams(module)  # a stochastic module: the same draws at every point
         return functional_call(module, dict(zip(names, values)), (inp.clone(),))
 
     try:

@@ -93,3 +93,58 @@ class FunctionActivation(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join([self.name, *(f"{k}={v!r}" for k, v in self.params.items())])
+
+
+class PrivateRandom(nn.Module):
+    """A stochastic activation (RReLU, a user's noisy one) made to draw from a stream of its own.
+
+    The paired protocol gives every activation of a seed the same initial weights, batches,
+    augmentation and dropout masks; the masks come from torch's global generator. A module
+    that drew its noise from that generator would shift every draw after it, and its runs
+    would see other masks than ELU's. So each training-mode call runs the wrapped module with
+    torch's generators (the CPU's and the input's device's) seeded from (`seed`, the call's
+    number) and puts them back afterwards: the noise is the layer's own, the global streams
+    are untouched, and a run is reproducible (the same seed, the same noise). The call counter
+    travels in the checkpoint (`get_extra_state`), so a resumed run draws what the uninterrupted
+    one would have. It is a Python int: counting needs no device sync. At evaluation the module
+    runs as it is (an activation must then be deterministic; elubench.activations.checks).
+
+    `seed` is set per hidden layer when the net is built (elubench.net.build).
+    """
+
+    def __init__(self, inner: nn.Module, seed: int = 0):
+        super().__init__()
+        self.inner = inner
+        self.seed = int(seed)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.inner(x)
+        from elubench.core.seeds import derive_seed
+
+        kind = x.device.type
+        devices = [] if kind == "cpu" else [x.device]
+        with torch.random.fork_rng(devices=devices, device_type=None if kind == "cpu" else kind):
+            seed = derive_seed(self.seed, self.calls)
+            torch.default_generator.manual_seed(seed)
+            if kind == "cuda":  # this device's generator only: others may serve other runs
+                torch.cuda.default_generators[_cuda_index(x.device)].manual_seed(seed)
+            elif kind == "mps":
+                torch.mps.manual_seed(seed)
+            y = self.inner(x)
+        self.calls += 1
+        return y
+
+    def get_extra_state(self) -> dict:
+        return {"calls": self.calls}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.calls = int(state["calls"])
+
+    def extra_repr(self) -> str:
+        return f"own random stream: seed={self.seed}, calls={self.calls}"
+
+
+def _cuda_index(device: torch.device) -> int:
+    return device.index if device.index is not None else torch.cuda.current_device()

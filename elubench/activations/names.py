@@ -162,6 +162,9 @@ def parse_activation(text: str) -> Activation | CustomRef:
                     hint=param_hint(definition),
                 )
             values[key] = value
+    problem = definition.joint_check(values)
+    if problem:
+        raise ActivationError(f"{text!r}: {problem}", hint=param_hint(definition))
     return Activation(name, tuple((p.name, values[p.name]) for p in definition.params))
 
 
@@ -180,6 +183,7 @@ class CustomRef:
     negative_slope = None
     custom = None
     in_place = False
+    stochastic = False  # known once resolved
 
     @property
     def kind(self) -> str:

@@ -23,6 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from elubench.activations.factories import (
+    build_lrelu,
+    build_prelu,
+    build_rrelu,
+    build_srelu,
+    exp_linear,
+    torch_module,
+)
+
 Value = float | bool | str
 
 
@@ -77,9 +86,14 @@ class ActivationDef:
     aliases: tuple[str, ...] = ()
     # Learned parameters the module adds to a layer of `channels` units (PReLU's slopes).
     param_count: Callable[[dict[str, Value], int], int] = lambda p, channels: 0
-    # Built to write into its input (see IN_PLACE_WHY): `build` then gets inplace=True among
+    # Built to write into its input (IN_PLACE_WHY, in .factories): `build` then gets inplace=True among
     # its parameters, and the memory estimate counts no separate output for it.
     in_place: bool = False
+    # Random in training mode (RReLU): `create` wraps it so that its noise comes from a
+    # generator of its own, seeded per run and layer (activations.modules.PrivateRandom).
+    stochastic: bool = False
+    # What the parameters demand of each other, as an error text ("" when they agree).
+    joint_check: Callable[[dict[str, Value]], str] = lambda p: ""
 
 
 @dataclass(frozen=True)
@@ -128,10 +142,20 @@ class Activation:
     def in_place(self) -> bool:
         return self.definition.in_place
 
+    @property
+    def stochastic(self) -> bool:
+        return self.definition.stochastic
+
     def create(self, channels: int):
-        """Build the torch module for a layer with `channels` units."""
+        """Build the torch module for a layer with `channels` units (a stochastic one wrapped
+        to draw from its own stream; the net seeds it per layer)."""
         extra = {"inplace": True} if self.in_place else {}
-        return self.definition.build({**self.kwargs, **extra}, channels)
+        module = self.definition.build({**self.kwargs, **extra}, channels)
+        if self.stochastic:
+            from elubench.activations.modules import PrivateRandom
+
+            return PrivateRandom(module)
+        return module
 
 
 def activation_slug(text: str) -> str:
@@ -147,66 +171,6 @@ def format_value(value: Value) -> str:
     if isinstance(value, float):
         return repr(value) if value != int(value) or abs(value) >= 1e16 else f"{value:.1f}"
     return str(value)
-
-
-# --- module factories (torch is imported only when a module is built) -------------------------
-
-
-def _torch_module(name: str):
-    def build(params: dict[str, Value], channels: int):
-        from torch import nn
-
-        return getattr(nn, name)(**params)
-
-    return build
-
-
-# IN_PLACE_WHY: an activation always follows a conv, an FC layer or BN, none of which needs its
-# output for the backward pass. Writing into that output saves allocating (and, on the CPU,
-# page-faulting) a new tensor, and torch's in-place ELU computes its gradient from the result,
-# alpha + ELU(x), with no second exp. Only for activations whose gradient torch computes from
-# the result (relu, elu, lrelu, selu, celu: `in_place=True` below); silu or mish in place would
-# need a copy of x.
-
-
-def _exp_linear(kind: str):
-    """ELU, SELU or CELU as elubench's ExpLinear (its own CPU kernel; elubench.activations.kernels)."""
-
-    def build(params: dict[str, Value], channels: int):
-        from elubench.activations.modules import SELU_ALPHA, SELU_SCALE, ExpLinear
-
-        if kind == "selu":
-            return ExpLinear(
-                SELU_ALPHA, SELU_SCALE, 1.0, inplace=bool(params.get("inplace")), name=kind
-            )
-        alpha = float(params["alpha"])
-        return ExpLinear(
-            alpha,
-            1.0,
-            1.0 / alpha if kind == "celu" else 1.0,
-            inplace=bool(params.get("inplace")),
-            name=kind,
-        )
-
-    return build
-
-
-def _build_lrelu(p, channels):
-    from torch import nn
-
-    return nn.LeakyReLU(negative_slope=p["a"], inplace=bool(p.get("inplace")))
-
-
-def _build_srelu(p, channels):
-    from elubench.activations.modules import ShiftedReLU
-
-    return ShiftedReLU(p["floor"])
-
-
-def _build_prelu(p, channels):
-    from torch import nn
-
-    return nn.PReLU(num_parameters=1 if p["shared"] else channels, init=p["init"])
 
 
 def _positive(v):
@@ -226,7 +190,7 @@ DEFINITIONS = [
         "elu",
         "x if x > 0 else alpha * (exp(x) - 1)",
         "Clevert et al. 2015",
-        _exp_linear("elu"),
+        exp_linear("elu"),
         (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
         implemented_by=EXP_LINEAR_IMPL,
         in_place=True,
@@ -235,7 +199,7 @@ DEFINITIONS = [
         "relu",
         "max(0, x)",
         "Nair & Hinton 2010",
-        _torch_module("ReLU"),
+        torch_module("ReLU"),
         negative_slope=lambda p: 0.0,
         in_place=True,
     ),
@@ -243,17 +207,33 @@ DEFINITIONS = [
         "lrelu",
         "max(a * x, x)",
         "Maas et al. 2013 (ELU paper: a = 0.1)",
-        _build_lrelu,
+        build_lrelu,
         (Param("a", 0.1, "slope for negative inputs", _slope, "in [0, 1)"),),
         negative_slope=lambda p: cast(float, p["a"]),  # a number (Param.coerce)
         aliases=("leaky_relu", "leakyrelu"),
         in_place=True,
     ),
     ActivationDef(
+        "rrelu",
+        "x if x > 0 else a * x, a ~ U(lower, upper) per element in training, (lower + upper) / 2 at evaluation",
+        "Xu et al. 2015",
+        build_rrelu,
+        (
+            Param("lower", 1 / 8, "lower bound of the random slope", _slope, "in [0, 1)"),
+            Param("upper", 1 / 3, "upper bound of the random slope", _slope, "in [0, 1)"),
+        ),
+        # the slope it has at evaluation, and on average in training
+        negative_slope=lambda p: (cast(float, p["lower"]) + cast(float, p["upper"])) / 2,
+        stochastic=True,
+        joint_check=lambda p: (
+            "" if cast(float, p["lower"]) <= cast(float, p["upper"]) else "lower must be <= upper"
+        ),
+    ),
+    ActivationDef(
         "srelu",
         "max(floor, x)",
         "shifted ReLU, Clevert et al. 2015 (not the S-shaped ReLU)",
-        _build_srelu,
+        build_srelu,
         (Param("floor", -1.0, "the lower bound", lambda v: v <= 0, "<= 0"),),
         negative_slope=lambda p: 0.0,
         implemented_by="elubench",
@@ -262,7 +242,7 @@ DEFINITIONS = [
         "prelu",
         "x if x > 0 else a * x, a learned (no weight decay)",
         "He et al. 2015",
-        _build_prelu,
+        build_prelu,
         (
             Param("init", 0.25, "initial slope a", _slope, "in [0, 1)"),
             Param("shared", False, "one slope per layer instead of one per channel"),
@@ -274,7 +254,7 @@ DEFINITIONS = [
         "selu",
         "scale * (x if x > 0 else alpha * (exp(x) - 1)), fixed scale/alpha",
         "Klambauer et al. 2017",
-        _exp_linear("selu"),
+        exp_linear("selu"),
         implemented_by=EXP_LINEAR_IMPL,
         in_place=True,
     ),
@@ -282,7 +262,7 @@ DEFINITIONS = [
         "celu",
         "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))",
         "Barron 2017",
-        _exp_linear("celu"),
+        exp_linear("celu"),
         (Param("alpha", 1.0, "saturation value for negative inputs", _positive, "> 0"),),
         implemented_by=EXP_LINEAR_IMPL,
         in_place=True,
@@ -291,7 +271,7 @@ DEFINITIONS = [
         "gelu",
         "x * Phi(x)",
         "Hendrycks & Gimpel 2016",
-        _torch_module("GELU"),
+        torch_module("GELU"),
         (
             Param(
                 "approximate",
@@ -306,18 +286,18 @@ DEFINITIONS = [
         "silu",
         "x * sigmoid(x)",
         "Elfwing et al. 2017; Ramachandran et al. 2017",
-        _torch_module("SiLU"),
+        torch_module("SiLU"),
         aliases=("swish",),
     ),
-    ActivationDef("mish", "x * tanh(softplus(x))", "Misra 2019", _torch_module("Mish")),
+    ActivationDef("mish", "x * tanh(softplus(x))", "Misra 2019", torch_module("Mish")),
     ActivationDef(
         "softplus",
         "log(1 + exp(beta * x)) / beta",
         "Dugas et al. 2001",
-        _torch_module("Softplus"),
+        torch_module("Softplus"),
         (Param("beta", 1.0, "sharpness", _positive, "> 0"),),
     ),
-    ActivationDef("tanh", "tanh(x)", "", _torch_module("Tanh")),
+    ActivationDef("tanh", "tanh(x)", "", torch_module("Tanh")),
 ]
 
 REGISTRY: dict[str, ActivationDef] = {d.name: d for d in DEFINITIONS}
@@ -338,6 +318,12 @@ def param_hint(definition: ActivationDef) -> str:
     return f"{definition.name} parameters: {described}"
 
 
+def _shown(value: Value) -> str:
+    """A value for reading: 1/3 as 0.3333 (canonical text keeps every digit)."""
+    text = format_value(value)
+    return f"{value:.4g}" if isinstance(value, float) and len(text) > 8 else text
+
+
 def registry_rows() -> list[dict[str, str]]:
     """The registry as plain rows, for `elubench activations`."""
     rows = []
@@ -348,10 +334,10 @@ def registry_rows() -> list[dict[str, str]]:
                 "name": d.name,
                 "formula": d.formula,
                 "parameters": ", ".join(
-                    f"{p.name}={format_value(p.default)}" + (f" ({p.rule})" if p.rule else "")
+                    f"{p.name}={_shown(p.default)}" + (f" ({p.rule})" if p.rule else "")
                     for p in d.params
                 ),
-                "he_aware_slope": "-" if slope is None else format_value(float(slope)),
+                "he_aware_slope": "-" if slope is None else _shown(float(slope)),
                 "aliases": ", ".join(d.aliases),
                 "implemented_by": d.implemented_by,
                 "source": d.source,

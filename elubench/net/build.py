@@ -6,8 +6,10 @@ from collections import OrderedDict
 
 from torch import nn
 
+from elubench.activations.modules import PrivateRandom
 from elubench.activations.names import CustomRef, parse_activation
 from elubench.activations.registry import Activation
+from elubench.core.seeds import derive_seed
 from elubench.net.init import initialize
 from elubench.net.layers import GlobalAvgPool, SamePad, SpatialPyramidPool, Unflatten
 from elubench.spec.layout import Layout, Row, net_layout
@@ -92,7 +94,18 @@ def build_model(
     net = Net(layout, activation)
     scheme = init or spec.compare.init_list()[0]
     initialize(net, scheme, seed, activation.negative_slope)
+    seed_stochastic(net, seed)
     return net
+
+
+def seed_stochastic(net: Net, seed: int) -> None:
+    """Give each stochastic activation a stream of its own, from (seed, its hidden layer): its
+    noise is then the same in every run of the seed (a run is reproducible) and draws nothing
+    from the global streams that pair the runs (dropout masks; activations.modules)."""
+    for index, name in enumerate(net.hidden):
+        module = getattr(net.body, name)
+        if isinstance(module, PrivateRandom):
+            module.seed = derive_seed(seed, "activation", index)
 
 
 def weight_decay_groups(

@@ -13,7 +13,7 @@ calibrated against measurements on one machine (below), not derived from them.
 - a training step, per image of the batch (`PerImage.step`): what autograd keeps, read off the
   layout row by row: a conv or FC layer's output; with BN, BN's output too; an activation that
   is not in place (mish, gelu, prelu, ... all but relu, elu, lrelu, selu, celu) its output
-  besides its input; max pooling its output and int64 indices (3 floats' worth); average,
+  besides its input; a stochastic one (rrelu) its noise too; max pooling its output and int64 indices (3 floats' worth); average,
   SPP and global pooling their output; dropout its output and a byte mask; the input batch.
   Backward adds the gradients of two of the largest layer outputs, and on a CPU the unfolded
   input of the largest conv (C_in·k²·H·W, a GEMM convolution's buffer). × ACTIVATION_FACTOR;
@@ -130,6 +130,8 @@ class PerImage:
 
 def per_image(layout, activation) -> PerImage:
     in_place = activation.in_place  # built to write into its input (activations.registry)
+    # a stochastic one (RReLU) keeps its noise, one float per element, for the backward pass
+    noise = int(activation.stochastic)
     first = _prod(layout.input_shape)
     saved, largest, workspace = first, 0, 0
     for row in layout.rows:
@@ -138,7 +140,8 @@ def per_image(layout, activation) -> PerImage:
         if row.kind == "conv" and row.kernel > 1:
             workspace = max(workspace, row.in_shape[0] * row.kernel**2 * (n // row.units))
         if row.kind in ("conv", "fc"):
-            saved += n * (1 + row.batchnorm + (row.activation is not None and not in_place))
+            acts = row.activation is not None
+            saved += n * (1 + row.batchnorm + (acts and not in_place) + acts * noise)
         elif row.kind == "maxpool":
             saved += 3 * n
         elif row.kind == "dropout":
