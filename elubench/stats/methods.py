@@ -62,6 +62,8 @@ def methods_text(
         "a given seed gave every configuration the same initial weight draws, data order and "
         "augmentation, so runs were compared in pairs by seed."
     ]
+    if table is not None and stochastic_sentence(table):
+        parts.append(stochastic_sentence(table))
     parts.append(
         f"{left_out} runs that failed or diverged were excluded from the tests and are reported "
         "separately."
@@ -247,6 +249,24 @@ def condition_warnings(table: ScoreTable, frames: list[pd.DataFrame]) -> list[st
                     "their differences mix conditions with configurations"
                 )
     return out
+
+
+def stochastic_sentence(table: ScoreTable) -> str:
+    """What kept the pairing for activations random in training (rrelu)."""
+    if "stochastic" not in table.info:
+        return ""
+    names = sorted({str(a) for a in table.info.loc[table.info["stochastic"], "activation"]})
+    if not names:
+        return ""
+    one = len(names) == 1
+    it, its = ("it", "its") if one else ("they", "their")
+    return (
+        f"{' and '.join(names)} {'is' if one else 'are'} random in training; {its} noise came "
+        f"from a random stream of {its} own, seeded by the run's seed, the layer and the call, "
+        f"so that {it} shared the other configurations' initial weights, data order, "
+        "augmentation and dropout masks, and each run could be repeated exactly; at evaluation "
+        f"{it} {'was' if one else 'were'} deterministic."
+    )
 
 
 def conditions_sentence(table: ScoreTable) -> str:

@@ -110,6 +110,12 @@ def prepare(runs: pd.DataFrame) -> ScoreTable:
         .loc[configs, ["activation", "batchnorm", "init"]]
     )
     info["batchnorm"] = info["batchnorm"].astype(bool)
+    stochastic = (
+        runs["activation_stochastic"].eq(True)
+        if "activation_stochastic" in runs
+        else pd.Series(False, index=runs.index)
+    )
+    info["stochastic"] = stochastic.groupby(runs["config"]).any().reindex(configs).to_numpy()
     # Comparisons stay within one init scheme; the scheme names the group only when the runs
     # have several (the labels then carry it too: relu/xavier).
     several = info["init"].nunique() > 1

@@ -82,6 +82,9 @@ class RunRecord(RunConfig):
     # values of its learned parameters at the end, per `layer.parameter`
     activation_source: dict[str, Any] | None = None
     activation_params: LayerStats | None = None
+    # random in training (rrelu, a noisy custom one): its noise came from a stream of its own,
+    # seeded by the seed, layer and call (activations.modules.PrivateRandom)
+    activation_stochastic: bool | None = None
 
     # the conditions it ran under
     device: str | None = None

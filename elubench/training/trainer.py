@@ -326,6 +326,7 @@ class Trainer:
             prelu_slopes=prelu_slopes(self.model),
             activation_source=source_record(self.model.activation),
             activation_params=activation_params(self.model),
+            activation_stochastic=self.model.activation.stochastic,
             device=str(self.device),
             device_name=device_name(self.device),
             precision=self.train_cfg.precision,

@@ -54,7 +54,11 @@ def test_it_trains_and_compares_paired_with_the_others(tmp_path, cli, activation
     assert code == 0, err
     code, out, err = cli("compare", tmp_path / "r", "--format", "json")
     assert code == 0, err
-    rows = json.loads(out)["tables"]["paired"]
+    result = json.loads(out)
+    rows = result["tables"]["paired"]
+    assert (
+        f"{label} is random in training; its noise came from a random stream" in result["methods"]
+    )
     assert any(r["a"] == label and r["b"] == "relu" and r["n_pairs"] == 3 for r in rows), rows
     records = [json.loads(path.read_text()) for path in (tmp_path / "r").glob("*/runs/*/run.json")]
     assert len(records) == 9 and {r["status"] for r in records} == {"ok"}
