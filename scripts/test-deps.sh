@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test dependencies pip cannot install: a headless Chromium for tests/report/test_report_browser.py
+# Test dependencies pip cannot install: a headless Chromium for tests/reporting/test_report_browser.py
 # (Debian's `chromium`, about 155 MB of packages, half a minute here). Where there is no
 # apt-get, or we are not root, it says so and exits 0: those tests then skip with their reason.
 # ELUBENCH_CI_BROWSER=0 leaves the browser alone.

@@ -14,7 +14,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "elubench"
 
 # The layers, lowest first: a module may import its own layer and the layers before it, never
-# one after it. elubench/__init__.py and __main__.py sit above every layer.
+# one after it. elubench/__init__.py, __main__.py and the public modules the Python API
+# promises (PUBLIC: `from elubench.errors import SpecError`) sit above every layer.
 LAYERS = (
     "core",
     "activations",
@@ -25,11 +26,13 @@ LAYERS = (
     "stats",
     "training",
     "execution",
-    "report",
+    "reporting",
     "export",
     "tools",
+    "api",
     "cli",
 )
+PUBLIC = ("errors", "plots")
 
 
 def module_name(path: Path) -> str:
@@ -76,7 +79,7 @@ def imports(path: Path) -> list[tuple[str, str | None, int]]:
 def layer(module: str) -> int | None:
     """The layer's place in LAYERS; None for the top (elubench, elubench.__main__)."""
     parts = module.split(".")
-    if len(parts) < 2 or parts[1] == "__main__":
+    if len(parts) < 2 or parts[1] in ("__main__", *PUBLIC):
         return None
     return LAYERS.index(parts[1])
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_layering import LAYERS, imports, modules
+from test_layering import LAYERS, PUBLIC, imports, modules
 
 PACKAGE = Path(__file__).resolve().parents[1] / "elubench"
 MAX_LINES = 400
@@ -25,9 +25,11 @@ def _relative(path: Path) -> str:
 
 
 def test_the_folder_listing_names_the_architecture():
-    """One package per layer and nothing else but the entry points and the typing marker."""
+    """One package per layer and nothing else but the entry points, the public modules of the
+    Python API and the typing marker."""
     entries = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
-    assert entries == sorted([*LAYERS, "__init__.py", "__main__.py", "py.typed"])
+    public = [f"{name}.py" for name in PUBLIC]
+    assert entries == sorted([*LAYERS, *public, "__init__.py", "__main__.py", "py.typed"])
 
 
 def test_no_module_grows_past_400_lines():
@@ -175,8 +177,8 @@ def test_the_run_command_is_thin():
         "store.reader",
         "store.rundir",
         "stats",
-        "report.tables",
-        "report.analysis",
+        "reporting.tables",
+        "reporting.analysis",
         "core.files",
         "data.catalog",
         "export.runs",

@@ -20,19 +20,10 @@ def console(stderr: bool = False):
 
 
 def split_names(values: list[str] | None) -> list[str] | None:
-    """`--activations elu,lrelu(0.2)` and repeated flags: split on commas outside parentheses."""
-    if not values:
-        return None
-    names, depth, current = [], 0, ""
-    for char in ",".join(values):
-        depth += (char == "(") - (char == ")")
-        if char == "," and depth == 0:
-            names.append(current.strip())
-            current = ""
-        else:
-            current += char
-    names.append(current.strip())
-    return [n for n in names if n]
+    """`--activations elu,lrelu(0.2)` and repeated flags (api.training.split_names)."""
+    from elubench.api.training import split_names as split
+
+    return split(values)
 
 
 def load(
@@ -42,9 +33,7 @@ def load(
     precision: str | None,
     threads: int | None = None,
 ):
-    """The spec with --set, --width, --precision and --threads applied (typed by the schema)."""
-    from elubench.spec.loader import load_spec
+    """The spec with --set, --width, --precision and --threads applied (api.specs.load_spec)."""
+    from elubench.api.specs import load_spec
 
-    extra = [f"train.precision={precision}"] if precision else []
-    extra += [f"train.threads={threads}"] if threads else []
-    return load_spec(spec, [*(overrides or []), *extra], width)
+    return load_spec(spec, overrides, width=width, precision=precision, threads=threads)

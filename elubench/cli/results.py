@@ -48,29 +48,12 @@ def compare(
 ):
     """Paired statistics over recorded runs: tables, tests, effect sizes, a methods paragraph;
     with several experiments, each one's and a summary across them."""
-    import math
-
-    from elubench.report.analysis import CompareOptions, analyze_experiments
-    from elubench.report.tables import FORMATS
-    from elubench.spec.schema import ALTERNATIVES
+    from elubench.api.comparison import compare as analyze
+    from elubench.reporting.tables import FORMATS
 
     if format_ not in FORMATS:
         raise ElubenchError(
             f"unknown format {format_!r}", where="--format", hint=f"use one of {', '.join(FORMATS)}"
-        )
-    if alternative is not None and alternative not in ALTERNATIVES:
-        raise ElubenchError(
-            f"unknown alternative {alternative!r}",
-            where="--alternative",
-            hint=f"use {', '.join(ALTERNATIVES[:-1])} or {ALTERNATIVES[-1]}",
-        )
-    if alpha is not None and not 0 < alpha < 1:
-        raise ElubenchError(f"alpha must be between 0 and 1, got {alpha}", where="--alpha")
-    if rope is not None and not (math.isfinite(rope) and rope >= 0):
-        raise ElubenchError(
-            f"the ROPE is a half-width in percentage points >= 0, got {rope}",
-            where="--rope",
-            hint="e.g. --rope 0.5",
         )
     if out is not None and out.is_dir():
         raise ElubenchError(
@@ -78,24 +61,28 @@ def compare(
             where=str(out),
             hint=f"e.g. --out {out / ('comparison.' + format_)}",
         )
-    options = CompareOptions(
+    comparison = analyze(
+        results,
+        spec=spec,
+        across=across,
         baseline=baseline,
         all_pairs=all_pairs,
         alternative=alternative,
         alpha=alpha,
+        rope=rope,
         q_values=q_values,
         target=target,
-        rope=rope,
+        skip_bad=skip_bad,
+        option_names={
+            key: f"--{key.replace('_', '-')}" for key in ("alternative", "alpha", "rope")
+        },
     )
-    folder = analyze_experiments(
-        results, specs=spec, across=across, skip_bad=skip_bad, options=options
-    )
-    _render_comparison(folder, format_, out)
+    _render_comparison(comparison.folder, format_, out)
 
 
 def _render_comparison(folder, format_: str, out: Path | None) -> None:
-    """The analysis in one format, to the terminal or to `out` (report.output)."""
-    from elubench.report.output import render
+    """The analysis in one format, to the terminal or to `out` (reporting.output)."""
+    from elubench.reporting.output import render
 
     title, rendered = render(folder, format_)
     if format_ == "rich":
@@ -114,7 +101,7 @@ def _render_comparison(folder, format_: str, out: Path | None) -> None:
         buffer.print(rendered)
         text = written.getvalue().rstrip("\n")
     else:
-        assert isinstance(rendered, str)  # every format but rich is text (report.output)
+        assert isinstance(rendered, str)  # every format but rich is text (reporting.output)
         text = rendered
     if out is None:
         typer.echo(text)
@@ -140,31 +127,24 @@ def report(
     """Write REPORT.md (and REPORT.html) with the spec, every table, figures and the methods
     paragraph; with several experiments, one report: the summary across them (critical-difference
     diagram, forest plot) and a section per experiment, in the results folder."""
-    from elubench.report.analysis import CompareOptions, analyze_experiments
-    from elubench.report.figures import figure_formats
-    from elubench.report.markdown import write_folder_report, write_report
+    from elubench.api.reports import report as write
 
     if not markdown and not html:
         raise ElubenchError(
             "nothing to write", where="--no-markdown", hint="add --html, or drop --no-markdown"
         )
-    formats = figure_formats(figure_format.split(","))
-    options = CompareOptions(baseline=baseline, all_pairs=all_pairs)
-    folder = analyze_experiments(
-        results, specs=spec, across=across, skip_bad=skip_bad, options=options
+    written = write(
+        results,
+        out=out,
+        markdown=markdown,
+        html=html,
+        figure_formats=figure_format,
+        spec=spec,
+        across=across,
+        baseline=baseline,
+        all_pairs=all_pairs,
+        skip_bad=skip_bad,
     )
-    if len(folder.experiments) == 1:
-        written = write_report(
-            folder.experiments[0],
-            out_dir=out,
-            markdown=markdown,
-            html_too=html,
-            figure_formats=formats,
-        )
-    else:
-        written = write_folder_report(
-            folder, results, out_dir=out, markdown=markdown, html_too=html, figure_formats=formats
-        )
     console = _console()
     for path in written:
         console.print(f"wrote {path}")

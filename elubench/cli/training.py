@@ -7,8 +7,6 @@ from pathlib import Path
 import typer
 
 from elubench.cli.common import console as _console
-from elubench.cli.common import load as _load
-from elubench.cli.common import split_names as _split_names
 from elubench.cli.executor_options import (
     CpusPerRunOpt,
     ExecutorOpt,
@@ -140,53 +138,41 @@ def run(
     record (ok or diverged); 2 a mistake in the input, nothing trained; 3 some runs crashed
     (recorded failed); 4 some runs have no record (claimed elsewhere, a damaged file, an OS
     error, lost): run again; 130 interrupted."""
-    from elubench.activations.code import with_names
-    from elubench.execution.campaign import prepare_campaign
-    from elubench.execution.executors.factory import executor_for
-    from elubench.execution.state import RunSettings
-    from elubench.spec.matrix import select
+    from elubench.api.training import prepare_run
 
-    settings = RunSettings(
+    campaign, settings = prepare_run(
+        specs,
         results=results,
+        activations=activations,
+        batchnorm=batchnorm,
+        seeds=seeds,
+        overrides=set_,
+        width=width,
+        precision=precision,
+        threads=threads,
         device=device,
         data_dir=data_dir,
         download=download,
         force=force,
-        checkpoint_seconds=checkpoint_every,
+        checkpoint_every=checkpoint_every,
         compile=compile_,
+        shard=shard,
         deterministic=deterministic,
         take_over=take_over,
         wait=not no_wait,
-    )
-    campaign = prepare_campaign(
-        specs,
-        settings,
-        load=lambda path: with_names(
-            _load(path, set_, width, precision, threads),
-            _split_names(activations),
-            path.parent,
-            "--activations",
-        ),
-        select=lambda spec, names: select(
-            spec, activations=names, batchnorm=batchnorm, seeds=seeds, shard_text=shard
-        ),
-        executor=lambda spec: executor_for(
-            executor,
-            parallel=parallel,
-            device=device,
-            spec=spec,
-            workers=workers,
-            gpus=gpus.split(",") if gpus else None,
-            address=ray_address,
-            local_cpus=ray_cpus,
-            cpus_per_run=cpus_per_run,
-            gpus_per_run=gpus_per_run,
-            partition=slurm_partition,
-            time_min=slurm_time,
-            array_parallelism=slurm_parallelism,
-            sbatch=sbatch or None,
-            cluster=slurm_cluster,
-        ),
+        executor=executor,
+        parallel=parallel,
+        workers=workers,
+        gpus=gpus,
+        ray_address=ray_address,
+        ray_cpus=ray_cpus,
+        cpus_per_run=cpus_per_run,
+        gpus_per_run=gpus_per_run,
+        slurm_partition=slurm_partition,
+        slurm_time=slurm_time,
+        slurm_parallelism=slurm_parallelism,
+        sbatch=sbatch,
+        slurm_cluster=slurm_cluster,
         memory_check=not no_memory_check,
         dry_run=dry_run,
     )
@@ -215,7 +201,7 @@ def _dry_run(campaign, settings) -> None:
 def _train(campaign, settings) -> None:
     """Train with a progress display; say what is missing and exit with the code that says it
     (Ctrl-C: what is recorded and how to go on)."""
-    from elubench.cli.progress import (
+    from elubench.api.progress import (
         CampaignReporter,
         RichReporter,
         campaign_view,

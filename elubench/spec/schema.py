@@ -137,7 +137,7 @@ class Compare(Strict):
     rope: float = Field(0.5, ge=0, allow_inf_nan=False)
 
     # How `compare` tests, whatever the matrix: what `compare` and `report` take from the spec
-    # stored with the runs (report.analysis), where no flag overrides it.
+    # stored with the runs (reporting.analysis), where no flag overrides it.
     TEST_OPTIONS: ClassVar[tuple[str, ...]] = ("alpha", "alternative", "rope")
 
     @field_validator("activations")

@@ -31,6 +31,17 @@ if TYPE_CHECKING:  # pandas loads when a tree is read, not when this module is i
 # metrics and activations tables name each row's run by its identity (spec.matrix.RunConfig).
 RUN_COLUMNS = (*SCALAR_FIELDS, "torch")
 CONFIG_COLUMNS = list(IDENTITY)
+# The numbers of an evaluation (a metrics.jsonl line) that RunTables.metrics keeps, beside the
+# run's identity, its label and the iteration.
+EVALUATION_COLUMNS = (
+    "epoch",
+    "test_error",
+    "test_errors",
+    "test_loss",
+    "train_loss",
+    "lr",
+    "seconds",
+)
 # floats, NaN where a run has none (test_errors: pandas' nullable integers, exact counts)
 NUMERIC_COLUMNS = tuple(name for name in RESULT_NUMBERS if name != "test_errors")
 
@@ -201,15 +212,7 @@ def _tables(root, records, folders, skipped, skip_bad: bool, detail: bool) -> Ru
             base = {**{key: getattr(r, key) for key in IDENTITY}, "config": _label(r)}
             for line in lines:
                 at = {**base, "iteration": line.get("iteration")}
-                metric_rows.append(
-                    {
-                        **at,
-                        "test_error": line.get("test_error"),
-                        "train_loss": line.get("train_loss"),
-                        "lr": line.get("lr"),
-                        "seconds": line.get("seconds"),
-                    }
-                )
+                metric_rows.append({**at, **{key: line.get(key) for key in EVALUATION_COLUMNS}})
                 for layer, stats in (line.get("activations") or {}).items():
                     layer_rows.append(
                         {
@@ -219,10 +222,7 @@ def _tables(root, records, folders, skipped, skip_bad: bool, detail: bool) -> Ru
                             "median": stats.get("median"),
                         }
                     )
-    metrics = pd.DataFrame(
-        metric_rows,
-        columns=[*CONFIG_COLUMNS, "iteration", "test_error", "train_loss", "lr", "seconds"],
-    )
+    metrics = pd.DataFrame(metric_rows, columns=[*CONFIG_COLUMNS, "iteration", *EVALUATION_COLUMNS])
     activations = pd.DataFrame(
         layer_rows, columns=[*CONFIG_COLUMNS, "iteration", "layer", "mean", "median"]
     )

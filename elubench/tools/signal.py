@@ -25,7 +25,7 @@ from torch import nn
 from elubench.activations.code import activation_for
 from elubench.net.build import build_model
 from elubench.net.init import linear_layers
-from elubench.report.figures import Figure, activation_color, save, styled
+from elubench.reporting.figures import Figure, activation_color, save, styled
 from elubench.spec.matrix import RunConfig
 
 

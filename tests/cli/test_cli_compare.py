@@ -140,9 +140,9 @@ def test_rich_tables_are_never_cropped(tmp_path, width):
     from conftest import quickstart_results
     from rich.console import Console
 
-    from elubench.report.analysis import analyze
-    from elubench.report.render import to_rich
-    from elubench.report.tables import display_tables
+    from elubench.reporting.analysis import analyze
+    from elubench.reporting.render import to_rich
+    from elubench.reporting.tables import display_tables
 
     folder = quickstart_results(tmp_path)
     result = analyze(folder)

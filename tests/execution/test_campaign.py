@@ -226,7 +226,7 @@ def test_an_executors_note_names_its_spec():
 
     from rich.console import Console
 
-    from elubench.cli.progress import CampaignReporter
+    from elubench.api.progress import CampaignReporter
 
     console = Console(file=io.StringIO(), width=120)
     reporter = CampaignReporter(

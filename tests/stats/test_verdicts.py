@@ -289,13 +289,13 @@ def line_ends_with(line: str, value: str) -> bool:
 
 
 def test_a_p_of_exactly_zero_is_not_printed_as_zero():
-    from elubench.report.cells import p_value
+    from elubench.reporting.cells import p_value
 
     assert p_value(0.0) == "<1e-300" and p_value(3e-4) == "3.0e-04" and p_value(0.04) == "0.04"
 
 
 def test_latex_escapes_every_special_character():
-    from elubench.report.render import latex_escape
+    from elubench.reporting.render import latex_escape
 
     text = r"a\b&c%d$e#f_g{h}i~j^k<l>m±n−o–p×q≈r α χ² 2^n"
     escaped = latex_escape(text)

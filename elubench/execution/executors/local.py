@@ -7,7 +7,10 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from elubench.core.errors import ExecutorError
 from elubench.core.machine import visible_gpus
@@ -18,6 +21,27 @@ from elubench.spec.matrix import RunConfig
 def assign_gpus(workers: int, gpus: list[str]) -> list[str | None]:
     """Worker k gets GPU k mod n (several workers may share one); None: no GPU."""
     return [gpus[k % len(gpus)] if gpus else None for k in range(workers)]
+
+
+@contextmanager
+def _main_left_alone() -> Iterator[None]:
+    """While a worker is spawned, the parent's __main__ is hidden from it. A spawned process
+    re-imports its parent's main module; when that is a user's script (elubench.run from
+    Python) without an `if __name__ == "__main__":` guard, every worker would train the matrix
+    again, and a script read from stdin cannot be found at all. The worker runs elubench's
+    code only, which it imports by name."""
+    main = sys.modules["__main__"]
+    hidden = {name: getattr(main, name) for name in ("__file__", "__spec__") if hasattr(main, name)}
+    for name in hidden:
+        delattr(main, name)
+    main.__spec__ = None  # read by spawn's preparation; absent would fail on some Pythons
+    try:
+        yield
+    finally:
+        if "__spec__" not in hidden:
+            del main.__spec__
+        for name, value in hidden.items():
+            setattr(main, name, value)
 
 
 def _local_worker(conn, work: WorkerPayload, gpu: str | None) -> None:
@@ -97,7 +121,8 @@ class LocalExecutor(ParallelExecutor):
                 name=f"elubench-worker-{slot}",
                 daemon=True,
             )
-            proc.start()
+            with _main_left_alone():
+                proc.start()
             there.close()
             workers[slot] = (proc, here)
 

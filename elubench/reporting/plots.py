@@ -1,6 +1,6 @@
 """The figures of one experiment's comparison: every run's final score paired by seed, and the
 paired differences with their intervals and verdicts (forest plot); `all_figures` writes every
-figure whose data exists (with the curves of report.curves)."""
+figure whose data exists (with the curves of reporting.curves)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
 
 from elubench.core.units import CLASSIFICATION, Unit, unit_of_tasks
-from elubench.report.curves import bias_shift, error_curves, loss_curves
-from elubench.report.figures import (
+from elubench.reporting.curves import bias_shift, error_curves, loss_curves
+from elubench.reporting.figures import (
     FIGSIZE,
     VERDICT_COLOURS,
     Figure,

@@ -14,13 +14,13 @@ from elubench.activations.names import parse_activation
 from elubench.activations.registry import Activation
 from elubench.core import __version__
 from elubench.core.errors import ElubenchError, StoreError
-from elubench.report.analysis import Analysis, FolderAnalysis
-from elubench.report.html import render_html
-from elubench.report.plots import all_figures
-from elubench.report.plots_across import across_figures
-from elubench.report.render import to_markdown
-from elubench.report.tables import display_tables
-from elubench.report.tables_across import across_sections
+from elubench.reporting.analysis import Analysis, FolderAnalysis
+from elubench.reporting.html import render_html
+from elubench.reporting.plots import all_figures
+from elubench.reporting.plots_across import across_figures
+from elubench.reporting.render import to_markdown
+from elubench.reporting.tables import display_tables
+from elubench.reporting.tables_across import across_sections
 from elubench.spec.layout import net_layout
 from elubench.spec.loader import validate_spec
 from elubench.spec.train_section import StepLR

@@ -1,4 +1,4 @@
-"""A folder's analysis (report.analysis.FolderAnalysis) in one output format: what `compare`
+"""A folder's analysis (reporting.analysis.FolderAnalysis) in one output format: what `compare`
 prints or writes. One experiment: its tables; several: each one's, then the summary across them."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from rich.console import Group, RenderableType
 from rich.rule import Rule
 
 from elubench.core.files import dumps
-from elubench.report.analysis import Analysis, FolderAnalysis
-from elubench.report.render import json_payload, to_csv, to_json, to_latex, to_markdown, to_rich
-from elubench.report.tables import Section, display_tables
-from elubench.report.tables_across import across_payload, across_sections
+from elubench.reporting.analysis import Analysis, FolderAnalysis
+from elubench.reporting.render import json_payload, to_csv, to_json, to_latex, to_markdown, to_rich
+from elubench.reporting.tables import Section, display_tables
+from elubench.reporting.tables_across import across_payload, across_sections
 
 
 def experiment_title(analysis: Analysis) -> str:

@@ -1,4 +1,4 @@
-"""What every figure shares (elubench.report.curves, plots, plots_across and the signal figure of
+"""What every figure shares (elubench.reporting.curves, plots, plots_across and the signal figure of
 elubench.tools.signal): one style on matplotlib's object API and the Agg canvas (no window, no
 pyplot state, nothing kept alive after saving), one colour per activation in every figure (BN
 dashed), the files a figure is written as (PNG, and PDF or SVG beside it for papers, named the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -74,13 +74,15 @@ VERDICT_COLOURS = {BETTER: "#1b7837", WORSE: "#b2182b", NO_EVIDENCE: "#7f7f7f"}
 
 @dataclass(frozen=True)
 class Figure:
-    """One written figure: the PNG, a caption saying what it shows, its title, and every file
-    written (the PNG first, then the PDF or SVG asked for, named the same)."""
+    """One figure: the PNG, a caption saying what it shows, its title, every file written (the
+    PNG first, then the PDF or SVG asked for, named the same; none when it was drawn for a
+    notebook, with no folder to write to) and the matplotlib figure itself."""
 
     path: Path
     caption: str
     title: str
     files: tuple[Path, ...] = ()
+    figure: MplFigure | None = field(default=None, compare=False, repr=False)
 
 
 def registry_rank(activation: str) -> int | None:
@@ -229,12 +231,15 @@ def styled(func):
 
 
 def save(fig: MplFigure, out_dir, name: str, title: str, caption: str) -> Figure:
-    """Write the PNG (and the other formats of the call); the figure was never registered with
-    pyplot, so nothing stays open."""
+    """Write the PNG (and the other formats of the call) into `out_dir`, or nothing when it is
+    None (a figure for a notebook); the figure was never registered with pyplot, so nothing
+    stays open."""
+    if out_dir is None:
+        return Figure(Path(name), caption, title, (), fig)
     path = Path(out_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     files = []
     for fmt in _formats.get():
         files.append(path.with_suffix(f".{fmt}"))
         fig.savefig(files[-1], dpi=DPI, format=fmt, metadata=METADATA[fmt])
-    return Figure(files[0], caption, title, tuple(files))
+    return Figure(files[0], caption, title, tuple(files), fig)

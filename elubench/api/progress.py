@@ -207,7 +207,7 @@ class CampaignReporter(RichReporter):
     every spec (its total corrected as each spec starts and finds where its folder stands),
     and each run's bar and line named by its spec."""
 
-    def __init__(self, console: Console, experiments):
+    def __init__(self, console: Console | None, experiments):
         super().__init__(console)
         self.names = [e.name for e in experiments]
         self.expected = [e.todo for e in experiments]  # runs to train, as prepared

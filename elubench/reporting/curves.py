@@ -1,5 +1,5 @@
 """Figures of training over time, per configuration: test error, training loss, and the bias
-shift (the ELU paper's Figure 2 idea), each a mean over seeds (see report.figures for the style)."""
+shift (the ELU paper's Figure 2 idea), each a mean over seeds (see reporting.figures for the style)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure as MplFigure
 
 from elubench.core.units import CLASSIFICATION, Unit
-from elubench.report.figures import (
+from elubench.reporting.figures import (
     FIGSIZE,
     Figure,
     finite_rows,

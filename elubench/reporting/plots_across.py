@@ -1,5 +1,5 @@
 """Figures for the summary across experiments (stats.experiments.Across), drawn like every
-figure of elubench.report.plots (its style, colours, file formats and captions).
+figure of elubench.reporting.plots (its style, colours, file formats and captions).
 
     cd_diagram   Demšar's critical-difference diagram: mean ranks on an axis, configurations
                  whose ranks differ by no more than Nemenyi's CD joined by a bar
@@ -14,7 +14,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
 
 from elubench.core.errors import PlotError
-from elubench.report.figures import FIGSIZE, VERDICT_COLOURS, Figure, need_data, save, styled
+from elubench.reporting.figures import FIGSIZE, VERDICT_COLOURS, Figure, need_data, save, styled
 
 
 @styled

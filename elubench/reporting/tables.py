@@ -1,5 +1,5 @@
 """A Comparison as titled tables of formatted cells (`display_tables`); every output format
-(report.render) shows the same cells, so the terminal, REPORT.md and a paper's LaTeX agree."""
+(reporting.render) shows the same cells, so the terminal, REPORT.md and a paper's LaTeX agree."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from elubench.report.cells import count, interval, missing, number, p_value
+from elubench.reporting.cells import count, interval, missing, number, p_value
 from elubench.stats.summary import Comparison
 from elubench.stats.verdicts import NOT_TESTABLE, SIDE
 

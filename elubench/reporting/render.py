@@ -1,4 +1,4 @@
-"""Tables (report.tables.Section) in every output format: rich for the terminal, Markdown,
+"""Tables (reporting.tables.Section) in every output format: rich for the terminal, Markdown,
 CSV, LaTeX and strict JSON (docs/json.md)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import io
 import pandas as pd
 
 from elubench.core.files import dumps
-from elubench.report.tables import Section
+from elubench.reporting.tables import Section
 
 
 def to_rich(sections: list[Section], warnings: list[str], methods: str):

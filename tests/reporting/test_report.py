@@ -213,8 +213,8 @@ def test_a_spec_naming_code_this_machine_lacks_still_reports(tmp_path):
     report says the description is unavailable and why, and keeps every table and figure."""
     import json
 
-    from elubench.report.analysis import analyze
-    from elubench.report.markdown import write_report
+    from elubench.reporting.analysis import analyze
+    from elubench.reporting.markdown import write_report
 
     folder = quickstart_results(tmp_path)
     meta = json.loads((folder / "spec.json").read_text())

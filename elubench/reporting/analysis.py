@@ -1,5 +1,5 @@
 """From a results folder to statistics: the one call behind `compare` and `report`. Numbers
-only: report.tables formats them."""
+only: reporting.tables formats them."""
 
 from __future__ import annotations
 

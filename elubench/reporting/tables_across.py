@@ -1,13 +1,13 @@
 """The summary across experiments (stats.experiments.Across) as tables of the same kind as one
-experiment's (report.tables.Section), and as JSON-ready data."""
+experiment's (reporting.tables.Section), and as JSON-ready data."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from elubench.report.cells import count, interval, number, p_value
-from elubench.report.render import friedman_json, json_rows
-from elubench.report.tables import Section
+from elubench.reporting.cells import count, interval, number, p_value
+from elubench.reporting.render import friedman_json, json_rows
+from elubench.reporting.tables import Section
 from elubench.stats.verdicts import SIDE
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from elubench.core.errors import PlotError
 from elubench.core.units import AUTOENCODER
-from elubench.report import curves, figures, plots
+from elubench.reporting import curves, figures, plots
 
 CONFIGS = ["elu", "elu+bn", "relu", "relu+bn"]
 SEEDS = [0, 1, 2]
