@@ -127,6 +127,7 @@ def markdown(report: dict) -> str:
         f"Peak memory ({memory.get('meter', '–')}) against elubench.net.memory's estimate:",
         "",
     ]
+    cases = [c for c in memory.get("cases", []) if "error" not in c]
     lines += _table(
         ["run", "measured peak", "estimate", "estimate / measured", "probe pass", "probe estimate"],
         [
@@ -138,7 +139,7 @@ def markdown(report: dict) -> str:
                 _mib(c["probe_measured_bytes"]),
                 _mib(c["probe_estimate_bytes"]),
             ]
-            for c in memory.get("cases", [])
+            for c in cases
         ]
         or [["no figure", "", "", "", "", ""]],
     )
@@ -162,11 +163,16 @@ def markdown(report: dict) -> str:
 
 
 def write_reports(report: dict, out: Path) -> None:
-    """gpu.json and gpu.md in `out`, each replaced whole (a reader never sees half a file)."""
+    """gpu.json and gpu.md in `out`, each replaced whole (a reader never sees half a file).
+    A figure the Markdown cannot lay out never costs the session its JSON or its next step."""
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        md = markdown(report)
+    except Exception as exc:
+        md = f"# benchmarks/gpu.sh\n\ngpu.md could not be laid out ({type(exc).__name__}: {exc}); gpu.json has everything.\n"
     for name, text in (
         ("gpu.json", json.dumps(report, indent=2, default=str) + "\n"),
-        ("gpu.md", markdown(report)),
+        ("gpu.md", md),
     ):
         tmp = out / f".{name}.tmp"
         tmp.write_text(text)
