@@ -35,11 +35,11 @@
 #   bench-fp32                30
 #   bench-bf16                25
 #   bench-fp32-compile        75
-#   bench-bf16-compile        65
-#   parallel                  70
+#   bench-bf16-compile        70
+#   parallel                  75
 #   memory                    25
 #   deterministic             30
-#   total                    460
+#   total                    470
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 exec "${PYTHON:-python3}" "$here/gpu.py" "$@"

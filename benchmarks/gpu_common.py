@@ -29,8 +29,9 @@ SIZES: dict[str, dict] = {
         "pairing_activations": [],  # the quick start's four
         "seeds": 2,
         "precision_iterations": 300,
-        "cifar_iterations": 200,  # the 11-layer net in the precision and deterministic steps
-        "resume_iterations": 2000,  # long enough that a kill lands mid-run on a fast GPU
+        "cifar_iterations": 100,  # the 11-layer net in the precision step
+        "deterministic_iterations": 200,  # ... and with and without --deterministic
+        "resume_iterations": 1000,  # a kill ~0.1 s past the first checkpoint lands mid-run
         "resume_eval_every": 50,
         "cifar_width": 1.0,
         "cifar_train": 2000,
@@ -47,6 +48,7 @@ SIZES: dict[str, dict] = {
         "seeds": 2,
         "precision_iterations": 20,
         "cifar_iterations": 4,
+        "deterministic_iterations": 4,
         "resume_iterations": 200,
         "resume_eval_every": 10,
         "cifar_width": 0.05,
@@ -168,26 +170,31 @@ def _write_spec(step: Step, spec: dict) -> Path:
     return path
 
 
-def quickstart(step: Step) -> tuple[Path, str]:
+def quickstart(step: Step, **train) -> tuple[Path, str]:
     """The quick start's spec and what its data is: the real one (scikit-learn's digits) where
     scikit-learn is installed, else its synthetic twin (the same net, image shape, classes and
     set sizes, so the same cost): the GPU machine's wheels may leave scikit-learn out
     (benchmarks/gpu.sh --fetch-wheels: it and scipy are 45 MB of a 64 MiB carry). The dry
-    run always takes the twin: importing scikit-learn costs each process over a second."""
-    if not step.dry_run and importlib.util.find_spec("sklearn") is not None:
-        return SPECS / "quickstart.yaml", "digits (scikit-learn)"
+    run always takes the twin: importing scikit-learn costs each process over a second.
+    `train` replaces keys of its train section (in a copy: a flag such as --set would reach
+    every spec of a command)."""
     import yaml
 
-    why = "the dry run" if step.dry_run else "scikit-learn is not installed"
-
-    spec = yaml.safe_load((SPECS / "quickstart.yaml").read_text())
-    spec["name"] = "quickstart-synthetic"
-    spec["data"] = {
-        "dataset": "synthetic",
-        "preprocess": "standardize",
-        "synthetic": {"shape": [1, 8, 8], "classes": 10, "train_size": 1352, "test_size": 445},
-    }
-    return _write_spec(step, spec), f"synthetic twin of digits ({why})"
+    path, data = SPECS / "quickstart.yaml", "digits (scikit-learn)"
+    spec = yaml.safe_load(path.read_text())
+    if step.dry_run or importlib.util.find_spec("sklearn") is None:
+        why = "the dry run" if step.dry_run else "scikit-learn is not installed"
+        data = f"synthetic twin of digits ({why})"
+        spec["name"] = "quickstart-synthetic"
+        spec["data"] = {
+            "dataset": "synthetic",
+            "preprocess": "standardize",
+            "synthetic": {"shape": [1, 8, 8], "classes": 10, "train_size": 1352, "test_size": 445},
+        }
+    elif not train:
+        return path, data
+    spec["train"].update(train)
+    return _write_spec(step, spec), data
 
 
 def cifar11(step: Step, **train) -> Path:
