@@ -101,6 +101,10 @@ def memory(step: Step) -> None:
     ]
     if step.dry_run:  # the code paths without the repeats: bf16 convolutions are slow on CPUs
         cases = cases[:2]
+    from elubench.data.load import load_data
+
+    # the ZCA fit's transient memory is the preprocessing's, not a run's: fit (and cache) first
+    load_data(load_spec(deep).data, device=device)
     rows: list[dict[str, Any]] = []
     meter_name = "CUDA allocator" if device.type == "cuda" else "process RSS, dry run"
     for path, name, bn, chosen in cases:
