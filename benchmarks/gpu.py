@@ -134,10 +134,11 @@ def _step_process(args) -> int:
     return 0
 
 
-def _spawn(command, env, log: Path, timeout: float) -> tuple[int | None, float]:
+def _spawn(command, env, log: Path, timeout: float) -> tuple[int | None, float, float]:
     """Run `command` in its own process group, output appended to `log`; past `timeout` the
-    whole group is killed (an elubench run's workers too). Returns (exit code or None when
-    killed, seconds)."""
+    whole group is killed (an elubench run's workers too). Returns the exit code (None when
+    killed), the wall seconds and the CPU seconds of it and the children it waited for (what
+    the step costs a machine: the dry run's time on 2 cores is mostly this)."""
     start = time.monotonic()
     with open(log, "a") as handle:
         handle.write(f"$ {' '.join(map(str, command))}\n")
@@ -150,13 +151,19 @@ def _spawn(command, env, log: Path, timeout: float) -> tuple[int | None, float]:
             cwd=ROOT,
             start_new_session=True,
         )
-        try:
-            code: int | None = proc.wait(timeout=max(timeout, 0.1))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            code = None
-    return code, time.monotonic() - start
+        code: int | None = None
+        while True:  # os.wait4, not Popen.wait: it also gives the process's resource usage
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                code = proc.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() - start >= timeout:
+                os.killpg(proc.pid, signal.SIGKILL)
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                break
+            time.sleep(0.05)
+    return code, time.monotonic() - start, usage.ru_utime + usage.ru_stime
 
 
 def _log_tail(log: Path, chars: int = 1500) -> str:
@@ -266,9 +273,8 @@ class Session:
         command += ["--work", str(self.work), "--result", str(result)]
         if self.args.dry_run:
             command.append("--dry-run")
-        code, entry["seconds"] = _spawn(
-            command, step_environment(self.work, self.args.dry_run, name), log, timeout
-        )
+        environment = step_environment(self.work, self.args.dry_run, name)
+        code, entry["seconds"], entry["cpu_seconds"] = _spawn(command, environment, log, timeout)
         try:
             entry["result"] = json.loads(result.read_text())
         except (OSError, ValueError):
@@ -293,7 +299,7 @@ class Session:
         start = time.monotonic()
 
         def run(command):
-            code, _ = _spawn(command, None, log, timeout - (time.monotonic() - start))
+            code, _, _ = _spawn(command, None, log, timeout - (time.monotonic() - start))
             if code != 0:
                 lines = [line for line in _log_tail(log, 600).splitlines() if line.strip()]
                 why = "timed out" if code is None else f"exit {code}"
@@ -330,6 +336,7 @@ class Session:
             self.report.update(
                 started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
                 wall_seconds=time.monotonic() - self.start,
+                cpu_seconds=sum(s.get("cpu_seconds", 0.0) for s in self.report["steps"]),
                 summary={s: statuses.count(s) for s in ("ok", "failed", "timeout", "skipped")},
             )
             write_reports(self.report, self.out)

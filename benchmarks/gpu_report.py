@@ -51,6 +51,7 @@ def markdown(report: dict) -> str:
         f" torchvision {env.get('torchvision') or 'missing'}.",
         "",
         f"{report.get('wall_seconds', 0):.0f} s of the {report['deadline_seconds']:.0f} s deadline"
+        f" ({report.get('cpu_seconds', 0):.0f} CPU seconds)"
         f" (budgets sum to {report['budget_seconds']:.0f} s): {summary.get('ok', 0)} ok,"
         f" {summary.get('failed', 0)} failed, {summary.get('timeout', 0)} over budget,"
         f" {summary.get('skipped', 0)} skipped.",
