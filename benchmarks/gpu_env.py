@@ -172,7 +172,11 @@ def preflight(python: str, venv: Path, wheels: Path) -> dict:
     missing = probe["missing"] + ([] if "torch" in probe else ["torch"])  # torch: the wheels'
     if missing:
         check_wheels(wheels, probe["version"], f"{chosen} lacks {', '.join(missing)}")
-    return {"python": chosen, "install": bool(missing), "probe": probe, "nvidia_smi": gpus}
+    # with wheels for this Python, install even when nothing is missing: an installed package
+    # may be too old (pydantic 1), and pip leaves those that satisfy pyproject alone
+    manifest = read_manifest(wheels)
+    install = bool(missing) or manifest is not None and manifest["python"] == probe["version"]
+    return {"python": chosen, "install": install, "probe": probe, "nvidia_smi": gpus}
 
 
 def check_wheels(wheels: Path, version: str, why: str) -> None:

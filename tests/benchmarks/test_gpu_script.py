@@ -80,11 +80,11 @@ def test_refuses_without_a_report_folder_or_with_an_unknown_step(tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith("gpu.sh: no step bogus: the steps are")
 
 
-def _fake_preflight(monkeypatch, tmp_path, manifest: dict | None):
-    """A machine with a GPU and torch but without typer, and a wheel folder as given."""
+def _fake_preflight(monkeypatch, tmp_path, manifest: dict | None, missing=("typer",)):
+    """A machine with a GPU and torch, lacking `missing`, and a wheel folder as given."""
     probe = {
         "version": "3.11",
-        "missing": ["typer"],
+        "missing": list(missing),
         "torch": "2.9",
         "cuda": "12.8",
         "available": True,
@@ -116,6 +116,16 @@ def test_a_matching_wheel_folder_plans_the_install(monkeypatch, tmp_path):
     wheels = _fake_preflight(monkeypatch, tmp_path, {"python": "3.11", "tag": "cp311"})
     plan = gpu_env.preflight("python3", tmp_path / "venv", wheels)
     assert plan["install"] and plan["python"] == "python3"
+
+
+@pytest.mark.parametrize("fetched, install", [(True, True), (False, False)])
+def test_with_nothing_missing_the_wheels_still_install_where_they_fit(
+    monkeypatch, tmp_path, fetched, install
+):
+    """An installed package may be too old for pyproject (pydantic 1): pip settles it."""
+    manifest = {"python": "3.11", "tag": "cp311"} if fetched else None
+    wheels = _fake_preflight(monkeypatch, tmp_path, manifest, missing=())
+    assert gpu_env.preflight("python3", tmp_path / "venv", wheels)["install"] is install
 
 
 def test_a_step_over_its_budget_is_killed_recorded_and_the_rest_go_on(tmp_path):
