@@ -169,6 +169,21 @@ def _run_activation(torch, module, x, g, device, autocast: bool):
     return [y.detach().float().cpu(), leaf.grad.float().cpu(), *grads]
 
 
+def _own_stream(torch, act, x, device) -> dict:
+    """A stochastic activation in training on the device: the same seed and call draw the same
+    noise, and the device's global generator (dropout's) is left where it was."""
+    module = act.create(16).to(device).train()
+    module.seed = 3
+    on = x.to(device)
+    before = torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+    first = module(on.clone())
+    module.calls = 0
+    again = module(on.clone())
+    after = torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+    same, untouched = bool(torch.equal(first, again)), bool(torch.equal(before, after))
+    return {"reproducible": same, "global_stream_untouched": untouched, "ok": same and untouched}
+
+
 def activations(step: Step) -> None:
     """Every built-in activation, forward and backward, on the device against the CPU."""
     import torch
@@ -193,6 +208,11 @@ def activations(step: Step) -> None:
             reference = act.create(16)
             moved = act.create(16).to(device)
             moved.load_state_dict(reference.state_dict())
+            if act.stochastic:  # random in training: the devices draw apart; evaluation is not
+                reference.eval(), moved.eval()
+                row_extra = {"stream": _own_stream(torch, act, x, device)}
+            else:
+                row_extra = {}
             cpu = _run_activation(torch, reference, x, g, torch.device("cpu"), False)
             dev = _run_activation(torch, moved, x, g, device, False)
             worst = max(float(((d - c).abs() - RTOL * c.abs()).max()) for d, c in zip(dev, cpu))
@@ -204,7 +224,9 @@ def activations(step: Step) -> None:
                 "within_tolerance": ok,
                 "bf16_autocast_finite": half_ok,
                 "bf16_max_abs_diff": max(float((h - c).abs().max()) for h, c in zip(half, cpu)),
+                **row_extra,
             }
+            ok = ok and row_extra.get("stream", {}).get("ok", True)
         except Exception as exc:
             ok, rows[name] = False, {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
         if not (ok and rows[name].get("bf16_autocast_finite")):

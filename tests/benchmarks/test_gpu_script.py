@@ -20,6 +20,9 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import gpu  # noqa: E402  (benchmarks/ is not a package: the scripts import each other by name)
 import gpu_env  # noqa: E402
+from gpu_checks import VARIANTS  # noqa: E402
+
+from elubench.activations.registry import DEFINITIONS  # noqa: E402
 
 
 def _script(*args, env=None, timeout=600, shell=False):
@@ -200,7 +203,13 @@ def test_the_dry_run_runs_every_step_and_reports_each(tmp_path):
         assert all(check["ok"] for check in step["result"].get("checks", {}).values()), name
     env = report["environment"]
     assert {"torch", "python", "elubench", "elubench_file", "cuda_available"} <= set(env)
-    assert len(steps["activations"]["result"]["activations"]) == 18
+    rows = steps["activations"]["result"]["activations"]
+    assert len(rows) == len(DEFINITIONS) + len(VARIANTS)
+    assert rows["rrelu"]["stream"] == {
+        "reproducible": True,
+        "global_stream_untouched": True,
+        "ok": True,
+    }
     assert steps["resume"]["result"]["resumed_at"][0] > 0
     for name in ("bench-fp32", "bench-bf16", "bench-fp32-compile", "bench-bf16-compile"):
         figures = steps[name]["result"]["figures"]
