@@ -202,7 +202,7 @@ def test_decisions_are_a_pure_function_of_the_differences_in_seed_order():
 
 
 def test_a_clean_sweep_is_decided_at_the_first_look_that_can():
-    """Every seed 1 error better: two-sided, 6 seeds give p = 1/32 within alpha * (6/20)**0.25."""
+    """Every seed 1 error better: two-sided, 6 seeds give p = 1/32 within alpha * (6/20)**0.2."""
     decision = decide({"elu vs relu": -np.ones(20)}, SequentialDesign.default())["elu vs relu"]
     assert (decision.state, decision.stop, decision.seeds_used) == (BETTER, EFFICACY, 6)
     assert decision.p == 2 / 64 <= decision.threshold and decision.look == 3

@@ -139,8 +139,9 @@ def run(differences: np.ndarray, design: SequentialDesign) -> Paths:
     seen = 0
     for k, n in enumerate(design.looks):
         ready = available[alive] >= n  # the others wait, open, for differences to come
-        alive, dist, total = alive[ready], dist[ready], total[ready]
-        squares, spent = squares[ready], spent[ready]
+        if not ready.all():
+            alive, dist, total = alive[ready], dist[ready], total[ready]
+            squares, spent = squares[ready], spent[ready]
         if alive.size == 0:
             break
         scores = batch_scores(d[alive, :n], seen, grid)
@@ -203,8 +204,9 @@ def run(differences: np.ndarray, design: SequentialDesign) -> Paths:
         stop = live & (z_favour < bound_z) if not last else live
         state[alive[stop]] = EXHAUSTED if last else FUTILE
         keep = state[alive] == OPEN
-        alive, dist, total = alive[keep], dist[keep], total[keep]
-        squares, spent = squares[keep], spent[keep]
+        if not keep.all():
+            alive, dist, total = alive[keep], dist[keep], total[keep]
+            squares, spent = squares[keep], spent[keep]
 
     return Paths(
         state.reshape(families, m),

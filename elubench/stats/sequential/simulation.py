@@ -25,7 +25,7 @@ from elubench.stats.paired import EXACT_MAX_N
 from elubench.stats.sequential import engine
 from elubench.stats.sequential.design import SequentialDesign
 
-CHUNK_BYTES = 64 * 2**20  # the null laws of one chunk of matrices held at once
+CHUNK_BYTES = 16 * 2**20  # the null laws of one chunk of matrices held at once (cache-sized)
 Z95 = 1.959963984540054
 
 
