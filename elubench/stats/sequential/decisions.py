@@ -121,7 +121,8 @@ def _decision(
     elif p > threshold:
         shown = f"p = {p:.3g} > {threshold:.3g} at level {level:.3g}"
     else:  # crossed at its Holm level, not at every level its closed test needs (discreteness)
-        shown = f"p = {p:.3g} <= {threshold:.3g} at level {level:.3g}, not at every level of its closed test"
+        shown = f"p = {p:.3g} <= {threshold:.3g} at level {level:.3g}, "
+        shown += "not at every level its closed test needs"
     side = "|z|" if design.alternative == "two-sided" else "z towards the alternative"
     stop = {engine.FUTILE: FUTILITY, engine.EXHAUSTED: MAX_SEEDS}.get(state, NOT_STOPPED)
     if stop == FUTILITY:
