@@ -24,6 +24,9 @@ MAX_LAYERS = 10_000  # conv and FC layers in the whole net
 # the schema (elubench.spec)
 MAX_SEEDS = 10_000  # seeds in a matrix (a count or a list)
 MAX_SEED = 2**31 - 1  # a seed's value (compare.seeds, data.synthetic.seed)
+# paired seeds an exact signed-rank test takes (its 2**n sign assignments fit in int64): the
+# most the sequential design may train (compare.max_seeds; stats.paired.EXACT_MAX_N)
+MAX_EXACT_PAIRS = 50
 MAX_ITERATIONS = 10**9  # train.iterations, eval_every, a schedule's `every` and keys
 MAX_EPOCHS = 10**6
 MAX_BATCH = 65_536  # train.batch_size, train.probe_size

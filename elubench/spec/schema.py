@@ -22,6 +22,7 @@ from elubench.activations.names import CustomRef, hash_key, parse_activation
 from elubench.activations.registry import Activation
 from elubench.core.errors import ElubenchError
 from elubench.core.limits import (
+    MAX_EXACT_PAIRS,
     MAX_LIST,
     MAX_SEED,
     MAX_SEEDS,
@@ -135,6 +136,11 @@ class Compare(Strict):
     # differences (percentage points of test error; core.units): differences within ±rope
     # count as "equivalent" (docs/statistics.md).
     rope: float = Field(0.5, ge=0, allow_inf_nan=False)
+    # The sequential design (`run --until-decided`; docs/statistics.md): seeds 0, 1, ... are
+    # trained in rounds until every comparison is decided or futile, at most `max_seeds`
+    # (exact tests: 50 at most). `seeds` is then the fixed design's count, not used.
+    until_decided: bool = False
+    max_seeds: int = Field(20, ge=1, le=MAX_EXACT_PAIRS)
 
     # How `compare` tests, whatever the matrix: what `compare` and `report` take from the spec
     # stored with the runs (reporting.analysis), where no flag overrides it.

@@ -20,4 +20,6 @@ functions that need it, to keep `import elubench.stats` fast.
     experiments  across experiments (specs): ranks, Friedman, post-hoc, W/T/L, the seed-level pool
     ranks      post-hoc tests on mean ranks (Demšar 2006): exact rank-sum differences, Nemenyi
     meta       the random-effects meta-analysis (DerSimonian-Laird, modified HKSJ)
+    sequential the sequential design of run --until-decided: group-sequential signed-rank tests
+               with exact boundaries, Holm across looks, futility; decisions; simulation
 """

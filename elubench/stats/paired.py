@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from elubench.core.errors import StatsError
+from elubench.core.limits import MAX_EXACT_PAIRS
 from elubench.stats.verdicts import check_options
 
 PRIMARY = "Wilcoxon signed-rank"
-EXACT_MAX_N = 50  # exact null distribution up to here: its 2**n sign assignments fit in int64
+EXACT_MAX_N = MAX_EXACT_PAIRS  # exact null distribution up to here (2**n sign assignments)
 PAIRED_COLUMNS = [
     "n_pairs",
     "mean_diff_pp",
