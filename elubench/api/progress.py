@@ -135,7 +135,10 @@ class RichReporter(Reporter):
 
     def matrix_start(self, total, done, todo):
         self.console.print(f"{total} runs: {done} done, {todo} to train")
-        if todo:
+        if todo and self.matrix_task is not None:  # another round (run --until-decided)
+            finished = next(t for t in self.progress.tasks if t.id == self.matrix_task).completed
+            self.progress.update(self.matrix_task, total=finished + todo)
+        elif todo:
             self.progress.start()
             self.matrix_task = self.progress.add_task("matrix", total=todo, info="")
 

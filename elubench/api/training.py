@@ -44,6 +44,8 @@ def prepare_run(
     activations: Sequence[str] | str | None = None,
     batchnorm: str | None = None,
     seeds: int | None = None,
+    until_decided: bool = False,
+    max_seeds: int | None = None,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
     width: float | None = None,
     precision: str | None = None,
@@ -76,7 +78,9 @@ def prepare_run(
 ) -> tuple[Campaign, RunSettings]:
     """Every spec loaded with the overrides, its runs selected, its executor chosen, its
     memory and custom activations checked, before anything trains (ElubenchError for the
-    first mistake). The options are `elubench run`'s (its --help says what each does)."""
+    first mistake). The options are `elubench run`'s (its --help says what each does);
+    `until_decided` and `max_seeds` set the spec's compare.until_decided and
+    compare.max_seeds (the sequential design, docs/statistics.md)."""
     from elubench.activations.code import with_names
     from elubench.execution.campaign import prepare_campaign
     from elubench.execution.executors.factory import executor_for
@@ -97,6 +101,8 @@ def prepare_run(
         wait=wait,
     )
     texts = override_texts(overrides)
+    texts += ["compare.until_decided=true"] if until_decided else []
+    texts += [f"compare.max_seeds={max_seeds}"] if max_seeds is not None else []
     texts += [f"train.precision={precision}"] if precision else []
     texts += [f"train.threads={threads}"] if threads else []
     given = [specs] if isinstance(specs, (str, Path, Spec)) else list(specs)

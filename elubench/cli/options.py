@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from elubench.core.limits import MAX_EXACT_PAIRS
+
 
 def optional(help: str, *flags: str, **options: Any) -> Any:
     """An option whose default is not shown (none, or the spec's, as its help says)."""
@@ -48,6 +50,32 @@ ActivationsOpt = Annotated[
 
 # `run` (and, where they share a name, `show` and `bench`)
 BatchnormOpt = Annotated[str | None, optional("on, off or both; default: the spec's.")]
+UntilDecidedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--until-decided",
+        help="Train seeds in rounds until every comparison is decided, futile or at "
+        "--max-seeds: a group-sequential design whose error rate is proven "
+        "(docs/statistics.md); sets compare.until_decided. With --dry-run: its expected runs "
+        "and power beside the fixed design's.",
+    ),
+]
+MaxSeedsOpt = Annotated[
+    int | None,
+    optional(
+        "With --until-decided: the most seeds a configuration trains (sets compare.max_seeds; "
+        f"default 20, at most {MAX_EXACT_PAIRS}).",
+        min=1,
+        max=MAX_EXACT_PAIRS,
+    ),
+]
+EffectsOpt = Annotated[
+    str,
+    typer.Option(
+        help="With --dry-run --until-decided: the effect sizes d_z (mean over sd of the paired "
+        "differences) to simulate, comma-separated."
+    ),
+]
 SeedsOpt = Annotated[int | None, optional("Seeds 0..N-1; default: the spec's.", min=1)]
 ResultsOpt = Annotated[Path, typer.Option(help="Results folder (one subfolder per spec).")]
 DataDirOpt = Annotated[

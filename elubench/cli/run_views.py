@@ -56,6 +56,7 @@ def dry_run_view(dry, spec):
     if dry.data is not None:
         items.append(data_line(dry.data))
     guess = dry.estimate
+    most = "at most " if dry.forecast is not None else ""  # the sequential design's pool
     if guess is not None:
         layout = ""
         if guess.device == "cpu":
@@ -64,7 +65,7 @@ def dry_run_view(dry, spec):
             ) + f", {guess.threads} thread{'s' * (guess.threads > 1)} each"
         items.append(
             Text.from_markup(
-                f"estimate on {guess.device}: {guess.runs} runs{layout} × ({guess.iterations:,} steps × "
+                f"estimate on {guess.device}: {most}{guess.runs} runs{layout} × ({guess.iterations:,} steps × "
                 f"{guess.step_seconds * 1000:.1f} ms + {guess.evaluations} evaluations × "
                 f"{human_seconds(guess.eval_seconds)}) = [bold]{human_seconds(guess.total_seconds)}[/bold] "
                 f"({human_seconds(guess.run_seconds)} per run, timed on {escape(str(dry.timed_on))})"
@@ -88,7 +89,43 @@ def dry_run_view(dry, spec):
         )
     if dry.reach:
         items.append(significance_table(dry.reach))
+    if dry.forecast is not None:
+        items.append(forecast_table(dry.forecast))
     return Group(*items)
+
+
+def forecast_table(forecast) -> Table:
+    """`run --dry-run --until-decided`: the design simulated against the fixed one
+    (execution.dry_run.Forecast)."""
+    f = forecast
+    table = Table(
+        title=f"sequential design (at most {f.max_seeds} seeds) against the fixed "
+        f"{f.fixed_seeds} seeds: {f.comparisons} {f.family}, simulated",
+        header_style="bold",
+    )
+    for column in ("d_z", "power", "fixed power", "seeds a comparison used", "runs vs fixed"):
+        table.add_column(column, justify="right")
+    for row in f.rows:
+        table.add_row(
+            f"{row.effects[0]:g}",
+            "–" if row.power.value != row.power.value else f"{row.power.value:.2f}",
+            "–"
+            if row.fixed_power.value != row.fixed_power.value
+            else f"{row.fixed_power.value:.2f}",
+            f"{row.seeds:.1f}",
+            f"{row.runs_ratio:.0%}",
+        )
+    fwer = [row.fwer for row in f.rows if row.fwer.value == row.fwer.value]
+    table.caption = (
+        f"{f.simulations:,} simulated matrices per row: each of the {f.comparisons} comparisons "
+        "at effect d_z (mean over sd of its paired differences; 0: no effect), normal "
+        "differences, sharing the baseline's noise; power: each comparison decided in the "
+        "effect's direction; runs: the family's configurations' runs, the design's over the "
+        "fixed design's"
+        + (f"; family-wise error at d_z 0: {fwer[0].value:.3f}" if fwer else "")
+        + ". The BN families, decided alongside, can keep configurations training longer."
+    )
+    return table
 
 
 def data_line(status):
@@ -244,3 +281,35 @@ def export_view(outcome):
             )
     text.rstrip()
     return text
+
+
+def decisions_view(outcome, folder) -> Table:
+    """After `run --until-decided`: each comparison's decision, why it stopped and the seeds it
+    used (execution.sequential.SequentialOutcome)."""
+    decisions = outcome.decisions
+    table = Table(
+        title=f"sequential design ({outcome.rounds} round{'s' * (outcome.rounds != 1)} "
+        "trained by this run)",
+        header_style="bold",
+    )
+    for column in ("comparison", "decision", "stopped", "seeds", "p", "threshold"):
+        table.add_column(
+            column, justify="left" if column in ("comparison", "decision") else "right"
+        )
+    if decisions is None:
+        table.caption = "no decisions yet: the first look's runs are not all recorded"
+        return table
+    for _, row in decisions.table().iterrows():
+        table.add_row(
+            str(row["comparison"]),
+            str(row["decision"]),
+            str(row["stopped"]),
+            str(row["seeds_used"]),
+            f"{row['p']:.3g}" if row["look"] else "–",
+            f"{row['threshold']:.3g}" if row["look"] else "–",
+        )
+    table.caption = (
+        f"p: the exact sign-flip p of the look it stopped at (or its last), against the "
+        f"design's threshold there; `elubench compare {folder}` shows every number and why"
+    )
+    return table

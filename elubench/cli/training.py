@@ -35,9 +35,11 @@ from elubench.cli.options import (
     DeviceOpt,
     DownloadOpt,
     DryRunOpt,
+    EffectsOpt,
     FetchOpt,
     ForceOpt,
     JsonOpt,
+    MaxSeedsOpt,
     NoMemoryCheckOpt,
     NoWaitOpt,
     PrecisionOpt,
@@ -49,6 +51,7 @@ from elubench.cli.options import (
     SpecsArg,
     TakeOverOpt,
     ThreadsOpt,
+    UntilDecidedOpt,
     WidthOpt,
 )
 from elubench.core.files import dumps
@@ -99,6 +102,8 @@ def run(
     activations: ActivationsOpt = None,
     batchnorm: BatchnormOpt = None,
     seeds: SeedsOpt = None,
+    until_decided: UntilDecidedOpt = False,
+    max_seeds: MaxSeedsOpt = None,
     set_: SetOpt = None,
     width: WidthOpt = None,
     device: DeviceOpt = "auto",
@@ -107,6 +112,7 @@ def run(
     download: DownloadOpt = False,
     force: ForceOpt = False,
     dry_run: DryRunOpt = False,
+    effects: EffectsOpt = "0,0.5,1,2",
     checkpoint_every: CheckpointOpt = 300.0,
     precision: PrecisionOpt = None,
     compile_: CompileOpt = False,
@@ -146,6 +152,8 @@ def run(
         activations=activations,
         batchnorm=batchnorm,
         seeds=seeds,
+        until_decided=until_decided,
+        max_seeds=max_seeds,
         overrides=set_,
         width=width,
         precision=precision,
@@ -176,13 +184,16 @@ def run(
         memory_check=not no_memory_check,
         dry_run=dry_run,
     )
-    (_dry_run if dry_run else _train)(campaign, settings)
+    if dry_run:
+        _dry_run(campaign, settings, effects)
+    else:
+        _train(campaign, settings)
 
 
-def _dry_run(campaign, settings) -> None:
+def _dry_run(campaign, settings, effects: str = "0,0.5,1,2") -> None:
     """Each spec's matrix (done / left), estimate and what its seeds can show; with several, a total."""
     from elubench.cli.run_views import dry_run_total, dry_run_view
-    from elubench.execution.dry_run import dry_run
+    from elubench.execution.dry_run import dry_run, parse_effects
 
     console, dries = _console(), []
     for note in campaign.notes:
@@ -190,9 +201,8 @@ def _dry_run(campaign, settings) -> None:
     for e in campaign.experiments:
         if campaign.several:
             console.rule(f"{e.name} ({e.path})", style="dim")
-        dries.append(
-            dry_run(e.spec, e.configs, settings, e.runner.runs_at_once(len(e.configs)) or 1)
-        )
+        at_once = e.runner.runs_at_once(len(e.configs)) or 1
+        dries.append(dry_run(e.spec, e.configs, settings, at_once, parse_effects(effects)))
         console.print(dry_run_view(dries[-1], e.spec))
     if campaign.several:
         console.print(dry_run_total(dries))
@@ -231,8 +241,9 @@ def _train(campaign, settings) -> None:
         else:
             assert stop.records is not None  # one spec's Ctrl-C carries its records (campaign)
             console.print(f"[yellow]{stop}[/yellow]")
+            most = "at most " if first.spec.compare.until_decided else ""
             console.print(
-                f"{len(stop.records)} of {len(first.configs)} runs are recorded in "
+                f"{len(stop.records)} of {most}{len(first.configs)} runs are recorded in "
                 f"{folder}; run the same command to continue."
             )
         raise typer.Exit(130) from None
@@ -243,6 +254,10 @@ def _train(campaign, settings) -> None:
         raise typer.Exit(combined_summary(outcomes).exit_code)
     records, summary = outcomes[0].records, outcomes[0].summary
     console.print(summary_table(records, f"{first.name}: {len(records)} runs in {folder}"))
+    if outcomes[0].sequential is not None:
+        from elubench.cli.run_views import decisions_view
+
+        console.print(decisions_view(outcomes[0].sequential, settings.results))
     console.print(summary_view(summary))
     raise typer.Exit(summary.exit_code)
 

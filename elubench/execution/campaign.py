@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elubench.core.errors import CampaignInterrupted, ElubenchError, Interrupted, SpecError
 from elubench.data.catalog import require
@@ -32,6 +33,9 @@ from elubench.spec.matrix import RunConfig
 from elubench.spec.schema import Spec
 from elubench.store.record import RunRecord
 from elubench.store.rundir import ResultsDir
+
+if TYPE_CHECKING:
+    from elubench.execution.sequential import SequentialOutcome
 
 
 @dataclass
@@ -106,6 +110,10 @@ def prepare_campaign(
                 skip=not memory_check,
             )
             check_matrix(spec, configs)  # a custom activation's mistakes, before anything trains
+            if spec.compare.until_decided:
+                from elubench.execution.sequential import check_sequential
+
+                check_sequential(spec, configs, settings)
         experiments.append(Experiment(path, spec, configs, runner))
     if several and not dry_run:
         for experiment in experiments:
@@ -135,6 +143,7 @@ class Outcome:
     records: list[RunRecord]
     summary: Summary
     error: ElubenchError | None = None  # a mistake that stopped this spec (several specs)
+    sequential: SequentialOutcome | None = None  # run --until-decided: rounds and decisions
 
 
 class _Counting(Tally):
@@ -158,8 +167,17 @@ def run_campaign(campaign: Campaign, settings, reporter: Reporter) -> list[Outco
     for index, experiment in enumerate(campaign.experiments):
         tally = _Counting(reporter, trained)
         reporter.experiment_start(index, experiment)
+        asked, sequential = experiment.configs, None
         try:
-            records = experiment.runner.run(experiment.spec, experiment.configs, settings, tally)
+            if experiment.spec.compare.until_decided:
+                from elubench.execution.sequential import run_until_decided
+
+                sequential = run_until_decided(experiment, settings, tally)
+                records, asked = sequential.records, sequential.asked
+            else:
+                records = experiment.runner.run(
+                    experiment.spec, experiment.configs, settings, tally
+                )
         except Interrupted as stop:
             raise CampaignInterrupted(str(stop), outcomes, experiment, stop.records) from None
         except KeyboardInterrupt:
@@ -172,12 +190,11 @@ def run_campaign(campaign: Campaign, settings, reporter: Reporter) -> list[Outco
             outcomes.append(_stopped_by(experiment, exc, settings))
             reporter.experiment_stopped(experiment, exc)
             continue
-        if settings.wait:  # the runs a peer driver holds: their records, as they land
+        if settings.wait and sequential is None:  # a peer's runs: their records, as they land
             folder = ResultsDir(settings.results, experiment.spec)
             records = wait_for_peers(folder, experiment.configs, records, tally, tally.reasons)
-        outcomes.append(
-            Outcome(experiment, records, summarize(experiment.configs, records, tally.reasons))
-        )
+        summary = summarize(asked, records, tally.reasons)
+        outcomes.append(Outcome(experiment, records, summary, sequential=sequential))
     return outcomes
 
 

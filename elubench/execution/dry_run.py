@@ -117,13 +117,88 @@ class DryRun:
     reach: list[FamilyReach] = field(default_factory=list)  # per family of tests
     alternative: Estimate | None = None  # CPU: one run at a time with every core, for contrast
     data: DatasetStatus | None = None  # the spec's dataset as found here
+    forecast: Forecast | None = None  # run --until-decided: the design simulated
 
 
-def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int = 1) -> DryRun:
+@dataclass
+class Forecast:
+    """`run --dry-run --until-decided`: the sequential design of the activation family (or,
+    without one, the BN effects) simulated beside the fixed design, one row per effect size."""
+
+    family: str  # the family simulated, in words
+    comparisons: int
+    configurations: int  # of the matrix
+    max_seeds: int
+    fixed_seeds: int  # the spec's fixed design
+    rows: list  # stats.sequential.simulation.DesignComparison, one per effect
+    simulations: int
+
+
+FORECAST_SIMULATIONS = 2000  # a few seconds on one core; power to within about +-0.01
+
+
+def forecast(spec, configs: list[RunConfig], effects: list[float]) -> Forecast:
+    """The sequential design's power and runs at each effect size d_z (every comparison of the
+    family given the same effect; normal differences) beside the fixed design of the spec's
+    seeds, from FORECAST_SIMULATIONS simulated matrices each."""
+    from elubench.core.limits import MAX_EXACT_PAIRS
+    from elubench.execution.sequential import family_sizes, sequential_plan
+    from elubench.stats.sequential.design import SequentialDesign
+    from elubench.stats.sequential.plan import FAMILIES
+    from elubench.stats.sequential.simulation import simulate_design
+
+    plan = sequential_plan(spec, configs)
+    sizes = family_sizes(plan, configs)
+    family, m = next((f, m) for f, m in sizes.items() if m)
+    alternative = plan.alternative if family == "activations" else "two-sided"
+    design = SequentialDesign.default(plan.alpha, plan.max_seeds, alternative)
+    fixed = min(len(spec.compare.seed_list()), MAX_EXACT_PAIRS)
+    rows = [
+        simulate_design(
+            design, m, effect, simulations=FORECAST_SIMULATIONS, seed=k, fixed_seeds=fixed
+        )
+        for k, effect in enumerate(effects)
+    ]
+    return Forecast(
+        FAMILIES[family][0],
+        m,
+        len(plan.configurations),
+        plan.max_seeds,
+        fixed,
+        rows,
+        FORECAST_SIMULATIONS,
+    )
+
+
+def parse_effects(text: str) -> list[float]:
+    """`--effects 0,0.5,1,2`: effect sizes d_z, each a finite number >= 0."""
+    from elubench.core.errors import ElubenchError
+
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) and 0 <= v <= 10 for v in values):
+        raise ElubenchError(
+            f"cannot read effect sizes {text!r}",
+            where="--effects",
+            hint="comma-separated d_z values from 0 to 10, e.g. --effects 0,0.5,1,2",
+        )
+    return values
+
+
+def dry_run(
+    spec,
+    configs: list[RunConfig],
+    settings: RunSettings,
+    at_once: int = 1,
+    effects: list[float] | None = None,
+) -> DryRun:
     """Where the matrix stands in the results folder, an estimate of the rest (with `at_once`
     runs training at once), and whether its seeds can make a comparison significant at all;
     writes nothing. On a CPU with more cores than a run's threads it also times the other layout
-    (one run at a time on every core), so a user sees which is faster for this net."""
+    (one run at a time on every core), so a user sees which is faster for this net. With the
+    sequential design, `configs` are every run it may train, and its forecast at `effects`."""
     from elubench.core.machine import usable_cores
 
     results = ResultsDir(settings.results, spec)
@@ -150,6 +225,9 @@ def dry_run(spec, configs: list[RunConfig], settings: RunSettings, at_once: int 
         reach(spec, configs),
         alternative,
         dataset_status(spec.data, settings.data_dir),
+        forecast(spec, configs, effects or [0.0, 0.5, 1.0, 2.0])
+        if spec.compare.until_decided
+        else None,
     )
 
 
@@ -157,7 +235,7 @@ def reach(spec, configs: list[RunConfig]) -> list[FamilyReach]:
     """The families `compare` will test on these runs, with their floors (stats.reach)."""
     from elubench.spec.schema import default_baseline
 
-    if not configs:
+    if not configs or spec.compare.until_decided:  # the forecast says what its seeds can do
         return []
     activations = list(dict.fromkeys(c.activation for c in configs))
     labels = {c.config for c in configs}

@@ -225,8 +225,11 @@ def json_payload(result, sections: list[Section]) -> dict:
         "comparison_family": result.paired.family,
         "comparison_mode": result.paired.mode,
         "rope_pp": result.rope,
-        "tables": {s.key: json_rows(s.raw) for s in sections if s.key != "friedman"},
+        "tables": {
+            s.key: json_rows(s.raw) for s in sections if s.key not in ("friedman", "sequential")
+        },
         "friedman": None if f is None else friedman_json(f, f.mean_ranks.items()),
+        "sequential": None if result.sequential is None else _sequential_json(result.sequential),
         "warnings": result.warnings,
         "methods": result.methods,
     }
@@ -238,3 +241,12 @@ def friedman_json(f, mean_ranks) -> dict:
     return {"statistic": f.statistic, "p": f.p, "p_method": f.method, "p_se": f.p_se, "k": f.k,
             "n_blocks": f.n, "f_statistic": f.f_statistic, "f_p": f.f_p,
             "degenerate": f.degenerate, "mean_ranks": {k: _clean(v) for k, v in mean_ranks}}  # fmt: skip
+
+
+def _sequential_json(sequential) -> dict:
+    """The sequential design and its decisions (stats.sequential.plan.SequentialResult)."""
+    payload = sequential.to_json()
+    payload["comparisons"] = [
+        {k: _clean(v) for k, v in row.items()} for row in payload["comparisons"]
+    ]
+    return payload

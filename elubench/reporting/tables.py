@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from elubench.reporting.cells import count, interval, missing, number, p_value
+from elubench.stats.sequential.plan import SequentialResult
 from elubench.stats.summary import Comparison
 from elubench.stats.verdicts import NOT_TESTABLE, SIDE
 
@@ -185,6 +186,9 @@ def display_tables(result: Comparison) -> list[Section]:
         )
         sections.append(Section("friedman", "omnibus: mean ranks over seeds", frame, ranks, note))
 
+    if result.sequential is not None and result.sequential.decisions is not None:
+        sections.append(_sequential_section(result.sequential))
+
     paired = result.paired
     table = paired.table
     if len(table):
@@ -293,4 +297,53 @@ def display_tables(result: Comparison) -> list[Section]:
                 "mean over runs; time relative to relu at the same BN setting",
             )
         )
+    if result.sequential is not None:
+        for section in sections:
+            if section.key in DESCRIPTIVE:
+                section.title += " (descriptive)"
+                section.note = (
+                    "descriptive: fixed-n tests on the seeds the sequential design trained, "
+                    "blind to its repeated looks; its verdicts are the sequential table's; "
+                    + section.note
+                )
     return sections
+
+
+DESCRIPTIVE = ("paired", "bn_effects", "bn_contrasts")  # fixed-n tests beside a sequential design
+
+
+def _sequential_section(result: SequentialResult) -> Section:
+    """The sequential design's decisions (stats.sequential.plan): one row per comparison."""
+    assert result.decisions is not None
+    raw = result.decisions.table()
+    frame = pd.DataFrame(
+        {
+            "comparison": raw["comparison"],
+            "family": raw["family"],
+            "decision": raw["decision"],
+            "stopped": raw["stopped"],
+            "seeds used": raw["seeds_used"].map(count),
+            "look": raw["look"].map(count),
+            "z": [number(z, 2) if look else "–" for z, look in zip(raw["z"], raw["look"])],
+            "p": [p_value(p) if look else "–" for p, look in zip(raw["p"], raw["look"])],
+            "threshold": [
+                p_value(t) if look else "–" for t, look in zip(raw["threshold"], raw["look"])
+            ],
+            "level": raw["level"].map(lambda v: f"{v:.3g}"),
+        }
+    )
+    plan, design = result.plan, result.decisions.design
+    note = (
+        f"the verdicts of the group-sequential design (run --until-decided): looks at "
+        f"{design.looks[0]} to {design.max_seeds} paired seeds; at each, the exact sign-flip "
+        f"p of the comparison's rank scores against the design's threshold (alpha spent as "
+        f"alpha * t^{design.spending_exponent:g}) at its Holm level within its family (alpha "
+        f"{plan.alpha:g}); stopped: efficacy (decided), futility (cannot reach its threshold "
+        f"by {design.max_seeds} seeds, as far as its z says), max seeds, or not stopped (open); "
+        f"{result.runs} runs; seeds in the order trained: "
+        + ", ".join(map(str, plan.seeds[: max(raw["seeds_used"].max(), 1)]))
+    )
+    footnotes = [f"{name}: {why}" for name, why in zip(raw["comparison"], raw["reason"])]
+    return Section(
+        "sequential", "sequential decisions (the design's verdicts)", frame, raw, note, footnotes
+    )

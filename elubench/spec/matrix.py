@@ -80,19 +80,23 @@ def expand(
     *,
     activations: list[str] | None = None,
     batchnorm: list[bool] | None = None,
-    seeds: int | None = None,
+    seeds: int | list[int] | None = None,
 ) -> list[RunConfig]:
     """The matrix in seed-major order, so a stopped matrix leaves complete, paired seeds.
 
-    `activations`, `batchnorm` and `seeds` narrow or extend the spec's `compare` section.
+    `activations`, `batchnorm` and `seeds` (a count: 0..N-1, or the seeds) narrow or extend
+    the spec's `compare` section.
     """
     compare = spec.compare
     names = [str(parse_activation(text)) for text in activations or compare.activations]
     labels = _labels(spec, list(dict.fromkeys(names)))
     bns = compare.batchnorm if batchnorm is None else batchnorm
-    if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
+    if isinstance(seeds, int) and not 1 <= seeds <= MAX_SEEDS:
         raise SpecError(f"seeds is a count from 1 to {MAX_SEEDS:,}, got {seeds:,}", where="--seeds")
-    seed_list = compare.seed_list() if seeds is None else list(range(seeds))
+    if seeds is None:
+        seed_list = compare.seed_list()
+    else:
+        seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     inits = compare.init_list()
     return [
         RunConfig.new(
@@ -161,15 +165,29 @@ def select(
     shard_text: str | None = None,
 ) -> list[RunConfig]:
     """The runs `elubench run`'s selection flags ask for: --activations, --batchnorm
-    on|off|both, --seeds N and --shard I/N over the spec's matrix."""
+    on|off|both, --seeds N and --shard I/N over the spec's matrix. With the sequential design
+    (compare.until_decided) the runs it may train: every configuration at its max_seeds seeds
+    (it trains them in rounds, only as many as its decisions need)."""
     if batchnorm is not None and batchnorm not in BATCHNORM_FLAG:
         raise ElubenchError(
             f"unknown value {batchnorm!r}", where="--batchnorm", hint="use on, off or both"
         )
+    pool: int | list[int] | None = seeds
+    if spec.compare.until_decided:
+        for given, flag in ((seeds, "--seeds"), (shard_text, "--shard")):
+            if given is not None:
+                raise SpecError(
+                    f"{flag} does not go with --until-decided (compare.until_decided): the "
+                    "sequential design decides how many seeds each configuration trains",
+                    where=flag,
+                    hint="set the most seeds with --max-seeds N; two drivers of one results "
+                    "folder share the rounds through their claims, no shard needed",
+                )
+        pool = spec.compare.sequential_seeds()
     configs = expand(
         spec,
         activations=activations,
-        seeds=seeds,
+        seeds=pool,
         batchnorm=BATCHNORM_FLAG[batchnorm] if batchnorm else None,
     )
     if shard_text is not None:

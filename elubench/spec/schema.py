@@ -190,8 +190,25 @@ class Compare(Strict):
             raise ValueError("init is one scheme or a list of distinct schemes")
         return value
 
+    @model_validator(mode="after")
+    def _sequential_seeds_listed(self):
+        if self.until_decided and isinstance(self.seeds, list) and len(self.seeds) < self.max_seeds:
+            raise ValueError(
+                f"until_decided trains up to max_seeds ({self.max_seeds}) seeds, but seeds lists "
+                f"{len(self.seeds)}: list at least {self.max_seeds} seeds, or set max_seeds to "
+                f"{len(self.seeds)} or fewer"
+            )
+        return self
+
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def sequential_seeds(self) -> list[int]:
+        """The seeds `run --until-decided` may train, in the order it trains them: 0 ..
+        max_seeds - 1, or the first max_seeds of a list of seeds."""
+        if isinstance(self.seeds, int):
+            return list(range(self.max_seeds))
+        return list(self.seeds[: self.max_seeds])
 
     def init_list(self) -> list[str]:
         return [self.init] if isinstance(self.init, str) else list(self.init)

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from elubench.core.units import CLASSIFICATION
-from elubench.stats.families import BNInteraction, FriedmanResult, PairedComparisons
+from elubench.stats.bn_families import BNInteraction
+from elubench.stats.families import FriedmanResult, PairedComparisons
 from elubench.stats.paired import EXACT_MAX_N, PRIMARY, WILCOXON_ARE_BOUND, seeds_to_reach
 from elubench.stats.scores import ScoreTable
 

@@ -11,17 +11,16 @@ import pandas as pd
 from elubench.core.errors import StatsError
 from elubench.core.units import CLASSIFICATION, Unit
 from elubench.spec.schema import default_baseline
+from elubench.stats.bn_families import BNInteraction, bn_effects, reference_activation
 from elubench.stats.families import (
-    BNInteraction,
     FriedmanResult,
     PairedComparisons,
-    bn_effects,
     comparisons,
     friedman_table,
-    reference_activation,
 )
 from elubench.stats.methods import condition_warnings, methods_text, reach_warnings, run_warnings
 from elubench.stats.scores import ScoreTable, descriptives_table, prepare
+from elubench.stats.sequential.plan import SequentialResult
 from elubench.stats.verdicts import check_options
 
 # --- learning speed and cost ------------------------------------------------------------------
@@ -123,6 +122,8 @@ class Comparison:
     warnings: list[str]
     rope: float | None = None
     unit: Unit = CLASSIFICATION  # of every score and difference (core.units)
+    # run --until-decided: the design's decisions; the fixed-n tests are then descriptive
+    sequential: SequentialResult | None = None
 
 
 def compare(

@@ -2,6 +2,7 @@
 
     results/<spec name>/spec.yaml            the resolved spec (written by the first run)
     results/<spec name>/spec.json            its name and hash: a later spec must match it
+    results/<spec name>/sequential.json      the design of `run --until-decided`, fixed at its start
     results/<spec name>/runs/<run_id>/run.json       the final record, written once, atomically
     results/<spec name>/runs/<run_id>/metrics.jsonl  one line per evaluation
     results/<spec name>/runs/<run_id>/checkpoint.pt  the latest checkpoint of an unfinished run
@@ -24,6 +25,7 @@ CHECKPOINT = "checkpoint.pt"
 CLAIM = "claim.json"
 SPEC_META = "spec.json"
 SPEC_YAML = "spec.yaml"
+SEQUENTIAL = "sequential.json"
 RUNS = "runs"
 SUPERSEDED = "superseded"
 STOP = ".stop"

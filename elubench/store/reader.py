@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING
 from elubench.core.errors import StoreError
 from elubench.spec.matrix import IDENTITY
 from elubench.spec.schema import config_label
-from elubench.store.layout import METRICS, SPEC_META, find_records, spec_folder_of
+from elubench.store.layout import METRICS, SEQUENTIAL, SPEC_META, find_records, spec_folder_of
 from elubench.store.record import (
     RESULT_NUMBERS,
     SCALAR_FIELDS,
     RunRecord,
+    SequentialPlan,
     read_metrics,
     read_record,
+    read_sequential_plan,
     read_spec_meta,
 )
 
@@ -63,6 +65,7 @@ class RunTables:
     partial: list[str] = field(
         default_factory=list
     )  # damaged curves / spec.json left out (--skip-bad)
+    sequential: SequentialPlan | None = None  # the design of `run --until-decided`, if any
 
     @property
     def name(self) -> str:
@@ -173,18 +176,9 @@ def load_experiments(
     return out
 
 
-def _tables(root, records, folders, skipped, skip_bad: bool, detail: bool) -> RunTables:
-    """One spec's records as RunTables (refusing two versions of the spec mixed)."""
+def runs_frame(records: list[RunRecord]) -> pd.DataFrame:
+    """Records as the table of runs (RunTables.runs): one row each, RUN_COLUMNS."""
     import pandas as pd
-
-    hashes = sorted({r.spec_hash for r in records})
-    if len(hashes) > 1:
-        raise StoreError(
-            f"runs of {len(hashes)} versions of spec {records[0].spec_name!r} "
-            f"(hashes {', '.join(hashes)}) are mixed here",
-            where=str(root),
-            hint="keep one version's runs in this tree (elubench run refuses to mix them)",
-        )
 
     rows = []
     for r in records:
@@ -198,6 +192,23 @@ def _tables(root, records, folders, skipped, skip_bad: bool, detail: bool) -> Ru
     runs["batchnorm"] = runs["batchnorm"].astype(bool)
     for column in NUMERIC_COLUMNS:
         runs[column] = pd.to_numeric(runs[column], errors="coerce")
+    return runs
+
+
+def _tables(root, records, folders, skipped, skip_bad: bool, detail: bool) -> RunTables:
+    """One spec's records as RunTables (refusing two versions of the spec mixed)."""
+    import pandas as pd
+
+    hashes = sorted({r.spec_hash for r in records})
+    if len(hashes) > 1:
+        raise StoreError(
+            f"runs of {len(hashes)} versions of spec {records[0].spec_name!r} "
+            f"(hashes {', '.join(hashes)}) are mixed here",
+            where=str(root),
+            hint="keep one version's runs in this tree (elubench run refuses to mix them)",
+        )
+
+    runs = runs_frame(records)
 
     metric_rows, layer_rows, partial = [], [], []
     if detail:
@@ -235,4 +246,11 @@ def _tables(root, records, folders, skipped, skip_bad: bool, detail: bool) -> Ru
         partial.append("the spec's description left out: " + exc.render())
         meta = None
     resolved = meta.spec if meta is not None else None
-    return RunTables(runs, metrics, activations, resolved, skipped, spec_dir, partial)
+    try:
+        plan = read_sequential_plan(spec_dir / SEQUENTIAL)
+    except StoreError as exc:
+        if not skip_bad:
+            raise
+        partial.append("the sequential design left out: " + exc.render())
+        plan = None
+    return RunTables(runs, metrics, activations, resolved, skipped, spec_dir, partial, plan)

@@ -23,6 +23,7 @@ from elubench.core.errors import StoreError
 from elubench.core.files import finite
 from elubench.core.units import Task
 from elubench.spec.matrix import RunConfig
+from elubench.spec.schema import Alternative
 
 STATUSES = ("ok", "diverged", "failed")
 Status = Literal["ok", "diverged", "failed"]
@@ -342,4 +343,58 @@ def read_spec_meta(path: Path) -> SpecMeta | None:
             hint="restore it from a copy, or move the spec's folder away (a new "
             "`run` starts it again); `compare` and `report` go on without it "
             "with --skip-bad",
+        ) from None
+
+
+class SequentialPlan(BaseModel):
+    """sequential.json: the design `run --until-decided` fixed before its first round (the
+    family's alpha and side, the most seeds, the baseline, the seeds in the order it trains
+    them and the configurations it compares). Every later driver of the folder must use the
+    same design, and `compare` decides by it: a design changed halfway would void its error
+    rate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    design: Literal["group-sequential signed-rank"] = "group-sequential signed-rank"
+    alpha: float
+    alternative: Alternative
+    max_seeds: int
+    baseline: str
+    seeds: list[int]
+    configurations: list[str]
+
+    def differences(self, other: SequentialPlan) -> list[str]:
+        """What `other` changes of this design, as "field: stored -> asked" texts."""
+
+        def shown(value) -> str:
+            if isinstance(value, list) and len(value) > 6:
+                return f"[{', '.join(map(str, value[:3]))}, ... ({len(value)})]"
+            return str(value)
+
+        return [
+            f"{name}: {shown(getattr(self, name))} -> {shown(getattr(other, name))}"
+            for name in type(self).model_fields
+            if getattr(self, name) != getattr(other, name)
+        ]
+
+
+def read_sequential_plan(path: Path) -> SequentialPlan | None:
+    """A results folder's sequential.json, validated; None when there is none."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read sequential.json ({exc.strerror or exc})", where=str(path)
+        ) from None
+    try:
+        return SequentialPlan.model_validate_json(raw)
+    except ValueError as exc:
+        raise StoreError(
+            f"corrupt sequential.json ({_reason(exc)})",
+            where=str(path),
+            hint="restore it from a copy: it holds the sequential design the runs were "
+            "trained under; `compare` goes on without its decisions with --skip-bad",
         ) from None

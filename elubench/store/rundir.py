@@ -23,6 +23,7 @@ from elubench.store.layout import (
     METRICS,
     RECORD,
     RUNS,
+    SEQUENTIAL,
     SPEC_META,
     SPEC_YAML,
     SUPERSEDED,
@@ -33,9 +34,11 @@ from elubench.store.layout import (
 from elubench.store.record import (
     Claim,
     RunRecord,
+    SequentialPlan,
     read_claim,
     read_metrics,
     read_record,
+    read_sequential_plan,
     read_spec_meta,
 )
 
@@ -283,6 +286,28 @@ class ResultsDir:
             )
             write_bytes_atomic(self.path / SPEC_YAML, self.spec.to_yaml().encode())
 
+    def sequential_plan(self) -> SequentialPlan | None:
+        """The sequential design this folder's runs were trained under (None: none)."""
+        return read_sequential_plan(self.path / SEQUENTIAL)
+
+    def fix_sequential_plan(self, plan: SequentialPlan) -> None:
+        """Record the design before the first round; refuse (StoreError) a design that differs
+        from the one recorded: its decisions would not be the ones its error rate is for."""
+        stored = self.sequential_plan()
+        if stored is None:
+            write_json_atomic(self.path / SEQUENTIAL, plan.model_dump(mode="json"))
+            return
+        changed = stored.differences(plan)
+        if changed:
+            raise StoreError(
+                "holds runs of a sequential design that differs from this one ("
+                + "; ".join(changed)
+                + "): its decisions are valid for the design fixed at its start only",
+                where=str(self.path / SEQUENTIAL),
+                hint="run with the stored design's options, or train the new design into "
+                "another --results folder",
+            )
+
     def _superseded(self) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         target = self.path / SUPERSEDED / stamp
@@ -296,7 +321,7 @@ class ResultsDir:
         """Move every run and the old spec into superseded/<time>/ (a changed spec with --force)."""
         target = self._superseded()
         target.mkdir(parents=True)
-        for name in (RUNS, SPEC_META, SPEC_YAML):
+        for name in (RUNS, SPEC_META, SPEC_YAML, SEQUENTIAL):
             if (self.path / name).exists():
                 shutil.move(str(self.path / name), str(target / name))
         (self.path / RUNS).mkdir()

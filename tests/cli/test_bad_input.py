@@ -90,6 +90,32 @@ _LAUGHS = (
     + "\n"
 )
 
+def _sequential(t, s, **changes):
+    """A results folder whose sequential.json fixed another design for spec `s` (alpha 0.01);
+    `changes` edit the stored file's fields (a string: written as is)."""
+    from elubench.execution.sequential import sequential_plan
+    from elubench.spec.loader import load_spec
+    from elubench.spec.matrix import select
+
+    if not s.exists():  # the corpus's own check builds every case's arguments only
+        return t / "seq"
+    spec = load_spec(s, ["compare.until_decided=true"])
+    folder = t / "seq" / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spec.json").write_text(json.dumps({"spec_name": spec.name, "spec_hash": spec.hash}))
+    plan = sequential_plan(spec, select(spec)).model_dump(mode="json")
+    (folder / "sequential.json").write_text(json.dumps({**plan, "alpha": 0.01, **changes}))
+    return t / "seq"
+
+
+def _corrupt_design(t):
+    root = make_results(t / "design", {"relu": [60, 61], "elu": [50, 52]})
+    (root / "demo" / "sequential.json").write_text("{half")
+    return root
+
+
+_UNTIL = ["--until-decided", "--device", "cpu"]
+
 # fmt: off
 # (a table: one case a line or two reads better than the formatter's one value a line)
 CASES = {
@@ -220,6 +246,28 @@ CASES = {
     "report nothing to write": (lambda t, r, s: ["report", r, "--no-markdown"], "nothing to write"),
     "report unknown figure format": (lambda t, r, s: ["report", r, "--spec", "demo", "--figure-format",
                                                       "png,tiff"], "unknown figure format 'tiff'"),
+    # the sequential design (run --until-decided, issue 24)
+    "until-decided with --seeds": (lambda t, r, s: ["run", s, "--results", t / "r1", *_UNTIL, "--seeds", "3"],
+                                   "--seeds does not go with --until-decided"),
+    "until-decided with --shard": (lambda t, r, s: ["run", s, "--results", t / "r1", *_UNTIL, "--shard", "1/2"],
+                                   "--shard does not go with --until-decided"),
+    "until-decided with --force": (lambda t, r, s: ["run", s, "--results", t / "r1", *_UNTIL, "--force"],
+                                   "--force does not go with --until-decided"),
+    "until-decided too few seeds": (lambda t, r, s: ["run", s, "--results", t / "r1", *_UNTIL, "--max-seeds", "4"],
+                                    "with at most 4 seeds no outcome can decide any of the 2 activation"),
+    "until-decided zero seeds": (lambda t, r, s: ["run", s, "--results", t / "r1", *_UNTIL, "--max-seeds", "0"],
+                                 "--max-seeds"),
+    "until-decided nothing to compare": (lambda t, r, s: ["run", s, "--results", t / "r1", *_UNTIL, "-a", "relu",
+                                                          "--batchnorm", "off"], "nothing to compare"),
+    "until-decided short seed list": (lambda t, r, s: ["run", _spec_file(t, tiny_spec(compare={
+        "activations": ["elu", "relu"], "seeds": [3, 5, 7], "until_decided": True}))],
+        "until_decided trains up to max_seeds (20) seeds, but seeds lists 3"),
+    "until-decided another design": (lambda t, r, s: ["run", s, "--results", _sequential(t, s), *_UNTIL],
+                                     "differs from this one (alpha: 0.01 -> 0.05)"),
+    "until-decided bad effects": (lambda t, r, s: ["run", s, "--results", t / "r1", *_UNTIL, "--dry-run",
+                                                   "--effects", "0,big"], "cannot read effect sizes"),
+    "compare corrupt sequential.json": (lambda t, r, s: ["compare", _corrupt_design(t)],
+                                        "corrupt sequential.json"),
     # bench
     "bench unknown activation": (lambda t, r, s: ["bench", s, "-a", "relu,nope"], "unknown activation 'nope'"),
     "bench unknown device": (lambda t, r, s: ["bench", s, "--device", "tpu"], "unknown device"),

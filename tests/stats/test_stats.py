@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from elubench.core.errors import StatsError
-from elubench.stats.families import bn_interaction, friedman, paired_comparisons
+from elubench.stats.bn_families import bn_interaction
+from elubench.stats.families import friedman, paired_comparisons
 from elubench.stats.methods import methods_text
 from elubench.stats.paired import bh, holm, seeds_for_power, signed_rank
 from elubench.stats.scores import descriptives
