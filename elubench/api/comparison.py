@@ -89,6 +89,13 @@ class ExperimentComparison:
         return self.tables["paired"]
 
     @property
+    def sequential(self) -> pd.DataFrame | None:
+        """The sequential design's decisions (runs of `run --until-decided`; None otherwise):
+        one row per comparison, as `compare --format json` gives them. The paired tables are
+        then descriptive."""
+        return self.tables.get("sequential")
+
+    @property
     def omnibus(self) -> dict | None:
         """The Friedman test over the configurations (seeds as blocks), as the JSON gives it."""
         from elubench.reporting.render import friedman_json
@@ -147,6 +154,10 @@ class Comparison:
     @property
     def paired(self) -> pd.DataFrame:
         return self._only().paired
+
+    @property
+    def sequential(self) -> pd.DataFrame | None:
+        return self._only().sequential
 
     @property
     def omnibus(self) -> dict | None:

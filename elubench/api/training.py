@@ -200,6 +200,15 @@ class RunSummary:
         """Every record, as run.json holds it."""
         return [r.to_json() for outcome in self.outcomes for r in outcome.records]
 
+    @property
+    def decisions(self) -> pd.DataFrame | None:
+        """With `until_decided=True` (one spec): the sequential design's decisions when the run
+        ended, one row per comparison (as `compare(...).sequential`); else None."""
+        sequential = self.outcomes[0].sequential if len(self.outcomes) == 1 else None
+        if sequential is None or sequential.decisions is None:
+            return None
+        return sequential.decisions.table()
+
     def to_frame(self) -> pd.DataFrame:
         """One row per recorded run (the same columns as `elubench.load_results(...).runs`)."""
         import pandas as pd

@@ -306,7 +306,7 @@ def decisions_view(outcome, folder) -> Table:
             str(row["stopped"]),
             str(row["seeds_used"]),
             f"{row['p']:.3g}" if row["look"] else "–",
-            f"{row['threshold']:.3g}" if row["look"] else "–",
+            f"{row['threshold']:.3g}" if row["look"] and row["threshold"] > 0 else "–",
         )
     table.caption = (
         f"p: the exact sign-flip p of the look it stopped at (or its last), against the "

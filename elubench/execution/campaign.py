@@ -113,7 +113,7 @@ def prepare_campaign(
             if spec.compare.until_decided:
                 from elubench.execution.sequential import check_sequential
 
-                check_sequential(spec, configs, settings)
+                check_sequential(spec, configs, settings, folder=not dry_run)
         experiments.append(Experiment(path, spec, configs, runner))
     if several and not dry_run:
         for experiment in experiments:

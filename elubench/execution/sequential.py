@@ -248,10 +248,12 @@ def _records(folder: ResultsDir, pool: list[RunConfig]) -> list[RunRecord]:
     return [*state.done.values(), *state.failed.values()]
 
 
-def check_sequential(spec: Spec, pool: list[RunConfig], settings) -> SequentialPlan:
+def check_sequential(
+    spec: Spec, pool: list[RunConfig], settings, *, folder: bool = True
+) -> SequentialPlan:
     """Before anything trains: the design checked (sequential_plan), not with --force (it
-    would train again runs the design has decided on), and the same as the one the results
-    folder recorded, if any. Writes nothing."""
+    would train again runs the design has decided on), and (`folder`) the same as the one the
+    results folder recorded, if any. Writes nothing."""
     if settings.force:
         raise SpecError(
             "--force does not go with --until-decided: the sequential design decides on the "
@@ -260,9 +262,10 @@ def check_sequential(spec: Spec, pool: list[RunConfig], settings) -> SequentialP
             hint="train the design again into another --results folder",
         )
     plan = sequential_plan(spec, pool)
-    folder = ResultsDir(settings.results, spec)
-    folder.check()
-    stored = folder.sequential_plan()
-    if stored is not None and stored.differences(plan):
-        folder.fix_sequential_plan(plan)  # raises, naming what differs
+    if folder:
+        results = ResultsDir(settings.results, spec)
+        results.check()
+        stored = results.sequential_plan()
+        if stored is not None and stored.differences(plan):
+            results.fix_sequential_plan(plan)  # raises, naming what differs
     return plan

@@ -12,11 +12,8 @@ from elubench.activations.names import parse_activation
 from elubench.core.errors import ActivationError, StatsError
 from elubench.spec.schema import Compare, config_label, default_baseline
 from elubench.stats.experiments import Across, ExperimentResult, across_experiments
-from elubench.stats.sequential.decisions import OPEN
-from elubench.stats.sequential.plan import design_text, sequential_result
 from elubench.stats.summary import Comparison, compare
 from elubench.store.reader import RunTables, load_experiments, load_results
-from elubench.store.record import SequentialPlan
 
 
 @dataclass(frozen=True)
@@ -88,6 +85,7 @@ def analyze_tables(results: RunTables, options: CompareOptions = CompareOptions(
         reference=reference or None,
         rope=options.rope if options.rope is not None else stored.rope,
         target_shown=options.target,
+        sequential=results.sequential,
     )
     left_out = (
         (results.skipped, "corrupt record(s)", "run record(s) were corrupt and left out of every table."),
@@ -100,34 +98,9 @@ def analyze_tables(results: RunTables, options: CompareOptions = CompareOptions(
                 0, f"{len(texts)} {what} left out (--skip-bad): " + "; ".join(texts)
             )
             comparison.methods += f" {len(texts)} {said}"
-    if results.sequential is not None:
-        _sequential(comparison, runs, results.sequential)
-    elif missing:
+    if missing and results.sequential is None:  # the design leaves seeds out by design
         comparison.warnings.insert(0, missing)
     return Analysis(results, comparison)
-
-
-def _sequential(comparison: Comparison, runs, plan: SequentialPlan) -> None:
-    """A folder trained by the sequential design: its decisions beside the fixed-n tests, which
-    become descriptive, and the design in the methods paragraph."""
-    result = sequential_result(runs, plan)
-    comparison.sequential = result
-    if result.decisions is None:
-        comparison.warnings.insert(0, f"sequential design: no decisions yet ({result.note})")
-        return
-    open_ = [name for name, d in result.decisions.decisions.items() if d.state == OPEN]
-    if open_:
-        comparison.warnings.insert(
-            0,
-            f"sequential design: {len(open_)} comparison{'s' * (len(open_) > 1)} still open "
-            f"({', '.join(open_)}): run the same `elubench run --until-decided` to go on",
-        )
-    comparison.methods = (
-        design_text(plan, result.decisions)
-        + " The fixed-n tests reported beside the sequential decisions are descriptive: "
-        "computed on the seeds the design trained, they ignore its repeated looks. "
-        + comparison.methods
-    )
 
 
 def _test_options(settings: dict, name: str) -> Compare:

@@ -327,7 +327,8 @@ def _sequential_section(result: SequentialResult) -> Section:
             "z": [number(z, 2) if look else "–" for z, look in zip(raw["z"], raw["look"])],
             "p": [p_value(p) if look else "–" for p, look in zip(raw["p"], raw["look"])],
             "threshold": [
-                p_value(t) if look else "–" for t, look in zip(raw["threshold"], raw["look"])
+                p_value(t) if look and t > 0 else "–"  # 0: no p of that look could cross
+                for t, look in zip(raw["threshold"], raw["look"])
             ],
             "level": raw["level"].map(lambda v: f"{v:.3g}"),
         }

@@ -162,7 +162,10 @@ def methods_text(
 # --- warnings ---------------------------------------------------------------------------------
 
 
-def run_warnings(table: ScoreTable) -> list[str]:
+def run_warnings(table: ScoreTable, *, by_design: bool = False) -> list[str]:
+    """What a reader must know of the runs themselves. `by_design`: the sequential design
+    trained them, so a configuration with fewer seeds stopped by its decisions, and only
+    diverged or failed runs make a seed incomplete."""
     out = []
     bad = table.status.stack()
     bad = bad[bad.isin(["diverged", "failed"])]
@@ -182,10 +185,11 @@ def run_warnings(table: ScoreTable) -> list[str]:
                     f"({', '.join(f'{n} {impl}' for impl, n in impls.items())}); they agree "
                     "to about 1e-6 per value, but a run's numbers depend on which"
                 )
-    incomplete = table.status[~table.status.eq("ok").all(axis=1)]
+    lacking = ("diverged", "failed") if by_design else ("diverged", "failed", "missing")
+    incomplete = table.status[table.status.isin(lacking).any(axis=1)]
     if len(incomplete):
         shown = [
-            f"{seed} ({', '.join(f'{c} {s}' for c, s in row.items() if s != 'ok')})"
+            f"{seed} ({', '.join(f'{c} {s}' for c, s in row.items() if s in lacking)})"
             for seed, row in incomplete.head(10).iterrows()
         ]
         more = f" and {len(incomplete) - 10} more" if len(incomplete) > 10 else ""

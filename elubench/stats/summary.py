@@ -20,8 +20,10 @@ from elubench.stats.families import (
 )
 from elubench.stats.methods import condition_warnings, methods_text, reach_warnings, run_warnings
 from elubench.stats.scores import ScoreTable, descriptives_table, prepare
-from elubench.stats.sequential.plan import SequentialResult
+from elubench.stats.sequential.decisions import OPEN
+from elubench.stats.sequential.plan import SequentialResult, design_text, sequential_result
 from elubench.stats.verdicts import check_options
+from elubench.store.record import SequentialPlan
 
 # --- learning speed and cost ------------------------------------------------------------------
 
@@ -139,6 +141,7 @@ def compare(
     reference: dict[str, tuple[float, float]] | None = None,
     rope: float | None = None,
     target_shown: float | None = None,
+    sequential: SequentialPlan | None = None,
 ) -> Comparison:
     """Every statistic of one spec's runs, with warnings a reader must see.
 
@@ -146,14 +149,16 @@ def compare(
     default, relu when the runs have it), a configuration label (every configuration against
     it), or ignored with `all_pairs`. `rope` (percentage points) adds the Bayesian signed-rank
     test's probabilities. The learning-speed target is a score (`target`: a fraction, an MSE) or
-    a value as the tables show it (`target_shown`: % or MSE x 100, core.units)."""
+    a value as the tables show it (`target_shown`: % or MSE x 100, core.units). `sequential`:
+    the design the runs were trained under (run --until-decided): its decisions are the
+    verdicts, and the fixed-n tests descriptive."""
     check_options(alternative, alpha)
     table = prepare(runs)
     if target is None and target_shown is not None:
         target = target_shown / table.unit.scale
     baseline = baseline or default_baseline(list(dict.fromkeys(table.info["activation"])))
     paired = comparisons(table, baseline, all_pairs, alternative, alpha, q_values, rope)
-    warnings = run_warnings(table)
+    warnings = run_warnings(table, by_design=sequential is not None)
     if paired.not_compared:
         warnings.append(
             f"not compared: {', '.join(paired.not_compared)} (no {baseline} run at "
@@ -179,6 +184,11 @@ def compare(
     any_ok = bool(table.scores.notna().any().any())  # a matrix may hold no ok run yet
     speed = _speed(table, runs, metrics, target) if metrics is not None and any_ok else None
     names = pd.unique(runs["spec_name"]) if "spec_name" in runs else []
+    methods = methods_text(paired, desc, omnibus, bn, rope, table)
+    decided = None
+    if sequential is not None:
+        decided = sequential_result(runs, sequential)
+        methods, warnings = _sequential_notes(decided, methods, warnings)
     return Comparison(
         str(names[0]) if len(names) else None,
         baseline,
@@ -189,8 +199,34 @@ def compare(
         bn,
         speed,
         _cost(table, runs),
-        methods_text(paired, desc, omnibus, bn, rope, table),
+        methods,
         warnings,
         rope,
         table.unit,
+        decided,
     )
+
+
+def _sequential_notes(
+    result: SequentialResult, methods: str, warnings: list[str]
+) -> tuple[str, list[str]]:
+    """The methods paragraph and warnings of runs trained by the sequential design: the design
+    first, the fixed-n tests' own warnings marked descriptive, what is still open."""
+    warnings = [
+        f"(descriptive tests) {w}" if "cannot reach significance" in w else w for w in warnings
+    ]
+    if result.decisions is None:
+        return methods, [f"sequential design: no decisions yet ({result.note})", *warnings]
+    still = [name for name, d in result.decisions.decisions.items() if d.state == OPEN]
+    if still:
+        warnings.insert(
+            0,
+            f"sequential design: {len(still)} comparison{'s' * (len(still) > 1)} still open "
+            f"({', '.join(still)}): run the same `elubench run --until-decided` to go on",
+        )
+    methods = (
+        design_text(result.plan, result.decisions)
+        + " The fixed-n tests reported beside the sequential decisions are descriptive: "
+        "computed on the seeds the design trained, they ignore its repeated looks. " + methods
+    )
+    return methods, warnings

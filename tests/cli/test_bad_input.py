@@ -90,6 +90,7 @@ _LAUGHS = (
     + "\n"
 )
 
+
 def _sequential(t, s, **changes):
     """A results folder whose sequential.json fixed another design for spec `s` (alpha 0.01);
     `changes` edit the stored file's fields (a string: written as is)."""

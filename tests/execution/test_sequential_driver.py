@@ -165,22 +165,30 @@ def test_the_sequential_design_runs_and_resumes_to_the_same_decisions(cli, tmp_p
     assert code == 0 and "every comparison is decided or stopped" in " ".join(out.split())
 
 
+# every executor trains a round and returns; the driver decides between rounds (the default
+# executor above is the local one on a machine with 2 cores or more)
+EXECUTORS = {
+    "ray": ["--executor", "ray", "--ray-cpus", "2"],
+    "slurm-local": ["--executor", "slurm", "--slurm-cluster", "local"],
+}
+
+
 @pytest.mark.slow
-def test_local_workers_reach_the_serial_decisions(cli, tmp_path):
-    """The same design through two local worker processes: the same runs and decisions as the
-    serial executor (a run's numbers depend on its seed, not on who trains it)."""
+def test_every_executor_reaches_the_serial_decisions(cli, tmp_path):
+    """The same design through Ray and submitit's local cluster: the same runs
+    and decisions as the serial executor (a run's numbers depend on its seed, not on who
+    trains it; tests/execution/test_slurm.py does the same on a real Slurm)."""
     spec = _spec(tmp_path, activations=["elu", "relu"], max_seeds=6)
     found = {}
-    for executor in ("serial", "local"):
-        results = tmp_path / executor
-        extra = ["--parallel", "2"] if executor == "local" else []
-        code, out, err = cli(
-            "run", spec, "--results", results, "--device", "cpu", "--executor", executor, *extra
-        )
-        assert code == 0, out + err
+    for name, flags in {"serial": ["--executor", "serial"], **EXECUTORS}.items():
+        results = tmp_path / name
+        code, out, err = cli("run", spec, "--results", results, "--device", "cpu", *flags)
+        assert code == 0, (name, out + err)
         code, out, err = cli("compare", results, "--format", "json")
-        found[executor] = json.loads(out)["sequential"]["comparisons"]
-    assert found["serial"] == found["local"]
+        runs = sorted(path.parent.name for path in find_records(results))
+        found[name] = (json.loads(out)["sequential"]["comparisons"], runs)
+    for name in EXECUTORS:
+        assert found[name] == found["serial"], name
 
 
 def test_compare_before_the_first_look_is_done_says_so(cli, tmp_path):
@@ -208,3 +216,21 @@ def test_the_dry_run_forecasts_runs_and_power(cli, tmp_path):
     assert "at most 60 runs" in text
     assert "family-wise error at d_z 0" in text
     assert not (tmp_path / "r").exists()
+
+
+def test_the_python_api_runs_and_reports_the_design(tmp_path):
+    """`elubench.run(..., until_decided=True)` and `elubench.compare(...).sequential`: the same
+    decisions as the JSON."""
+    import elubench
+
+    spec = _spec(tmp_path, activations=["elu", "relu"], max_seeds=6)
+    summary = elubench.run(
+        spec, results=tmp_path / "r", until_decided=True, device="cpu", progress=False
+    )
+    assert summary.exit_code == 0 and summary.decisions is not None
+    comparison = elubench.compare(tmp_path / "r")
+    table = comparison.sequential
+    assert list(table["comparison"]) == ["elu vs relu"]
+    assert table.equals(summary.decisions)
+    payload = json.loads(comparison.to_json())["sequential"]["comparisons"]
+    assert [row["decision"] for row in payload] == list(table["decision"])

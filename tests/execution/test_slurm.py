@@ -264,3 +264,27 @@ def test_squeue_says_when_a_job_is_over_after_the_grace_time(fake_slurm):
     fake_slurm("squeue", stdout="12_0|RUNNING\n")
     watch.refresh()
     assert watch.ended("12_0") is None
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_the_sequential_design_trains_its_rounds_as_job_arrays(slurm, tmp_path):
+    """`run --until-decided` on a real Slurm (issue 24): each round a job array, decided between
+    rounds; the same runs and decisions as the serial executor."""
+    spec = tmp_path / "spec.yaml"
+    body = {**SPEC, "compare": {**SPEC["compare"], "until_decided": True, "max_seeds": 6}}
+    spec.write_text(yaml.safe_dump(body, sort_keys=False))
+    found = {}
+    for name, flags in (("serial", []), ("slurm", ["--slurm-time", "10"])):
+        done = _elubench(
+            "run", spec, "--results", tmp_path / name, "--device", "cpu", "--executor", name,
+            *flags, timeout=900,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "sequential round 1" in done.stdout
+        compared = _elubench("compare", tmp_path / name, "--format", "json")
+        found[name] = (
+            json.loads(compared.stdout)["sequential"]["comparisons"],
+            _runs(tmp_path / name).keys(),
+        )
+    assert found["slurm"] == found["serial"]
