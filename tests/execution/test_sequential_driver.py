@@ -123,7 +123,8 @@ def test_decisions_depend_on_the_records_not_their_order(tmp_path):
 
 
 def test_the_sequential_design_runs_and_resumes_to_the_same_decisions(cli, tmp_path):
-    """The driver end to end (serial executor, 12 runs at most): every run it asked for is
+    """The driver end to end (the default executor: 2 local workers here; 12 runs at most):
+    every run it asked for is
     recorded, it trains no seed past what its decisions need, `compare` reports its
     decisions; rounds lost to a kill are trained again and reach the same decisions."""
     spec = _spec(tmp_path, activations=["elu", "relu"], max_seeds=6)
@@ -167,15 +168,12 @@ def test_the_sequential_design_runs_and_resumes_to_the_same_decisions(cli, tmp_p
 
 # every executor trains a round and returns; the driver decides between rounds (the default
 # executor above is the local one on a machine with 2 cores or more)
-EXECUTORS = {
-    "ray": ["--executor", "ray", "--ray-cpus", "2"],
-    "slurm-local": ["--executor", "slurm", "--slurm-cluster", "local"],
-}
+EXECUTORS = {"ray": ["--executor", "ray", "--ray-cpus", "2"]}
 
 
 @pytest.mark.slow
-def test_every_executor_reaches_the_serial_decisions(cli, tmp_path):
-    """The same design through Ray and submitit's local cluster: the same runs
+def test_ray_reaches_the_serial_decisions(cli, tmp_path):
+    """The same design through Ray: the same runs
     and decisions as the serial executor (a run's numbers depend on its seed, not on who
     trains it; tests/execution/test_slurm.py does the same on a real Slurm)."""
     spec = _spec(tmp_path, activations=["elu", "relu"], max_seeds=6)
