@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from elubench.activations.names import parse_activation
-from elubench.core.errors import ActivationError, Interrupted, SpecError, StatsError
+from elubench.core.errors import ActivationError, Interrupted, SpecError
 from elubench.execution.peers import wait_for_peers
 from elubench.execution.state import Tally, matrix_state
 from elubench.spec.matrix import RunConfig
@@ -143,12 +143,10 @@ def next_runs(plan: SequentialPlan, pool: list[RunConfig], records: list[RunReco
     """The runs the design needs next, from the records so far (any order)."""
     recorded = {(r.config, r.seed) for r in records}
     by_key = {(cfg.config, cfg.seed): cfg for cfg in pool}
+    have = {r.config for r in records if r.seed in plan.seeds}
     decisions = None
-    if records:
-        try:
-            decisions = plan_decisions(runs_frame(records), plan)
-        except StatsError:  # a configuration has no run yet: the first round is not done
-            decisions = None
+    if set(plan.configurations) <= have:  # else the first round is not done yet
+        decisions = plan_decisions(runs_frame(records), plan)
     if decisions is None:
         first = SequentialDesign.default(plan.alpha, plan.max_seeds, plan.alternative).looks[0]
         wanted = [

@@ -27,7 +27,7 @@ from elubench.spec.train_section import StepLR
 from elubench.store.layout import SPEC_META
 
 
-def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
+def _spec_summary(spec_dict: dict | None, runs=None, sequential=None) -> list[str]:
     """Markdown lines describing the experiment, from the resolved spec stored with the runs;
     the matrix is the one the recorded `runs` hold (a `run` may have trained a selection of the
     spec's, e.g. `--seeds 3`), with the spec's extent beside it where they differ."""
@@ -86,14 +86,16 @@ def _spec_summary(spec_dict: dict | None, runs=None) -> list[str]:
         f"- **Training**: SGD, batch {train.batch_size}, momentum {train.optimizer.momentum:g}, weight decay "
         f"{train.optimizer.weight_decay:g} (none on BN parameters or PReLU slopes), learning rate {schedule}, "
         f"{length}, {train.precision}",
-        _matrix_line(spec, runs),
+        _matrix_line(spec, runs, sequential),
     ]
     if spec.reference.test_error:
         lines.append(f"- **Reference** numbers: {spec.reference.note or 'from the spec'}")
     return lines
 
 
-def _matrix_line(spec, runs) -> str:
+def _matrix_line(spec, runs, sequential=None) -> str:
+    """The matrix the runs hold; `sequential` (store.record.SequentialPlan): the design that
+    trained them, whose extent is its most seeds, not the spec's fixed count."""
     compare = spec.compare
     activations, batchnorm, inits = compare.activations, compare.batchnorm, compare.init_list()
     seeds = len(compare.seed_list())
@@ -114,6 +116,11 @@ def _matrix_line(spec, runs) -> str:
         seeds = runs["seed"].nunique()
     spec_seeds = len(compare.seed_list())
     extent = "" if seeds == spec_seeds else f" (of the spec's {spec_seeds})"
+    if sequential is not None:
+        extent = (
+            f" at most, trained in rounds by the sequential design (up to "
+            f"{sequential.max_seeds}; each comparison's seeds are in its table)"
+        )
     return (
         f"- **Matrix**: activations {', '.join(activations)} × batch norm "
         f"{', '.join('on' if b else 'off' for b in batchnorm)} × init {', '.join(inits)} × "
@@ -181,7 +188,7 @@ def _experiment(
         "",
         f"{h} The experiment",
         "",
-        *_spec_summary(results.spec, runs),
+        *_spec_summary(results.spec, runs, results.sequential),
         "",
         f"{h} Results",
         "",

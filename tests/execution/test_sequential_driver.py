@@ -165,6 +165,14 @@ def test_the_sequential_design_runs_and_resumes_to_the_same_decisions(cli, tmp_p
     code, out, err = cli(*args)
     assert code == 0 and "every comparison is decided or stopped" in " ".join(out.split())
 
+    # the report: the design's table first, the fixed-n tests labelled descriptive
+    code, out, err = cli("report", results, "--figure-format", "png")
+    assert code == 0, err
+    report = (folder / "REPORT.md").read_text()
+    assert "### Sequential decisions (the design's verdicts)" in report
+    assert "(descriptive)" in report and "trained in rounds by the sequential design" in report
+    assert report.index("Sequential decisions") < report.index("Activation comparisons")
+
 
 # every executor trains a round and returns; the driver decides between rounds (the default
 # executor above is the local one on a machine with 2 cores or more)
