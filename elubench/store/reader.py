@@ -238,19 +238,19 @@ def _tables(root, records, folders, skipped, skip_bad: bool, detail: bool) -> Ru
         layer_rows, columns=[*CONFIG_COLUMNS, "iteration", "layer", "mean", "median"]
     )
     spec_dir = spec_folder_of(folders[0])
-    try:  # a tree without spec.json (records copied alone) still compares
-        meta = read_spec_meta(spec_dir / SPEC_META)
-    except StoreError as exc:
-        if not skip_bad:
-            raise
-        partial.append("the spec's description left out: " + exc.render())
-        meta = None
+
+    def optional(read, name: str, what: str):
+        """A file of the spec's folder; a tree without it (records copied alone) still
+        compares, and a damaged one is left out with --skip-bad."""
+        try:
+            return read(spec_dir / name)
+        except StoreError as exc:
+            if not skip_bad:
+                raise
+            partial.append(f"{what} left out: " + exc.render())
+            return None
+
+    meta = optional(read_spec_meta, SPEC_META, "the spec's description")
+    plan = optional(read_sequential_plan, SEQUENTIAL, "the sequential design")
     resolved = meta.spec if meta is not None else None
-    try:
-        plan = read_sequential_plan(spec_dir / SEQUENTIAL)
-    except StoreError as exc:
-        if not skip_bad:
-            raise
-        partial.append("the sequential design left out: " + exc.render())
-        plan = None
     return RunTables(runs, metrics, activations, resolved, skipped, spec_dir, partial, plan)

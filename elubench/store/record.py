@@ -325,6 +325,17 @@ class SpecMeta(BaseModel):
 
 def read_spec_meta(path: Path) -> SpecMeta | None:
     """A results folder's spec.json, validated; None when there is none."""
+    return _read_file(
+        path,
+        SpecMeta,
+        "restore it from a copy, or move the spec's folder away (a new `run` starts it again); "
+        "`compare` and `report` go on without it with --skip-bad",
+    )
+
+
+def _read_file(path: Path, model: type[Any], hint: str) -> Any:
+    """A results folder's JSON file read and validated as `model`; None when there is none,
+    StoreError naming the file when it cannot be read or is damaged (`hint`: how to recover)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -332,17 +343,13 @@ def read_spec_meta(path: Path) -> SpecMeta | None:
         return None
     except OSError as exc:
         raise StoreError(
-            f"cannot read spec.json ({exc.strerror or exc})", where=str(path)
+            f"cannot read {path.name} ({exc.strerror or exc})", where=str(path)
         ) from None
     try:
-        return SpecMeta.model_validate_json(raw)
+        return model.model_validate_json(raw)
     except ValueError as exc:
         raise StoreError(
-            f"corrupt spec.json ({_reason(exc)})",
-            where=str(path),
-            hint="restore it from a copy, or move the spec's folder away (a new "
-            "`run` starts it again); `compare` and `report` go on without it "
-            "with --skip-bad",
+            f"corrupt {path.name} ({_reason(exc)})", where=str(path), hint=hint
         ) from None
 
 
@@ -380,21 +387,9 @@ class SequentialPlan(BaseModel):
 
 def read_sequential_plan(path: Path) -> SequentialPlan | None:
     """A results folder's sequential.json, validated; None when there is none."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        raise StoreError(
-            f"cannot read sequential.json ({exc.strerror or exc})", where=str(path)
-        ) from None
-    try:
-        return SequentialPlan.model_validate_json(raw)
-    except ValueError as exc:
-        raise StoreError(
-            f"corrupt sequential.json ({_reason(exc)})",
-            where=str(path),
-            hint="restore it from a copy: it holds the sequential design the runs were "
-            "trained under; `compare` goes on without its decisions with --skip-bad",
-        ) from None
+    return _read_file(
+        path,
+        SequentialPlan,
+        "restore it from a copy: it holds the sequential design the runs were trained under; "
+        "`compare` goes on without its decisions with --skip-bad",
+    )
