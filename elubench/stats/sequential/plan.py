@@ -203,8 +203,9 @@ def design_text(plan: SequentialPlan, decisions: MatrixDecisions) -> str:
         f"rank scores, alpha spent as alpha * t^{design.spending_exponent:g} of the seeds seen "
         f"(Kim & DeMets 1987), with non-binding futility stops; each family Holm-corrected at "
         f"alpha {plan.alpha:g}, the activation comparisons {plan.alternative} against "
-        f"{plan.baseline}{bn}. Family-wise error under this design, "
-        f"proven by simulation, is in docs/statistics.md. Comparisons: {counted}."
+        f"{plan.baseline}{bn}. The family-wise error is at most alpha by construction (exact "
+        f"conditional boundaries, closed testing), checked by simulation (elubench's "
+        f"docs/statistics.md). Comparisons: {counted}."
     )
 
 
