@@ -91,12 +91,8 @@ def pairing(step: Step) -> None:
     n, seeds = size["pairing_iterations"], size["seeds"]
     spec, data = quickstart(step, iterations=n, eval_every=n // 2)
     results = step.work / "results"
-    step.elubench(
-        "run",
+    step.train(
         spec,
-        "--device",
-        step.device,
-        "--results",
         results,
         "--seeds",
         seeds,
@@ -253,13 +249,8 @@ def precision(step: Step) -> None:
     summary = {}
     for chosen in ("fp32", "bf16"):
         results = step.work / chosen
-        step.elubench(
-            "run",
-            spec,
-            deep,
-            "--device",
-            step.device,
-            "--results",
+        step.train(
+            [spec, deep],
             results,
             "--precision",
             chosen,

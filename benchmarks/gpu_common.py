@@ -124,6 +124,14 @@ class Step:
     def failed_checks(self) -> list[str]:
         return [name for name, c in self.result["checks"].items() if not c["ok"]]
 
+    def train(self, specs, results, *options, check: bool = True) -> subprocess.CompletedProcess:
+        """`elubench run SPECS --device DEVICE --results RESULTS OPTIONS` (`specs`: one spec's
+        path or several), through `elubench` below."""
+        specs = specs if isinstance(specs, (list, tuple)) else [specs]
+        return self.elubench(
+            "run", *specs, "--device", self.device, "--results", results, *options, check=check
+        )
+
     def elubench(self, *args, check: bool = True) -> subprocess.CompletedProcess:
         """`elubench ARGS` as a user runs it (`python -m elubench`), from the step's folder;
         its output goes to the step's log, its command and wall seconds to the result."""

@@ -171,12 +171,8 @@ def parallel(step: Step) -> None:
     for k in size["parallel"]:
         results = step.work / f"parallel-{k}"
         start = time.perf_counter()
-        proc = step.elubench(
-            "run",
+        proc = step.train(
             spec,
-            "--device",
-            step.device,
-            "--results",
             results,
             "--parallel",
             k,
@@ -226,12 +222,8 @@ def deterministic(step: Step) -> None:
     for label, extra in (("default", []), ("deterministic", ["--deterministic"])):
         results = step.work / label
         start = time.perf_counter()
-        step.elubench(
-            "run",
+        step.train(
             spec,
-            "--device",
-            step.device,
-            "--results",
             results,
             "-a",
             "relu",
